@@ -1,0 +1,5 @@
+"""`python -m initbench` runs the CLI."""
+
+from initbench.cli import main
+
+main()
