@@ -1,0 +1,224 @@
+"""Run a comparison end to end: data, cached cells, compiled training, results on disk.
+
+This is the library behind `initbench run` and `initbench compare`; the CLI only parses
+options into a `Spec` and renders what this returns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from initbench import results, stats
+from initbench.errors import InitbenchError
+from initbench.spec import Spec
+
+CHECKPOINT_EVERY_S = 20.0
+MAX_CELLS_PER_CHUNK = 128  # bounds device memory; bigger grids train chunk after chunk
+
+
+class Reporter(Protocol):
+    """Where progress goes (a rich progress bar in the CLI, nothing in tests)."""
+
+    def notice(self, text: str) -> None: ...
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, amount: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    """A Reporter that reports nothing."""
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+def load_data(spec: Spec):
+    """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back."""
+    from initbench import data as data_lib
+
+    if spec.dataset is None:
+        return data_lib.load_default()
+    return data_lib.load(spec.dataset), None
+
+
+def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
+                   use_cache: bool = True, command: list[str] | None = None,
+                   baseline: str | None = None, target: float | None = None,
+                   max_cells_per_chunk: int = MAX_CELLS_PER_CHUNK) -> results.RunResult:
+    """Train every (init, seed) cell of `spec` not already cached and write `out`.
+
+    Returns the whole grid; cells cached under the same training setting are reused.
+    """
+    from initbench import summary
+
+    reporter = reporter or SilentReporter()
+    if baseline is not None and baseline not in spec.inits:
+        raise InitbenchError(
+            f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
+        )
+    results.check_writable(out)
+    started = time.perf_counter()
+    dataset, notice = load_data(spec)
+    if notice:
+        reporter.notice(notice)
+    requested = spec.dataset
+    spec = spec.replace(dataset=dataset.name)
+    if spec.batch_size > len(dataset.x_train):
+        raise InitbenchError(
+            f"--batch-size {spec.batch_size} is larger than the training set of "
+            f"{dataset.name} ({len(dataset.x_train)} examples)."
+        )
+    metrics, layer_metrics, trained = train_grid(spec, dataset, reporter, use_cache,
+                                                 max_cells_per_chunk)
+    meta = {
+        "command": command or sys.argv,
+        "dataset_requested": requested or "default (mnist, else mnist-5k)",
+        "dataset_notice": notice,
+        "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
+        "cells_trained": trained, "cells_cached": len(spec.inits) * len(spec.seeds) - trained,
+        "seconds": round(time.perf_counter() - started, 3),
+        "baseline": baseline or spec.inits[0], "target": target,
+        **environment(),
+    }
+    result = results.RunResult(spec, metrics, meta, layer_metrics)
+    rows = summary.summarize_run(result, baseline, target)
+    results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
+    return result
+
+
+def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
+               max_cells_per_chunk: int):
+    """Metrics [init, seed, epoch] of every cell (cached or trained) and the count trained."""
+    from initbench import initializers
+
+    cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
+    found: dict[tuple[str, int], dict] = {}
+    if use_cache:
+        for init, seed in cells:
+            cached = results.load_cell(spec, initializers.canonical(init), seed)
+            if cached is not None:
+                found[(init, seed)] = cached[0]
+    missing = [cell for cell in cells if cell not in found]
+    if missing:
+        reporter.start(len(missing) * spec.epochs, f"training {len(missing)} cells")
+        try:
+            for start in range(0, len(missing), max_cells_per_chunk):
+                chunk = missing[start:start + max_cells_per_chunk]
+                for cell, arrays in zip(chunk, train_chunk(spec, dataset, chunk, reporter)):
+                    found[cell] = arrays
+                    results.save_cell(spec, initializers.canonical(cell[0]), cell[1], arrays,
+                                      {"init": cell[0], "seed": cell[1]})
+        finally:
+            reporter.stop()
+    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
+    metrics = {name: np.empty(shape) for name in results.METRICS}
+    layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
+    layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
+                     for k in layer_names}
+    for (init, seed), arrays in found.items():
+        i, s = spec.inits.index(init), spec.seeds.index(seed)
+        for name in results.METRICS:
+            metrics[name][i, s] = arrays[name]
+        for k in layer_names:
+            layer_metrics[k[len("layer_"):]][i, s] = arrays[k]
+    first = stats.first_diverged_epoch(*(metrics[m] for m in results.METRICS))
+    metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
+    return metrics, layer_metrics, len(missing)
+
+
+def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Reporter):
+    """Train `cells` together in one compiled program; one dict of [epoch] arrays per cell.
+
+    The state is checkpointed every CHECKPOINT_EVERY_S seconds, so an interrupted chunk
+    resumes from its last checkpoint instead of epoch 0.
+    """
+    import jax
+
+    from initbench import sharding, train
+
+    mesh = sharding.cell_mesh()
+    padded = sharding.pad_cells(cells, mesh)
+    fns = train.make_train(spec, dataset, mesh)
+    state = fns.init_fn(padded)
+    cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
+    ckpt_path = results.checkpoint_path(spec, cells_key)
+    checkpoint = results.load_checkpoint(ckpt_path)
+    if checkpoint is not None:
+        leaves, done, history = checkpoint
+        treedef = jax.tree.structure(state)
+        state = jax.tree.unflatten(treedef, [
+            jax.device_put(leaf, old.sharding) for leaf, old in zip(leaves, jax.tree.leaves(state))
+        ])
+        history = {k: list(v) for k, v in history.items()}
+        reporter.notice(f"resuming {len(cells)} cells from epoch {done} (checkpoint)")
+        reporter.advance(done * len(cells))
+    else:
+        done = 0
+        history = {k: [np.asarray(v)] for k, v in fns.eval_fn(state).items()}
+    last_save = time.monotonic()
+    for epoch in range(done + 1, spec.epochs + 1):
+        state, metrics = fns.epoch_fn(state, epoch)
+        for k, v in metrics.items():
+            history[k].append(np.asarray(v))
+        reporter.advance(len(cells))
+        if time.monotonic() - last_save > CHECKPOINT_EVERY_S and epoch < spec.epochs:
+            leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
+            results.save_checkpoint(ckpt_path, leaves, epoch,
+                                    {k: np.stack(v) for k, v in history.items()})
+            last_save = time.monotonic()
+    stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
+    out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
+    ckpt_path.unlink(missing_ok=True)
+    return out
+
+
+def environment() -> dict:
+    """Versions, device and git revision, recorded with every result."""
+    import importlib.metadata as md
+
+    import jax
+
+    versions = {}
+    for package in ("initbench", "jax", "jaxlib", "flax", "optax", "numpy", "scipy"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            versions[package] = None
+    devices = jax.devices()
+    return {
+        "versions": versions,
+        "python": platform.python_version(),
+        "device": {"platform": devices[0].platform, "kind": devices[0].device_kind,
+                   "count": len(devices), "processes": jax.process_count()},
+        "machine": {"system": platform.system(), "machine": platform.machine(),
+                    "processor": platform.processor() or None},
+        "git_revision": git_revision(),
+    }
+
+
+def git_revision() -> str | None:
+    """The current git commit of the working tree, or None outside a repository."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None

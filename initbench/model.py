@@ -1,0 +1,96 @@
+"""The MLP (flax.linen) and per-cell parameter initialization."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from initbench import initializers
+from initbench.spec import Spec, kernel_params
+
+# Separate random streams per seed, so the data order never depends on the initializer.
+INIT_STREAM, DATA_STREAM = 1, 2
+
+
+def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
+    """The jax.nn activation for a validated name ('linear' is the identity)."""
+    if name == "linear":
+        return lambda x: x
+    return getattr(jax.nn, name)
+
+
+class MLP(nn.Module):
+    """Dense layers with `activation` between them; returns logits.
+
+    Each hidden pre-activation is exposed to flax's `perturb` (for d loss / d pre-activation)
+    and `sow`n as `intermediates/preact_i` (for the probe); both are no-ops in plain training.
+    """
+
+    hidden: Sequence[int]
+    num_classes: int
+    activation: str = "relu"
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init_fn: Callable[[int], Callable] = lambda fan_in: nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = activation_fn(self.activation)
+        for i, width in enumerate(self.hidden):
+            dense = nn.Dense(
+                width, kernel_init=self.kernel_init, bias_init=self.bias_init_fn(x.shape[-1]),
+                name=f"dense_{i}",
+            )
+            h = self.perturb(f"preact_{i}", dense(x))
+            self.sow("intermediates", f"preact_{i}", h)
+            x = act(h)
+        out = nn.Dense(
+            self.num_classes, kernel_init=self.kernel_init,
+            bias_init=self.bias_init_fn(x.shape[-1]), name=f"dense_{len(self.hidden)}",
+        )
+        return out(x)
+
+
+def make_model(spec: Spec, num_classes: int, init_name: str = "zeros") -> MLP:
+    """The spec's MLP whose kernels are drawn by initializer `init_name`."""
+    bias_name = spec.bias_init
+
+    def bias_init_fn(fan_in: int) -> Callable:
+        return initializers.get_bias(bias_name, fan_in)
+
+    return MLP(
+        hidden=tuple(spec.hidden),
+        num_classes=num_classes,
+        activation=spec.activation,
+        kernel_init=initializers.get(init_name, **kernel_params(spec, init_name)),
+        bias_init_fn=bias_init_fn,
+    )
+
+
+def init_key(init_name: str, seed: int) -> jax.Array:
+    """The key of cell (initializer, seed); aliases share it, other cells never do."""
+    name_id = zlib.crc32(initializers.canonical(init_name).encode()) & 0x7FFFFFFF
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), INIT_STREAM), name_id)
+
+
+def data_key(seed: int) -> jax.Array:
+    """The minibatch-order key of a seed: shared by every initializer (the paired design)."""
+    return jax.random.fold_in(jax.random.key(seed), DATA_STREAM)
+
+
+def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: int,
+                num_classes: int):
+    """Parameters of one initializer for each seed, stacked on a leading [seed] axis."""
+    model = make_model(spec, num_classes, init_name)
+    keys = jnp.stack([init_key(init_name, s) for s in seeds])
+    dummy = jnp.zeros((1, num_features), jnp.float32)
+    init_fn = jax.jit(jax.vmap(lambda k: model.init(k, dummy)["params"]))
+    return init_fn(keys)
+
+
+def layer_names(spec: Spec) -> list[str]:
+    """Dense layer names in order, input to output."""
+    return [f"dense_{i}" for i in range(len(spec.hidden) + 1)]

@@ -1,0 +1,181 @@
+"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from dataclasses import dataclass, field
+
+from initbench.errors import InitbenchError, unknown_name
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop", "nadam", "adagrad")
+ACTIVATIONS = (
+    "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
+)
+FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
+# Settings that change a cell's numbers; everything else (seeds, inits, labels) only picks cells.
+_TRAINING_FIELDS = (
+    "dataset", "epochs", "batch_size", "lr", "optimizer", "hidden", "activation",
+    "bias_init", "gain", "mode", "lsuv_tol", "lsuv_max_iter", "track_layers",
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """Every setting of one comparison. `dataset=None` means "mnist, else embedded mnist-5k"."""
+
+    inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    dataset: str | None = None
+    epochs: int = 30
+    batch_size: int = 100
+    lr: float = 0.01
+    optimizer: str = "adam"
+    hidden: tuple[int, ...] = (256, 256)
+    activation: str = "relu"
+    bias_init: str = "zeros"
+    gain: float | None = None
+    mode: str | None = None
+    lsuv_tol: float = 0.02
+    lsuv_max_iter: int = 20
+    track_layers: bool = False
+    extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        validate(self)
+
+    @property
+    def init_params(self) -> dict:
+        """Keyword parameters passed to every kernel initializer that accepts them."""
+        params = {}
+        if self.gain is not None:
+            params["gain"] = self.gain
+        if self.mode is not None:
+            params["mode"] = self.mode
+        return params
+
+    def replace(self, **changes) -> Spec:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-ready settings (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        out.pop("extra")
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Spec:
+        """Inverse of `to_dict`; unknown keys are ignored so older spec.json files still load."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
+        return cls(**kwargs)
+
+    def training_key(self) -> str:
+        """Content hash of the settings that determine a cell's numbers (not which cells)."""
+        settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}
+        blob = json.dumps(settings, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def validate(spec: Spec) -> None:
+    """Raise InitbenchError naming the first bad setting."""
+    from initbench import initializers
+
+    if not spec.inits:
+        raise InitbenchError("no initializers given.")
+    canon = [initializers.canonical(name) for name in spec.inits]
+    dupes = sorted({n for n in spec.inits if canon.count(initializers.canonical(n)) > 1})
+    if dupes:
+        raise InitbenchError(f"initializers listed twice (aliases count): {', '.join(dupes)}.")
+    if spec.bias_init not in initializers.BIAS_NAMES:
+        raise unknown_name("bias initializer", spec.bias_init, initializers.BIAS_NAMES)
+    if not spec.seeds:
+        raise InitbenchError("no seeds given.")
+    if any(not isinstance(s, int) or s < 0 for s in spec.seeds):
+        raise InitbenchError(f"seeds must be non-negative integers, got {list(spec.seeds)}.")
+    if len(set(spec.seeds)) != len(spec.seeds):
+        raise InitbenchError(f"seeds listed twice: {list(spec.seeds)}.")
+    _check_positive_int("epochs", spec.epochs)
+    _check_positive_int("batch-size", spec.batch_size)
+    _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter)
+    if not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr) or spec.lr <= 0:
+        raise InitbenchError(f"--lr must be a positive number, got {spec.lr}.")
+    if not 0 < spec.lsuv_tol < 1:
+        raise InitbenchError(f"--lsuv-tol must be in (0, 1), got {spec.lsuv_tol}.")
+    if spec.gain is not None and (not math.isfinite(spec.gain) or spec.gain <= 0):
+        raise InitbenchError(f"--gain must be a positive number, got {spec.gain}.")
+    if spec.mode is not None and spec.mode not in FAN_MODES:
+        raise unknown_name("fan mode", spec.mode, FAN_MODES)
+    if spec.optimizer not in OPTIMIZERS:
+        raise unknown_name("optimizer", spec.optimizer, OPTIMIZERS)
+    if spec.activation not in ACTIVATIONS:
+        raise unknown_name("activation", spec.activation, ACTIVATIONS)
+    if not spec.hidden or any(not isinstance(w, int) or w < 1 for w in spec.hidden):
+        raise InitbenchError(f"hidden widths must be positive integers, got {list(spec.hidden)}.")
+    for name in spec.inits:
+        initializers.get(name, **_accepted(name, spec.init_params))
+
+
+def _accepted(name: str, params: dict) -> dict:
+    """The subset of `params` that initializer `name` takes (gain/mode apply where they make sense)."""
+    from initbench import initializers
+
+    return {k: v for k, v in params.items() if k in initializers.params(name)}
+
+
+def kernel_params(spec: Spec, name: str) -> dict:
+    """Initializer parameters from the spec that apply to initializer `name`."""
+    return _accepted(name, spec.init_params)
+
+
+def _check_positive_int(option: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InitbenchError(f"--{option} must be a positive integer, got {value}.")
+
+
+def parse_list(text: str, option: str) -> tuple[str, ...]:
+    """'a,b, c' -> ('a', 'b', 'c'); empty items are an error."""
+    items = tuple(item.strip() for item in text.split(","))
+    if not text.strip() or any(not item for item in items):
+        raise InitbenchError(f"--{option}: malformed list '{text}' (expected comma-separated names).")
+    return items
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """'5' -> seeds 0..4; '0,5,7' -> those seeds; '3-6' -> 3,4,5,6."""
+    text = text.strip()
+    if re.fullmatch(r"\d+", text):
+        count = int(text)
+        if count < 1:
+            raise InitbenchError("--seeds must be at least 1.")
+        return tuple(range(count))
+    if re.fullmatch(r"\d+-\d+", text):
+        lo, hi = (int(x) for x in text.split("-"))
+        if hi < lo:
+            raise InitbenchError(f"--seeds: empty range '{text}'.")
+        return tuple(range(lo, hi + 1))
+    items = parse_list(text, "seeds")
+    if not all(re.fullmatch(r"\d+", item) for item in items):
+        raise InitbenchError(
+            f"--seeds: '{text}' is not a count (5), a list of integers (0,5,7) or a range (3-6)."
+        )
+    return tuple(int(item) for item in items)
+
+
+def parse_hidden(text: str) -> tuple[int, ...]:
+    """'256,256' -> (256, 256); '256x4' -> four layers of 256; '512,256x3' mixes both."""
+    widths: list[int] = []
+    for item in parse_list(text, "hidden"):
+        match = re.fullmatch(r"(-?\d+)(?:x(\d+))?", item)
+        if not match:
+            raise InitbenchError(f"--hidden: '{item}' is not a width (256) or WIDTHxDEPTH (256x4).")
+        width, depth = int(match[1]), int(match[2] or 1)
+        if width < 1 or depth < 1:
+            raise InitbenchError(f"--hidden: widths and depths must be positive, got '{item}'.")
+        widths.extend([width] * depth)
+    return tuple(widths)
