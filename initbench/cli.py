@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from initbench.commands import bench, probe, report
+from initbench.console import stderr, stdout
 from initbench.errors import InitbenchError
-
-# Piped output (files, CI logs) gets a wide table instead of rich's 80-column default.
-stdout = Console(width=None if sys.stdout.isatty() else 200)
-stderr = Console(stderr=True, soft_wrap=True)
-
 
 try:  # typer >= 0.20 vendors click; older typer raises click's own exceptions
     from typer import TyperException as _CliError
@@ -238,6 +234,10 @@ def data_import(
     where = data.import_idx(directory)
     stdout.print(f"imported MNIST from {directory} into {where}; `--dataset mnist` now works "
                  "offline.")
+
+
+for _module in (report, probe, bench):
+    _module.register(app)
 
 
 def main() -> None:
