@@ -24,13 +24,18 @@ except ImportError:  # pragma: no cover
     from click import ClickException as _CliError
 
 
+_invocation: list[str] = ["initbench"]  # the command line, recorded in spec.json
+
+
 class _Group(typer.core.TyperGroup):
     """Turns user and usage errors into one line on stderr and exit code 2."""
 
-    def main(self, *args, **kwargs):
+    def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
+        global _invocation
+        _invocation = ["initbench", *(sys.argv[1:] if args is None else args)]
         try:
-            code = super().main(*args, **kwargs)
+            code = super().main(args, *rest, **kwargs)
         except InitbenchError as err:
             _fail(str(err), 2)
         except _CliError as err:
@@ -117,14 +122,15 @@ def _default_out(command: str) -> Path:
 
 def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
                     baseline: str | None, target: float | None) -> None:
-    from initbench import experiment, report, summary
+    from initbench import experiment, plots, report, summary
     from initbench.progress import RichReporter
 
     reporter = RichReporter(stderr, show=not (quiet or as_json))
     result = experiment.run_experiment(spec, out, reporter, use_cache=not no_cache,
-                                       command=["initbench", *sys.argv[1:]], baseline=baseline,
+                                       command=list(_invocation), baseline=baseline,
                                        target=target)
     rows = summary.summarize_run(result, baseline, target)
+    plots.save_plot(result, rows, Path(out) / "curves.png")
     if as_json:
         print(json.dumps(report.result_document(result, rows, str(out)), indent=2))
         return
@@ -137,7 +143,8 @@ def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
             stderr.print(f"[yellow]note:[/] dataset used: {result.dataset} — {notice}")
         cached = result.meta.get("cells_cached", 0)
         extra = f" ({cached} cells reused from the cache)" if cached else ""
-        stderr.print(f"results written to {out}/ (curves.csv, summary.csv, spec.json){extra}")
+        stderr.print(f"results written to {out}/ (curves.csv, summary.csv, spec.json, curves.png)"
+                     f"{extra}")
 
 
 @app.command()
@@ -191,9 +198,8 @@ def list_inits() -> None:
         table.add_column(header)
     for name in initializers.names():
         params = ", ".join(f"{k}={v}" for k, v in initializers.params(name).items())
-        note = " (then LSUV rescaling on data)" if initializers.is_data_dependent(name) else ""
         table.add_row(name, ", ".join(sorted(by_target.get(name, []))),
-                      initializers.formula(name) + note,
+                      initializers.formula(name),
                       f"{initializers.expected_std(name, 784, 256):.4f}", params or "—")
     stdout.print(table)
     bias = Table(title="Bias initializers (--bias-init)")

@@ -70,6 +70,7 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
     from initbench import summary
 
     reporter = reporter or SilentReporter()
+    out = Path(out)
     if baseline is not None and baseline not in spec.inits:
         raise InitbenchError(
             f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
@@ -81,6 +82,8 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
+    if (out / "spec.json").exists():
+        _check_same_setting(out, spec)
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
             f"--batch-size {spec.batch_size} is larger than the training set of "
@@ -102,6 +105,20 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
     rows = summary.summarize_run(result, baseline, target)
     results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
     return result
+
+
+def _check_same_setting(out: Path, spec: Spec) -> None:
+    """Refuse to overwrite a run folder that holds a different training setting."""
+    try:
+        previous = json.loads((out / "spec.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InitbenchError(f"--out {out} holds an unreadable spec.json; choose another folder.") from None
+    old_key = previous.get("training_key")
+    if old_key != spec.training_key():
+        raise InitbenchError(
+            f"--out {out} holds a run with different settings; choose another folder "
+            "(results are never overwritten by a different experiment)."
+        )
 
 
 def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
@@ -165,7 +182,8 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
         leaves, done, history = checkpoint
         treedef = jax.tree.structure(state)
         state = jax.tree.unflatten(treedef, [
-            jax.device_put(leaf, old.sharding) for leaf, old in zip(leaves, jax.tree.leaves(state))
+            jax.device_put(_from_host(leaf, old), old.sharding)
+            for leaf, old in zip(leaves, jax.tree.leaves(state))
         ])
         history = {k: list(v) for k, v in history.items()}
         reporter.notice(f"resuming {len(cells)} cells from epoch {done} (checkpoint)")
@@ -180,7 +198,7 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
             history[k].append(np.asarray(v))
         reporter.advance(len(cells))
         if time.monotonic() - last_save > CHECKPOINT_EVERY_S and epoch < spec.epochs:
-            leaves = [np.asarray(leaf) for leaf in jax.tree.leaves(state)]
+            leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
             results.save_checkpoint(ckpt_path, leaves, epoch,
                                     {k: np.stack(v) for k, v in history.items()})
             last_save = time.monotonic()
@@ -188,6 +206,24 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
     out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
     ckpt_path.unlink(missing_ok=True)
     return out
+
+
+def _to_host(leaf) -> np.ndarray:
+    """A state leaf as a NumPy array; typed PRNG keys become their raw key data."""
+    import jax
+
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
+
+
+def _from_host(array: np.ndarray, like):
+    """Inverse of `_to_host`, for a leaf shaped and typed like `like`."""
+    import jax
+
+    if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(array, impl=jax.random.key_impl(like))
+    return array
 
 
 def environment() -> dict:

@@ -36,10 +36,11 @@ class RunResult:
     metrics: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
     layer_metrics: dict[str, np.ndarray] = field(default_factory=dict)  # [init, seed, epoch, layer]
+    labels: tuple[str, ...] | None = None  # row names when they are not spec.inits (merge_runs)
 
     @property
     def inits(self) -> list[str]:
-        return list(self.spec.inits)
+        return list(self.labels if self.labels is not None else self.spec.inits)
 
     @property
     def seeds(self) -> list[int]:
@@ -75,16 +76,17 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail before any training if `folder` cannot be created or written."""
+    """Fail (before any training) if `folder` could not be created or written; creates nothing."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
         raise InitbenchError(f"--out {folder} exists and is not a folder.")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        raise InitbenchError(f"cannot write to --out {folder}: {err.strerror}.") from None
+    if not existing.is_dir():
+        raise InitbenchError(f"cannot create --out {folder}: {existing} is not a folder.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise InitbenchError(f"cannot write to --out {folder}: {existing} is not writable.")
 
 
 def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...]) -> str:
@@ -301,3 +303,170 @@ def load_checkpoint(path: Path) -> tuple[list[np.ndarray], int, dict[str, np.nda
             return leaves, int(data["epoch"]), history
     except (OSError, ValueError, KeyError):
         return None
+
+
+# ------------------------------------------------------------------ merging runs
+
+
+def merge_runs(runs: list[RunResult], names: list[str] | None = None,
+               allow_mixed: bool = False) -> RunResult:
+    """One grid from several runs (`names` label them in messages; default run 1, run 2, ...).
+
+    Runs of the same training setting (equal `training_key`) are pooled: their (init, seed)
+    cells must be disjoint and together fill an init x seed grid (seeds sorted, inits in order
+    of appearance). Runs of different settings are refused unless `allow_mixed`; then each
+    setting is pooled on its own and the settings are put side by side, never pooled: every
+    row label gets the settings that differ (e.g. `xavier lr=0.1`), and every setting must
+    cover the same seeds and the same number of epochs. A mixed result has `labels` and
+    cannot be written as a run folder.
+    """
+    if not runs:
+        raise ValueError("merge_runs needs at least one run")
+    names = list(names) if names is not None else [f"run {k + 1}" for k in range(len(runs))]
+    groups: dict[str, list[int]] = {}
+    for k, run in enumerate(runs):
+        groups.setdefault(run.spec.training_key(), []).append(k)
+    pooled = [_pool([runs[k] for k in ks], [names[k] for k in ks]) for ks in groups.values()]
+    if len(pooled) == 1:
+        return pooled[0]
+    firsts = [names[ks[0]] for ks in groups.values()]
+    differing = _differing_settings([p.spec for p in pooled])
+    if not allow_mixed:
+        a, b = pooled[0].spec.to_dict(), pooled[1].spec.to_dict()
+        what = ", ".join(f"{f} {_setting_text(a[f])} vs {_setting_text(b[f])}"
+                         for f in differing if a[f] != b[f])
+        raise InitbenchError(
+            f"{firsts[0]} and {firsts[1]} have different training settings ({what}); "
+            "only runs of one setting are merged (pass --allow-mixed to show them side by side)."
+        )
+    return _side_by_side(pooled, firsts, differing)
+
+
+def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
+    """Unite runs of one training setting; duplicate or missing cells are an error."""
+    from initbench import initializers
+
+    if len(runs) == 1:
+        return runs[0]
+    spelling: dict[str, str] = {}  # canonical name -> first spelling seen
+    where: dict[tuple[str, int], tuple[int, int, int]] = {}
+    for k, run in enumerate(runs):
+        for i, init in enumerate(run.inits):
+            canon = initializers.canonical(init)
+            spelling.setdefault(canon, init)
+            for s, seed in enumerate(run.seeds):
+                if (canon, seed) in where:
+                    other = names[where[(canon, seed)][0]]
+                    raise InitbenchError(
+                        f"{other} and {names[k]} both hold {spelling[canon]} seed {seed}; "
+                        "a seed can be merged only once (rerun with other --seeds)."
+                    )
+                where[(canon, seed)] = (k, i, s)
+    canons = list(spelling)
+    seeds = sorted({seed for _, seed in where})
+    for canon in canons:
+        for seed in seeds:
+            if (canon, seed) not in where:
+                raise InitbenchError(
+                    f"cannot merge: no run holds {spelling[canon]} seed {seed}; merged runs must "
+                    "give every initializer the same seeds."
+                )
+    first = runs[0]
+    shape = (len(canons), len(seeds), first.spec.epochs + 1)
+    metrics = {name: np.empty(shape) for name in METRICS}
+    layer_names = set(first.layer_metrics)
+    if any(set(run.layer_metrics) != layer_names for run in runs):
+        layer_names = set()  # only some runs tracked layers: keep none rather than a partial grid
+    layer_metrics = {
+        name: np.empty(shape + first.layer_metrics[name].shape[3:]) for name in layer_names
+    }
+    for i, canon in enumerate(canons):
+        for s, seed in enumerate(seeds):
+            k, ki, ks = where[(canon, seed)]
+            for name in METRICS:
+                metrics[name][i, s] = runs[k].metrics[name][ki, ks]
+            for name in layer_names:
+                layer_metrics[name][i, s] = runs[k].layer_metrics[name][ki, ks]
+    spec = first.spec.replace(inits=tuple(spelling[c] for c in canons), seeds=tuple(seeds))
+    meta = {key: value for key, value in first.meta.items()
+            if key not in ("cells_trained", "cells_cached", "seconds", "command")}
+    meta["merged_from"] = [
+        {"run": name, "inits": run.inits, "seeds": run.seeds,
+         "command": run.meta.get("command")} for name, run in zip(names, runs)
+    ]
+    return RunResult(spec, metrics, meta, layer_metrics)
+
+
+def _differing_settings(specs: list[Spec]) -> list[str]:
+    """The training settings (spec fields other than inits and seeds) that differ."""
+    dicts = [spec.to_dict() for spec in specs]
+    return [f for f in dicts[0] if f not in ("inits", "seeds")
+            and any(d[f] != dicts[0][f] for d in dicts)]
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _side_by_side(pooled: list[RunResult], names: list[str], differing: list[str]) -> RunResult:
+    """Runs of different settings as one grid whose rows are labelled `init setting=value`."""
+    first = pooled[0]
+    for name, run in zip(names[1:], pooled[1:]):
+        if run.spec.epochs != first.spec.epochs:
+            raise InitbenchError(
+                f"cannot show {names[0]} and {name} side by side: {first.spec.epochs} vs "
+                f"{run.spec.epochs} epochs."
+            )
+        if sorted(run.seeds) != sorted(first.seeds):
+            raise InitbenchError(
+                f"cannot show {names[0]} and {name} side by side: their seeds differ "
+                "(paired comparisons need the same seeds in every setting)."
+            )
+    labels, metrics = [], {name: [] for name in METRICS}
+    for run in pooled:
+        settings = run.spec.to_dict()
+        suffix = " ".join(f"{f}={_setting_text(settings[f])}" for f in differing)
+        labels.extend(f"{init} {suffix}" for init in run.inits)
+        order = [run.seeds.index(seed) for seed in first.seeds]
+        for name in METRICS:
+            metrics[name].append(run.metrics[name][:, order])
+    meta = {key: value for key, value in first.meta.items()
+            if key not in ("cells_trained", "cells_cached", "seconds", "command", "baseline")}
+    meta["mixed_settings"] = {f: [_setting_text(run.spec.to_dict()[f]) for run in pooled]
+                              for f in differing}
+    meta["merged_from"] = [
+        {"run": name, "training_key": run.spec.training_key(), "inits": run.inits,
+         "seeds": run.seeds} for name, run in zip(names, pooled)
+    ]
+    return RunResult(first.spec, {k: np.concatenate(v) for k, v in metrics.items()}, meta,
+                     labels=tuple(labels))
+
+
+def write_output(path: Path, data: str | bytes) -> None:
+    """Write a user-named output file atomically; InitbenchError (nothing written) if it can't."""
+    path = Path(path)
+    if path.is_dir():
+        raise InitbenchError(f"--out {path} is a folder; give a file name.")
+    try:
+        write_atomic(path, data)
+    except OSError as err:
+        raise InitbenchError(f"cannot write --out {path}: {err.strerror or err}.") from None
+
+
+def open_runs(folders: list[Path], allow_mixed: bool = False) -> RunResult:
+    """Read one run folder, or several and merge them (see `merge_runs`)."""
+    folders = [Path(f) for f in folders]
+    if not folders:
+        raise InitbenchError("no run folder given.")
+    seen: dict[Path, Path] = {}
+    for folder in folders:
+        resolved = folder.resolve()
+        if resolved in seen:
+            raise InitbenchError(f"run folder {folder} is given twice.")
+        seen[resolved] = folder
+    runs = [read_run(folder) for folder in folders]
+    if len(runs) == 1:
+        return runs[0]
+    return merge_runs(runs, [str(f) for f in folders], allow_mixed)

@@ -1,0 +1,154 @@
+"""The CLI through Typer's CliRunner: exit codes, key lines, files written."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from initbench.cli import app
+
+TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "16", "--seeds", "2"]
+CURVE_COLUMNS = {"dataset", "init", "bias_init", "seed", "epoch", "train_loss", "test_loss",
+                 "test_accuracy"}
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_writes_curves_summary_and_spec(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", "--init", "xavier", *TINY, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "xavier" in result.stdout and "digits" in result.stdout
+    rows = read_csv(out / "curves.csv")
+    assert set(rows[0]) >= CURVE_COLUMNS
+    assert len(rows) == 1 * 2 * 2  # init x seed x (epochs + 1)
+    assert {r["dataset"] for r in rows} == {"digits"}
+    summary = read_csv(out / "summary.csv")
+    assert [r["init"] for r in summary] == ["xavier"]
+    spec = json.loads((out / "spec.json").read_text())
+    assert spec["spec"]["epochs"] == 1 and spec["versions"]["jax"]
+    assert spec["command"][:2] == ["initbench", "run"] and spec["device"]["platform"]
+
+
+def test_compare_ranks_and_quiet_prints_only_the_table(tmp_path):
+    result = invoke("compare", "--inits", "xavier,normal", *TINY, "--out", tmp_path / "c",
+                    "--quiet")
+    assert result.exit_code == 0, result.output
+    assert "epoch" not in result.stdout.split("digits ·")[0]  # no charts before the table
+    assert "results written" not in result.output
+    ranked = [r["init"] for r in read_csv(tmp_path / "c" / "summary.csv")]
+    assert sorted(ranked) == ["normal", "xavier"]
+
+
+def test_json_prints_one_document(tmp_path):
+    result = invoke("compare", "--inits", "xavier,he_normal", *TINY, "--out", tmp_path / "j",
+                    "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["dataset"] == "digits"
+    assert {row["init"] for row in document["summary"]} == {"xavier", "he_normal"}
+
+
+def test_rerun_reuses_cached_cells(tmp_path):
+    assert invoke("run", "--init", "xavier", *TINY, "--out", tmp_path / "a").exit_code == 0
+    again = invoke("run", "--init", "xavier", *TINY, "--out", tmp_path / "b")
+    assert again.exit_code == 0
+    meta = json.loads((tmp_path / "b" / "spec.json").read_text())
+    assert meta["cells_trained"] == 0 and meta["cells_cached"] == 2
+    assert (tmp_path / "a" / "curves.csv").read_text() == (tmp_path / "b" / "curves.csv").read_text()
+
+
+def test_default_dataset_falls_back_visibly(tmp_path):
+    out = tmp_path / "fallback"
+    result = invoke("run", "--epochs", "1", "--hidden", "8", "--seeds", "1", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("mnist-5k") >= 2  # said at the start and at the end
+    assert "mnist-5k" in result.stdout  # and in the table
+    assert {r["dataset"] for r in read_csv(out / "curves.csv")} == {"mnist-5k"}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["run", "--init", "xavir"], "Did you mean 'xavier'"),
+    (["compare", "--inits", "xavier,hee_normal"], "Did you mean 'he_normal'"),
+    (["run", "--dataset", "mnist5k"], "Did you mean 'mnist-5k'"),
+    (["run", "--optimizer", "adamm"], "Did you mean 'adam'"),
+    (["run", "--epochs", "0"], "--epochs"),
+    (["run", "--epochs", "abc"], "--epochs"),
+    (["run", "--lr", "0"], "--lr"),
+    (["run", "--lr", "-0.1"], "--lr"),
+    (["run", "--batch-size", "5000", "--dataset", "digits"], "larger than the training set"),
+    (["run", "--hidden", "-5"], "--hidden"),
+    (["run", "--hidden", "256,,256"], "--hidden"),
+    (["compare", "--inits", "xavier,,normal"], "malformed"),
+    (["run", "--seeds", "a,b"], "--seeds"),
+    (["run", "--seeds", "1.5"], "--seeds"),
+    (["compare", "--baseline", "orthogonal", "--inits", "xavier,normal"], "--baseline"),
+    (["run", "--dataset", "mnist"], "initbench data import"),
+    (["data", "import", "/nonexistent/idx"], "nonexistent"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    out = tmp_path / "never"
+    result = invoke(*args, "--out", out) if args[0] != "data" else invoke(*args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.output
+    assert not out.exists()  # nothing written
+
+
+def test_offline_mnist_names_both_ways_out(tmp_path):
+    result = invoke("run", "--dataset", "mnist", "--out", tmp_path / "x")
+    assert result.exit_code == 2
+    assert "initbench data import" in result.stderr and "mnist-5k" in result.stderr
+
+
+def test_unwritable_out_fails_before_training(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    result = invoke("run", *TINY, "--out", blocker / "sub")
+    assert result.exit_code == 2 and "not a folder" in result.stderr
+    assert blocker.read_text() == "not a folder"
+
+
+def test_out_with_other_settings_is_not_overwritten(tmp_path):
+    out = tmp_path / "kept"
+    assert invoke("run", *TINY, "--out", out).exit_code == 0
+    before = (out / "curves.csv").read_text()
+    result = invoke("run", *TINY, "--lr", "0.5", "--out", out)
+    assert result.exit_code == 2 and "different settings" in result.stderr
+    assert (out / "curves.csv").read_text() == before
+
+
+def test_inits_lists_every_initializer_with_its_std():
+    result = invoke("inits")
+    assert result.exit_code == 0
+    for name in ("glorot_uniform", "he_normal", "orthogonal", "torch_default", "normal", "lsuv"):
+        assert name in result.stdout
+    assert "0.0439" in result.stdout  # glorot_uniform on 784x256: sqrt(2/1040)
+
+
+def test_datasets_lists_offline_availability():
+    result = invoke("datasets")
+    assert result.exit_code == 0
+    assert "mnist-5k" in result.stdout and "digits" in result.stdout and "fashion_mnist" in result.stdout
+
+
+def test_python_dash_m_and_fast_help():
+    done = subprocess.run([sys.executable, "-m", "initbench", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and "compare" in done.stdout
+    imported = subprocess.run(
+        [sys.executable, "-c", "import sys, initbench.cli; "
+         "print(any(m in sys.modules for m in ('jax', 'tensorflow', 'matplotlib')))"],
+        capture_output=True, text=True, timeout=60)
+    assert imported.stdout.strip() == "False"
