@@ -34,10 +34,32 @@ def net_label(result: RunResult, num_features: int | None = None) -> str:
 
 
 def title(result: RunResult) -> str:
-    """One line naming the dataset, the net, the optimizer and the budget."""
+    """One line naming the dataset, the net, the optimizer and the budget.
+
+    Settings that differ between the rows of a side-by-side merge read "mixed" here; the row
+    labels carry their values.
+    """
     spec = result.spec
-    return (f"{result.dataset} · MLP {net_label(result)} · {spec.optimizer} lr {spec.lr:g} · "
-            f"batch {spec.batch_size} · {spec.epochs} epochs · {len(spec.seeds)} seeds")
+    mixed = set(result.meta.get("mixed_settings") or ())
+    dataset = "mixed datasets" if "dataset" in mixed else result.dataset
+    features = None if "dataset" in mixed else _num_features(result.dataset)
+    net = ("(mixed)" if mixed & {"hidden", "activation"} else net_label(result, features))
+    optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
+    lr = "mixed" if "lr" in mixed else f"{spec.lr:g}"
+    batch = "mixed" if "batch_size" in mixed else spec.batch_size
+    return (f"{dataset} · MLP {net} · {optimizer} lr {lr} · batch {batch} · "
+            f"{spec.epochs} epochs · {len(spec.seeds)} seeds")
+
+
+def _num_features(dataset: str) -> int | None:
+    """Input width of a named dataset, or None when it is not a known one."""
+    from initbench import data
+    from initbench.errors import InitbenchError
+
+    try:
+        return math.prod(data.info(dataset).image_shape)
+    except InitbenchError:
+        return None
 
 
 def summary_table(result: RunResult, rows: list[dict]) -> Table:

@@ -95,3 +95,26 @@ def mean_curves(result: RunResult, metric: str) -> np.ndarray:
 def _mean(values: np.ndarray) -> float:
     finite = np.asarray(values, float)[np.isfinite(values)]
     return float(finite.mean()) if finite.size else float("nan")
+
+
+def summarize_saved(result: RunResult, baseline: str | None = None,
+                    target: float | None = None) -> list[dict]:
+    """`summarize_run` for a reopened run: baseline and target default to those in its meta.
+
+    Raises InitbenchError for a baseline that is not one of the run's rows or a target
+    outside (0, 1].
+    """
+    from initbench.errors import InitbenchError
+
+    if baseline is None:
+        recorded = result.meta.get("baseline")
+        baseline = recorded if recorded in result.inits else None
+    elif baseline not in result.inits:
+        raise InitbenchError(
+            f"--baseline '{baseline}' is not in the run; choose one of: {', '.join(result.inits)}."
+        )
+    if target is None:
+        target = result.meta.get("target")
+    if target is not None and not 0 < target <= 1:
+        raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
+    return summarize_run(result, baseline, target)

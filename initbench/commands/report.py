@@ -1,7 +1,152 @@
-"""CLI commands: report (being written)."""
+"""CLI commands that reopen run folders: report, plot, export. They never train.
+
+Each takes one run folder or several. Several folders are merged when their training
+settings match (same `training_key`): seeds are united, and an (init, seed) cell found in two
+folders is refused. Folders with different settings are refused unless `--allow-mixed` is
+given; then they are shown side by side, one row per (setting, init), labelled with the
+settings that differ (e.g. `xavier lr=0.1`), and never pooled.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
+Dirs = Annotated[list[Path], typer.Argument(
+    help="Run folders written by run/compare; several are merged (same settings).",
+    show_default=False)]
+Baseline = Annotated[str | None, typer.Option(
+    "--baseline", help="Initializer every other is compared with, seed by seed "
+    "(default: the run's own baseline).")]
+Target = Annotated[float | None, typer.Option(
+    "--target", help="Report the epochs needed to reach this test accuracy (default: the run's).")]
+AllowMixed = Annotated[bool, typer.Option(
+    "--allow-mixed", help="Show runs with different training settings side by side "
+    "(rows labelled by the differing settings) instead of refusing them.")]
+
+
+def report(
+    dirs: Dirs,
+    baseline: Baseline = None,
+    target: Target = None,
+    allow_mixed: AllowMixed = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write the merged run (CSVs, spec.json, curves.png) to this new "
+        "folder.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print one JSON document on stdout, nothing else.")] = False,
+) -> None:
+    """Re-render the ranked table and curves of saved runs; merge several. No training."""
+    import json
+
+    from initbench import report as report_lib
+    from initbench import results, summary
+    from initbench.console import stderr, stdout
+
+    result = results.open_runs(dirs, allow_mixed)
+    rows = summary.summarize_saved(result, baseline, target)
+    if out is not None:
+        write_merged(result, rows, out)
+    if as_json:
+        print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
+                         indent=2))
+        return
+    if not quiet:
+        stdout.print(report_lib.curves_group(result))
+    stdout.print(report_lib.summary_table(result, rows))
+    if not quiet:
+        merged = result.meta.get("merged_from")
+        if merged:
+            stderr.print(f"merged {len(merged)} runs: {len(result.inits)} rows x "
+                         f"{len(result.seeds)} seeds ({_seed_text(result.seeds)}).")
+        if out is not None:
+            stderr.print(f"merged run written to {out}/ (curves.csv, summary.csv, spec.json, "
+                         "curves.png)")
+
+
+def write_merged(result, rows: list[dict], out: Path) -> None:
+    """Write a (merged) run as a new run folder, with its plot; refuse to replace a run."""
+    from initbench import plots, results, summary
+    from initbench.errors import InitbenchError
+
+    if result.labels is not None:
+        raise InitbenchError("--out: runs of different settings are shown side by side but "
+                              "cannot be saved as one run folder.")
+    if (Path(out) / "spec.json").exists():
+        raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
+    results.check_writable(out)
+    result.meta["baseline"], result.meta["target"] = rows[0]["baseline"], (
+        rows[0]["target"] if rows[0]["target"] != "" else None)
+    figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
+    try:
+        results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
+        results.write_atomic(Path(out) / "curves.png", figure)
+    except OSError as err:
+        raise InitbenchError(f"cannot write --out {out}: {err.strerror or err}.") from None
+
+
+def _seed_text(seeds: list[int]) -> str:
+    if seeds == list(range(seeds[0], seeds[0] + len(seeds))):
+        return f"seeds {seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else f"seed {seeds[0]}"
+    return "seeds " + ",".join(map(str, seeds))
+
+
+def plot(
+    dirs: Dirs,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Figure file: .png, .svg or .pdf (default: DIR/curves.png for one "
+        "folder).")] = None,
+    baseline: Baseline = None,
+    allow_mixed: AllowMixed = False,
+) -> None:
+    """Plot mean curves with 95% CI bands and final accuracy per seed (PNG, SVG or PDF)."""
+    from initbench import plots, results, summary
+    from initbench.console import stderr
+    from initbench.errors import InitbenchError
+
+    if out is None:
+        if len(dirs) != 1:
+            raise InitbenchError("--out is needed when plotting several folders.")
+        out = Path(dirs[0]) / "curves.png"
+    plots.plot_format(out)  # a bad extension fails before any reading
+    result = results.open_runs(dirs, allow_mixed)
+    rows = summary.summarize_saved(result, baseline)
+    plots.save_plot(result, rows, out)
+    stderr.print(f"figure written to {out}")
+
+
+def export(
+    dirs: Dirs,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", "-f", help="markdown, csv, json or latex (booktabs). Default: from --out's "
+        "extension (.md .csv .json .tex), else markdown.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write to this file (atomically) instead of stdout.")] = None,
+    baseline: Baseline = None,
+    target: Target = None,
+    allow_mixed: AllowMixed = False,
+) -> None:
+    """Export the summary with CIs and verdicts as markdown, CSV, JSON or LaTeX."""
+    from initbench import export as export_lib
+    from initbench import results, summary
+    from initbench.console import stderr
+
+    fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
+    result = results.open_runs(dirs, allow_mixed)
+    rows = summary.summarize_saved(result, baseline, target)
+    text = export_lib.render(result, rows, fmt)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    results.write_output(out, text)
+    stderr.print(f"{fmt} written to {out}")
+
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add report, plot and export to `app`."""
+    app.command("report")(report)
+    app.command("plot")(plot)
+    app.command("export")(export)

@@ -1,0 +1,179 @@
+"""The summary of a run as paste-ready text: markdown, CSV, JSON or LaTeX (booktabs).
+
+Every format carries, per initializer: seeds, mean final test accuracy ± std, its 95% CI,
+the final test loss, the paired difference against the baseline with its 95% CI, P(better),
+and the verdict; the CI method and the number of bootstrap resamples go with the table.
+CSV and JSON hold every column of summary.csv at full precision; markdown and LaTeX show
+accuracies in percent and differences in percentage points, rounded to 2 decimals.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+from initbench.errors import unknown_name
+from initbench.results import RunResult, csv_text
+
+FORMATS = ("markdown", "csv", "json", "latex")
+EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json",
+              ".tex": "latex"}
+
+
+def choose_format(fmt: str | None, out: str | None) -> str:
+    """The format asked for, else the one `out`'s extension names, else markdown."""
+    if fmt is not None:
+        fmt = fmt.lower()
+        if fmt == "md":
+            return "markdown"
+        if fmt == "tex":
+            return "latex"
+        if fmt not in FORMATS:
+            raise unknown_name("export format", fmt, FORMATS)
+        return fmt
+    if out is not None:
+        suffix = "." + str(out).rsplit(".", 1)[-1].lower() if "." in str(out) else ""
+        return EXTENSIONS.get(suffix, "markdown")
+    return "markdown"
+
+
+def render(result: RunResult, rows: list[dict], fmt: str) -> str:
+    """The summary `rows` of `result` (ranked, from `summarize_run`) as text in `fmt`."""
+    from initbench.summary import SUMMARY_COLUMNS
+
+    if fmt == "csv":
+        return csv_text(rows, SUMMARY_COLUMNS)
+    if fmt == "json":
+        return json.dumps(json_document(result, rows), indent=2, ensure_ascii=False) + "\n"
+    if fmt == "markdown":
+        return markdown(result, rows)
+    if fmt == "latex":
+        return latex(result, rows)
+    raise unknown_name("export format", fmt, FORMATS)
+
+
+def json_document(result: RunResult, rows: list[dict]) -> dict:
+    """Settings, CI method and every summary column, NaN written as null."""
+    from initbench import report
+
+    first = rows[0]
+    return {
+        "title": report.title(result),
+        "dataset": result.dataset,
+        "spec": result.spec.to_dict(),
+        "seeds": result.seeds,
+        "baseline": first["baseline"],
+        "target": first["target"] if first["target"] != "" else None,
+        "ci_method": first["ci_method"], "ci_level": first["ci_level"],
+        "bootstrap_resamples": first["bootstrap_resamples"],
+        "merged_from": result.meta.get("merged_from"),
+        "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows],
+    }
+
+
+def _json_value(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # NumPy scalars
+        return _json_value(value.item())
+    return value
+
+
+_LEFT = ("init", "verdict")  # text columns; the rest are right-aligned numbers
+
+
+def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells shared by markdown and LaTeX (plain text, no escaping)."""
+    baseline = rows[0]["baseline"]
+    has_target = any(row.get("target") not in ("", None) for row in rows)
+    header = ["#", "init", "seeds", "test acc % (mean ± std)", "95% CI", "test loss"]
+    if has_target:
+        header.append(f"epochs to {100 * rows[0]['target']:.4g}%")
+    header += [f"Δ acc vs {baseline} (pt) [95% CI]", "P(better)", "verdict"]
+    body = []
+    for row in rows:
+        seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
+        cells = [str(row["rank"]), row["init"], seeds,
+                 f"{_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])}",
+                 f"[{_pct(row['test_accuracy_ci_low'])}, {_pct(row['test_accuracy_ci_high'])}]",
+                 _num(row["test_loss_mean"], ".4f")]
+        if has_target:
+            reached = row.get("reached_target", 0)
+            cells.append("never" if not reached else
+                         f"{row['epochs_to_target_mean']:.1f} ({reached}/{row['seeds']})")
+        if row["verdict"] == "baseline":
+            cells += ["—", "—", "baseline"]
+        else:
+            cells += [f"{_pp(row['accuracy_diff_mean'])} [{_pp(row['accuracy_diff_ci_low'])}, "
+                      f"{_pp(row['accuracy_diff_ci_high'])}]",
+                      _num(row["p_better"], ".2f"), row["verdict"]]
+        body.append(cells)
+    return header, body
+
+
+def _note(rows: list[dict]) -> str:
+    first = rows[0]
+    return (f"{100 * first['ci_level']:g}% CIs: {first['ci_method']}, "
+            f"{first['bootstrap_resamples']} resamples. Δ and verdict: final test accuracy "
+            f"minus {first['baseline']}'s on the same seed; better/worse when the CI of the "
+            "mean difference excludes 0. P(better): share of seeds on which the initializer "
+            "beats the baseline.")
+
+
+def markdown(result: RunResult, rows: list[dict]) -> str:
+    """A GitHub-flavoured markdown table with a title line and a note on the CIs."""
+    from initbench import report
+
+    header, body = _table(rows)
+    lines = [f"**{report.title(result)}**", "",
+             "| " + " | ".join(header) + " |",
+             "|" + "|".join(":---" if h in _LEFT else "---:" for h in header) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
+    lines += ["", f"_{_note(rows)}_", ""]
+    return "\n".join(lines)
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def _tex(text: str) -> str:
+    text = "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+    return (text.replace("±", r"$\pm$").replace("Δ", r"$\Delta$").replace("—", "---")
+            .replace("·", r"$\cdot$").replace("−", "-"))
+
+
+def latex(result: RunResult, rows: list[dict]) -> str:
+    """A booktabs table (needs \\usepackage{booktabs}) with the title and CI note as caption."""
+    from initbench import report
+
+    header, body = _table(rows)
+    align = "".join("l" if h in _LEFT else "r" for h in header)
+    lines = [r"% initbench export; needs \usepackage{booktabs}",
+             r"\begin{table}[t]", r"\centering", r"\small",
+             rf"\caption{{{_tex(report.title(result))}. {_tex(_note(rows))}}}",
+             rf"\begin{{tabular}}{{{align}}}", r"\toprule",
+             " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
+    lines += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _pct(value) -> str:
+    return "—" if not _finite(value) else f"{100 * value:.2f}"
+
+
+def _pp(value) -> str:
+    return "—" if not _finite(value) else f"{100 * value:+.2f}"
+
+
+def _num(value, fmt: str) -> str:
+    return "—" if not _finite(value) else format(value, fmt)
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False

@@ -1,0 +1,182 @@
+"""Figures of a run with matplotlib (Agg backend, no display): curves with CI bands, final accuracy.
+
+One figure, four panels, one colour per initializer throughout:
+
+- train loss, test loss and test accuracy per epoch: the mean over seeds (line) and the 95%
+  confidence band of that mean. The band at each epoch is `stats.bootstrap_ci` of that epoch's
+  finite values over seeds, the same percentile bootstrap (fixed seed, `BOOTSTRAP_RESAMPLES`)
+  as the CIs in summary.csv, so the band at the last epoch is the CI in the table. With one
+  finite seed there is no band. A loss panel is log-scaled when its mean curves span more
+  than a factor of `LOG_RANGE`.
+- final test accuracy per initializer (ranked as in the table): every seed as a dot, the mean
+  as a bar with its 95% CI, and the paired verdict against the baseline under the name.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+
+from initbench import stats
+from initbench.errors import InitbenchError
+from initbench.results import RunResult, write_output
+
+FORMATS = ("png", "svg", "pdf")
+LOG_RANGE = 30.0
+_CURVE_PANELS = (("train_loss", "train loss"), ("test_loss", "test loss"),
+                 ("test_accuracy", "test accuracy (%)"))
+
+
+def plot_format(path: Path) -> str:
+    """The figure format named by `path`'s extension; InitbenchError for an unsupported one."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in FORMATS:
+        raise InitbenchError(
+            f"cannot plot to '{path}': unknown extension '{Path(path).suffix or '(none)'}'; "
+            f"use one of {', '.join('.' + f for f in FORMATS)}."
+        )
+    return ext
+
+
+def mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, ci_low, ci_high), each [num_epochs + 1], of `values[num_seeds, num_epochs + 1]`.
+
+    Over the finite values of each epoch; NaN where none (mean) or fewer than two (CI) are.
+    """
+    num_epochs = values.shape[1]
+    mean, low, high = (np.full(num_epochs, np.nan) for _ in range(3))
+    for epoch in range(num_epochs):
+        column = values[:, epoch]
+        finite = column[np.isfinite(column)]
+        if finite.size:
+            mean[epoch] = finite.mean()
+            low[epoch], high[epoch] = stats.bootstrap_ci(finite)
+    return mean, low, high
+
+
+def wants_log(curves: np.ndarray) -> bool:
+    """Log scale when the finite positive values span more than a factor of LOG_RANGE."""
+    values = curves[np.isfinite(curves) & (curves > 0)]
+    return values.size > 0 and values.max() / values.min() > LOG_RANGE
+
+
+def make_figure(result: RunResult, rows: list[dict]):
+    """The figure for `result` and its summary `rows` (ranked, as from `summarize_run`)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from initbench import report
+
+    ranked = [row["init"] for row in rows]
+    palette = matplotlib.colormaps["tab10"].colors
+    colors = {init: palette[k % len(palette)] for k, init in enumerate(ranked)}
+    fig = Figure(figsize=(13, 9.2), dpi=110, layout="constrained")
+    axes = fig.subplots(2, 2)
+    epochs = np.arange(result.spec.epochs + 1)
+    for ax, (metric, label) in zip(axes.flat, _CURVE_PANELS):
+        scale = 100.0 if metric == "test_accuracy" else 1.0
+        bands = {init: mean_and_band(result.metrics[metric][result.inits.index(init)] * scale)
+                 for init in ranked}
+        log = metric.endswith("loss") and wants_log(np.array([b[0] for b in bands.values()]))
+        for init in ranked:
+            mean, low, high = bands[init]
+            ax.plot(epochs, mean, color=colors[init], lw=2, label=init,
+                    marker="o" if len(epochs) <= 12 else None, ms=4)
+            ax.fill_between(epochs, low, high, color=colors[init], alpha=0.2, lw=0)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(label + (" — log scale" if log else ""), fontsize=12)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, which="major", alpha=0.3)
+    _final_panel(axes[1, 1], result, rows, colors)
+    # Accuracy curves rise, so the lower right of their panel is the free corner.
+    handles, _ = axes[1, 0].get_legend_handles_labels()
+    axes[1, 0].legend(handles, [_legend_label(row) for row in rows], loc="lower right",
+                      title="final test accuracy, mean", fontsize=10, framealpha=0.9)
+    fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
+    resamples = rows[0]["bootstrap_resamples"]
+    fig.text(0.5, -0.005,
+             f"Lines: mean over seeds. Bands and error bars: 95% CI of the mean, percentile "
+             f"bootstrap over seeds ({resamples} resamples). Verdicts: paired by seed against "
+             f"{rows[0]['baseline']}; the CI of the accuracy difference excludes 0 or not.",
+             ha="center", va="top", fontsize=9, color="0.35", wrap=True)
+    return fig
+
+
+def _legend_label(row: dict) -> str:
+    text = f"{row['init']}  {_pct(row['test_accuracy_mean'])}"
+    if row["diverged"]:
+        text += f" ({row['diverged']}/{row['seeds']} diverged)"
+    return text
+
+
+def _pct(value) -> str:
+    return "—" if not math.isfinite(value) else f"{100 * value:.2f}%"
+
+
+def _final_panel(ax, result: RunResult, rows: list[dict], colors: dict) -> None:
+    """Final test accuracy: one dot per seed, mean with its CI, verdict under each name."""
+    final = result.metrics["test_accuracy"][:, :, -1] * 100
+    num_seeds = final.shape[1]
+    offsets = np.linspace(-0.2, 0.15, num_seeds) if num_seeds > 1 else np.zeros(1)
+    for x, row in enumerate(rows):
+        values = final[result.inits.index(row["init"])]
+        finite = np.isfinite(values)
+        color = colors[row["init"]]
+        ax.scatter(x + offsets[finite], values[finite], s=28, color=color, alpha=0.75,
+                   edgecolor="white", linewidth=0.5, zorder=3)
+        mean = 100 * row["test_accuracy_mean"]
+        if math.isfinite(mean):
+            low, high = 100 * row["test_accuracy_ci_low"], 100 * row["test_accuracy_ci_high"]
+            ax.hlines(mean, x - 0.25, x + 0.3, color="black", lw=2, zorder=4)
+            if math.isfinite(low):
+                ax.errorbar(x + 0.3, mean, yerr=[[mean - low], [high - mean]], fmt="none",
+                            ecolor="black", elinewidth=1.5, capsize=4, zorder=4)
+            ax.annotate(f"{mean:.2f}", (x + 0.34, mean), xytext=(3, 0),
+                        textcoords="offset points", va="center", fontsize=9)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{row['init']}\n{_verdict_text(row)}" for row in rows], fontsize=9)
+    for tick, row in zip(ax.get_xticklabels(), rows):
+        tick.set_color(colors[row["init"]])
+    ax.set_xlim(-0.5, len(rows) - 0.25)
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and 95% CI (bar)",
+                 fontsize=12)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _verdict_text(row: dict) -> str:
+    verdict = row.get("verdict", "")
+    diverged = f"\n{row['diverged']} of {row['seeds']} diverged" if row["diverged"] else ""
+    if verdict == "baseline":
+        return "(baseline)" + diverged
+    diff = row.get("accuracy_diff_mean")
+    shown = f"{100 * diff:+.2f} pt\n" if isinstance(diff, float) and math.isfinite(diff) else ""
+    return f"{shown}{verdict}{diverged}"
+
+
+def render(result: RunResult, rows: list[dict], fmt: str = "png") -> bytes:
+    """The figure as bytes in `fmt` (png, svg or pdf)."""
+    if fmt not in FORMATS:
+        raise InitbenchError(f"unknown figure format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    fig = make_figure(result, rows)
+    buffer = io.BytesIO()
+    metadata = {"Software": None} if fmt == "png" else {}
+    fig.savefig(buffer, format=fmt, bbox_inches="tight", metadata=metadata)
+    return buffer.getvalue()
+
+
+def save_plot(result: RunResult, rows: list[dict], path: Path) -> Path:
+    """Write the figure to `path` (format by extension), atomically; return the path."""
+    path = Path(path)
+    data = render(result, rows, plot_format(path))
+    write_output(path, data)
+    return path

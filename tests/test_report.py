@@ -1,0 +1,316 @@
+"""report / plot / export on saved runs, merging, bad input, and resuming an interrupted run.
+
+One tiny real run (digits, hidden 16, 2 epochs) is trained once for the module; the other
+run folders are real CLI runs or hand-edited copies of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from initbench import experiment, results, summary
+from initbench.cli import app
+from initbench.spec import Spec
+
+INITS = ("xavier", "normal")  # every initializer costs seconds of XLA compile
+SPEC = Spec(inits=INITS, seeds=(0, 1, 2, 3), dataset="digits", hidden=(16,), epochs=2)
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Run `a` (seeds 0-3, trained), `b` (seeds 4-5, the same setting: a's first two seeds
+    relabelled) and `c` (seeds 0-1 by the CLI compare, from the cell cache)."""
+    root = tmp_path_factory.mktemp("runs")
+    with mock.patch.dict(os.environ, {"INITBENCH_CACHE": str(root / "cache")}):
+        a = experiment.run_experiment(SPEC, root / "a")
+        result = invoke("compare", "--dataset", "digits", "--hidden", "16", "--epochs", "2",
+                        "--seeds", "0-1", "--inits", ",".join(INITS), "--out", root / "c", "-q")
+        assert result.exit_code == 0, result.output
+    b = results.RunResult(SPEC.replace(seeds=(4, 5)),
+                          {k: v[:, :2] for k, v in a.metrics.items()}, dict(a.meta))
+    results.write_run(root / "b", b, summary.summarize_run(b), summary.SUMMARY_COLUMNS)
+    return {"a": root / "a", "b": root / "b", "c": root / "c", "cache": root / "cache"}
+
+
+def copy_run(src: Path, dst: Path, **spec_changes) -> Path:
+    """A copy of a run folder, with some spec.json settings changed."""
+    shutil.copytree(src, dst)
+    document = json.loads((dst / "spec.json").read_text())
+    document["spec"].update(spec_changes)
+    (dst / "spec.json").write_text(json.dumps(document))
+    return dst
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# ------------------------------------------------------------------ report
+
+
+def test_report_rerenders_the_table_without_training(runs):
+    result = invoke("report", runs["a"])
+    assert result.exit_code == 0, result.output
+    assert "digits · MLP 64-16-10 relu" in result.output
+    assert "4 seeds" in result.output
+    assert "test loss, mean over 4 seeds" in result.output  # the terminal chart
+    for init in INITS:
+        assert init in result.output
+    assert "Δ acc vs xavier" in result.output
+
+
+def test_report_json_and_baseline(runs):
+    result = invoke("report", runs["a"], "--json", "--baseline", "normal", "--target", "0.5")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    rows = {row["init"]: row for row in document["summary"]}
+    assert rows["normal"]["verdict"] == "baseline"
+    assert rows["xavier"]["baseline"] == "normal"
+    assert rows["xavier"]["target"] == 0.5
+    assert one_error_line(invoke("report", runs["a"], "--baseline", "orthogonal")).count(
+        "orthogonal") == 1
+
+
+def test_report_merges_runs_of_one_setting(runs, tmp_path):
+    result = invoke("report", runs["a"], runs["b"], "--out", tmp_path / "ab")
+    assert result.exit_code == 0, result.output
+    assert "6 seeds" in result.output
+    assert "merged 2 runs: 2 rows x 6 seeds (seeds 0-5)" in result.output
+    merged = results.read_run(tmp_path / "ab")
+    assert merged.seeds == [0, 1, 2, 3, 4, 5]
+    a, b = results.read_run(runs["a"]), results.read_run(runs["b"])
+    for name in results.METRICS:
+        np.testing.assert_array_equal(merged.metrics[name][:, :4], a.metrics[name])
+        np.testing.assert_array_equal(merged.metrics[name][:, 4:], b.metrics[name])
+    assert (tmp_path / "ab" / "curves.png").stat().st_size > 10_000
+    assert [row["seeds"] for row in read_csv(tmp_path / "ab" / "summary.csv")] == ["6"] * 2
+    # A merged folder is never written over an existing run.
+    before = (tmp_path / "ab" / "summary.csv").read_bytes()
+    assert "already holds a run" in one_error_line(
+        invoke("report", runs["a"], runs["b"], "--out", tmp_path / "ab"))
+    assert (tmp_path / "ab" / "summary.csv").read_bytes() == before
+
+
+def test_report_refuses_duplicate_seeds(runs, tmp_path):
+    overlap = copy_run(runs["a"], tmp_path / "again")
+    line = one_error_line(invoke("report", runs["a"], overlap))
+    assert "both hold xavier seed 0" in line
+    assert "given twice" in one_error_line(invoke("report", runs["a"], runs["a"]))
+
+
+def test_report_refuses_mixed_settings_unless_asked(runs, tmp_path):
+    other = copy_run(runs["a"], tmp_path / "lr", lr=0.1)
+    line = one_error_line(invoke("report", runs["a"], other))
+    assert "different training settings (lr 0.01 vs 0.1)" in line and "--allow-mixed" in line
+    result = invoke("report", runs["a"], other, "--allow-mixed", "--json")
+    assert result.exit_code == 0, result.output
+    labels = [row["init"] for row in json.loads(result.output)["summary"]]
+    assert sorted(labels) == sorted([f"{i} lr={lr}" for i in INITS for lr in ("0.01", "0.1")])
+    result = invoke("report", runs["a"], other, "--allow-mixed", "-q")
+    assert "lr mixed" in result.output
+    # Side by side needs the same seeds; it is never saved as one run.
+    assert "seeds differ" in one_error_line(invoke("report", runs["b"], other, "--allow-mixed"))
+    assert "side by side" in one_error_line(
+        invoke("report", runs["a"], other, "--allow-mixed", "--out", tmp_path / "mixed"))
+    assert not (tmp_path / "mixed").exists()
+
+
+def test_bad_folders_are_one_line_errors(runs, tmp_path):
+    assert "not an initbench run" in one_error_line(invoke("report", tmp_path))
+    assert "not a folder" in one_error_line(invoke("plot", tmp_path / "missing"))
+    truncated = copy_run(runs["a"], tmp_path / "truncated")
+    text = (truncated / "curves.csv").read_text()
+    (truncated / "curves.csv").write_text(text[: len(text) // 2])
+    for command in ("report", "plot", "export"):
+        assert "curves.csv is" in one_error_line(invoke(command, truncated))
+    assert not (truncated / "curves.png").exists() or (
+        (truncated / "curves.png").read_bytes() == (runs["a"] / "curves.png").read_bytes())
+    broken = copy_run(runs["a"], tmp_path / "broken")
+    (broken / "spec.json").write_text('{"spec": {"inits": ')
+    assert "spec.json is corrupted" in one_error_line(invoke("export", broken))
+
+
+# ------------------------------------------------------------------ plot
+
+
+def test_plot_writes_png_svg_pdf(runs, tmp_path):
+    for name, magic in (("c.png", b"\x89PNG"), ("c.svg", b"<?xml"), ("c.pdf", b"%PDF")):
+        result = invoke("plot", runs["a"], "--out", tmp_path / name)
+        assert result.exit_code == 0, result.output
+        assert (tmp_path / name).read_bytes().startswith(magic)
+    assert (runs["c"] / "curves.png").read_bytes().startswith(b"\x89PNG")  # written by compare
+    meta = json.loads((runs["c"] / "spec.json").read_text())
+    assert (meta["cells_trained"], meta["cells_cached"]) == (0, 4)  # a finished cell never retrains
+
+
+def test_plot_bad_output_leaves_nothing(runs, tmp_path):
+    assert ".png, .svg, .pdf" in one_error_line(
+        invoke("plot", runs["a"], "--out", tmp_path / "c.jpg"))
+    blocker = tmp_path / "file"
+    blocker.write_text("keep")
+    assert "cannot write" in one_error_line(
+        invoke("plot", runs["a"], "--out", blocker / "c.png"))
+    (tmp_path / "dir.png").mkdir()
+    assert "is a folder" in one_error_line(invoke("plot", runs["a"], "--out", tmp_path / "dir.png"))
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["dir.png", "file"]
+    assert blocker.read_text() == "keep"
+
+
+def test_plot_bands_are_the_table_cis(runs):
+    from initbench import plots, summary
+
+    result = results.read_run(runs["a"])
+    rows = {row["init"]: row for row in summary.summarize_run(result)}
+    for i, init in enumerate(result.inits):
+        mean, low, high = plots.mean_and_band(result.metrics["test_accuracy"][i])
+        assert mean.shape == (SPEC.epochs + 1,)
+        assert (low[-1], high[-1]) == (rows[init]["test_accuracy_ci_low"],
+                                       rows[init]["test_accuracy_ci_high"])
+    assert plots.wants_log(np.array([[2.0, 0.05]])) and not plots.wants_log(np.array([[2.0, 0.1]]))
+
+
+# ------------------------------------------------------------------ export
+
+
+def test_export_formats(runs, tmp_path):
+    markdown = invoke("export", runs["a"])
+    assert markdown.exit_code == 0, markdown.output
+    assert "| # | init | seeds |" in markdown.output and "| baseline |" in markdown.output
+    assert "percentile bootstrap over seeds, 10000 resamples" in markdown.output
+    table = read_csv(runs["a"] / "summary.csv")
+    exported = list(csv.DictReader(invoke("export", runs["a"], "-f", "csv").output.splitlines()))
+    assert exported == table  # same numbers as summary.csv, full precision
+    document = json.loads(invoke("export", runs["a"], "--format", "json").output)
+    assert document["bootstrap_resamples"] == 10000 and len(document["rows"]) == 2
+    assert {row["verdict"] for row in document["rows"]} <= {
+        "baseline", "better", "worse", "no clear difference"}
+    result = invoke("export", runs["a"], "--out", tmp_path / "table.tex")
+    assert result.exit_code == 0, result.output
+    latex = (tmp_path / "table.tex").read_text()
+    for needle in (r"\toprule", r"\midrule", r"\bottomrule", r"95\% CI", r"$\pm$"):
+        assert needle in latex
+
+
+def test_export_bad_format_overwrites_nothing(runs, tmp_path):
+    out = tmp_path / "table.md"
+    out.write_text("old")
+    line = one_error_line(invoke("export", runs["a"], "--format", "yaml", "--out", out))
+    assert "unknown export format 'yaml'" in line and "latex" in line
+    assert out.read_text() == "old"
+
+
+# ------------------------------------------------------------------ the numbers
+
+
+def bootstrap_ci(x: np.ndarray) -> tuple[float, float]:
+    """The percentile bootstrap documented in stats.py, written out again."""
+    if np.all(x == x[0]):
+        return float(x[0]), float(x[0])
+    rng = np.random.default_rng(0)
+    means = x[rng.integers(0, len(x), size=(10_000, len(x)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def test_summary_csv_agrees_with_hand_computation_from_curves(runs):
+    final: dict[str, dict[int, tuple[float, float]]] = {}
+    for row in read_csv(runs["a"] / "curves.csv"):
+        if int(row["epoch"]) == SPEC.epochs:
+            final.setdefault(row["init"], {})[int(row["seed"])] = (
+                float(row["test_accuracy"]), float(row["test_loss"]))
+    acc = {init: np.array([final[init][s][0] for s in SPEC.seeds]) for init in INITS}
+    summary = {row["init"]: row for row in read_csv(runs["a"] / "summary.csv")}
+    for init in INITS:
+        row = summary[init]
+        assert float(row["test_accuracy_mean"]) == pytest.approx(acc[init].mean(), rel=1e-12)
+        assert float(row["test_accuracy_std"]) == pytest.approx(acc[init].std(ddof=1), rel=1e-9)
+        low, high = bootstrap_ci(acc[init])
+        assert float(row["test_accuracy_ci_low"]) == pytest.approx(low, rel=1e-9)
+        assert float(row["test_accuracy_ci_high"]) == pytest.approx(high, rel=1e-9)
+        if init == "xavier":
+            assert row["verdict"] == "baseline"
+            continue
+        diff = acc[init] - acc["xavier"]
+        low, high = bootstrap_ci(diff)
+        assert float(row["accuracy_diff_mean"]) == pytest.approx(diff.mean(), rel=1e-9, abs=1e-12)
+        assert float(row["accuracy_diff_ci_low"]) == pytest.approx(low, rel=1e-9, abs=1e-12)
+        assert float(row["accuracy_diff_ci_high"]) == pytest.approx(high, rel=1e-9, abs=1e-12)
+        p_better = (np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / len(diff)
+        assert float(row["p_better"]) == pytest.approx(p_better)
+        expected = ("better" if low > 0 else "worse" if high < 0 else "no clear difference")
+        assert row["verdict"] == expected
+
+
+# ------------------------------------------------------------------ resume
+
+
+class InterruptingReporter(experiment.SilentReporter):
+    """Raises KeyboardInterrupt on the `after`-th call to advance (like Ctrl-C mid-run)."""
+
+    def __init__(self, after: int | None = None):
+        self.after, self.calls, self.notices = after, 0, []
+
+    def notice(self, text: str) -> None:
+        self.notices.append(text)
+
+    def advance(self, amount: int) -> None:
+        self.calls += 1
+        if self.after is not None and self.calls == self.after:
+            raise KeyboardInterrupt
+
+
+def assert_same_cells(result: results.RunResult, reference: results.RunResult) -> None:
+    """`result`'s cells equal the same (init, seed) cells of `reference`."""
+    for name in results.METRICS:
+        for i, init in enumerate(result.inits):
+            for s, seed in enumerate(result.seeds):
+                np.testing.assert_array_equal(
+                    result.metrics[name][i, s],
+                    reference.metrics[name][reference.inits.index(init),
+                                            reference.seeds.index(seed)])
+
+
+def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatch):
+    """Seed 1's cell is finished (cached); seed 2's is stopped by Ctrl-C in epoch 2. The
+    rerun trains only seed 2's cell, from its epoch-1 checkpoint, and the numbers equal
+    those of run `a`, which trained every cell in one go."""
+    monkeypatch.setattr(experiment, "CHECKPOINT_EVERY_S", -1.0)  # checkpoint after every epoch
+    spec = SPEC.replace(inits=("normal",), seeds=(2, 1))
+    for path in runs["cache"].glob(f"{spec.training_key()}/*-seed1.npz"):
+        target = results.cache_root() / path.relative_to(runs["cache"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    with pytest.raises(KeyboardInterrupt):
+        experiment.run_experiment(spec, tmp_path / "run", InterruptingReporter(after=2))
+    assert not (tmp_path / "run" / "spec.json").exists()
+    assert len(list(results.cache_root().glob("*/checkpoint-*"))) == 1
+    reporter = InterruptingReporter()
+    resumed = experiment.run_experiment(spec, tmp_path / "run", reporter)
+    assert (resumed.meta["cells_trained"], resumed.meta["cells_cached"]) == (1, 1)
+    assert reporter.notices == ["resuming 1 cells from epoch 1 (checkpoint)"]
+    assert not list(results.cache_root().glob("*/checkpoint-*"))
+    assert_same_cells(resumed, results.read_run(runs["a"]))
+    again = experiment.run_experiment(spec, tmp_path / "run")
+    assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)
