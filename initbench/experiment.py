@@ -101,6 +101,11 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         "baseline": baseline or spec.inits[0], "target": target,
         **environment(),
     }
+    from initbench import lsuv
+
+    if passes := lsuv.passes_by_init(spec, dataset):
+        meta["lsuv_passes"] = passes
+        reporter.notice(lsuv.describe(passes))
     result = results.RunResult(spec, metrics, meta, layer_metrics)
     rows = summary.summarize_run(result, baseline, target)
     results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)

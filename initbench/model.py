@@ -85,10 +85,13 @@ def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: 
                 num_classes: int):
     """Parameters of one initializer for each seed, stacked on a leading [seed] axis."""
     model = make_model(spec, num_classes, init_name)
-    keys = jnp.stack([init_key(init_name, s) for s in seeds])
     dummy = jnp.zeros((1, num_features), jnp.float32)
-    init_fn = jax.jit(jax.vmap(lambda k: model.init(k, dummy)["params"]))
-    return init_fn(keys)
+    # One seed at a time and eagerly, not jax.jit(jax.vmap(...)): jaxlib's batched CPU QR
+    # (orthogonal, lsuv) waits on the thread pool it runs on, and several in one program
+    # deadlock on small machines (seen on 2 cores); and a deep net's init program costs
+    # seconds to compile per initializer. The numbers are bitwise those of the vmapped draw.
+    cells = [model.init(init_key(init_name, s), dummy)["params"] for s in seeds]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *cells)
 
 
 def layer_names(spec: Spec) -> list[str]:

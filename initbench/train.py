@@ -85,6 +85,13 @@ def make_train(spec: Spec, data, mesh: jax.sharding.Mesh | None = None) -> Train
     x_train, y_train = place(data.x_train, False), place(data.y_train, False)
     test_chunks = tuple(place(a, False) for a in _eval_chunks(data.x_test, data.y_test))
     train_chunks = tuple(place(a, False) for a in _eval_chunks(data.x_train, data.y_train))
+    layer_metrics_fn = None
+    if spec.track_layers:  # traced only when asked for: the default program is unchanged
+        from initbench import probe
+
+        layer_x, layer_y = probe.layer_batch(data)
+        layer_metrics_fn = probe.make_layer_metrics(spec, data.num_classes,
+                                                    place(layer_x, False), place(layer_y, False))
 
     def loss_fn(params, x, y):
         logits = apply_model({"params": params}, x)
@@ -116,12 +123,17 @@ def make_train(spec: Spec, data, mesh: jax.sharding.Mesh | None = None) -> Train
         (params, opt_state), losses = jax.lax.scan(step_fn, (params, opt_state), batches)
         test_loss, test_acc = evaluate_cell(params, test_chunks)
         metrics = {"train_loss": losses.mean(), "test_loss": test_loss, "test_accuracy": test_acc}
+        if layer_metrics_fn is not None:
+            metrics.update(layer_metrics_fn(params))
         return params, opt_state, metrics
 
     def eval_cell(params):
         train_loss, _ = evaluate_cell(params, train_chunks)
         test_loss, test_acc = evaluate_cell(params, test_chunks)
-        return {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": test_acc}
+        metrics = {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": test_acc}
+        if layer_metrics_fn is not None:
+            metrics.update(layer_metrics_fn(params))
+        return metrics
 
     @jax.jit
     def eval_fn(state: GridState):

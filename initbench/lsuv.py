@@ -1,0 +1,116 @@
+"""LSUV (Mishkin & Matas 2015): rescale each layer on real data to unit output variance.
+
+The start is the `lsuv` registry entry (gain·Q, Q semi-orthogonal). Then, for each dense
+layer in order, input to output (the logits layer included, as in the paper):
+
+    repeat: out = h @ W + b on the LSUV batch; v = Var(out) over all (example, unit);
+            stop if |v - 1| < tol, else W <- W / sqrt(v)
+
+at most `lsuv_max_iter` times, and the layer's activation of `out` feeds the next layer.
+Only kernels change. With zero biases one pass is exact; a bias whose spread across units
+alone exceeds variance 1 can keep a layer from reaching 1, and it then stops at the cap.
+
+The LSUV batch is the first `BATCH_SIZE` training examples: fixed, the same for every
+seed and initializer, so a cell's LSUV start depends only on its own orthogonal draw
+(deterministic per seed, like every other initializer).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initbench import model as model_lib
+from initbench.spec import Spec
+
+BATCH_SIZE = 1000  # examples in the LSUV batch (the first ones of the training set)
+
+
+def lsuv_batch(x_train: np.ndarray) -> np.ndarray:
+    """The LSUV batch: the first `BATCH_SIZE` training examples, [B, D]."""
+    return x_train[:BATCH_SIZE]
+
+
+def apply_lsuv(spec: Spec, params, batch, num_classes: int):
+    """Rescale stacked `params` ([seed] leading axis) layer by layer on `batch` [B, D].
+
+    Returns (params, passes): the rescaled parameters and an int array [seed, layer] of
+    the rescalings each dense layer took (0: already within `spec.lsuv_tol`;
+    `spec.lsuv_max_iter`: stopped at the cap). `num_classes` is implied by the params and
+    only checked.
+    """
+    num_layers = len(spec.hidden) + 1
+    names = model_lib.layer_names(spec)
+    if params[names[-1]]["kernel"].shape[-1] != num_classes:
+        raise ValueError(f"params have {params[names[-1]]['kernel'].shape[-1]} outputs, "
+                         f"expected num_classes={num_classes}")
+    num_seeds = params[names[0]]["kernel"].shape[0]
+    h = jnp.broadcast_to(jnp.asarray(batch, jnp.float32), (num_seeds, *np.shape(batch)))
+    act = model_lib.activation_fn(spec.activation)
+    out_params = dict(params)
+    passes = np.zeros((num_seeds, num_layers), np.int32)
+    for i, name in enumerate(names):
+        layer = params[name]
+        kernel, count, out = _rescale_layer(layer["kernel"], layer["bias"], h,
+                                            spec.lsuv_tol, spec.lsuv_max_iter)
+        out_params[name] = {**layer, "kernel": kernel}
+        passes[:, i] = np.asarray(count)
+        h = act(out) if i < num_layers - 1 else out
+    return out_params, passes
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _rescale_layer(kernel, bias, h, tol: float, max_iter: int):
+    """vmapped over seeds: (kernel, passes, final output [B, fan_out]) of one layer."""
+
+    def one_seed(kernel, bias, h):
+        def variance(k):
+            out = h @ k + bias
+            return jnp.var(out), out
+
+        def cond_fn(carry):
+            _, count, v = carry
+            usable = jnp.isfinite(v) & (v > 0)  # a zero or broken signal cannot be rescaled
+            return (jnp.abs(v - 1.0) >= tol) & (count < max_iter) & usable
+
+        def body_fn(carry):
+            k, count, v = carry
+            k = k / jnp.sqrt(v)
+            return k, count + 1, variance(k)[0]
+
+        k, count, _ = jax.lax.while_loop(cond_fn, body_fn, (kernel, 0, variance(kernel)[0]))
+        return k, count, variance(k)[1]
+
+    return jax.vmap(one_seed)(kernel, bias, h)
+
+
+def format_passes(passes) -> str:
+    """One line from passes [seed, layer]: passes per layer, the maximum over seeds."""
+    worst = np.asarray(passes).max(axis=0)
+    return f"{' '.join(str(int(p)) for p in worst)} ({len(worst)} layers, max over seeds)"
+
+
+def passes_by_init(spec: Spec, data) -> dict[str, dict[str, list[int]]]:
+    """{init: {seed: passes per layer}} for the data-dependent initializers of `spec`
+    ({} if none), rerunning LSUV (cheap) exactly as training starts it, so cells taken from
+    the cache are reported too."""
+    from initbench import initializers
+
+    out = {}
+    for name in spec.inits:
+        if not initializers.is_data_dependent(name):
+            continue
+        params = model_lib.init_params(spec, name, spec.seeds, data.x_train.shape[1],
+                                       data.num_classes)
+        _, passes = apply_lsuv(spec, params, lsuv_batch(data.x_train), data.num_classes)
+        out[name] = {str(seed): passes[s].tolist() for s, seed in enumerate(spec.seeds)}
+    return out
+
+
+def describe(passes: dict[str, dict[str, list[int]]]) -> str:
+    """One line per init of `passes_by_init`: the LSUV passes each layer took."""
+    return "; ".join(f"{name}: LSUV passes per layer {format_passes(list(by_seed.values()))}"
+                     for name, by_seed in passes.items())
