@@ -76,6 +76,19 @@ def write_atomic(path: Path, data: str | bytes) -> None:
         raise
 
 
+def new_run_folder(command: str) -> Path:
+    """A fresh folder name under results/: results/<command>-<timestamp>[-N]."""
+    import time
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path("results") / f"{command}-{stamp}"
+    suffix = 1
+    while out.exists():
+        suffix += 1
+        out = Path("results") / f"{command}-{stamp}-{suffix}"
+    return out
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -6,7 +6,6 @@ Only typer and rich are imported here; JAX comes in when the command runs.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -129,13 +128,9 @@ def _ratio(value: float) -> str:
 
 
 def _default_out() -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path("results") / f"probe-{stamp}"
-    suffix = 1
-    while out.exists():
-        suffix += 1
-        out = Path("results") / f"probe-{stamp}-{suffix}"
-    return out
+    from initbench.results import new_run_folder
+
+    return new_run_folder("probe")
 
 
 def register(app: typer.Typer) -> None:
