@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -90,11 +89,21 @@ Baseline = Annotated[str | None, typer.Option(
     "--baseline", help="Initializer every other is compared with, seed by seed (default: first).")]
 Target = Annotated[float | None, typer.Option(
     "--target", help="Report the epochs needed to reach this test accuracy (e.g. 0.97).")]
+Distributed = Annotated[bool, typer.Option(
+    "--distributed", help="Train across processes/hosts with jax.distributed: the cluster "
+    "(SLURM, ...) is detected, or give the three options below. Process 0 writes the results.")]
+CoordinatorAddress = Annotated[str | None, typer.Option(
+    "--coordinator-address", help="With --distributed: HOST:PORT of process 0.")]
+NumProcesses = Annotated[int | None, typer.Option(
+    "--num-processes", help="With --distributed: how many processes train together.")]
+ProcessId = Annotated[int | None, typer.Option(
+    "--process-id", help="With --distributed: this process's rank, 0..num-processes-1.")]
 
 
 def _train_command(command: str, inits: str, seeds: str, dataset, epochs, batch_size, lr,
                    optimizer, hidden, activation, bias_init, gain, mode, lsuv_tol, lsuv_max_iter,
-                   track_layers, out, quiet, as_json, no_cache, baseline, target) -> None:
+                   track_layers, out, quiet, as_json, no_cache, baseline, target,
+                   cluster: tuple = (False, None, None, None)) -> None:
     from initbench import spec as spec_lib
 
     spec = spec_lib.Spec(
@@ -106,18 +115,29 @@ def _train_command(command: str, inits: str, seeds: str, dataset, epochs, batch_
     )
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
-    out = out or _default_out(command)
+    _setup_jax(len(spec.inits) * len(spec.seeds), *cluster)
+    out = out or _new_run_folder(command)
     _run_and_report(spec, out, quiet, as_json, no_cache, baseline, target)
 
 
-def _default_out(command: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path("results") / f"{command}-{stamp}"
-    suffix = 1
-    while out.exists():
-        suffix += 1
-        out = Path("results") / f"{command}-{stamp}-{suffix}"
-    return out
+def _setup_jax(num_cells: int, distributed: bool, coordinator_address: str | None,
+               num_processes: int | None, process_id: int | None) -> None:
+    """Before JAX starts: split a CPU into host devices for the grid, join a cluster if asked."""
+    from initbench import jax_setup
+
+    if not distributed and any(v is not None for v in (coordinator_address, num_processes,
+                                                        process_id)):
+        raise InitbenchError("--coordinator-address, --num-processes and --process-id need "
+                             "--distributed.")
+    if distributed:  # first: it checks its options (XLA flags apply later, when devices start)
+        jax_setup.init_distributed(coordinator_address, num_processes, process_id)
+    jax_setup.split_host(jax_setup.host_devices_for(num_cells // (num_processes or 1)))
+
+
+def _new_run_folder(command: str) -> Path:
+    from initbench.results import new_run_folder
+
+    return new_run_folder(command)
 
 
 def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
@@ -125,10 +145,13 @@ def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
     from initbench import experiment, plots, report, summary
     from initbench.progress import RichReporter
 
-    reporter = RichReporter(stderr, show=not (quiet or as_json))
+    main = experiment.is_main_process()  # in a multi-process run only process 0 reports
+    reporter = RichReporter(stderr, show=main and not (quiet or as_json))
     result = experiment.run_experiment(spec, out, reporter, use_cache=not no_cache,
                                        command=list(_invocation), baseline=baseline,
                                        target=target)
+    if result is None:
+        return
     rows = summary.summarize_run(result, baseline, target)
     plots.save_plot(result, rows, Path(out) / "curves.png")
     if as_json:
@@ -157,12 +180,15 @@ def run(
     gain: Gain = None, mode: Mode = None, lsuv_tol: LsuvTol = 0.02,
     lsuv_max_iter: LsuvMaxIter = 20, track_layers: TrackLayers = False, out: Out = None,
     quiet: Quiet = False, as_json: Json = False, no_cache: NoCache = False,
-    target: Target = None,
+    target: Target = None, distributed: Distributed = False,
+    coordinator_address: CoordinatorAddress = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Train one initializer over several seeds."""
     _train_command("run", init, seeds, dataset, epochs, batch_size, lr, optimizer, hidden,
                    activation, bias_init, gain, mode, lsuv_tol, lsuv_max_iter, track_layers, out,
-                   quiet, as_json, no_cache, None, target)
+                   quiet, as_json, no_cache, None, target,
+                   (distributed, coordinator_address, num_processes, process_id))
 
 
 @app.command()
@@ -175,12 +201,15 @@ def compare(
     gain: Gain = None, mode: Mode = None, lsuv_tol: LsuvTol = 0.02,
     lsuv_max_iter: LsuvMaxIter = 20, track_layers: TrackLayers = False, out: Out = None,
     quiet: Quiet = False, as_json: Json = False, no_cache: NoCache = False,
-    baseline: Baseline = None, target: Target = None,
+    baseline: Baseline = None, target: Target = None, distributed: Distributed = False,
+    coordinator_address: CoordinatorAddress = None, num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Train several initializers x seeds together and rank them, with paired verdicts."""
     _train_command("compare", inits, seeds, dataset, epochs, batch_size, lr, optimizer, hidden,
                    activation, bias_init, gain, mode, lsuv_tol, lsuv_max_iter, track_layers, out,
-                   quiet, as_json, no_cache, baseline, target)
+                   quiet, as_json, no_cache, baseline, target,
+                   (distributed, coordinator_address, num_processes, process_id))
 
 
 @app.command("inits")

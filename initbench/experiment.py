@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from initbench import results, stats
+from initbench import jax_setup, results, stats
 from initbench.errors import InitbenchError
 from initbench.spec import Spec
 
@@ -62,10 +62,12 @@ def load_data(spec: Spec):
 def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
                    use_cache: bool = True, command: list[str] | None = None,
                    baseline: str | None = None, target: float | None = None,
-                   max_cells_per_chunk: int = MAX_CELLS_PER_CHUNK) -> results.RunResult:
+                   max_cells_per_chunk: int = MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write `out`.
 
     Returns the whole grid; cells cached under the same training setting are reused.
+    In a multi-process run (`jax_setup.init_distributed`) only process 0 reads the cache and
+    writes anything; the other processes train their share and return None.
     """
     from initbench import summary
 
@@ -75,14 +77,16 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         raise InitbenchError(
             f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
         )
-    results.check_writable(out)
+    main = is_main_process()
+    if main:
+        results.check_writable(out)
     started = time.perf_counter()
     dataset, notice = load_data(spec)
     if notice:
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    if (out / "spec.json").exists():
+    if main and (out / "spec.json").exists():
         _check_same_setting(out, spec)
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
@@ -91,6 +95,8 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         )
     metrics, layer_metrics, trained = train_grid(spec, dataset, reporter, use_cache,
                                                  max_cells_per_chunk)
+    if not main:
+        return None
     meta = {
         "command": command or sys.argv,
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
@@ -128,28 +134,47 @@ def _check_same_setting(out: Path, spec: Spec) -> None:
 
 def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
                max_cells_per_chunk: int):
-    """Metrics [init, seed, epoch] of every cell (cached or trained) and the count trained."""
+    """Metrics [init, seed, epoch] of every cell (cached or trained) and the count trained.
+
+    Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
+    (`sharding.cells_per_chunk`). Processes other than 0 of a multi-process run train what
+    process 0 found missing and return (None, None, count).
+    """
     from initbench import initializers
 
+    main = is_main_process()
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     found: dict[tuple[str, int], dict] = {}
-    if use_cache:
+    if use_cache and main:
         for init, seed in cells:
             cached = results.load_cell(spec, initializers.canonical(init), seed)
             if cached is not None:
                 found[(init, seed)] = cached[0]
     missing = [cell for cell in cells if cell not in found]
+    if jax_setup.is_distributed():
+        from initbench import sharding
+
+        agreed = sharding.from_main_process(np.array([cell in found for cell in cells]))
+        missing = [cell for cell, cached in zip(cells, agreed) if not cached]
     if missing:
+        from initbench import sharding
+
+        chunk_size = sharding.cells_per_chunk(spec, dataset, max_cells_per_chunk)
+        if jax_setup.is_distributed():
+            chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
         reporter.start(len(missing) * spec.epochs, f"training {len(missing)} cells")
         try:
-            for start in range(0, len(missing), max_cells_per_chunk):
-                chunk = missing[start:start + max_cells_per_chunk]
+            for start in range(0, len(missing), chunk_size):
+                chunk = missing[start:start + chunk_size]
                 for cell, arrays in zip(chunk, train_chunk(spec, dataset, chunk, reporter)):
                     found[cell] = arrays
-                    results.save_cell(spec, initializers.canonical(cell[0]), cell[1], arrays,
-                                      {"init": cell[0], "seed": cell[1]})
+                    if main:
+                        results.save_cell(spec, initializers.canonical(cell[0]), cell[1],
+                                          arrays, {"init": cell[0], "seed": cell[1]})
         finally:
             reporter.stop()
+    if not main:
+        return None, None, len(missing)
     shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
     metrics = {name: np.empty(shape) for name in results.METRICS}
     layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
@@ -182,7 +207,9 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
     state = fns.init_fn(padded)
     cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
     ckpt_path = results.checkpoint_path(spec, cells_key)
-    checkpoint = results.load_checkpoint(ckpt_path)
+    # Several processes would each need the checkpoint: multi-process runs start over.
+    checkpointing = not jax_setup.is_distributed()
+    checkpoint = results.load_checkpoint(ckpt_path) if checkpointing else None
     if checkpoint is not None:
         leaves, done, history = checkpoint
         treedef = jax.tree.structure(state)
@@ -195,22 +222,34 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
         reporter.advance(done * len(cells))
     else:
         done = 0
-        history = {k: [np.asarray(v)] for k, v in fns.eval_fn(state).items()}
+        history = {k: [v] for k, v in sharding.to_host(fns.eval_fn(state)).items()}
     last_save = time.monotonic()
     for epoch in range(done + 1, spec.epochs + 1):
         state, metrics = fns.epoch_fn(state, epoch)
-        for k, v in metrics.items():
-            history[k].append(np.asarray(v))
+        for k, v in sharding.to_host(metrics).items():
+            history[k].append(v)
         reporter.advance(len(cells))
-        if time.monotonic() - last_save > CHECKPOINT_EVERY_S and epoch < spec.epochs:
+        if (checkpointing and time.monotonic() - last_save > CHECKPOINT_EVERY_S
+                and epoch < spec.epochs):
             leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
             results.save_checkpoint(ckpt_path, leaves, epoch,
                                     {k: np.stack(v) for k, v in history.items()})
             last_save = time.monotonic()
     stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
     out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
-    ckpt_path.unlink(missing_ok=True)
+    if checkpointing:
+        ckpt_path.unlink(missing_ok=True)
     return out
+
+
+def is_main_process() -> bool:
+    """Whether this process writes results: always, unless it is not process 0 of a
+    multi-process run."""
+    if not jax_setup.is_distributed():
+        return True
+    from initbench import sharding
+
+    return sharding.is_main_process()
 
 
 def _to_host(leaf) -> np.ndarray:

@@ -1,13 +1,41 @@
-"""Spread the grid's cell axis over devices with jax.sharding (one mesh axis, "cells")."""
+"""Spread the grid's cells over devices and processes, in blocks of a fixed size.
+
+The grid state is a global `jax.Array` sharded as `P("cells")` over a 1-D mesh of every
+device of every process. Each device trains its share in blocks of exactly
+`cells_per_block()` cells (8 on CPUs), every block with the same compiled single-device
+program (`blockwise`). Cells never
+talk to each other, so nothing is communicated while training; metrics are gathered once
+per epoch.
+
+Why blocks of a fixed size: XLA:CPU's fusion and vectorization choices depend on the array
+shapes, and with them the last bits of exp, log and reductions. Measured (jax 0.10.2): a
+cell trained among <= 4 cells differs from the same cell among >= 5, and on `digits` among
+<= 11 from among >= 12 (2e-7 in test loss). With one block shape, a cell's numbers cannot
+depend on its grid. Why not XLA's SPMD partitioner (jit over the mesh, or shard_map): it
+inserts copies that change XLA's algebraic rewrites (Adam's bias correction became
+`m / (b * d)` instead of `m * (1 / b) / d`), so 2 or 4 devices differed from 1 by an ulp.
+tests/test_sharding.py checks 1, 2 and 4 devices and several grid sizes bitwise.
+"""
 
 from __future__ import annotations
 
-import jax
+import itertools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
-# XLA:CPU rounds differently for batches of <= 4 cells than for >= 5 (measured: 1e-7..1e-6
-# apart after a few epochs), so every device gets at least this many cells; with it, a cell's
-# numbers do not depend on which other cells share the grid.
-MIN_CELLS_PER_DEVICE = 8
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+# Every compiled program trains exactly this many cells (the last block is padded).
+# Cells per compiled program. On CPUs 8 keeps the numbers of the original one-program grids
+# (>= 5 cells); 1 would be ~10% faster (measured) but changes every number by ~1 ulp. GPUs
+# and TPUs need many models per program to fill the device (not measured here: no GPU).
+CELLS_PER_BLOCK = 8
+ACCELERATOR_CELLS_PER_BLOCK = 128
+# Share of free memory a chunk of cells may plan to use (the rest: XLA temporaries, slack).
+MEMORY_FRACTION = 0.5
 
 
 def cell_mesh() -> jax.sharding.Mesh | None:
@@ -18,13 +46,168 @@ def cell_mesh() -> jax.sharding.Mesh | None:
     return jax.sharding.Mesh(devices, ("cells",))
 
 
+def cells_per_block() -> int:
+    """Cells every compiled program trains: CELLS_PER_BLOCK on CPUs, more on accelerators."""
+    return CELLS_PER_BLOCK if jax.devices()[0].platform == "cpu" else ACCELERATOR_CELLS_PER_BLOCK
+
+
 def pad_cells(cells: list, mesh: jax.sharding.Mesh | None) -> list:
-    """Repeat the last cell until every device holds the same number (>= MIN_CELLS_PER_DEVICE).
+    """Repeat the last cell until every device holds the same whole number of blocks.
 
     Padding cells are exact copies, so they cost compute but never change any result;
     callers keep only the first len(cells) outputs.
     """
-    num_devices = 1 if mesh is None else mesh.devices.size
-    target = max(len(cells), MIN_CELLS_PER_DEVICE * num_devices)
-    target += -target % num_devices
+    unit = cells_per_block() * (1 if mesh is None else mesh.devices.size)
+    target = -(-len(cells) // unit) * unit
     return list(cells) + [cells[-1]] * (target - len(cells))
+
+
+def local_devices(mesh: jax.sharding.Mesh) -> list:
+    """This process's devices of `mesh`, in mesh order."""
+    return [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
+
+
+def blockwise(fn_by_device: dict, mesh: jax.sharding.Mesh | None) -> Callable:
+    """Run a per-block function over every block of cells of every local device.
+
+    `fn_by_device[d](tree, *args)` takes and returns pytrees whose leaves have a leading
+    axis of `cells_per_block()` cells on device `d` (key None: the default device, when
+    `mesh` is None). The returned `run(tree, *args)` takes and returns pytrees with the whole cell
+    axis first: plain arrays without a mesh, global arrays sharded as `P("cells")` with one.
+    Devices are driven from one thread each, so their first calls compile in parallel and
+    later calls overlap (JAX dispatch is asynchronous).
+    """
+    block = cells_per_block()
+    if mesh is None:
+        return lambda tree, *args: _run_blocks(fn_by_device[None], block, tree, *args)
+    devices = local_devices(mesh)
+    cell_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("cells"))
+    pool = ThreadPoolExecutor(len(devices), thread_name_prefix="initbench-device")
+
+    def run(tree, *args):
+        leaves, treedef = jax.tree.flatten(tree)
+        shards = [{shard.device: shard.data for shard in leaf.addressable_shards}
+                  for leaf in leaves]
+        futures = [pool.submit(_run_blocks, fn_by_device[d], block,
+                               treedef.unflatten([s[d] for s in shards]), *args)
+                   for d in devices]
+        outs = [future.result() for future in futures]
+        out_leaves = [jax.tree.leaves(out) for out in outs]
+
+        def assemble(i: int) -> jax.Array:
+            local = [leaves_d[i] for leaves_d in out_leaves]
+            shape = (local[0].shape[0] * mesh.devices.size, *local[0].shape[1:])
+            return jax.make_array_from_single_device_arrays(shape, cell_sharding, local)
+
+        return jax.tree.unflatten(jax.tree.structure(outs[0]),
+                                  [assemble(i) for i in range(len(out_leaves[0]))])
+
+    return run
+
+
+def _run_blocks(fn: Callable, block: int, tree, *args):
+    """`fn` over consecutive blocks of `block` cells of `tree`, outputs concatenated."""
+    size = jax.tree.leaves(tree)[0].shape[0]
+    if size == block:
+        return fn(tree, *args)
+    outs = [fn(jax.tree.map(lambda a, start=start: _take(a, start, block), tree), *args)
+            for start in range(0, size, block)]
+    return jax.tree.map(lambda *blocks: jnp.concatenate(blocks)[:size], *outs)
+
+
+def _take(array, start: int, block: int):
+    """Cells start..start+block of `array`, its last cell repeated past its end."""
+    part = array[start:start + block]
+    missing = block - part.shape[0]
+    return jnp.concatenate([part] + [part[-1:]] * missing) if missing else part
+
+
+def to_host(tree):
+    """A pytree of (possibly multi-process) arrays as NumPy arrays, gathered on every process."""
+    if all(getattr(leaf, "is_fully_addressable", True) for leaf in jax.tree.leaves(tree)):
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def is_main_process() -> bool:
+    """Whether this process writes results (process 0; always true without jax.distributed)."""
+    return jax.process_index() == 0
+
+
+def from_main_process(values: np.ndarray) -> np.ndarray:
+    """Process 0's copy of a small array of booleans or integers (every process must call)."""
+    if jax.process_count() == 1:
+        return values
+    from jax.experimental import multihost_utils
+
+    sent = np.asarray(values).astype(np.int32)  # bools and int64 do not cross every backend
+    return np.asarray(multihost_utils.broadcast_one_to_all(sent)).astype(values.dtype)
+
+
+# ------------------------------------------------------------------ memory plan
+
+
+def bytes_per_cell(spec, num_features: int, num_classes: int) -> int:
+    """Device bytes one cell needs while training (an estimate, float32).
+
+    Parameters, gradients, updates and two optimizer moments, twice over (donated buffers
+    are reused, XLA temporaries are not), plus a minibatch and an evaluation chunk of
+    activations for forward and backward.
+    """
+    from initbench.train import EVAL_CHUNK
+
+    widths = [num_features, *spec.hidden, num_classes]
+    num_params = sum(a * b + b for a, b in itertools.pairwise(widths))
+    batch_acts = spec.batch_size * (num_features + 3 * sum(widths[1:]))
+    eval_acts = EVAL_CHUNK * 2 * max(widths[1:])
+    return 4 * (10 * num_params + batch_acts + eval_acts)
+
+
+def data_bytes(dataset) -> int:
+    """Device bytes of one replicated copy of the data (train twice: shuffled and evaluated)."""
+    return int(2 * dataset.x_train.nbytes + dataset.x_test.nbytes
+               + 2 * dataset.y_train.nbytes + dataset.y_test.nbytes)
+
+
+def free_bytes(device) -> int | None:
+    """Free memory of `device` in bytes: the accelerator's own, or the host's on CPU."""
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # not every backend implements it
+        stats = None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cells_per_chunk(spec, dataset, limit: int) -> int:
+    """How many cells to train at once: at most `limit`, fewer when memory would not hold them.
+
+    Every device holds a copy of the data and its share of the cells; the share is sized to
+    fit in MEMORY_FRACTION of the smallest device's free memory (CPU host devices split the
+    host's memory between them) and rounded down to whole blocks (`cells_per_block`).
+    """
+    devices = jax.local_devices()
+    free = [free_bytes(d) for d in devices]
+    if any(f is None for f in free):
+        return limit
+    sharing = len(devices) if devices[0].platform == "cpu" else 1
+    budget = min(free) * MEMORY_FRACTION / sharing
+    per_cell = bytes_per_cell(spec, dataset.x_train.shape[1], dataset.num_classes)
+    per_device = int((budget - data_bytes(dataset)) // per_cell)
+    block = cells_per_block()
+    per_device = max(block, per_device // block * block)
+    return max(1, min(limit, per_device * len(jax.devices())))

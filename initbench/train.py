@@ -2,8 +2,9 @@
 
 A *cell* is one (initializer, seed). The grid's cells share one leading model axis `[M]`
 (in `[init, seed]` order); every array below has it first. One compiled `epoch_fn` runs
-a whole epoch for every cell: a `lax.scan` over minibatches inside a `vmap` over cells,
-with the data already on the device. No I/O happens here.
+a whole epoch for a block of cells: a `lax.scan` over minibatches inside a `vmap` over
+the block, with the data already on the device. Every block, on every device, runs the
+same program (see `initbench.sharding`). No I/O happens here.
 """
 
 from __future__ import annotations
@@ -69,29 +70,55 @@ def make_train(spec: Spec, data, mesh: jax.sharding.Mesh | None = None) -> Train
     """Build the grid's compiled functions for `spec` on `data` (an `initbench.data.Dataset`).
 
     With a `mesh` (one axis named "cells"), the cell axis is sharded over its devices and
-    the data replicated; the numbers are the same as on one device.
+    the data replicated on each. Every compiled program trains one block of
+    `sharding.cells_per_block()` cells on one device, so a cell's numbers are bitwise the same
+    whatever the grid and the number of devices.
     """
-    num_train = len(data.x_train)
-    num_steps = num_train // spec.batch_size  # the last partial batch is dropped
-    apply_model = model_lib.make_model(spec, data.num_classes).apply
+    from initbench import sharding
+
+    num_steps = len(data.x_train) // spec.batch_size  # the last partial batch is dropped
     tx = make_optimizer(spec)
+    devices = [None] if mesh is None else sharding.local_devices(mesh)
+    fns = {d: _device_fns(spec, data, tx, d) for d in devices}
+    eval_fn = sharding.blockwise({d: f[0] for d, f in fns.items()}, mesh)
+    epoch_fn = sharding.blockwise({d: f[1] for d, f in fns.items()}, mesh)
 
-    def place(array, cell_axis: bool):
+    def init_fn(cells: Sequence[tuple[str, int]], init_batch=None) -> GridState:
+        """Initial state of `cells` ((init, seed) pairs, in order); data-dependent starts
+        (LSUV) use `init_batch` (default: the first training examples)."""
+        params = build_params(spec, cells, data, init_batch)
+        opt_state = jax.vmap(tx.init)(params)
+        keys = jnp.stack([model_lib.data_key(seed) for _, seed in cells])
+        state = GridState(params, opt_state, keys)
         if mesh is None:
-            return jnp.asarray(array)
-        spec_ = jax.sharding.PartitionSpec("cells") if cell_axis else jax.sharding.PartitionSpec()
-        return jax.device_put(array, jax.sharding.NamedSharding(mesh, spec_))
+            return state
+        cell_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("cells"))
+        # Every process built the whole state; each keeps its devices' blocks.
+        return jax.tree.map(lambda a: jax.make_array_from_callback(
+            a.shape, cell_sharding, lambda index: a[index]), state)
 
-    x_train, y_train = place(data.x_train, False), place(data.y_train, False)
-    test_chunks = tuple(place(a, False) for a in _eval_chunks(data.x_test, data.y_test))
-    train_chunks = tuple(place(a, False) for a in _eval_chunks(data.x_train, data.y_train))
+    return TrainFns(init_fn, eval_fn, epoch_fn, num_steps)
+
+
+def _device_fns(spec: Spec, data, tx: optax.GradientTransformation, device):
+    """(eval_fn, epoch_fn) for the cells on one device (None: the default), data put there."""
+    num_train = len(data.x_train)
+    num_steps = num_train // spec.batch_size
+    apply_model = model_lib.make_model(spec, data.num_classes).apply
+
+    def place(array):
+        return jnp.asarray(array) if device is None else jax.device_put(array, device)
+
+    x_train, y_train = place(data.x_train), place(data.y_train)
+    test_chunks = tuple(place(a) for a in _eval_chunks(data.x_test, data.y_test))
+    train_chunks = tuple(place(a) for a in _eval_chunks(data.x_train, data.y_train))
     layer_metrics_fn = None
     if spec.track_layers:  # traced only when asked for: the default program is unchanged
         from initbench import probe
 
         layer_x, layer_y = probe.layer_batch(data)
-        layer_metrics_fn = probe.make_layer_metrics(spec, data.num_classes,
-                                                    place(layer_x, False), place(layer_y, False))
+        layer_metrics_fn = probe.make_layer_metrics(spec, data.num_classes, place(layer_x),
+                                                    place(layer_y))
 
     def loss_fn(params, x, y):
         logits = apply_model({"params": params}, x)
@@ -146,17 +173,7 @@ def make_train(spec: Spec, data, mesh: jax.sharding.Mesh | None = None) -> Train
         return GridState(params, opt_state, state.data_keys), metrics
 
     epoch_fn = jax.jit(_epoch_fn, donate_argnums=0)
-
-    def init_fn(cells: Sequence[tuple[str, int]], init_batch=None) -> GridState:
-        """Initial state of `cells` ((init, seed) pairs, in order); data-dependent starts
-        (LSUV) use `init_batch` (default: the first training examples)."""
-        params = build_params(spec, cells, data, init_batch)
-        opt_state = jax.vmap(tx.init)(params)
-        keys = jnp.stack([model_lib.data_key(seed) for _, seed in cells])
-        state = GridState(params, opt_state, keys)
-        return jax.tree.map(lambda a: place(a, True), state)
-
-    return TrainFns(init_fn, eval_fn, epoch_fn, num_steps)
+    return eval_fn, epoch_fn
 
 
 def build_params(spec: Spec, cells: Sequence[tuple[str, int]], data, init_batch=None):

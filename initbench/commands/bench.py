@@ -1,7 +1,108 @@
-"""CLI commands: bench (being written)."""
+"""CLI command: bench (speed of the seed's setting against the matmul floor and eager PyTorch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
 
+def bench(
+    models: Annotated[int, typer.Option(
+        "--models", help="Models trained together (padded to whole blocks of 8 per device).")] = 8,
+    epochs: Annotated[int, typer.Option(
+        "--epochs", help="Epochs; the first includes compilation, the others are the "
+        "steady state.")] = 3,
+    examples: Annotated[int, typer.Option(
+        "--examples", help="Training examples per epoch (MNIST's seed split: 55,000).")] = 55_000,
+    data: Annotated[str, typer.Option(
+        "--data", help="auto (MNIST if on disk, else synthetic), synthetic or mnist.")] = "auto",
+    devices: Annotated[int | None, typer.Option(
+        "--devices", help="Split the CPU into this many XLA host devices (default: as for "
+        "`compare` with this many models; no effect on GPUs).")] = None,
+    torch: Annotated[bool, typer.Option(
+        "--torch/--no-torch", help="Also time eager PyTorch (when installed).")] = True,
+    torch_epochs: Annotated[int, typer.Option(
+        "--torch-epochs", help="Eager PyTorch epochs (one model).")] = 2,
+    csv: Annotated[Path, typer.Option(
+        "--csv", help="Append one row per run to this file.")] = Path("results/bench.csv"),
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the measured row as JSON instead of the table.")] = False,
+) -> None:
+    """Time training of the seed's setting (784-256-256-10, Adam, batch 100): s per
+    model-epoch, GFLOP/s and fraction of this machine's matmul floor, against eager PyTorch."""
+    import json
+    import os
+
+    from initbench import bench as bench_lib
+    from initbench import jax_setup
+    from initbench.console import stderr, stdout
+
+    config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
+                                   data=data, torch=torch, torch_epochs=torch_epochs)
+    bench_lib.validate(config)
+    jax_setup.split_host(devices if devices is not None else jax_setup.host_devices_for(models))
+    # Before JAX starts: time cold compilation (no persistent XLA cache), and on a GPU let
+    # torch share the device memory JAX would otherwise preallocate.
+    if not jax_setup.backends_started():
+        os.environ.setdefault("INITBENCH_XLA_CACHE", "off")
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+    def notice(text: str) -> None:
+        if not as_json:
+            stderr.print(f"[dim]{text}[/]", highlight=False)
+
+    row = bench_lib.run_bench(config, notice)
+    path = bench_lib.append_csv(row, csv)
+    if as_json:
+        print(json.dumps(row, indent=2, default=str))
+        return
+    stdout.print(bench_table(row))
+    stderr.print(f"appended to {path}")
+
+
+def bench_table(row: dict):
+    """The rich table of one `run_bench` row."""
+    from rich.table import Table
+
+    def mb(value) -> str:
+        return "—" if value in (None, "") else f"{float(value):,.0f} MB"
+
+    table = Table(title=f"initbench bench: 784-256-256-10 ReLU, Adam lr 0.01, batch 100 — "
+                        f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
+    for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",
+                   "peak memory"):
+        table.add_column(header, justify="left" if not header else "right")
+    n = row["num_train"]
+    floor_s = row["floor_s"]
+    table.add_row(f"floor: numpy float32 matmul {row['matmul_gflops']:.0f} GFLOP/s",
+                  f"{floor_s:.3f}", f"{n / floor_s:,.0f}", f"{row['matmul_gflops']:.1f}",
+                  "100%", "—", "—")
+    devices = f"{row['device_count']} {row['platform']} device{'s' * (row['device_count'] > 1)}"
+    device_mem = f" (device {mb(row['peak_device_mb'])})" if row.get("peak_device_mb") else ""
+    table.add_row(f"initbench, JAX {row['jax']}: {row['num_models']} models, {devices}",
+                  f"{row['s_per_model_epoch']:.3f}", f"{row['examples_per_s']:,.0f}",
+                  f"{row['gflops']:.1f}", f"{row['floor_fraction']:.0%}",
+                  f"{row['compile_s']:.1f} s", f"RSS {mb(row['peak_rss_mb'])}{device_mem}")
+    if row.get("torch_s_per_model_epoch"):
+        t = row["torch_s_per_model_epoch"]
+        table.add_row(f"eager PyTorch {row['torch']}: 1 model, {row.get('torch_device', 'cpu')}, "
+                      f"{row.get('torch_threads', '?')} threads",
+                      f"{t:.3f}", f"{n / t:,.0f}", f"{row['torch_gflops']:.1f}",
+                      f"{row['torch_floor_fraction']:.0%}", "none (eager)",
+                      f"RSS {mb(row['torch_peak_rss_mb'])} (both)")
+        table.caption = (f"initbench is {row['speedup_vs_torch']:.2f}x faster than eager PyTorch "
+                         "per model-epoch. ")
+    else:
+        table.caption = "eager PyTorch not measured (install torch, the `bench` extra). "
+    table.caption += (f"Data: {row['data_text']}. Steady state = median of epochs 2..{row['epochs']}"
+                      f" (epoch seconds {row['epoch_s']}); compile = epoch 1 minus that. "
+                      f"Machine: {row['machine']}, {row['cpu_count']} CPUs, load {row['load_1m']}, "
+                      f"git {row['git_revision']}.")
+    return table
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("bench")(bench)

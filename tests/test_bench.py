@@ -1,0 +1,102 @@
+"""initbench bench: FLOP counts, the CSV log, and a tiny run without TFDS or mlxtend."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from initbench import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_flops_of_the_seed_net_by_hand():
+    # forward + weight gradient 4ab per layer; input gradient 2ab for layers 2 and 3
+    layers = 784 * 256 + 256 * 256 + 256 * 10
+    expected = 4 * layers + 2 * (256 * 256 + 256 * 10)
+    assert bench.train_flops_per_example((784, 256, 256, 10)) == expected == 1_211_392
+    assert bench.eval_flops_per_example((784, 256, 256, 10)) == 2 * layers
+    # 550 whole batches of 100, then 10,000 test examples forward: ~72.0 GFLOP
+    assert bench.epoch_flops(55_050, 10_000) == 55_000 * expected + 10_000 * 2 * layers
+
+
+def test_flops_of_a_tiny_net():
+    assert bench.train_flops_per_example((3, 2)) == 4 * 6  # one layer: no input gradient
+    assert bench.train_flops_per_example((3, 2, 5)) == 4 * (6 + 10) + 2 * 10
+
+
+def test_csv_appends_rows_and_keeps_old_columns(tmp_path):
+    path = tmp_path / "bench.csv"
+    bench.append_csv({"machine": "a", "s_per_model_epoch": 1.5, "torch": None}, path)
+    bench.append_csv({"machine": "b", "s_per_model_epoch": 0.5}, path)
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["machine"] for r in rows] == ["a", "b"]
+    assert rows[0]["s_per_model_epoch"] == "1.5" and rows[0]["torch"] == ""
+    path.write_text("machine,old_column\nz,7\n")  # a file from an older initbench
+    bench.append_csv({"machine": "c"}, path)
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["machine"], r["old_column"]) for r in rows] == [("z", "7"), ("c", "")]
+    assert set(bench.CSV_COLUMNS) <= set(rows[0])
+
+
+def test_synthetic_data_has_mnist_shape():
+    small = bench.synthetic_mnist(num_train=300, num_test=50)
+    assert small.x_train.shape == (300, 784) and small.x_train.dtype.name == "float32"
+    assert small.y_test.shape == (50,) and small.y_test.min() >= 0 and small.y_test.max() <= 9
+    dataset, text = bench.load_data("auto", 1000)  # tests have no TFDS data dir
+    assert dataset.source == "synthetic" and len(dataset.x_train) == 1000
+    assert "synthetic" in text and "not on disk" in text
+
+
+def test_bench_runs_without_tfds_tensorflow_or_mlxtend(tmp_path):
+    """What bench/gpu.sh relies on: a Python without TFDS, TensorFlow and mlxtend."""
+    csv_path = tmp_path / "bench.csv"
+    code = (
+        "import sys\n"
+        "for name in ('tensorflow', 'tensorflow_datasets', 'mlxtend', 'torch'):\n"
+        "    sys.modules[name] = None  # importing any of them now fails\n"
+        "sys.argv = ['initbench', 'bench', '--examples', '300', '--epochs', '2', '--models', '2',\n"
+        f"            '--csv', {str(csv_path)!r}]\n"
+        "from initbench.cli import main\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "s / model-epoch" in done.stdout and "floor" in done.stdout
+    assert "eager PyTorch not measured" in done.stdout
+    with open(csv_path, newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["data"] == "synthetic" and row["num_train"] == "300"
+    assert row["num_models"] == "8"  # 2 models padded to one block
+    assert float(row["s_per_model_epoch"]) > 0 and float(row["floor_fraction"]) > 0
+    assert row["torch_s_per_model_epoch"] == ""
+
+
+def test_bench_rejects_bad_options(tmp_path):
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    for args, text in ((["--epochs", "1"], "at least 2"), (["--data", "cifar"], "--data"),
+                       (["--examples", "10"], "--examples")):
+        result = CliRunner().invoke(app, ["bench", *args, "--csv", str(tmp_path / "b.csv")])
+        assert result.exit_code == 2, result.output
+        assert text in result.output
+    assert not (tmp_path / "b.csv").exists()
+
+
+def test_eager_pytorch_peer_trains():
+    pytest.importorskip("torch")
+    small = bench.synthetic_mnist(num_train=400, num_test=100)
+    run = bench.time_torch(small, num_models=1, epochs=2, hidden=(16,))
+    assert len(run["epoch_s"]) == 2 and all(s > 0 for s in run["epoch_s"])
+    assert len(run["test_accuracy"]) == 2
+    json.dumps(run)

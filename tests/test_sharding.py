@@ -1,0 +1,177 @@
+"""Grid sharding: padding, memory plan, and the same numbers on 1, 2 or 4 devices or processes.
+
+Device counts are fixed when JAX starts, so those checks run fresh processes with
+--xla_force_host_platform_device_count.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from initbench import data, sharding
+from initbench.spec import Spec
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPARE = ["compare", "--dataset", "digits", "--hidden", "8", "--epochs", "1", "--seeds", "2",
+           "--inits", "xavier,he_normal", "--quiet", "--no-cache"]
+
+
+def _env(cache: Path, devices: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    if devices > 1:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    env["INITBENCH_CACHE"] = str(cache)
+    return env
+
+
+def _compare_in_subprocess(devices: int, out: Path) -> None:
+    """`initbench compare` through typer's CliRunner, in a process with `devices` devices."""
+    code = (
+        "import sys, jax\n"
+        "from typer.testing import CliRunner\n"
+        "from initbench.cli import app\n"
+        f"assert len(jax.devices()) == {devices}, jax.devices()\n"
+        f"result = CliRunner().invoke(app, {[*COMPARE, '--out', str(out)]!r})\n"
+        "sys.exit(result.exit_code)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=_env(out.parent / "cache", devices),
+                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory) -> Path:
+    """The folder of COMPARE run on one device."""
+    out = tmp_path_factory.mktemp("one") / "run"
+    _compare_in_subprocess(1, out)
+    return out
+
+
+def test_compare_on_4_devices_writes_the_same_csv_as_on_1(tmp_path, one_device_run):
+    four = tmp_path / "four"
+    _compare_in_subprocess(4, four)
+    assert (four / "curves.csv").read_bytes() == (one_device_run / "curves.csv").read_bytes()
+    assert (four / "summary.csv").read_bytes() == (one_device_run / "summary.csv").read_bytes()
+
+
+def test_a_cell_is_the_same_in_any_grid():
+    """The cell (he_normal, 1) of the 784-256-256 net alone and among 20 cells, bitwise.
+
+    The full check (grids 1, 2, 6, 20 on 1, 2 and 4 devices, digits and 784-256-256) is
+    bench/check_independence.py; BENCHMARKS.md records its result.
+    """
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import check_independence as check
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    from initbench import experiment
+
+    dataset, hidden = check.load_net("mnist")
+    spec = Spec(inits=("he_normal",), seeds=(1,), dataset=dataset.name, epochs=1, hidden=hidden)
+    curves = []
+    for size in (1, 20):
+        cells = check.grid_cells(size)
+        outs = experiment.train_chunk(spec, dataset, cells, experiment.SilentReporter())
+        curves.append(outs[cells.index(check.TARGET)])
+    for name in curves[0]:
+        np.testing.assert_array_equal(curves[0][name], curves[1][name])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_processes_train_together_and_only_process_0_writes(tmp_path, one_device_run):
+    """--distributed with a localhost coordinator: the CSV equals a single-process run."""
+    port = _free_port()
+    args = [sys.executable, "-m", "initbench", *COMPARE, "--distributed",
+            "--coordinator-address", f"localhost:{port}", "--num-processes", "2"]
+    env = _env(tmp_path / "cache", 1)
+    procs = [subprocess.Popen([*args, "--process-id", str(rank), "--out", str(tmp_path / f"out{rank}")],
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for rank in (0, 1)]
+    try:
+        outputs = [proc.communicate(timeout=240) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-2000:]
+    assert not (tmp_path / "out1").exists()  # process 1 writes nothing
+    assert ((tmp_path / "out0" / "curves.csv").read_bytes()
+            == (one_device_run / "curves.csv").read_bytes())
+
+
+def test_distributed_options_are_checked_before_jax_starts(tmp_path):
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    result = CliRunner().invoke(app, [*COMPARE, "--process-id", "0", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "need --distributed" in result.output
+    result = CliRunner().invoke(app, [*COMPARE, "--distributed", "--num-processes", "2",
+                                      "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "--coordinator-address" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize(("num_cells", "num_devices", "expected"),
+                         [(1, 1, 8), (8, 1, 8), (9, 1, 16), (20, 1, 24), (1, 2, 16), (20, 2, 32),
+                          (20, 4, 32), (33, 4, 64)])
+def test_cells_are_padded_to_whole_blocks_per_device(num_cells, num_devices, expected):
+    class FakeMesh:
+        class devices:  # mimics Mesh.devices.size
+            size = num_devices
+
+    cells = [("xavier", seed) for seed in range(num_cells)]
+    padded = sharding.pad_cells(cells, FakeMesh() if num_devices > 1 else None)
+    assert len(padded) == expected
+    assert padded[:num_cells] == cells
+    assert set(padded[num_cells:]) <= {cells[-1]}
+
+
+def test_blocks_are_padded_with_the_last_cell_and_cut_back():
+    calls = []
+
+    def fn(tree, scale):
+        calls.append(tree["x"].shape)
+        return {"y": tree["x"] * scale}
+
+    x = np.arange(20.0).reshape(10, 2)
+    out = sharding.blockwise({None: fn}, None)({"x": x}, 2.0)
+    np.testing.assert_array_equal(out["y"], x * 2)
+    assert calls == [(8, 2), (8, 2)]
+
+
+def test_bytes_per_cell_counts_parameters_and_activations():
+    spec = Spec(inits=("xavier",), seeds=(0,), hidden=(4,), batch_size=2)
+    num_params = 3 * 4 + 4 + 4 * 2 + 2  # 3 -> 4 -> 2
+    batch_acts = 2 * (3 + 3 * (4 + 2))
+    eval_acts = 1000 * 2 * 4
+    assert sharding.bytes_per_cell(spec, 3, 2) == 4 * (10 * num_params + batch_acts + eval_acts)
+
+
+def test_chunks_shrink_to_fit_memory(monkeypatch):
+    digits = data.Dataset("tiny", np.zeros((100, 64), np.float32), np.zeros(100, np.int32),
+                          np.zeros((20, 64), np.float32), np.zeros(20, np.int32), 10, (8, 8, 1), "test")
+    spec = Spec(inits=("xavier",), seeds=(0,), hidden=(256, 256))
+    per_cell = sharding.bytes_per_cell(spec, 64, 10)
+    free = (sharding.data_bytes(digits) + 20 * per_cell) / sharding.MEMORY_FRACTION
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: free)
+    assert sharding.cells_per_chunk(spec, digits, 128) == 16  # 20 fit: whole blocks of 8
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: 1)
+    assert sharding.cells_per_chunk(spec, digits, 128) == 8  # never below one block
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: 10**15)
+    assert sharding.cells_per_chunk(spec, digits, 128) == 128
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: None)
+    assert sharding.cells_per_chunk(spec, digits, 40) == 40
