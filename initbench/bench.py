@@ -52,7 +52,7 @@ class BenchConfig:
     """What `run_bench` measures. `data` is "auto" (MNIST if on disk, else synthetic),
     "synthetic" or "mnist"."""
 
-    num_models: int = 8
+    num_models: int = 16
     epochs: int = 3
     num_train: int = NUM_TRAIN
     data: str = "auto"
@@ -211,7 +211,9 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
     """Train the same MLP in eager PyTorch, one model after another; per-epoch wall times.
 
     The same work per epoch as initbench: a fresh shuffle, whole minibatches of Adam steps,
-    then the test loss and accuracy. Runs on CUDA when torch sees a GPU, else on the CPU.
+    then the test loss and accuracy. Runs on CUDA when torch sees a GPU, else on the CPU with
+    the faster of 1 thread and torch's default (measured on a few steps first: on a busy
+    2-core machine two OpenMP threads made these small matmuls 10x slower than one).
     """
     import torch
     import torch.nn.functional as F
@@ -225,22 +227,40 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
     y_test = torch.from_numpy(dataset.y_test).long().to(device)
     num_steps = len(x_train) // batch_size
     widths = [x_train.shape[1], *hidden]
-    epoch_s, test_accuracy = [], []
-    for _ in range(num_models):
+
+    def make_model():
         layers: list[nn.Module] = []
         for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.ReLU()]
         model = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes)).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        return model, torch.optim.Adam(model.parameters(), lr=lr)
+
+    def train_steps(model, optimizer, order, steps):
+        for step in steps:
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
+
+    if device.type == "cpu":
+        trials = {}
+        for threads in sorted({1, torch.get_num_threads()}):
+            torch.set_num_threads(threads)
+            model, optimizer = make_model()
+            order = torch.randperm(len(x_train))
+            train_steps(model, optimizer, order, range(min(5, num_steps)))  # warm-up
+            start = time.perf_counter()
+            train_steps(model, optimizer, order, range(min(30, num_steps)))
+            trials[threads] = time.perf_counter() - start
+        torch.set_num_threads(min(trials, key=trials.get))
+    epoch_s, test_accuracy = [], []
+    for _ in range(num_models):
+        model, optimizer = make_model()
         for _ in range(epochs):
             start = time.perf_counter()
             order = torch.randperm(len(x_train), device=device)
-            for step in range(num_steps):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                optimizer.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                loss.backward()
-                optimizer.step()
+            train_steps(model, optimizer, order, range(num_steps))
             with torch.no_grad():
                 correct, loss_sum = 0, 0.0
                 for lo in range(0, len(x_test), 1000):
@@ -313,10 +333,10 @@ def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
         "data_text": data_text, "epoch_s": [round(s, 3) for s in jax_run["epoch_s"]],
     }
     if not config.torch:
-        notice("eager PyTorch: skipped (--no-torch)")
+        row["torch_note"] = "eager PyTorch skipped (--no-torch). "
     elif not torch_available():
-        notice("eager PyTorch: not installed; `pip install torch==2.13.0` (the `bench` extra) "
-               "adds it to this table")
+        row["torch_note"] = ("eager PyTorch not measured: torch is not installed "
+                             "(`pip install torch==2.13.0`, the `bench` extra). ")
     else:
         torch_run = time_torch(dataset, 1, config.torch_epochs)
         torch_per_model = statistics.median(torch_run["epoch_s"])

@@ -175,3 +175,22 @@ def test_chunks_shrink_to_fit_memory(monkeypatch):
     assert sharding.cells_per_chunk(spec, digits, 128) == 128
     monkeypatch.setattr(sharding, "free_bytes", lambda device: None)
     assert sharding.cells_per_chunk(spec, digits, 40) == 40
+
+
+def test_host_devices_split_only_when_padding_does_not_eat_the_gain(monkeypatch):
+    from initbench import jax_setup
+
+    monkeypatch.setattr(jax_setup, "num_cores", lambda: 2)
+    chosen = {n: jax_setup.host_devices_for(n) for n in (1, 8, 9, 16, 17, 20, 24, 25, 100)}
+    assert chosen == {1: 1, 8: 1, 9: 2, 16: 2, 17: 1, 20: 1, 24: 1, 25: 2, 100: 2}
+    monkeypatch.setattr(jax_setup, "num_cores", lambda: 1)
+    assert jax_setup.host_devices_for(100) == 1
+
+
+def test_split_host_respects_the_users_flag(monkeypatch):
+    from initbench import jax_setup
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
+    assert jax_setup.requested_host_devices() == 3
+    assert jax_setup.split_host(2) is False
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=3"

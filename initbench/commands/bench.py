@@ -10,7 +10,7 @@ import typer
 
 def bench(
     models: Annotated[int, typer.Option(
-        "--models", help="Models trained together (padded to whole blocks of 8 per device).")] = 8,
+        "--models", help="Models trained together (padded to whole blocks of 8 per device).")] = 16,
     epochs: Annotated[int, typer.Option(
         "--epochs", help="Epochs; the first includes compilation, the others are the "
         "steady state.")] = 3,
@@ -95,7 +95,7 @@ def bench_table(row: dict):
         table.caption = (f"initbench is {row['speedup_vs_torch']:.2f}x faster than eager PyTorch "
                          "per model-epoch. ")
     else:
-        table.caption = "eager PyTorch not measured (install torch, the `bench` extra). "
+        table.caption = row.get("torch_note", "")
     table.caption += (f"Data: {row['data_text']}. Steady state = median of epochs 2..{row['epochs']}"
                       f" (epoch seconds {row['epoch_s']}); compile = epoch 1 minus that. "
                       f"Machine: {row['machine']}, {row['cpu_count']} CPUs, load {row['load_1m']}, "
