@@ -19,6 +19,7 @@ tests/test_sharding.py checks 1, 2 and 4 devices and several grid sizes bitwise.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable
@@ -72,17 +73,17 @@ def blockwise(fn_by_device: dict, mesh: jax.sharding.Mesh | None) -> Callable:
 
     `fn_by_device[d](tree, *args)` takes and returns pytrees whose leaves have a leading
     axis of `cells_per_block()` cells on device `d` (key None: the default device, when
-    `mesh` is None). The returned `run(tree, *args)` takes and returns pytrees with the whole cell
-    axis first: plain arrays without a mesh, global arrays sharded as `P("cells")` with one.
-    Devices are driven from one thread each, so their first calls compile in parallel and
-    later calls overlap (JAX dispatch is asynchronous).
+    `mesh` is None). The returned `run(tree, *args)` takes and returns pytrees with the
+    whole cell axis first: plain arrays without a mesh, global arrays sharded as
+    `P("cells")` with one. Devices are driven from one thread each, so their first calls
+    compile in parallel and later calls overlap (JAX dispatch is asynchronous).
     """
     block = cells_per_block()
     if mesh is None:
         return lambda tree, *args: _run_blocks(fn_by_device[None], block, tree, *args)
     devices = local_devices(mesh)
     cell_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("cells"))
-    pool = ThreadPoolExecutor(len(devices), thread_name_prefix="initbench-device")
+    pool = _pool(len(devices))
 
     def run(tree, *args):
         leaves, treedef = jax.tree.flatten(tree)
@@ -103,6 +104,12 @@ def blockwise(fn_by_device: dict, mesh: jax.sharding.Mesh | None) -> Callable:
                                   [assemble(i) for i in range(len(out_leaves[0]))])
 
     return run
+
+
+@functools.cache
+def _pool(num_threads: int) -> ThreadPoolExecutor:
+    """One dispatch thread per local device, shared by every chunk of a run."""
+    return ThreadPoolExecutor(num_threads, thread_name_prefix="initbench-device")
 
 
 def _run_blocks(fn: Callable, block: int, tree, *args):
