@@ -14,7 +14,6 @@ MNIST-shaped set, so the check stays fast). tests/test_sharding.py runs a subset
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 INITS = ("xavier", "he_normal", "normal", "lecun_normal", "orthogonal")
@@ -41,9 +40,9 @@ def load_net(name: str):
 
 def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) -> None:
     """Train every (net, grid size) and save the target cell's curves to `out`."""
-    if devices > 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                                   + f" --xla_force_host_platform_device_count={devices}")
+    from initbench import jax_setup
+
+    jax_setup.split_host(devices)
     import jax
     import numpy as np
 

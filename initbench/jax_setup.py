@@ -15,6 +15,9 @@ import sys
 from initbench.errors import InitbenchError
 
 HOST_DEVICES_FLAG = "--xla_force_host_platform_device_count"
+# GPUs: XLA autotunes its GEMM algorithms per process, and two runs of the same command gave
+# different numbers (measured on an H200, 3e-4 in test loss); this pins them. No effect on CPUs.
+DETERMINISTIC_GPU_FLAG = "--xla_gpu_deterministic_ops=true"
 SPLIT_GAIN_EXPONENT = 0.2  # d host devices ~ d**0.2 x the throughput of one (2 cores: 1.15x)
 _state = {"distributed": False}
 
@@ -72,16 +75,24 @@ def split_host(num_devices: int) -> bool:
     """Expose the CPU as `num_devices` XLA host devices; True if that will take effect.
 
     Does nothing when XLA_FLAGS already sets a count (the user's choice wins) or when JAX
-    has already created its devices (e.g. a second command in the same process).
+    has already created its devices (e.g. a second command in the same process). Also asks
+    XLA for deterministic GPU kernels (same command, same numbers), unless XLA_FLAGS says.
     """
     if num_devices < 1:
         raise InitbenchError(f"--devices must be at least 1, got {num_devices}.")
-    if requested_host_devices() is not None or backends_started():
+    if backends_started():
+        return False
+    if "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+        _add_xla_flag(DETERMINISTIC_GPU_FLAG)
+    if requested_host_devices() is not None:
         return False
     if num_devices > 1:
-        flags = os.environ.get("XLA_FLAGS", "")
-        os.environ["XLA_FLAGS"] = f"{flags} {HOST_DEVICES_FLAG}={num_devices}".strip()
+        _add_xla_flag(f"{HOST_DEVICES_FLAG}={num_devices}")
     return True
+
+
+def _add_xla_flag(flag: str) -> None:
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
 
 
 def init_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
