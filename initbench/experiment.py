@@ -295,10 +295,15 @@ def environment() -> dict:
 
 
 def git_revision() -> str | None:
-    """The current git commit of the working tree, or None outside a repository."""
+    """The current git commit of the working tree ("+dirty" when tracked files have
+    uncommitted changes), or None outside a repository."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip()
+
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
+        revision = git("rev-parse", "--short", "HEAD")
+        dirty = revision and git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None
+    return (revision + "+dirty" * bool(dirty)) or None
