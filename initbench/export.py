@@ -66,6 +66,7 @@ def json_document(result: RunResult, rows: list[dict]) -> dict:
         "target": first["target"] if first["target"] != "" else None,
         "ci_method": first["ci_method"], "ci_level": first["ci_level"],
         "bootstrap_resamples": first["bootstrap_resamples"],
+        "paired_ci_method": first["paired_ci_method"],
         "merged_from": result.meta.get("merged_from"),
         "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows],
     }
@@ -116,8 +117,8 @@ def _note(rows: list[dict]) -> str:
     return (f"{100 * first['ci_level']:g}% CIs: {first['ci_method']}, "
             f"{first['bootstrap_resamples']} resamples. Δ and verdict: final test accuracy "
             f"minus {first['baseline']}'s on the same seed; better/worse when the CI of the "
-            "mean difference excludes 0. P(better): share of seeds on which the initializer "
-            "beats the baseline.")
+            f"mean difference ({first['paired_ci_method']}) excludes 0. P(better): share of "
+            "seeds on which the initializer beats the baseline.")
 
 
 def markdown(result: RunResult, rows: list[dict]) -> str:

@@ -114,8 +114,9 @@ def _signed_pct(value) -> str:
 
 def _caption(result: RunResult, rows: list[dict]) -> str:
     notice = result.meta.get("dataset_notice")
-    lines = [f"95% CIs: {rows[0]['ci_method']}, {rows[0]['bootstrap_resamples']} resamples. "
-             "Verdict: the paired (same seed) accuracy difference's CI excludes 0 or not."]
+    lines = [f"95% CIs: {rows[0]['ci_method']}, {rows[0]['bootstrap_resamples']} resamples; "
+             f"Δ: {rows[0]['paired_ci_method']} (same seed, same minibatches). "
+             "Verdict: the CI of Δ excludes 0 or not."]
     if notice:
         lines.append(f"dataset: {result.dataset} — {notice}")
     return "\n".join(lines)

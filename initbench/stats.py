@@ -1,6 +1,6 @@
 """Aggregates over seeds: summaries, bootstrap CIs, paired comparisons, curve metrics.
 
-Pure NumPy. One array layout, with the axis order `[init, seed, epoch]`:
+NumPy (and SciPy's t quantile). One array layout, with the axis order `[init, seed, epoch]`:
 
 - Final metrics: `values[num_seeds]` for one initializer, or `values[num_inits, num_seeds]`.
 - Curves: `curves[num_seeds, num_epochs + 1]` for one initializer, or
@@ -20,9 +20,20 @@ finite values `x` of one initializer, in seed order, with `n = len(x) >= 2`:
 
 It equals, up to float rounding, `scipy.stats.bootstrap((x,), np.mean, method="percentile",
 n_resamples=BOOTSTRAP_RESAMPLES, rng=np.random.default_rng(BOOTSTRAP_SEED))` (SciPy >= 1.15).
-With n == 1 the CI is (nan, nan); when all values are equal it is exactly (v, v). A paired
-comparison applies the same recipe to the per-seed differences `values - baseline`, in seed order,
-over the seeds where both are finite.
+With n == 1 the CI is (nan, nan); when all values are equal it is exactly (v, v).
+
+The percentile bootstrap is too narrow with few seeds: with n = 3 it spans about 0.4x of the
+Student t interval, because it uses the normal quantile and the biased std. Summaries keep
+it (it needs no normality and says what a reader expects from "bootstrap over seeds"), but
+verdicts must not claim a difference that is noise. A paired comparison therefore uses
+`PAIRED_CI_METHOD`: the Student t interval of the mean of the per-seed differences
+`d = values - baseline` (seed order, seeds where both are finite):
+
+    mean(d) +/- t.ppf(0.975, n - 1) * std(d, ddof=1) / sqrt(n)
+
+Simulated under no difference (normal per-seed differences), it claims a difference in 5%
+of comparisons at every n, where the percentile bootstrap claims one in ~25% at n = 3,
+~16% at n = 5 and ~9% at n = 10 (measured; tests/test_stats.py).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ CI_LEVEL = 0.95
 BOOTSTRAP_RESAMPLES = 10_000
 BOOTSTRAP_SEED = 0
 CI_METHOD = "percentile bootstrap over seeds"
+PAIRED_CI_METHOD = "Student t over per-seed paired differences"
 
 VERDICT_BETTER = "better"
 VERDICT_WORSE = "worse"
@@ -90,24 +102,44 @@ def _as_curves(curves, name: str = "curves") -> np.ndarray:
     return array
 
 
-def bootstrap_ci(values, level: float = CI_LEVEL) -> tuple[float, float]:
-    """Percentile-bootstrap CI of the mean of the finite `values[num_seeds]`; see module doc."""
+def _ci_values(values, level: float) -> tuple[np.ndarray, tuple[float, float] | None]:
+    """The finite `values[num_seeds]`, and the CI when there is nothing to estimate:
+    (nan, nan) for fewer than 2 values, exactly (v, v) when all equal v (resampled means of
+    equal floats can differ from v by rounding)."""
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     x = _as_seeds(values)
     x = x[np.isfinite(x)]
-    n = x.size
-    if n < 2:
-        return (float("nan"), float("nan"))
+    if x.size < 2:
+        return x, (float("nan"), float("nan"))
     if np.all(x == x[0]):
-        # Resampled means of equal floats can differ from v by rounding; the CI is exactly (v, v).
-        return (float(x[0]), float(x[0]))
+        return x, (float(x[0]), float(x[0]))
+    return x, None
+
+
+def bootstrap_ci(values, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the mean of the finite `values[num_seeds]`; see module doc."""
+    x, fixed = _ci_values(values, level)
+    if fixed:
+        return fixed
     rng = np.random.default_rng(BOOTSTRAP_SEED)
-    idx = rng.integers(0, n, size=(BOOTSTRAP_RESAMPLES, n))
+    idx = rng.integers(0, x.size, size=(BOOTSTRAP_RESAMPLES, x.size))
     means = x[idx].mean(axis=1)
     tail = 100.0 * (1.0 - level) / 2.0
     low, high = np.percentile(means, [tail, 100.0 - tail])
     return (float(low), float(high))
+
+
+def t_ci(values, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Student t CI of the mean of the finite `values[num_seeds]`; see module doc."""
+    from scipy import stats as scipy_stats
+
+    x, fixed = _ci_values(values, level)
+    if fixed:
+        return fixed
+    n, mean = x.size, float(np.mean(x))
+    half = float(scipy_stats.t.ppf(0.5 + level / 2.0, n - 1) * np.std(x, ddof=1) / np.sqrt(n))
+    return (mean - half, mean + half)
 
 
 def summarize(values) -> Summary:
@@ -148,8 +180,9 @@ def compare_paired(values, baseline, higher_is_better: bool = True) -> Paired:
 
     Uses the seeds where both are finite. `mean_diff` and the CI are of `values - baseline`;
     `p_better` is the fraction of those seeds on which `values` is better (ties count 1/2).
-    The verdict is "better"/"worse" when the CI excludes 0, "no clear difference" otherwise,
-    and "no verdict (n<3)" (with a NaN CI) for fewer than 3 paired seeds.
+    The CI is `t_ci` of the differences; the verdict is "better"/"worse" when it excludes 0,
+    "no clear difference" otherwise, and "no verdict (n<3)" (with a NaN CI) for fewer than
+    3 paired seeds.
     """
     x = _as_seeds(values, "values")
     y = _as_seeds(baseline, "baseline")
@@ -166,7 +199,7 @@ def compare_paired(values, baseline, higher_is_better: bool = True) -> Paired:
     mean_diff = float(np.mean(diff))
     if n < MIN_PAIRED_SEEDS:
         return Paired(n, mean_diff, nan, nan, p_better, VERDICT_TOO_FEW)
-    ci_low, ci_high = bootstrap_ci(diff)
+    ci_low, ci_high = t_ci(diff)
     if ci_low > 0:
         verdict = VERDICT_BETTER if higher_is_better else VERDICT_WORSE
     elif ci_high < 0:

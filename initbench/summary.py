@@ -20,7 +20,7 @@ SUMMARY_COLUMNS = [
     "target", "epochs_to_target_mean", "reached_target", "test_loss_auc_mean",
     "baseline", "accuracy_diff_mean", "accuracy_diff_ci_low", "accuracy_diff_ci_high",
     "p_better", "verdict", "loss_diff_mean", "loss_diff_ci_low", "loss_diff_ci_high",
-    "loss_verdict", "ci_method", "ci_level", "bootstrap_resamples",
+    "loss_verdict", "ci_method", "ci_level", "bootstrap_resamples", "paired_ci_method",
 ]
 
 
@@ -56,6 +56,7 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             "baseline": baseline,
             "ci_method": stats.CI_METHOD, "ci_level": stats.CI_LEVEL,
             "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES,
+            "paired_ci_method": stats.PAIRED_CI_METHOD,
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
