@@ -165,7 +165,7 @@ def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
         if notice:
             stderr.print(f"[yellow]note:[/] dataset used: {result.dataset} — {notice}")
         cached = result.meta.get("cells_cached", 0)
-        extra = f" ({cached} cells reused from the cache)" if cached else ""
+        extra = f" ({cached} cell{'s' * (cached != 1)} reused from the cache)" if cached else ""
         stderr.print(f"results written to {out}/ (curves.csv, summary.csv, spec.json, curves.png)"
                      f"{extra}")
 

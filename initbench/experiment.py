@@ -162,7 +162,7 @@ def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
         chunk_size = sharding.cells_per_chunk(spec, dataset, max_cells_per_chunk)
         if jax_setup.is_distributed():
             chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
-        reporter.start(len(missing) * spec.epochs, f"training {len(missing)} cells")
+        reporter.start(len(missing) * spec.epochs, f"training {_cells(len(missing))}")
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
@@ -218,7 +218,7 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
             for leaf, old in zip(leaves, jax.tree.leaves(state))
         ])
         history = {k: list(v) for k, v in history.items()}
-        reporter.notice(f"resuming {len(cells)} cells from epoch {done} (checkpoint)")
+        reporter.notice(f"resuming {_cells(len(cells))} from epoch {done} (checkpoint)")
         reporter.advance(done * len(cells))
     else:
         done = 0
@@ -292,6 +292,10 @@ def environment() -> dict:
                     "processor": platform.processor() or None},
         "git_revision": git_revision(),
     }
+
+
+def _cells(count: int) -> str:
+    return f"{count} cell{'s' * (count != 1)}"
 
 
 def git_revision() -> str | None:

@@ -204,9 +204,14 @@ def read_run(folder: Path) -> RunResult:
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     try:
         with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
+            text = handle.read()
+        rows = list(csv.DictReader(io.StringIO(text)))
     except (OSError, csv.Error, UnicodeDecodeError) as err:
         raise InitbenchError(f"{path} cannot be read: {err}.") from None
+    if text and not text.endswith("\n"):
+        # initbench ends every row with a newline: a cut-off last row may still parse
+        # (a number cut short is still a number), so refuse it here.
+        raise InitbenchError(f"{path} is truncated: its last line is incomplete.")
     if not rows:
         raise InitbenchError(f"{path} is empty or truncated.")
     missing = [c for c in required if c not in rows[0]]
