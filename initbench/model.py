@@ -21,14 +21,14 @@ def enable_compilation_cache() -> None:
     $XDG_CACHE_HOME/initbench/xla or ~/.cache/initbench/xla.
     """
     import os
-    from pathlib import Path
 
     where = os.environ.get("INITBENCH_XLA_CACHE")
     if where == "off":
         return
     if where is None:
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        where = str(Path(base) / "initbench" / "xla")
+        from initbench.paths import user_cache_dir
+
+        where = str(user_cache_dir("xla"))
     jax.config.update("jax_compilation_cache_dir", where)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 

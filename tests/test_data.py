@@ -83,6 +83,26 @@ def test_mnist_5k_is_stratified_and_deterministic():
     np.testing.assert_array_equal(first.y_test, second.y_test)
 
 
+def test_mnist_5k_split_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = data.load("mnist-5k")  # parses the CSV, writes the cache
+    (cache_file,) = (tmp_path / "initbench" / "datasets").glob("mnist-5k-*.npz")
+
+    def no_parsing(*args, **kwargs):
+        raise AssertionError("the CSV was parsed although the split is cached")
+
+    monkeypatch.setattr(np, "loadtxt", no_parsing)
+    cached = data.load("mnist-5k")
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(cached, name), getattr(parsed, name))
+    cache_file.write_bytes(cache_file.read_bytes()[:1000])  # a cut-off cache file
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rebuilt = data.load("mnist-5k")
+    np.testing.assert_array_equal(rebuilt.x_train, parsed.x_train)
+    assert cache_file.stat().st_size > 1000
+
+
 def test_digits_shapes_and_range():
     digits = data.load("digits")
     assert digits.x_train.shape == (1_437, 64) and digits.x_test.shape == (360, 64)
