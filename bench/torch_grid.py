@@ -29,7 +29,8 @@ def main() -> None:
     run = bench.time_torch(dataset, num_models=args.models, epochs=args.epochs)
     trained = sum(run["epoch_s"])
     final = run["test_accuracy"][args.epochs - 1::args.epochs]
-    print(f"eager PyTorch {run['version']} ({run['device']}, {run['threads']} threads): "
+    print(f"eager PyTorch {run['version']} ({run['device']}, {run['threads']} "
+          f"thread{'s' * (run['threads'] != 1)}): "
           f"{args.models} models x {args.epochs} epochs on {args.dataset}: training {trained:.1f} s "
           f"({trained / len(run['epoch_s']):.3f} s per model-epoch), "
           f"wall clock {time.perf_counter() - START:.1f} s; "

@@ -319,7 +319,7 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     reporter = InterruptingReporter()
     resumed = experiment.run_experiment(spec, tmp_path / "run", reporter)
     assert (resumed.meta["cells_trained"], resumed.meta["cells_cached"]) == (1, 1)
-    assert reporter.notices == ["resuming 1 cells from epoch 1 (checkpoint)"]
+    assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
     assert not list(results.cache_root().glob("*/checkpoint-*"))
     assert_same_cells(resumed, results.read_run(runs["a"]))
     again = experiment.run_experiment(spec, tmp_path / "run")
