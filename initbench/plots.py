@@ -161,6 +161,8 @@ def _verdict_text(row: dict) -> str:
         return "(baseline)" + diverged
     diff = row.get("accuracy_diff_mean")
     shown = f"{100 * diff:+.2f} pt\n" if isinstance(diff, float) and math.isfinite(diff) else ""
+    # On one line, "no clear difference" ran into its neighbours' labels (5 initializers).
+    verdict = verdict.replace("no clear ", "no clear\n")
     return f"{shown}{verdict}{diverged}"
 
 
