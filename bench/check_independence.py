@@ -42,7 +42,7 @@ def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) 
     """Train every (net, grid size) and save the target cell's curves to `out`."""
     from initbench import jax_setup
 
-    jax_setup.split_host(devices)
+    jax_setup.configure_xla(devices)
     import jax
     import numpy as np
 

@@ -131,7 +131,7 @@ def _setup_jax(num_cells: int, distributed: bool, coordinator_address: str | Non
                              "--distributed.")
     if distributed:  # first: it checks its options (XLA flags apply later, when devices start)
         jax_setup.init_distributed(coordinator_address, num_processes, process_id)
-    jax_setup.split_host(jax_setup.host_devices_for(num_cells // (num_processes or 1)))
+    jax_setup.configure_xla(jax_setup.host_devices_for(num_cells // (num_processes or 1)))
 
 
 def _new_run_folder(command: str) -> Path:

@@ -1,8 +1,8 @@
 """Process-wide JAX setup, done before JAX creates its devices (its first device query).
 
-Commands that train call `split_host` first: on a CPU, XLA then exposes the cores as
-several host devices and each trains its own block of cells (see `initbench.sharding`);
-on a GPU or TPU the flag changes nothing. `init_distributed` joins a multi-process run.
+Commands that run JAX call `configure_xla` first: it asks for deterministic GPU kernels and,
+on a CPU, exposes the cores as several host devices that each train their own blocks of
+cells (see `initbench.sharding`). `init_distributed` joins a multi-process run.
 Importing this module does not import JAX.
 """
 
@@ -71,12 +71,13 @@ def requested_host_devices() -> int | None:
     return None
 
 
-def split_host(num_devices: int) -> bool:
-    """Expose the CPU as `num_devices` XLA host devices; True if that will take effect.
+def configure_xla(num_devices: int = 1) -> bool:
+    """Set XLA's flags before JAX starts: deterministic GPU kernels (same command, same
+    numbers) and the CPU exposed as `num_devices` host devices. True if the device split
+    will take effect.
 
-    Does nothing when XLA_FLAGS already sets a count (the user's choice wins) or when JAX
-    has already created its devices (e.g. a second command in the same process). Also asks
-    XLA for deterministic GPU kernels (same command, same numbers), unless XLA_FLAGS says.
+    XLA_FLAGS already naming either setting wins (the user's choice); nothing changes once
+    JAX has created its devices (e.g. a second command in the same process).
     """
     if num_devices < 1:
         raise InitbenchError(f"--devices must be at least 1, got {num_devices}.")

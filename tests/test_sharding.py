@@ -187,24 +187,24 @@ def test_host_devices_split_only_when_padding_does_not_eat_the_gain(monkeypatch)
     assert jax_setup.host_devices_for(100) == 1
 
 
-def test_split_host_respects_the_users_flag(monkeypatch):
+def test_configure_xla_respects_the_users_flag(monkeypatch):
     from initbench import jax_setup
 
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=3")
     assert jax_setup.requested_host_devices() == 3
     monkeypatch.setattr(jax_setup, "backends_started", lambda: False)
-    assert jax_setup.split_host(2) is False
+    assert jax_setup.configure_xla(2) is False
     assert os.environ["XLA_FLAGS"].split() == ["--xla_force_host_platform_device_count=3",
                                                jax_setup.DETERMINISTIC_GPU_FLAG]
 
 
-def test_split_host_asks_for_deterministic_gpu_kernels_unless_the_user_chose(monkeypatch):
+def test_configure_xla_asks_for_deterministic_gpu_kernels_unless_the_user_chose(monkeypatch):
     from initbench import jax_setup
 
     monkeypatch.setattr(jax_setup, "backends_started", lambda: False)
     monkeypatch.delenv("XLA_FLAGS", raising=False)
-    assert jax_setup.split_host(1) is True
+    assert jax_setup.configure_xla(1) is True
     assert os.environ["XLA_FLAGS"] == jax_setup.DETERMINISTIC_GPU_FLAG
     monkeypatch.setenv("XLA_FLAGS", "--xla_gpu_deterministic_ops=false")
-    jax_setup.split_host(1)
+    jax_setup.configure_xla(1)
     assert os.environ["XLA_FLAGS"] == "--xla_gpu_deterministic_ops=false"

@@ -42,7 +42,7 @@ def bench(
     config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
                                    data=data, torch=torch, torch_epochs=torch_epochs)
     bench_lib.validate(config)
-    jax_setup.split_host(devices if devices is not None else jax_setup.host_devices_for(models))
+    jax_setup.configure_xla(devices if devices is not None else jax_setup.host_devices_for(models))
     # Before JAX starts: time cold compilation (no persistent XLA cache), and on a GPU let
     # torch share the device memory JAX would otherwise preallocate.
     if not jax_setup.backends_started():

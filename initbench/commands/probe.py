@@ -46,10 +46,12 @@ def probe(
     std and dead units, per initializer (no training)."""
     import sys
 
+    from initbench import jax_setup
     from initbench import probe as probe_lib
     from initbench import spec as spec_lib
     from initbench.console import stderr, stdout
 
+    jax_setup.configure_xla()
     spec = spec_lib.Spec(
         inits=spec_lib.parse_list(inits, "inits"), seeds=spec_lib.parse_seeds(seeds),
         dataset=dataset, hidden=spec_lib.parse_hidden(hidden), activation=activation,
