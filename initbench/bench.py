@@ -308,7 +308,7 @@ def validate(config: BenchConfig) -> None:
 def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
     """Measure everything `initbench bench` prints; one row of `CSV_COLUMNS` (plus extras).
 
-    Order: the CPU matmul rate first (idle machine, numpy only), then initbench, then (on an
+    Order: on a CPU the numpy matmul rate first (idle machine), then initbench, then (on an
     accelerator) the device's matmul rate, then PyTorch; peak RSS is read after each part
     (it only grows, so PyTorch's includes initbench's).
     """
@@ -318,9 +318,13 @@ def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
     dataset, data_text = load_data(config.data, config.num_train)
     notice(f"data: {data_text}")
     flops = epoch_flops(len(dataset.x_train), len(dataset.x_test))
-    rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
+    import jax
+
+    on_cpu = jax.default_backend() == "cpu"
+    if on_cpu:  # before training, while the machine is idle
+        rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
     jax_run = time_initbench(dataset, config.num_models, config.epochs)
-    if jax_run["platform"] != "cpu":
+    if not on_cpu:
         rate = device_matmul_gflops()
         floor_source = f"JAX float32 matmul {DEVICE_MATMUL_SIZE}^3 on {jax_run['device_kind']}"
     floor_s = flops / (rate * 1e9)
