@@ -41,8 +41,9 @@ def load_net(name: str):
 def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) -> None:
     """Train every (net, grid size) and save the target cell's curves to `out`."""
     from initbench import jax_setup
+    from initbench.runtime import Runtime
 
-    jax_setup.configure_xla(devices)
+    runtime = jax_setup.start(Runtime(use_cache=False), devices)
     import jax
     import numpy as np
 
@@ -58,7 +59,8 @@ def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) 
                     hidden=hidden)
         for size in grids:
             cells = grid_cells(size)
-            outs = experiment.train_chunk(spec, dataset, cells, experiment.SilentReporter())
+            runner = experiment.Runner(spec, dataset, runtime)
+            outs = runner.train(cells, experiment.SilentReporter())
             for name, values in outs[cells.index(TARGET)].items():
                 saved[f"{net}/grid{size}/{name}"] = values
     np.savez(out, **saved)

@@ -169,17 +169,18 @@ def load_data(choice: str = "auto", num_train: int = NUM_TRAIN):
                      f"{reason}) - speed does not depend on the pixel values")
 
 
-def time_initbench(dataset, num_models: int, epochs: int) -> dict:
-    """Train `num_models` cells exactly as `initbench compare` does; per-epoch wall times.
+def time_initbench(dataset, num_models: int, epochs: int, runtime) -> dict:
+    """Train `num_models` cells with the runner `initbench compare` uses; per-epoch times.
 
     Returns the models actually trained (the grid is padded to whole device blocks, and cut
-    to one chunk when memory would not hold it), the
-    device kind and count, every epoch's seconds (the first includes compilation) and the
-    peak device memory in MB where the backend reports it.
+    to one chunk when memory would not hold it), the device kind and count, every epoch's
+    seconds (the first includes compilation) and the peak device memory in MB where the
+    backend reports it.
     """
     import jax
 
-    from initbench import sharding, train
+    from initbench import sharding
+    from initbench.experiment import Runner
     from initbench.spec import Spec
 
     spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
@@ -189,15 +190,14 @@ def time_initbench(dataset, num_models: int, epochs: int) -> dict:
     # and one chunk times the steady state as well as all of them.
     num_models = min(num_models, sharding.cells_per_chunk(spec, dataset, num_models))
     spec = spec.replace(seeds=tuple(range(num_models)))
-    mesh = sharding.cell_mesh()
-    cells = sharding.pad_cells([("he_normal", seed) for seed in spec.seeds], mesh)
-    fns = train.make_train(spec, dataset, mesh)
-    state = fns.init_fn(cells)
+    runner = Runner(spec, dataset, runtime)
+    cells = runner.padded([("he_normal", seed) for seed in spec.seeds])
+    state, _ = runner.init_state(cells)
     jax.block_until_ready(state)
     epoch_s = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        state, metrics = fns.epoch_fn(state, epoch)
+        state, metrics = runner.epoch_fn(state, epoch)
         sharding.to_host(metrics)
         epoch_s.append(time.perf_counter() - start)
     devices = jax.devices()
@@ -305,7 +305,7 @@ def validate(config: BenchConfig) -> None:
         raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {config.num_train}.")
 
 
-def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
+def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> dict:
     """Measure everything `initbench bench` prints; one row of `CSV_COLUMNS` (plus extras).
 
     Order: on a CPU the numpy matmul rate first (idle machine), then initbench, then (on an
@@ -323,7 +323,10 @@ def run_bench(config: BenchConfig, notice=lambda text: None) -> dict:
     on_cpu = jax.default_backend() == "cpu"
     if on_cpu:  # before training, while the machine is idle
         rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
-    jax_run = time_initbench(dataset, config.num_models, config.epochs)
+    from initbench.runtime import Runtime
+
+    runtime = runtime or Runtime.from_environment(xla_cache=None)
+    jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime)
     if not on_cpu:
         rate = device_matmul_gflops()
         floor_source = f"JAX float32 matmul {DEVICE_MATMUL_SIZE}^3 on {jax_run['device_kind']}"

@@ -1,7 +1,10 @@
-"""Run a comparison end to end: data, cached cells, compiled training, results on disk.
+"""The runner: cached cells, compiled programs built once per run, chunks, results on disk.
 
-This is the library behind `initbench run` and `initbench compare`; the CLI only parses
-options into a `Spec` and renders what this returns.
+This is the library behind `run`, `compare`, `probe` and `bench`; the CLI only parses
+options into a `Spec` and a `Runtime` and renders what this returns. `Runner` turns the
+pure per-cell functions of `initbench.train` into programs over a grid: the cell axis
+(vmap), fixed-size blocks on every device (`initbench.sharding`), the data placed on the
+devices and every program traced once per run, whatever the number of chunks.
 """
 
 from __future__ import annotations
@@ -10,19 +13,18 @@ import hashlib
 import json
 import platform
 import subprocess
-import sys
 import time
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from initbench import jax_setup, results, stats
+from initbench import plan, results, stats
 from initbench.errors import InitbenchError
+from initbench.runtime import Runtime
 from initbench.spec import Spec
-
-CHECKPOINT_EVERY_S = 20.0
-MAX_CELLS_PER_CHUNK = 128  # bounds device memory; bigger grids train chunk after chunk
 
 
 class Reporter(Protocol):
@@ -50,6 +52,20 @@ class SilentReporter:
         pass
 
 
+class EverySeconds:
+    """Calls `action(*args)` from `maybe(*args)` when `period_s` seconds have passed since
+    the last call (or the start): periodic work without patched constants."""
+
+    def __init__(self, period_s: float, action: Callable, clock: Callable[[], float] = time.monotonic):
+        self.period_s, self.action, self.clock = period_s, action, clock
+        self.last = clock()
+
+    def maybe(self, *args) -> None:
+        if self.clock() - self.last >= self.period_s:
+            self.action(*args)
+            self.last = self.clock()
+
+
 def load_data(spec: Spec):
     """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back."""
     from initbench import data as data_lib
@@ -59,26 +75,186 @@ def load_data(spec: Spec):
     return data_lib.load(spec.dataset), None
 
 
-def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
-                   use_cache: bool = True, command: list[str] | None = None,
-                   baseline: str | None = None, target: float | None = None,
-                   max_cells_per_chunk: int = MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
-    """Train every (init, seed) cell of `spec` not already cached and write `out`.
+class Runner:
+    """The compiled programs of one run of `spec` on `dataset`, over `runtime.mesh`.
 
-    Returns the whole grid; cells cached under the same training setting are reused.
-    In a multi-process run (`jax_setup.init_distributed`) only process 0 reads the cache and
-    writes anything; the other processes train their share and return None.
+    Built once per run: the data is placed on every local device once, and each program
+    (init, epoch, evaluation, probe statistics) is traced once, however many chunks of
+    cells it then runs. `traces` counts the traces per program (for tests).
     """
-    from initbench import summary
 
+    def __init__(self, spec: Spec, dataset, runtime: Runtime):
+        import jax
+
+        from initbench import sharding, train
+
+        self.spec, self.dataset, self.runtime = spec, dataset, runtime
+        self.traces: Counter = Counter()
+        self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train))
+        mesh = runtime.mesh
+        self.devices = [None] if mesh is None else sharding.local_devices(mesh)
+        host = train.cell_data(spec, dataset)
+        self._data = {d: jax.tree.map(lambda a, d=d: self._place(a, d), host)
+                      for d in self.devices}
+        self._probe_fns: dict[int, Callable] = {}
+        self._init_fn = jax.jit(self._counted("init", jax.vmap(self.cell.init)))
+        self.eval_fn = self._blockwise("eval", lambda data: lambda state: jax.vmap(
+            lambda s: self.cell.evaluate(s, data))(state))
+        self.epoch_fn = self._blockwise("epoch", lambda data: lambda state, epoch: jax.vmap(
+            lambda s: self.cell.epoch(s, epoch, data))(state), donate=True)
+
+    @staticmethod
+    def _place(array, device):
+        import jax
+        import jax.numpy as jnp
+
+        return jnp.asarray(array) if device is None else jax.device_put(array, device)
+
+    def _counted(self, name: str, fn: Callable) -> Callable:
+        def counted_fn(*args):
+            self.traces[name] += 1  # runs once per trace, never per call
+            return fn(*args)
+
+        return counted_fn
+
+    def _blockwise(self, name: str, make_block_fn: Callable, donate: bool = False) -> Callable:
+        """One jitted per-block program per local device (its data closed over), run over
+        every block of the grid by `sharding.blockwise`."""
+        import jax
+
+        from initbench import sharding
+
+        options = {"donate_argnums": 0} if donate else {}
+        return sharding.blockwise(
+            {d: jax.jit(self._counted(name, make_block_fn(self._data[d])), **options)
+             for d in self.devices}, self.runtime.mesh)
+
+    def init_state(self, cells: Sequence[tuple[str, int]]):
+        """(state of `cells` with the cell axis first, LSUV passes per cell), laid out over
+        the mesh: every process builds the whole state and keeps its devices' blocks."""
+        import jax
+
+        from initbench import starts, train
+
+        built = starts.cell_starts(self.spec, cells, self.dataset)
+        state = self._init_fn(built.params, train.data_keys(cells))
+        if self.runtime.mesh is not None:
+            cell_sharding = jax.sharding.NamedSharding(self.runtime.mesh,
+                                                       jax.sharding.PartitionSpec("cells"))
+            state = jax.tree.map(lambda a: jax.make_array_from_callback(
+                a.shape, cell_sharding, lambda index: a[index]), state)
+        return state, built.lsuv_passes
+
+    def padded(self, cells: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+        """`cells` padded to whole blocks on every device (`sharding.pad_cells`)."""
+        from initbench import sharding
+
+        return sharding.pad_cells(list(cells), self.runtime.mesh)
+
+    def cell_stats(self, state, batch_size: int) -> dict:
+        """Per-layer statistics (`diagnostics.STATS`, each [M, L + 1]) of every cell of
+        `state` on the first `batch_size` training examples."""
+        import jax
+
+        from initbench import diagnostics, sharding
+
+        if batch_size not in self._probe_fns:
+            stats_fn = diagnostics.make_cell_stats(self.spec, self.dataset.num_classes)
+            x, y = self.dataset.x_train[:batch_size], self.dataset.y_train[:batch_size]
+
+            def make_block_fn(data):
+                return lambda state: jax.vmap(lambda s: stats_fn(s.params, *data))(state)
+
+            self._data_probe = {d: (self._place(x, d), self._place(y, d)) for d in self.devices}
+            self._probe_fns[batch_size] = sharding.blockwise(
+                {d: jax.jit(self._counted("probe", make_block_fn(self._data_probe[d])))
+                 for d in self.devices}, self.runtime.mesh)
+        return sharding.to_host(self._probe_fns[batch_size](state))
+
+    def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
+              on_checkpoint: Callable | None = None) -> list[dict]:
+        """Train `cells` together; one dict of [epoch] arrays per cell (LSUV passes under
+        `lsuv_passes` for data-dependent starts).
+
+        Without `runtime.distributed`, the chunk's state is checkpointed every
+        `runtime.checkpoint_every_s` seconds, so an interrupted chunk resumes from its last
+        checkpoint instead of epoch 0. `on_checkpoint(epoch)` is called after each one.
+        """
+        import jax
+
+        from initbench import sharding
+
+        spec, runtime = self.spec, self.runtime
+        padded = self.padded(cells)
+        state, passes = self.init_state(padded)
+        cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
+        ckpt_path = results.checkpoint_path(runtime.cell_cache, spec, cells_key)
+        # Several processes would each need the checkpoint: multi-process runs start over.
+        checkpointing = not runtime.distributed
+        checkpoint = (results.load_checkpoint(ckpt_path)
+                      if checkpointing and runtime.use_cache else None)
+        if checkpoint is not None:
+            leaves, done, history = checkpoint
+            treedef = jax.tree.structure(state)
+            state = jax.tree.unflatten(treedef, [
+                jax.device_put(_from_host(leaf, old), old.sharding)
+                for leaf, old in zip(leaves, jax.tree.leaves(state))
+            ])
+            history = {k: list(v) for k, v in history.items()}
+            reporter.notice(f"resuming {_cells(len(cells))} from epoch {done} (checkpoint)")
+            reporter.advance(done * len(cells))
+        else:
+            done = 0
+            history = {k: [v] for k, v in sharding.to_host(self.eval_fn(state)).items()}
+
+        def save(epoch: int, state) -> None:
+            leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
+            results.save_checkpoint(ckpt_path, leaves, epoch,
+                                    {k: np.stack(v) for k, v in history.items()})
+            if on_checkpoint is not None:
+                on_checkpoint(epoch)
+
+        periodic = EverySeconds(runtime.checkpoint_every_s, save)
+        for epoch in range(done + 1, spec.epochs + 1):
+            state, metrics = self.epoch_fn(state, epoch)
+            for k, v in sharding.to_host(metrics).items():
+                history[k].append(v)
+            reporter.advance(len(cells))
+            if checkpointing and epoch < spec.epochs:
+                periodic.maybe(epoch, state)
+        stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
+        out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
+        for cell_out, cell_passes in zip(out, passes):
+            if cell_passes is not None:
+                cell_out["lsuv_passes"] = np.asarray(cell_passes)
+        if checkpointing:
+            ckpt_path.unlink(missing_ok=True)
+        return out
+
+
+def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
+                   reporter: Reporter | None = None, baseline: str | None = None,
+                   target: float | None = None,
+                   max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
+    """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
+
+    Returns the whole grid; cells cached under the same training setting are reused. In a
+    multi-process run only process 0 (`runtime.main`) reads the cache and writes anything;
+    the other processes train their share and return None.
+    """
+    from initbench import initializers, plots, summary
+
+    runtime = runtime or Runtime.from_environment()
     reporter = reporter or SilentReporter()
     out = Path(out)
     if baseline is not None and baseline not in spec.inits:
-        raise InitbenchError(
-            f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
-        )
-    main = is_main_process()
-    if main:
+        canon = {initializers.canonical(name): name for name in spec.inits}
+        if initializers.canonical(baseline) not in canon:
+            raise InitbenchError(
+                f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
+            )
+        baseline = canon[initializers.canonical(baseline)]
+    if runtime.main:
         results.check_writable(out)
     started = time.perf_counter()
     dataset, notice = load_data(spec)
@@ -86,35 +262,34 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    if main and (out / "spec.json").exists():
+    if runtime.main and (out / "spec.json").exists():
         _check_same_setting(out, spec)
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
-    metrics, layer_metrics, trained = train_grid(spec, dataset, reporter, use_cache,
-                                                 max_cells_per_chunk)
-    if not main:
+    grid = train_grid(spec, dataset, runtime, reporter, max_cells_per_chunk)
+    if not runtime.main:
         return None
     meta = {
-        "command": command or sys.argv,
+        "command": list(runtime.command),
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
-        "cells_trained": trained, "cells_cached": len(spec.inits) * len(spec.seeds) - trained,
+        "cells_trained": grid.trained, "cells_cached": len(spec.inits) * len(spec.seeds) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),
         "baseline": baseline or spec.inits[0], "target": target,
         **environment(),
     }
-    from initbench import lsuv
+    if grid.lsuv_passes:
+        from initbench import lsuv
 
-    if passes := lsuv.passes_by_init(spec, dataset):
-        meta["lsuv_passes"] = passes
-        reporter.notice(lsuv.describe(passes))
-    result = results.RunResult(spec, metrics, meta, layer_metrics)
-    rows = summary.summarize_run(result, baseline, target)
-    results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
+        meta["lsuv_passes"] = grid.lsuv_passes
+        reporter.notice(lsuv.describe(grid.lsuv_passes))
+    result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
+    result.summary = summary.summarize_run(result, baseline, target)
+    results.write_run(out, result, result.summary, plots.render(result, result.summary, "png"))
     return result
 
 
@@ -132,26 +307,36 @@ def _check_same_setting(out: Path, spec: Spec) -> None:
         )
 
 
-def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
-               max_cells_per_chunk: int):
-    """Metrics [init, seed, epoch] of every cell (cached or trained) and the count trained.
+class Grid(NamedTuple):
+    """A trained grid: metrics [init, seed, epoch] (NaN from a cell's first diverged epoch
+    on), layer metrics [init, seed, epoch, layer], cells trained now, and
+    {init: {seed: LSUV passes per layer}} for data-dependent starts."""
+
+    metrics: dict | None
+    layer_metrics: dict | None
+    trained: int
+    lsuv_passes: dict
+
+
+def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
+               max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> Grid:
+    """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 
     Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
     (`sharding.cells_per_chunk`). Processes other than 0 of a multi-process run train what
-    process 0 found missing and return (None, None, count).
+    process 0 found missing and return a Grid without metrics.
     """
     from initbench import initializers
 
-    main = is_main_process()
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     found: dict[tuple[str, int], dict] = {}
-    if use_cache and main:
+    if runtime.use_cache and runtime.main:
         for init, seed in cells:
-            cached = results.load_cell(spec, initializers.canonical(init), seed)
+            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(init), seed)
             if cached is not None:
                 found[(init, seed)] = cached[0]
     missing = [cell for cell in cells if cell not in found]
-    if jax_setup.is_distributed():
+    if runtime.distributed:
         from initbench import sharding
 
         agreed = sharding.from_main_process(np.array([cell in found for cell in cells]))
@@ -160,96 +345,42 @@ def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
         from initbench import sharding
 
         chunk_size = sharding.cells_per_chunk(spec, dataset, max_cells_per_chunk)
-        if jax_setup.is_distributed():
+        if runtime.distributed:
             chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
+        runner = Runner(spec, dataset, runtime)
         reporter.start(len(missing) * spec.epochs, f"training {_cells(len(missing))}")
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, train_chunk(spec, dataset, chunk, reporter)):
+                for cell, arrays in zip(chunk, runner.train(chunk, reporter)):
                     found[cell] = arrays
-                    if main:
-                        results.save_cell(spec, initializers.canonical(cell[0]), cell[1],
-                                          arrays, {"init": cell[0], "seed": cell[1]})
+                    if runtime.main:
+                        results.save_cell(runtime.cell_cache, spec,
+                                          initializers.canonical(cell[0]), cell[1], arrays,
+                                          {"init": cell[0], "seed": cell[1]})
         finally:
             reporter.stop()
-    if not main:
-        return None, None, len(missing)
+    if not runtime.main:
+        return Grid(None, None, len(missing), {})
     shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
     metrics = {name: np.empty(shape) for name in results.METRICS}
     layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
     layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
                      for k in layer_names}
+    passes: dict[str, dict[str, list[int]]] = {}
     for (init, seed), arrays in found.items():
         i, s = spec.inits.index(init), spec.seeds.index(seed)
         for name in results.METRICS:
             metrics[name][i, s] = arrays[name]
         for k in layer_names:
             layer_metrics[k[len("layer_"):]][i, s] = arrays[k]
+        if "lsuv_passes" in arrays:
+            passes.setdefault(init, {})[str(seed)] = np.asarray(arrays["lsuv_passes"]).tolist()
+    passes = {init: {str(seed): passes[init][str(seed)] for seed in spec.seeds if str(seed) in passes[init]}
+              for init in spec.inits if init in passes}
     first = stats.first_diverged_epoch(*(metrics[m] for m in results.METRICS))
     metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
-    return metrics, layer_metrics, len(missing)
-
-
-def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Reporter):
-    """Train `cells` together in one compiled program; one dict of [epoch] arrays per cell.
-
-    The state is checkpointed every CHECKPOINT_EVERY_S seconds, so an interrupted chunk
-    resumes from its last checkpoint instead of epoch 0.
-    """
-    import jax
-
-    from initbench import sharding, train
-
-    mesh = sharding.cell_mesh()
-    padded = sharding.pad_cells(cells, mesh)
-    fns = train.make_train(spec, dataset, mesh)
-    state = fns.init_fn(padded)
-    cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-    ckpt_path = results.checkpoint_path(spec, cells_key)
-    # Several processes would each need the checkpoint: multi-process runs start over.
-    checkpointing = not jax_setup.is_distributed()
-    checkpoint = results.load_checkpoint(ckpt_path) if checkpointing else None
-    if checkpoint is not None:
-        leaves, done, history = checkpoint
-        treedef = jax.tree.structure(state)
-        state = jax.tree.unflatten(treedef, [
-            jax.device_put(_from_host(leaf, old), old.sharding)
-            for leaf, old in zip(leaves, jax.tree.leaves(state))
-        ])
-        history = {k: list(v) for k, v in history.items()}
-        reporter.notice(f"resuming {_cells(len(cells))} from epoch {done} (checkpoint)")
-        reporter.advance(done * len(cells))
-    else:
-        done = 0
-        history = {k: [v] for k, v in sharding.to_host(fns.eval_fn(state)).items()}
-    last_save = time.monotonic()
-    for epoch in range(done + 1, spec.epochs + 1):
-        state, metrics = fns.epoch_fn(state, epoch)
-        for k, v in sharding.to_host(metrics).items():
-            history[k].append(v)
-        reporter.advance(len(cells))
-        if (checkpointing and time.monotonic() - last_save > CHECKPOINT_EVERY_S
-                and epoch < spec.epochs):
-            leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
-            results.save_checkpoint(ckpt_path, leaves, epoch,
-                                    {k: np.stack(v) for k, v in history.items()})
-            last_save = time.monotonic()
-    stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
-    out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
-    if checkpointing:
-        ckpt_path.unlink(missing_ok=True)
-    return out
-
-
-def is_main_process() -> bool:
-    """Whether this process writes results: always, unless it is not process 0 of a
-    multi-process run."""
-    if not jax_setup.is_distributed():
-        return True
-    from initbench import sharding
-
-    return sharding.is_main_process()
+    return Grid(metrics, layer_metrics, len(missing), passes)
 
 
 def _to_host(leaf) -> np.ndarray:

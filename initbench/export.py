@@ -9,11 +9,13 @@ accuracies in percent and differences in percentage points, rounded to 2 decimal
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 
 from initbench.errors import unknown_name
+from initbench.formatting import json_value
 from initbench.results import RunResult, csv_text
+from initbench.summary import SUMMARY_COLUMNS, SummaryRow
 
 FORMATS = ("markdown", "csv", "json", "latex")
 EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json",
@@ -37,12 +39,10 @@ def choose_format(fmt: str | None, out: str | None) -> str:
     return "markdown"
 
 
-def render(result: RunResult, rows: list[dict], fmt: str) -> str:
+def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
     """The summary `rows` of `result` (ranked, from `summarize_run`) as text in `fmt`."""
-    from initbench.summary import SUMMARY_COLUMNS
-
     if fmt == "csv":
-        return csv_text(rows, SUMMARY_COLUMNS)
+        return csv_text([dataclasses.asdict(row) for row in rows], SUMMARY_COLUMNS)
     if fmt == "json":
         return json.dumps(json_document(result, rows), indent=2, ensure_ascii=False) + "\n"
     if fmt == "markdown":
@@ -52,7 +52,7 @@ def render(result: RunResult, rows: list[dict], fmt: str) -> str:
     raise unknown_name("export format", fmt, FORMATS)
 
 
-def json_document(result: RunResult, rows: list[dict]) -> dict:
+def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
     """Settings, CI method and every summary column, NaN written as null."""
     from initbench import report
 
@@ -62,66 +62,37 @@ def json_document(result: RunResult, rows: list[dict]) -> dict:
         "dataset": result.dataset,
         "spec": result.spec.to_dict(),
         "seeds": result.seeds,
-        "baseline": first["baseline"],
-        "target": first["target"] if first["target"] != "" else None,
-        "ci_method": first["ci_method"], "ci_level": first["ci_level"],
-        "bootstrap_resamples": first["bootstrap_resamples"],
-        "paired_ci_method": first["paired_ci_method"],
+        "baseline": first.baseline,
+        "target": first.target,
+        "ci_method": first.ci_method, "ci_level": first.ci_level,
+        "bootstrap_resamples": first.bootstrap_resamples,
+        "paired_ci_method": first.paired_ci_method,
         "merged_from": result.meta.get("merged_from"),
-        "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows],
+        "rows": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()} for row in rows],
     }
-
-
-def _json_value(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if hasattr(value, "item"):  # NumPy scalars
-        return _json_value(value.item())
-    return value
 
 
 _LEFT = ("init", "verdict")  # text columns; the rest are right-aligned numbers
 
 
-def _table(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
+def _table(rows: list[SummaryRow]) -> tuple[list[str], list[list[str]]]:
     """Header and cells shared by markdown and LaTeX (plain text, no escaping)."""
-    baseline = rows[0]["baseline"]
-    has_target = any(row.get("target") not in ("", None) for row in rows)
-    header = ["#", "init", "seeds", "test acc % (mean ± std)", "95% CI", "test loss"]
-    if has_target:
-        header.append(f"epochs to {100 * rows[0]['target']:.4g}%")
-    header += [f"Δ acc vs {baseline} (pt) [95% CI]", "P(better)", "verdict"]
-    body = []
-    for row in rows:
-        seeds = str(row["seeds"]) + (f" ({row['diverged']} diverged)" if row["diverged"] else "")
-        cells = [str(row["rank"]), row["init"], seeds,
-                 f"{_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])}",
-                 f"[{_pct(row['test_accuracy_ci_low'])}, {_pct(row['test_accuracy_ci_high'])}]",
-                 _num(row["test_loss_mean"], ".4f")]
-        if has_target:
-            reached = row.get("reached_target", 0)
-            cells.append("never" if not reached else
-                         f"{row['epochs_to_target_mean']:.1f} ({reached}/{row['seeds']})")
-        if row["verdict"] == "baseline":
-            cells += ["—", "—", "baseline"]
-        else:
-            cells += [f"{_pp(row['accuracy_diff_mean'])} [{_pp(row['accuracy_diff_ci_low'])}, "
-                      f"{_pp(row['accuracy_diff_ci_high'])}]",
-                      _num(row["p_better"], ".2f"), row["verdict"]]
-        body.append(cells)
-    return header, body
+    from initbench import report
+
+    columns, body = report.ranked_table(rows)
+    return [header for header, _ in columns], body
 
 
-def _note(rows: list[dict]) -> str:
+def _note(rows: list[SummaryRow]) -> str:
     first = rows[0]
-    return (f"{100 * first['ci_level']:g}% CIs: {first['ci_method']}, "
-            f"{first['bootstrap_resamples']} resamples. Δ and verdict: final test accuracy "
-            f"minus {first['baseline']}'s on the same seed; better/worse when the CI of the "
-            f"mean difference ({first['paired_ci_method']}) excludes 0. P(better): share of "
+    return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
+            f"{first.bootstrap_resamples} resamples. Δ and verdict: final test accuracy "
+            f"minus {first.baseline}'s on the same seed; better/worse when the CI of the "
+            f"mean difference ({first.paired_ci_method}) excludes 0. P(better): share of "
             "seeds on which the initializer beats the baseline.")
 
 
-def markdown(result: RunResult, rows: list[dict]) -> str:
+def markdown(result: RunResult, rows: list[SummaryRow]) -> str:
     """A GitHub-flavoured markdown table with a title line and a note on the CIs."""
     from initbench import report
 
@@ -145,7 +116,7 @@ def _tex(text: str) -> str:
             .replace("·", r"$\cdot$").replace("−", "-"))
 
 
-def latex(result: RunResult, rows: list[dict]) -> str:
+def latex(result: RunResult, rows: list[SummaryRow]) -> str:
     """A booktabs table (needs \\usepackage{booktabs}) with the title and CI note as caption."""
     from initbench import report
 
@@ -160,21 +131,3 @@ def latex(result: RunResult, rows: list[dict]) -> str:
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
-
-def _pct(value) -> str:
-    return "—" if not _finite(value) else f"{100 * value:.2f}"
-
-
-def _pp(value) -> str:
-    return "—" if not _finite(value) else f"{100 * value:+.2f}"
-
-
-def _num(value, fmt: str) -> str:
-    return "—" if not _finite(value) else format(value, fmt)
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False

@@ -93,24 +93,7 @@ def format_passes(passes) -> str:
     return f"{' '.join(str(int(p)) for p in worst)} ({len(worst)} layers, max over seeds)"
 
 
-def passes_by_init(spec: Spec, data) -> dict[str, dict[str, list[int]]]:
-    """{init: {seed: passes per layer}} for the data-dependent initializers of `spec`
-    ({} if none), rerunning LSUV (cheap) exactly as training starts it, so cells taken from
-    the cache are reported too."""
-    from initbench import initializers
-
-    out = {}
-    for name in spec.inits:
-        if not initializers.is_data_dependent(name):
-            continue
-        params = model_lib.init_params(spec, name, spec.seeds, data.x_train.shape[1],
-                                       data.num_classes)
-        _, passes = apply_lsuv(spec, params, lsuv_batch(data.x_train), data.num_classes)
-        out[name] = {str(seed): passes[s].tolist() for s, seed in enumerate(spec.seeds)}
-    return out
-
-
 def describe(passes: dict[str, dict[str, list[int]]]) -> str:
-    """One line per init of `passes_by_init`: the LSUV passes each layer took."""
+    """One line per init of {init: {seed: passes per layer}}: the LSUV passes each layer took."""
     return "; ".join(f"{name}: LSUV passes per layer {format_passes(list(by_seed.values()))}"
                      for name, by_seed in passes.items())

@@ -22,7 +22,9 @@ import numpy as np
 
 from initbench import stats
 from initbench.errors import InitbenchError
+from initbench.formatting import pct
 from initbench.results import RunResult, write_output
+from initbench.summary import SummaryRow
 
 FORMATS = ("png", "svg", "pdf")
 LOG_RANGE = 30.0
@@ -63,7 +65,7 @@ def wants_log(curves: np.ndarray) -> bool:
     return values.size > 0 and values.max() / values.min() > LOG_RANGE
 
 
-def make_figure(result: RunResult, rows: list[dict]):
+def make_figure(result: RunResult, rows: list[SummaryRow]):
     """The figure for `result` and its summary `rows` (ranked, as from `summarize_run`)."""
     import matplotlib
 
@@ -73,7 +75,7 @@ def make_figure(result: RunResult, rows: list[dict]):
 
     from initbench import report
 
-    ranked = [row["init"] for row in rows]
+    ranked = [row.init for row in rows]
     palette = matplotlib.colormaps["tab10"].colors
     colors = {init: palette[k % len(palette)] for k, init in enumerate(ranked)}
     fig = Figure(figsize=(13, 9.2), dpi=110, layout="constrained")
@@ -102,41 +104,37 @@ def make_figure(result: RunResult, rows: list[dict]):
     axes[1, 0].legend(handles, [_legend_label(row) for row in rows], loc="lower right",
                       title="final test accuracy, mean", fontsize=10, framealpha=0.9)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
-    resamples = rows[0]["bootstrap_resamples"]
+    resamples = rows[0].bootstrap_resamples
     fig.text(0.5, -0.005,
              f"Lines: mean over seeds. Bands and error bars: 95% CI of the mean, percentile "
              f"bootstrap over seeds ({resamples} resamples). Verdicts: paired by seed against "
-             f"{rows[0]['baseline']}; the Student t CI of the accuracy difference excludes 0 "
+             f"{rows[0].baseline}; the Student t CI of the accuracy difference excludes 0 "
              "or not.",
              ha="center", va="top", fontsize=9, color="0.35", wrap=True)
     return fig
 
 
-def _legend_label(row: dict) -> str:
-    text = f"{row['init']}  {_pct(row['test_accuracy_mean'])}"
-    if row["diverged"]:
-        text += f" ({row['diverged']}/{row['seeds']} diverged)"
+def _legend_label(row: SummaryRow) -> str:
+    text = f"{row.init}  {pct(row.test_accuracy_mean, '%')}"
+    if row.diverged:
+        text += f" ({row.diverged}/{row.seeds} diverged)"
     return text
 
 
-def _pct(value) -> str:
-    return "—" if not math.isfinite(value) else f"{100 * value:.2f}%"
-
-
-def _final_panel(ax, result: RunResult, rows: list[dict], colors: dict) -> None:
+def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -> None:
     """Final test accuracy: one dot per seed, mean with its CI, verdict under each name."""
     final = result.metrics["test_accuracy"][:, :, -1] * 100
     num_seeds = final.shape[1]
     offsets = np.linspace(-0.2, 0.15, num_seeds) if num_seeds > 1 else np.zeros(1)
     for x, row in enumerate(rows):
-        values = final[result.inits.index(row["init"])]
+        values = final[result.inits.index(row.init)]
         finite = np.isfinite(values)
-        color = colors[row["init"]]
+        color = colors[row.init]
         ax.scatter(x + offsets[finite], values[finite], s=28, color=color, alpha=0.75,
                    edgecolor="white", linewidth=0.5, zorder=3)
-        mean = 100 * row["test_accuracy_mean"]
+        mean = 100 * row.test_accuracy_mean
         if math.isfinite(mean):
-            low, high = 100 * row["test_accuracy_ci_low"], 100 * row["test_accuracy_ci_high"]
+            low, high = 100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high
             ax.hlines(mean, x - 0.25, x + 0.3, color="black", lw=2, zorder=4)
             if math.isfinite(low):
                 ax.errorbar(x + 0.3, mean, yerr=[[mean - low], [high - mean]], fmt="none",
@@ -144,9 +142,9 @@ def _final_panel(ax, result: RunResult, rows: list[dict], colors: dict) -> None:
             ax.annotate(f"{mean:.2f}", (x + 0.34, mean), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=9)
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f"{row['init']}\n{_verdict_text(row)}" for row in rows], fontsize=9)
+    ax.set_xticklabels([f"{row.init}\n{_verdict_text(row)}" for row in rows], fontsize=9)
     for tick, row in zip(ax.get_xticklabels(), rows):
-        tick.set_color(colors[row["init"]])
+        tick.set_color(colors[row.init])
     ax.set_xlim(-0.5, len(rows) - 0.25)
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and 95% CI (bar)",
@@ -154,19 +152,19 @@ def _final_panel(ax, result: RunResult, rows: list[dict], colors: dict) -> None:
     ax.grid(True, axis="y", alpha=0.3)
 
 
-def _verdict_text(row: dict) -> str:
-    verdict = row.get("verdict", "")
-    diverged = f"\n{row['diverged']} of {row['seeds']} diverged" if row["diverged"] else ""
+def _verdict_text(row: SummaryRow) -> str:
+    verdict = row.verdict
+    diverged = f"\n{row.diverged} of {row.seeds} diverged" if row.diverged else ""
     if verdict == "baseline":
         return "(baseline)" + diverged
-    diff = row.get("accuracy_diff_mean")
+    diff = row.accuracy_diff_mean
     shown = f"{100 * diff:+.2f} pt\n" if isinstance(diff, float) and math.isfinite(diff) else ""
     # On one line, "no clear difference" ran into its neighbours' labels (5 initializers).
     verdict = verdict.replace("no clear ", "no clear\n")
     return f"{shown}{verdict}{diverged}"
 
 
-def render(result: RunResult, rows: list[dict], fmt: str = "png") -> bytes:
+def render(result: RunResult, rows: list[SummaryRow], fmt: str = "png") -> bytes:
     """The figure as bytes in `fmt` (png, svg or pdf)."""
     if fmt not in FORMATS:
         raise InitbenchError(f"unknown figure format '{fmt}'; use one of {', '.join(FORMATS)}.")
@@ -177,7 +175,7 @@ def render(result: RunResult, rows: list[dict], fmt: str = "png") -> bytes:
     return buffer.getvalue()
 
 
-def save_plot(result: RunResult, rows: list[dict], path: Path) -> Path:
+def save_plot(result: RunResult, rows: list[SummaryRow], path: Path) -> Path:
     """Write the figure to `path` (format by extension), atomically; return the path."""
     path = Path(path)
     data = render(result, rows, plot_format(path))

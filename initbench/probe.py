@@ -1,26 +1,10 @@
 """The network at initialization, layer by layer, on a real batch (signal propagation).
 
-For each cell (initializer, seed) and each dense layer `i` (0 = first hidden layer,
-`L = len(hidden)` = the logits layer), on a batch x [B, D] with labels y [B]:
-
-- `preact_mean`, `preact_std`: mean and std of the pre-activation h_i = W_i a_{i-1} + b_i
-  over all (example, unit) entries;
-- `act_std`: std of the activation a_i = act(h_i) (the logits layer's activation is the
-  identity, so there it equals `preact_std`);
-- `dead_fraction`: the fraction of units that are dead on the whole batch, i.e. whose
-  activation has derivative exactly 0 at every example, so no gradient can pass through
-  them. For ReLU that is the same as the unit's output being exactly 0 for every example.
-  Smooth activations (tanh, sigmoid, gelu, elu, ...) only count as dead when saturated
-  to float precision on every example; leaky_relu, linear and the logits layer never are;
-- `grad_std`: std of dℓ_n/dh_i[n], the per-example loss gradient with respect to the
-  pre-activation (= B times the gradient of the batch-mean cross-entropy), over all
-  (example, unit) entries;
-- `weight_grad_norm`: Frobenius norm of d(mean loss)/dW_i, the gradient one SGD step on
-  this batch would use.
-
-Arrays are laid out [init, seed, layer]. The batch is the first `batch_size` training
-examples; the parameters are exactly the ones training starts from (LSUV included, on its
-own batch, see `initbench.lsuv`).
+For each cell (initializer, seed) and each dense layer, the statistics of
+`initbench.diagnostics` (pre-activation and activation std, dead units, gradient std,
+weight-gradient norm) on the first `batch_size` training examples. Arrays are laid out
+[init, seed, layer]. The cells start exactly as training starts them (`starts.cell_starts`,
+LSUV included) and run through the same `experiment.Runner`.
 """
 
 from __future__ import annotations
@@ -32,12 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from initbench import results
+from initbench.diagnostics import BATCH_SIZE as DEFAULT_BATCH_SIZE
+from initbench.diagnostics import STATS
 from initbench.errors import InitbenchError
+from initbench.formatting import json_value
+from initbench.runtime import Runtime
 from initbench.spec import Spec
 
-STATS = ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std", "weight_grad_norm")
 COLUMNS = ("init", "seed", "layer", *STATS)
-DEFAULT_BATCH_SIZE = 1000
 
 
 @dataclass
@@ -55,130 +41,43 @@ class ProbeResult:
         return len(self.spec.hidden)
 
 
-def make_cell_stats(spec: Spec, num_classes: int):
-    """A pure `stats_fn(params, x, y) -> {name: [L + 1]}` for one cell (params unstacked).
-
-    Jit- and vmap-able; the same function backs `--track-layers` during training.
-    """
-    import jax
-    import jax.numpy as jnp
-    import optax
-
-    from initbench import model as model_lib
-
-    mlp = model_lib.make_model(spec, num_classes)
-    act = model_lib.activation_fn(spec.activation)
-    names = model_lib.layer_names(spec)
-
-    def stats_fn(params, x, y):
-        batch = x.shape[0]
-        perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
-                         for i, w in enumerate(spec.hidden)}
-
-        def loss_fn(params, perturbations, logit_shift):
-            logits, state = mlp.apply({"params": params, "perturbations": perturbations}, x,
-                                      mutable=["intermediates"])
-            logits = logits + logit_shift  # d loss / d shift = d loss / d logits
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, (state["intermediates"], logits)
-
-        zero_shift = jnp.zeros((batch, num_classes), jnp.float32)
-        grads, (inter, logits) = jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
-            params, perturbations, zero_shift)
-        param_grads, preact_grads, logit_grads = grads
-        rows = []
-        for i in range(len(spec.hidden)):
-            h = inter[f"preact_{i}"][0]
-            a, slope = jax.jvp(act, (h,), (jnp.ones_like(h),))
-            dead = jnp.mean(jnp.all(slope == 0, axis=0))
-            rows.append((h, a, dead, preact_grads[f"preact_{i}"]))
-        rows.append((logits, logits, jnp.zeros(()), logit_grads))
-        out = {
-            "preact_mean": jnp.stack([h.mean() for h, _, _, _ in rows]),
-            "preact_std": jnp.stack([h.std() for h, _, _, _ in rows]),
-            "act_std": jnp.stack([a.std() for _, a, _, _ in rows]),
-            "dead_fraction": jnp.stack([d for _, _, d, _ in rows]).astype(jnp.float32),
-            "grad_std": jnp.stack([(batch * g).std() for _, _, _, g in rows]),
-            "weight_grad_norm": jnp.stack([jnp.linalg.norm(param_grads[n]["kernel"])
-                                           for n in names]),
-        }
-        return out
-
-    return stats_fn
-
-
-def layer_batch(data) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed batch `--track-layers` measures on: the first `DEFAULT_BATCH_SIZE` training
-    examples (x [B, D], y [B]), the probe's default batch."""
-    return data.x_train[:DEFAULT_BATCH_SIZE], data.y_train[:DEFAULT_BATCH_SIZE]
-
-
-def make_layer_metrics(spec: Spec, num_classes: int, x, y):
-    """`metrics_fn(params) -> {"layer_grad_norm", "layer_dead_fraction"}`, each [L + 1], for
-    one cell on the fixed batch (x, y): what `--track-layers` records once per epoch."""
-    stats_fn = make_cell_stats(spec, num_classes)
-
-    def metrics_fn(params):
-        stats = stats_fn(params, x, y)
-        return {"layer_grad_norm": stats["weight_grad_norm"],
-                "layer_dead_fraction": stats["dead_fraction"]}
-
-    return metrics_fn
-
-
-def init_cells(spec: Spec, data, init_name: str):
-    """(params stacked over `spec.seeds`, LSUV passes [seed, layer] or None) for one init.
-
-    The same parameters `train.build_params` gives training, LSUV on the same batch.
-    """
-    from initbench import initializers, lsuv
-    from initbench import model as model_lib
-
-    params = model_lib.init_params(spec, init_name, spec.seeds, data.x_train.shape[1],
-                                   data.num_classes)
-    passes = None
-    if initializers.is_data_dependent(init_name):
-        params, passes = lsuv.apply_lsuv(spec, params, lsuv.lsuv_batch(data.x_train),
-                                         data.num_classes)
-    return params, passes
-
-
-def run_probe(spec: Spec, data, batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
+def run_probe(spec: Spec, data, runtime: Runtime | None = None,
+              batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
     """Probe every (init, seed) of `spec` at initialization on the first `batch_size`
-    training examples of `data`; one compiled, seed-vmapped pass per initializer."""
-    import jax
+    training examples of `data`, all cells in the runner's compiled blocks."""
+    from initbench.experiment import Runner
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InitbenchError(f"--batch-size must be a positive integer, got {batch_size}.")
     if batch_size > len(data.x_train):
         raise InitbenchError(f"--batch-size {batch_size} is larger than the training set of "
                              f"{data.name} ({len(data.x_train)} examples).")
-    x, y = data.x_train[:batch_size], data.y_train[:batch_size]
-    probe_fn = jax.jit(jax.vmap(make_cell_stats(spec, data.num_classes), in_axes=(0, None, None)))
-    per_init: list[dict[str, np.ndarray]] = []
-    passes: dict[str, np.ndarray] = {}
-    for name in spec.inits:
-        params, lsuv_passes = init_cells(spec, data, name)
-        per_init.append({k: np.asarray(v, np.float64) for k, v in probe_fn(params, x, y).items()})
-        if lsuv_passes is not None:
-            passes[name] = lsuv_passes
-    stats = {k: np.stack([cells[k] for cells in per_init]) for k in STATS}
-    return ProbeResult(spec, stats, passes, {"num_examples": batch_size})
+    runner = Runner(spec, data, runtime or Runtime.from_environment())
+    cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
+    state, passes = runner.init_state(runner.padded(cells))
+    shape = (len(spec.inits), len(spec.seeds), -1)
+    stats = {k: np.asarray(v[:len(cells)], np.float64).reshape(shape)
+             for k, v in runner.cell_stats(state, batch_size).items()}
+    num_seeds = len(spec.seeds)
+    lsuv_passes = {init: np.stack(passes[i * num_seeds:(i + 1) * num_seeds])
+                   for i, init in enumerate(spec.inits) if passes[i * num_seeds] is not None}
+    return ProbeResult(spec, stats, lsuv_passes, {"num_examples": batch_size})
 
 
-def probe_run(spec: Spec, out: Path, batch_size: int = DEFAULT_BATCH_SIZE,
-              command: list[str] | None = None) -> ProbeResult:
+def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
+              batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
     """Load the spec's dataset, probe it and write `out`/probe.csv, probe.png, probe.json."""
     import json
 
     from initbench import experiment
 
+    runtime = runtime or Runtime.from_environment()
     out = Path(out)
     results.check_writable(out)
     dataset, notice = experiment.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
-    result = run_probe(spec, dataset, batch_size)
-    result.meta.update({"command": command, "dataset_notice": notice,
+    result = run_probe(spec, dataset, runtime, batch_size)
+    result.meta.update({"command": list(runtime.command), "dataset_notice": notice,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
     write_csv(out / "probe.csv", result)
@@ -208,15 +107,9 @@ def document(result: ProbeResult, out: str | None = None) -> dict:
         "lsuv_passes": {init: {str(seed): passes[s].tolist()
                                for s, seed in enumerate(result.spec.seeds)}
                         for init, passes in result.lsuv_passes.items()},
-        "summary": [{k: _json_float(v) for k, v in row.items()} for row in summarize(result)],
+        "summary": [{k: json_value(v) for k, v in row.items()} for row in summarize(result)],
         "mean_over_seeds": mean_over_seeds(result),
     }
-
-
-def _json_float(value):
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 def probe_rows(result: ProbeResult) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -9,18 +10,11 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from initbench.formatting import json_value, num, pct, plural, signed_pct
 from initbench.results import RunResult
-from initbench.summary import mean_curves
+from initbench.summary import SummaryRow, mean_curves
 
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "baseline": "dim"}
-
-
-def _num(value, fmt: str = ".4f") -> str:
-    return "—" if value is None or value == "" or not math.isfinite(value) else format(value, fmt)
-
-
-def _pct(value) -> str:
-    return "—" if not math.isfinite(value) else f"{100 * value:.2f}"
 
 
 def net_label(result: RunResult, num_features: int | None = None) -> str:
@@ -62,60 +56,68 @@ def _num_features(dataset: str) -> int | None:
         return None
 
 
-def summary_table(result: RunResult, rows: list[dict]) -> Table:
-    """The ranked table: accuracy over seeds with its CI, losses, and the paired verdict."""
-    table = Table(title=title(result), title_style="bold", caption=_caption(result, rows))
-    for header, justify in [("#", "right"), ("init", "left"), ("seeds", "right"),
-                            ("acc % mean ± std", "right"), ("95% CI", "right"),
-                            ("min–max", "right"), ("test loss", "right"),
-                            ("loss @ ep 0", "right"), ("best ep", "right")]:
-        table.add_column(header, justify=justify, no_wrap=True)
-    has_target = any(row.get("target") not in ("", None) for row in rows)
+def ranked_table(rows: list[SummaryRow], detailed: bool = False):
+    """The ranked table as plain text: ([(header, justify)], [[cell]]), one list per row.
+
+    The terminal shows it `detailed` (min–max, loss at epoch 0, best epoch); markdown and
+    LaTeX exports show the rest. Accuracies in percent, differences in points.
+    """
+    columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
+               ("acc % mean ± std" if detailed else "test acc % (mean ± std)", "right"),
+               ("95% CI", "right")]
+    columns += ([("min–max", "right"), ("test loss", "right"), ("loss @ ep 0", "right"),
+                 ("best ep", "right")] if detailed else [("test loss", "right")])
+    has_target = rows[0].target is not None
     if has_target:
-        table.add_column(f"epochs to {100 * rows[0]['target']:.4g}%", justify="right")
-    baseline = rows[0]["baseline"]
-    table.add_column(f"Δ acc vs {baseline} [95% CI]", justify="right", no_wrap=True)
-    table.add_column("P(better)", justify="right")
-    table.add_column("verdict", no_wrap=True)
+        columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
+    points = "" if detailed else " (pt)"
+    columns += [(f"Δ acc vs {rows[0].baseline}{points} [95% CI]", "right"),
+                ("P(better)", "right"), ("verdict", "left")]
+    body = []
     for row in rows:
-        seeds = str(row["seeds"])
-        if row["diverged"]:
-            seeds += f" ({row['diverged']} diverged)"
-        if row["diverged"] == row["seeds"]:
-            cells = ["diverged"] * 6
+        seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
+        cells = [f"{pct(row.test_accuracy_mean)} ± {pct(row.test_accuracy_std)}",
+                 f"[{pct(row.test_accuracy_ci_low)}, {pct(row.test_accuracy_ci_high)}]"]
+        if detailed:
+            cells += [f"{pct(row.test_accuracy_min)}–{pct(row.test_accuracy_max)}",
+                      num(row.test_loss_mean), num(row.epoch0_test_loss_mean, ".3g"),
+                      num(row.best_epoch_mean, ".1f")]
         else:
-            cells = [
-                f"{_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])}",
-                f"[{_pct(row['test_accuracy_ci_low'])}, {_pct(row['test_accuracy_ci_high'])}]",
-                f"{_pct(row['test_accuracy_min'])}–{_pct(row['test_accuracy_max'])}",
-                _num(row["test_loss_mean"]), _num(row["epoch0_test_loss_mean"], ".3g"),
-                _num(row["best_epoch_mean"], ".1f"),
-            ]
+            cells.append(num(row.test_loss_mean))
+        if row.all_diverged:
+            cells = ["diverged"] * len(cells)
         if has_target:
-            reached = row.get("reached_target", 0)
+            reached = row.reached_target
             cells.append("never" if not reached else
-                         f"{row['epochs_to_target_mean']:.1f} ({reached}/{row['seeds']})")
-        verdict = row.get("verdict", "")
-        if verdict == "baseline":
-            diff = p_better = "—"
+                         f"{row.epochs_to_target_mean:.1f} ({reached}/{row.seeds})")
+        if row.verdict == "baseline":
+            cells += ["—", "—"]
         else:
-            diff = (f"{100 * row['accuracy_diff_mean']:+.2f} "
-                    f"[{_signed_pct(row['accuracy_diff_ci_low'])}, "
-                    f"{_signed_pct(row['accuracy_diff_ci_high'])}]")
-            p_better = _num(row["p_better"], ".2f")
-        table.add_row(str(row["rank"]), row["init"], seeds, *cells, diff, p_better,
+            cells += [f"{signed_pct(row.accuracy_diff_mean)} [{signed_pct(row.accuracy_diff_ci_low)}, "
+                      f"{signed_pct(row.accuracy_diff_ci_high)}]", num(row.p_better, ".2f")]
+        body.append([str(row.rank), row.init, seeds, *cells, row.verdict])
+    return columns, body
+
+
+def summary_table(result: RunResult, rows: list[SummaryRow]) -> Table:
+    """The ranked rich table: accuracy over seeds with its CI, losses, the paired verdict."""
+    table = Table(title=Text(title(result)), title_style="bold",
+                  caption=Text(_caption(result, rows)))
+    columns, body = ranked_table(rows, detailed=True)
+    for header, justify in columns:
+        table.add_column(Text(header), justify=justify,
+                         no_wrap=not header.startswith(("epochs to", "P(better)")))
+    for cells in body:
+        verdict = cells[-1]
+        table.add_row(*(Text(c) for c in cells[:-1]),
                       Text(verdict, style=VERDICT_STYLES.get(verdict, "")))
     return table
 
 
-def _signed_pct(value) -> str:
-    return "—" if not math.isfinite(value) else f"{100 * value:+.2f}"
-
-
-def _caption(result: RunResult, rows: list[dict]) -> str:
+def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
     notice = result.meta.get("dataset_notice")
-    lines = [f"95% CIs: {rows[0]['ci_method']}, {rows[0]['bootstrap_resamples']} resamples; "
-             f"Δ: {rows[0]['paired_ci_method']} (same seed, same minibatches). "
+    lines = [f"95% CIs: {rows[0].ci_method}, {rows[0].bootstrap_resamples} resamples; "
+             f"Δ: {rows[0].paired_ci_method} (same seed, same minibatches). "
              "Verdict: the CI of Δ excludes 0 or not."]
     if notice:
         lines.append(f"dataset: {result.dataset} — {notice}")
@@ -157,23 +159,28 @@ def curves_group(result: RunResult) -> Group:
     return Group(*(curve_chart(result, m) for m in ("train_loss", "test_loss", "test_accuracy")))
 
 
-def result_document(result: RunResult, rows: list[dict], out: str | None) -> dict:
+def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) -> dict:
     """The JSON document printed by --json: settings, summary rows and mean curves."""
     return {
         "out": out,
         "dataset": result.dataset,
         "spec": result.spec.to_dict(),
         "meta": result.meta,
-        "summary": [{k: _json_value(v) for k, v in row.items()} for row in rows],
-        "mean_curves": {m: {init: [_json_value(v) for v in curve]
+        "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
+                    for row in rows],
+        "mean_curves": {m: {init: [json_value(v) for v in curve]
                             for init, curve in zip(result.inits, mean_curves(result, m))}
                         for m in ("train_loss", "test_loss", "test_accuracy")},
     }
 
 
-def _json_value(value):
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+
+def print_run_notes(console, result: RunResult, out) -> None:
+    """The lines after a run's table: the dataset actually used, where the files went."""
+    notice = result.meta.get("dataset_notice")
+    if notice:
+        console.print(Text.assemble(("note:", "yellow"), f" dataset used: {result.dataset} — {notice}"))
+    cached = result.meta.get("cells_cached", 0)
+    extra = f" ({plural(cached, 'cell')} reused from the cache)" if cached else ""
+    console.print(Text(f"results written to {out}/ (curves.csv, summary.csv, spec.json, "
+                       f"curves.png){extra}"))

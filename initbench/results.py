@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -24,7 +25,6 @@ from initbench.spec import Spec
 
 METRICS = ("train_loss", "test_loss", "test_accuracy")
 CURVE_COLUMNS = ("dataset", "init", "bias_init", "seed", "epoch", *METRICS, "diverged")
-CACHE_ENV = "INITBENCH_CACHE"
 
 
 @dataclass
@@ -37,6 +37,7 @@ class RunResult:
     meta: dict = field(default_factory=dict)
     layer_metrics: dict[str, np.ndarray] = field(default_factory=dict)  # [init, seed, epoch, layer]
     labels: tuple[str, ...] | None = None  # row names when they are not spec.inits (merge_runs)
+    summary: list = field(default_factory=list)  # summary.SummaryRow, ranked, once computed
 
     @property
     def inits(self) -> list[str]:
@@ -165,18 +166,22 @@ def layer_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def write_run(folder: Path, result: RunResult, summary_rows: list[dict],
-              summary_columns: list[str]) -> None:
-    """Write spec.json, curves.csv, summary.csv (and layers.csv if tracked) into `folder`."""
+def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None) -> None:
+    """Write a whole run folder: curves.csv, layers.csv (if tracked), summary.csv (one row
+    per `summary_rows` dataclass, its fields as columns), spec.json and curves.png (`figure`)."""
     folder = Path(folder)
     write_atomic(folder / "curves.csv", csv_text(curve_rows(result), CURVE_COLUMNS))
     rows = layer_rows(result)
     if rows:
         write_atomic(folder / "layers.csv", csv_text(rows, list(rows[0])))
-    write_atomic(folder / "summary.csv", csv_text(summary_rows, summary_columns))
+    columns = [f.name for f in dataclasses.fields(summary_rows[0])]
+    write_atomic(folder / "summary.csv",
+                 csv_text([dataclasses.asdict(row) for row in summary_rows], columns))
     document = {"spec": result.spec.to_dict(), "training_key": result.spec.training_key(),
                 **result.meta}
     write_atomic(folder / "spec.json", json.dumps(document, indent=2, default=str) + "\n")
+    if figure is not None:
+        write_atomic(folder / "curves.png", figure)
 
 
 def read_run(folder: Path) -> RunResult:
@@ -268,26 +273,23 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------ cell cache
 
 
-def cache_root() -> Path:
-    """Where finished cells are kept: $INITBENCH_CACHE, else results/.cache."""
-    return Path(os.environ.get(CACHE_ENV, "results/.cache"))
+def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int) -> Path:
+    return Path(root) / spec.training_key() / f"{canonical_init}-seed{seed}.npz"
 
 
-def _cell_path(spec: Spec, canonical_init: str, seed: int) -> Path:
-    return cache_root() / spec.training_key() / f"{canonical_init}-seed{seed}.npz"
-
-
-def save_cell(spec: Spec, canonical_init: str, seed: int, arrays: dict[str, np.ndarray],
-              meta: dict) -> None:
-    """Keep one finished cell's curves, keyed by the full training setting's content hash."""
+def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
+              arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Keep one finished cell's curves under the cache folder `root`, keyed by the full
+    training setting's content hash."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(spec, canonical_init, seed), buffer.getvalue())
+    write_atomic(_cell_path(root, spec, canonical_init, seed), buffer.getvalue())
 
 
-def load_cell(spec: Spec, canonical_init: str, seed: int) -> tuple[dict, dict] | None:
-    """A cached cell's (arrays, meta), or None if absent or unreadable."""
-    path = _cell_path(spec, canonical_init, seed)
+def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int) -> tuple[dict, dict] | None:
+    """A cached cell's (arrays, meta) from the cache folder `root`, or None if absent or
+    unreadable."""
+    path = _cell_path(root, spec, canonical_init, seed)
     if not path.exists():
         return None
     try:
@@ -301,9 +303,9 @@ def load_cell(spec: Spec, canonical_init: str, seed: int) -> tuple[dict, dict] |
     return arrays, meta
 
 
-def checkpoint_path(spec: Spec, cells_key: str) -> Path:
-    """Where a chunk's mid-training state is kept between interruptions."""
-    return cache_root() / spec.training_key() / f"checkpoint-{cells_key}.npz"
+def checkpoint_path(root: Path, spec: Spec, cells_key: str) -> Path:
+    """Where a chunk's mid-training state is kept between interruptions (under `root`)."""
+    return Path(root) / spec.training_key() / f"checkpoint-{cells_key}.npz"
 
 
 def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,

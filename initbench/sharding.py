@@ -2,16 +2,10 @@
 
 The grid state is a global `jax.Array` sharded as `P("cells")` over a 1-D mesh of every
 device of every process. Each device trains its share in blocks of exactly
-`cells_per_block()` cells (8 on CPUs), every block with the same compiled single-device
-program (`blockwise`). Cells never
-talk to each other, so nothing is communicated while training; metrics are gathered once
-per epoch.
-
-Why blocks of a fixed size: XLA:CPU's fusion and vectorization choices depend on the array
-shapes, and with them the last bits of exp, log and reductions. Measured (jax 0.10.2): a
-cell trained among <= 4 cells differs from the same cell among >= 5, and on `digits` among
-<= 11 from among >= 12 (2e-7 in test loss). With one block shape, a cell's numbers cannot
-depend on its grid. Why not XLA's SPMD partitioner (jit over the mesh, or shard_map): it
+`cells_per_block()` cells (8 on CPUs, see `initbench.plan` for why blocks have one size),
+every block with the same compiled single-device program (`blockwise`). Cells never talk
+to each other, so nothing is communicated while training; metrics are gathered once per
+epoch. Why not XLA's SPMD partitioner (jit over the mesh, or shard_map): it
 inserts copies that change XLA's algebraic rewrites (Adam's bias correction became
 `m / (b * d)` instead of `m * (1 / b) / d`), so 2 or 4 devices differed from 1 by an ulp.
 tests/test_sharding.py checks 1, 2 and 4 devices and several grid sizes bitwise.
@@ -20,7 +14,6 @@ tests/test_sharding.py checks 1, 2 and 4 devices and several grid sizes bitwise.
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,14 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-# Every compiled program trains exactly this many cells (the last block is padded).
-# Cells per compiled program. On CPUs 8 keeps the numbers of the original one-program grids
-# (>= 5 cells); 1 would be ~10% faster (measured) but changes every number by ~1 ulp. GPUs
-# and TPUs need many models per program to fill the device (not measured here: no GPU).
-CELLS_PER_BLOCK = 8
-ACCELERATOR_CELLS_PER_BLOCK = 128
-# Share of free memory a chunk of cells may plan to use (the rest: XLA temporaries, slack).
-MEMORY_FRACTION = 0.5
+from initbench import plan
 
 
 def cell_mesh() -> jax.sharding.Mesh | None:
@@ -48,8 +34,8 @@ def cell_mesh() -> jax.sharding.Mesh | None:
 
 
 def cells_per_block() -> int:
-    """Cells every compiled program trains: CELLS_PER_BLOCK on CPUs, more on accelerators."""
-    return CELLS_PER_BLOCK if jax.devices()[0].platform == "cpu" else ACCELERATOR_CELLS_PER_BLOCK
+    """Cells every compiled program trains on this machine's devices (`plan.cells_per_block`)."""
+    return plan.cells_per_block(jax.devices()[0].platform)
 
 
 def pad_cells(cells: list, mesh: jax.sharding.Mesh | None) -> list:
@@ -58,8 +44,8 @@ def pad_cells(cells: list, mesh: jax.sharding.Mesh | None) -> list:
     Padding cells are exact copies, so they cost compute but never change any result;
     callers keep only the first len(cells) outputs.
     """
-    unit = cells_per_block() * (1 if mesh is None else mesh.devices.size)
-    target = -(-len(cells) // unit) * unit
+    num_devices = 1 if mesh is None else mesh.devices.size
+    target = plan.padded_size(len(cells), cells_per_block(), num_devices)
     return list(cells) + [cells[-1]] * (target - len(cells))
 
 
@@ -138,11 +124,6 @@ def to_host(tree):
     return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
-def is_main_process() -> bool:
-    """Whether this process writes results (process 0; always true without jax.distributed)."""
-    return jax.process_index() == 0
-
-
 def from_main_process(values: np.ndarray) -> np.ndarray:
     """Process 0's copy of a small array of booleans or integers (every process must call)."""
     if jax.process_count() == 1:
@@ -153,29 +134,7 @@ def from_main_process(values: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.broadcast_one_to_all(sent)).astype(values.dtype)
 
 
-# ------------------------------------------------------------------ memory plan
-
-
-def bytes_per_cell(spec, num_features: int, num_classes: int) -> int:
-    """Device bytes one cell needs while training (an estimate, float32).
-
-    Parameters, gradients, updates and two optimizer moments, twice over (donated buffers
-    are reused, XLA temporaries are not), plus a minibatch and an evaluation chunk of
-    activations for forward and backward.
-    """
-    from initbench.train import EVAL_CHUNK
-
-    widths = [num_features, *spec.hidden, num_classes]
-    num_params = sum(a * b + b for a, b in itertools.pairwise(widths))
-    batch_acts = spec.batch_size * (num_features + 3 * sum(widths[1:]))
-    eval_acts = EVAL_CHUNK * 2 * max(widths[1:])
-    return 4 * (10 * num_params + batch_acts + eval_acts)
-
-
-def data_bytes(dataset) -> int:
-    """Device bytes of one replicated copy of the data (train twice: shuffled and evaluated)."""
-    return int(2 * dataset.x_train.nbytes + dataset.x_test.nbytes
-               + 2 * dataset.y_train.nbytes + dataset.y_test.nbytes)
+# ------------------------------------------------------------------ memory
 
 
 def free_bytes(device) -> int | None:
@@ -201,20 +160,7 @@ def free_bytes(device) -> int | None:
 
 
 def cells_per_chunk(spec, dataset, limit: int) -> int:
-    """How many cells to train at once: at most `limit`, fewer when memory would not hold them.
-
-    Every device holds a copy of the data and its share of the cells; the share is sized to
-    fit in MEMORY_FRACTION of the smallest device's free memory (CPU host devices split the
-    host's memory between them) and rounded down to whole blocks (`cells_per_block`).
-    """
+    """`plan.cells_per_chunk` for this machine's devices and their free memory."""
     devices = jax.local_devices()
-    free = [free_bytes(d) for d in devices]
-    if any(f is None for f in free):
-        return limit
-    sharing = len(devices) if devices[0].platform == "cpu" else 1
-    budget = min(free) * MEMORY_FRACTION / sharing
-    per_cell = bytes_per_cell(spec, dataset.x_train.shape[1], dataset.num_classes)
-    per_device = int((budget - data_bytes(dataset)) // per_cell)
-    block = cells_per_block()
-    per_device = max(block, per_device // block * block)
-    return max(1, min(limit, per_device * len(jax.devices())))
+    return plan.cells_per_chunk(spec, dataset, limit, [free_bytes(d) for d in devices],
+                                devices[0].platform, len(jax.devices()))

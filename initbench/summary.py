@@ -6,26 +6,76 @@ the tables and the exports.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import numpy as np
 
 from initbench import stats
 from initbench.results import RunResult
 
-SUMMARY_COLUMNS = [
-    "rank", "dataset", "init", "seeds", "diverged",
-    *(f"test_accuracy_{k}" for k in ("mean", "std", "sem", "min", "max", "median",
-                                     "ci_low", "ci_high")),
-    *(f"test_loss_{k}" for k in ("mean", "std", "ci_low", "ci_high")),
-    "train_loss_mean", "epoch0_test_loss_mean", "epoch0_train_loss_mean", "best_epoch_mean",
-    "target", "epochs_to_target_mean", "reached_target", "test_loss_auc_mean",
-    "baseline", "accuracy_diff_mean", "accuracy_diff_ci_low", "accuracy_diff_ci_high",
-    "p_better", "verdict", "loss_diff_mean", "loss_diff_ci_low", "loss_diff_ci_high",
-    "loss_verdict", "ci_method", "ci_level", "bootstrap_resamples", "paired_ci_method",
-]
+_ACC_STATS = ("mean", "std", "sem", "min", "max", "median", "ci_low", "ci_high")
+_LOSS_STATS = ("mean", "std", "ci_low", "ci_high")
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One initializer of a run: its final-epoch statistics over seeds and its paired
+    comparison with the baseline. Fields are the columns of summary.csv, in order;
+    accuracies are fractions, differences are this initializer minus the baseline on the
+    same seed. Optional fields are None where they do not apply (the baseline's own
+    differences, epochs to target without a target)."""
+
+    rank: int
+    dataset: str
+    init: str
+    seeds: int
+    diverged: int
+    test_accuracy_mean: float
+    test_accuracy_std: float
+    test_accuracy_sem: float
+    test_accuracy_min: float
+    test_accuracy_max: float
+    test_accuracy_median: float
+    test_accuracy_ci_low: float
+    test_accuracy_ci_high: float
+    test_loss_mean: float
+    test_loss_std: float
+    test_loss_ci_low: float
+    test_loss_ci_high: float
+    train_loss_mean: float
+    epoch0_test_loss_mean: float
+    epoch0_train_loss_mean: float
+    best_epoch_mean: float
+    target: float | None
+    epochs_to_target_mean: float | None
+    reached_target: int | None
+    test_loss_auc_mean: float
+    baseline: str
+    accuracy_diff_mean: float | None
+    accuracy_diff_ci_low: float | None
+    accuracy_diff_ci_high: float | None
+    p_better: float | None
+    verdict: str
+    loss_diff_mean: float | None
+    loss_diff_ci_low: float | None
+    loss_diff_ci_high: float | None
+    loss_verdict: str
+    ci_method: str
+    ci_level: float
+    bootstrap_resamples: int
+    paired_ci_method: str
+
+    @property
+    def all_diverged(self) -> bool:
+        return self.diverged == self.seeds
+
+
+SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(SummaryRow)]
 
 
 def summarize_run(result: RunResult, baseline: str | None = None,
-                  target: float | None = None) -> list[dict]:
+                  target: float | None = None) -> list[SummaryRow]:
     """One row per initializer, ranked by mean final test accuracy (best first).
 
     `baseline` (default: the first initializer) is compared seed by seed with every other;
@@ -41,22 +91,23 @@ def summarize_run(result: RunResult, baseline: str | None = None,
         acc_summary = stats.summarize(final_acc[i])
         loss_summary = stats.summarize(final_loss[i])
         row = {
-            "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
+            "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
             "diverged": acc_summary.n_diverged,
-            **{f"test_accuracy_{k}": getattr(acc_summary, k)
-               for k in ("mean", "std", "sem", "min", "max", "median", "ci_low", "ci_high")},
-            **{f"test_loss_{k}": getattr(loss_summary, k)
-               for k in ("mean", "std", "ci_low", "ci_high")},
+            **{f"test_accuracy_{k}": getattr(acc_summary, k) for k in _ACC_STATS},
+            **{f"test_loss_{k}": getattr(loss_summary, k) for k in _LOSS_STATS},
             "train_loss_mean": _mean(result.metrics["train_loss"][i, :, -1]),
             "epoch0_test_loss_mean": _mean(loss[i, :, 0]),
             "epoch0_train_loss_mean": _mean(result.metrics["train_loss"][i, :, 0]),
             "best_epoch_mean": _mean(stats.best_epoch(acc[i])),
             "test_loss_auc_mean": _mean(stats.area_under_curve(loss[i])),
-            "target": target if target is not None else "",
+            "target": target, "epochs_to_target_mean": None, "reached_target": None,
             "baseline": baseline,
             "ci_method": stats.CI_METHOD, "ci_level": stats.CI_LEVEL,
             "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES,
             "paired_ci_method": stats.PAIRED_CI_METHOD,
+            **dict.fromkeys(("accuracy_diff_mean", "accuracy_diff_ci_low",
+                             "accuracy_diff_ci_high", "p_better", "loss_diff_mean",
+                             "loss_diff_ci_low", "loss_diff_ci_high")),
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
@@ -75,12 +126,10 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             })
         else:
             row["verdict"] = row["loss_verdict"] = "baseline"
-        rows.append(row)
-    rows.sort(key=lambda r: -r["test_accuracy_mean"] if np.isfinite(r["test_accuracy_mean"])
+        rows.append(SummaryRow(**row))
+    rows.sort(key=lambda r: -r.test_accuracy_mean if np.isfinite(r.test_accuracy_mean)
               else np.inf)
-    for rank, row in enumerate(rows, start=1):
-        row["rank"] = rank
-    return rows
+    return [dataclasses.replace(row, rank=rank) for rank, row in enumerate(rows, start=1)]
 
 
 def mean_curves(result: RunResult, metric: str) -> np.ndarray:
@@ -99,7 +148,7 @@ def _mean(values: np.ndarray) -> float:
 
 
 def summarize_saved(result: RunResult, baseline: str | None = None,
-                    target: float | None = None) -> list[dict]:
+                    target: float | None = None) -> list[SummaryRow]:
     """`summarize_run` for a reopened run: baseline and target default to those in its meta.
 
     Raises InitbenchError for a baseline that is not one of the run's rows or a target

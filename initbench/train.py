@@ -1,15 +1,13 @@
-"""`make_train(spec, data)`: compiled functions that train a grid of cells together.
+"""What one cell does: its optimizer state, one epoch of minibatch steps, its evaluation.
 
-A *cell* is one (initializer, seed). The grid's cells share one leading model axis `[M]`
-(in `[init, seed]` order); every array below has it first. One compiled `epoch_fn` runs
-a whole epoch for a block of cells: a `lax.scan` over minibatches inside a `vmap` over
-the block, with the data already on the device. Every block, on every device, runs the
-same program (see `initbench.sharding`). No I/O happens here.
+A *cell* is one (initializer, seed). The functions here are pure functions of one cell's
+state and the data, with no knowledge of devices, meshes, blocks or other cells:
+`initbench.experiment.Runner` adds the cell axis (vmap), blocks, placement and jit, once
+per run. No I/O happens here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -17,26 +15,39 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from initbench import diagnostics
 from initbench import model as model_lib
+from initbench.plan import EVAL_CHUNK
 from initbench.spec import Spec
 
-EVAL_CHUNK = 1000  # examples per evaluation step: bounds activation memory on big grids
 
-
-class GridState(NamedTuple):
-    """Everything that changes during training, each leaf with a leading [M] cell axis."""
+class CellState(NamedTuple):
+    """Everything about one cell that changes during training (the runner stacks cells on a
+    leading [M] axis of every leaf)."""
 
     params: Any
     opt_state: Any
-    data_keys: jax.Array
+    data_key: jax.Array
 
 
-class TrainFns(NamedTuple):
-    """The compiled pieces of a run (see `make_train`)."""
+class CellData(NamedTuple):
+    """The data one cell reads: training arrays for minibatches, the train and test sets in
+    padded evaluation chunks (xs [C, chunk, D], ys [C, chunk], mask [C, chunk]), and the
+    fixed `--track-layers` batch (None when layers are not tracked)."""
 
-    init_fn: Any   # cells -> GridState
-    eval_fn: Any   # GridState -> dict of [M] metrics (epoch 0: before the first step)
-    epoch_fn: Any  # (GridState, epoch) -> (GridState, dict of [M] metrics)
+    x_train: Any
+    y_train: Any
+    train_chunks: tuple
+    test_chunks: tuple
+    layer_batch: tuple | None
+
+
+class CellFns(NamedTuple):
+    """The pure functions of one cell (see `make_cell_fns`)."""
+
+    init: Any      # (params, data_key) -> CellState
+    epoch: Any     # (CellState, epoch, CellData) -> (CellState, {metric: scalar})
+    evaluate: Any  # (CellState, CellData) -> {metric: scalar}  (epoch 0: before any step)
     num_steps: int
 
 
@@ -54,7 +65,7 @@ def make_optimizer(spec: Spec) -> optax.GradientTransformation:
     }[spec.optimizer]()
 
 
-def _eval_chunks(x: np.ndarray, y: np.ndarray):
+def eval_chunks(x: np.ndarray, y: np.ndarray):
     """Pad to whole chunks: xs [C, chunk, D], ys [C, chunk], mask [C, chunk] (1 = real)."""
     chunk = min(EVAL_CHUNK, len(x))
     num_chunks = -(-len(x) // chunk)
@@ -66,65 +77,26 @@ def _eval_chunks(x: np.ndarray, y: np.ndarray):
             mask.reshape(num_chunks, chunk))
 
 
-def make_train(spec: Spec, data, mesh: jax.sharding.Mesh | None = None) -> TrainFns:
-    """Build the grid's compiled functions for `spec` on `data` (an `initbench.data.Dataset`).
+def cell_data(spec: Spec, data) -> CellData:
+    """The host (NumPy) arrays every cell of `spec` reads from `data`; the runner places them."""
+    layer = diagnostics.layer_batch(data) if spec.track_layers else None
+    return CellData(data.x_train, data.y_train, eval_chunks(data.x_train, data.y_train),
+                    eval_chunks(data.x_test, data.y_test), layer)
 
-    With a `mesh` (one axis named "cells"), the cell axis is sharded over its devices and
-    the data replicated on each. Every compiled program trains one block of
-    `sharding.cells_per_block()` cells on one device, so a cell's numbers are bitwise the same
-    whatever the grid and the number of devices.
-    """
-    from initbench import sharding
 
-    num_steps = len(data.x_train) // spec.batch_size  # the last partial batch is dropped
+def make_cell_fns(spec: Spec, num_classes: int, num_train: int) -> CellFns:
+    """The pure per-cell functions for `spec` on a training set of `num_train` examples."""
+    num_steps = num_train // spec.batch_size  # the last partial batch is dropped
     tx = make_optimizer(spec)
-    devices = [None] if mesh is None else sharding.local_devices(mesh)
-    fns = {d: _device_fns(spec, data, tx, d) for d in devices}
-    eval_fn = sharding.blockwise({d: f[0] for d, f in fns.items()}, mesh)
-    epoch_fn = sharding.blockwise({d: f[1] for d, f in fns.items()}, mesh)
-
-    def init_fn(cells: Sequence[tuple[str, int]], init_batch=None) -> GridState:
-        """Initial state of `cells` ((init, seed) pairs, in order); data-dependent starts
-        (LSUV) use `init_batch` (default: the first training examples)."""
-        params = build_params(spec, cells, data, init_batch)
-        opt_state = jax.vmap(tx.init)(params)
-        keys = jnp.stack([model_lib.data_key(seed) for _, seed in cells])
-        state = GridState(params, opt_state, keys)
-        if mesh is None:
-            return state
-        cell_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("cells"))
-        # Every process built the whole state; each keeps its devices' blocks.
-        return jax.tree.map(lambda a: jax.make_array_from_callback(
-            a.shape, cell_sharding, lambda index: a[index]), state)
-
-    return TrainFns(init_fn, eval_fn, epoch_fn, num_steps)
-
-
-def _device_fns(spec: Spec, data, tx: optax.GradientTransformation, device):
-    """(eval_fn, epoch_fn) for the cells on one device (None: the default), data put there."""
-    num_train = len(data.x_train)
-    num_steps = num_train // spec.batch_size
-    apply_model = model_lib.make_model(spec, data.num_classes).apply
-
-    def place(array):
-        return jnp.asarray(array) if device is None else jax.device_put(array, device)
-
-    x_train, y_train = place(data.x_train), place(data.y_train)
-    test_chunks = tuple(place(a) for a in _eval_chunks(data.x_test, data.y_test))
-    train_chunks = tuple(place(a) for a in _eval_chunks(data.x_train, data.y_train))
-    layer_metrics_fn = None
-    if spec.track_layers:  # traced only when asked for: the default program is unchanged
-        from initbench import probe
-
-        layer_x, layer_y = probe.layer_batch(data)
-        layer_metrics_fn = probe.make_layer_metrics(spec, data.num_classes, place(layer_x),
-                                                    place(layer_y))
+    apply_model = model_lib.make_model(spec, num_classes).apply
+    # Traced only when asked for: the default program is unchanged.
+    stats_fn = diagnostics.make_cell_stats(spec, num_classes) if spec.track_layers else None
 
     def loss_fn(params, x, y):
         logits = apply_model({"params": params}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    def evaluate_cell(params, chunks):
+    def evaluate_chunks(params, chunks):
         def chunk_fn(totals, batch):
             x, y, mask = batch
             logits = apply_model({"params": params}, x)
@@ -137,66 +109,40 @@ def _device_fns(spec: Spec, data, tx: optax.GradientTransformation, device):
         num = jnp.sum(chunks[2])
         return loss_sum / num, num_correct / num
 
-    def epoch_cell(params, opt_state, key, epoch):
-        order = jax.random.permutation(jax.random.fold_in(key, epoch), num_train)
+    def with_layers(metrics, params, data: CellData):
+        if stats_fn is not None:
+            metrics.update(diagnostics.layer_metrics(stats_fn(params, *data.layer_batch)))
+        return metrics
+
+    def init(params, data_key) -> CellState:
+        return CellState(params, tx.init(params), data_key)
+
+    def epoch(state: CellState, epoch, data: CellData):
+        params, opt_state = state.params, state.opt_state
+        order = jax.random.permutation(jax.random.fold_in(state.data_key, epoch), num_train)
         batches = order[: num_steps * spec.batch_size].reshape(num_steps, spec.batch_size)
 
         def step_fn(carry, idx):
             params, opt_state = carry
-            loss, grads = jax.value_and_grad(loss_fn)(params, x_train[idx], y_train[idx])
+            loss, grads = jax.value_and_grad(loss_fn)(params, data.x_train[idx],
+                                                      data.y_train[idx])
             updates, opt_state = tx.update(grads, opt_state, params)
             return (optax.apply_updates(params, updates), opt_state), loss
 
         (params, opt_state), losses = jax.lax.scan(step_fn, (params, opt_state), batches)
-        test_loss, test_acc = evaluate_cell(params, test_chunks)
+        test_loss, test_acc = evaluate_chunks(params, data.test_chunks)
         metrics = {"train_loss": losses.mean(), "test_loss": test_loss, "test_accuracy": test_acc}
-        if layer_metrics_fn is not None:
-            metrics.update(layer_metrics_fn(params))
-        return params, opt_state, metrics
+        return CellState(params, opt_state, state.data_key), with_layers(metrics, params, data)
 
-    def eval_cell(params):
-        train_loss, _ = evaluate_cell(params, train_chunks)
-        test_loss, test_acc = evaluate_cell(params, test_chunks)
+    def evaluate(state: CellState, data: CellData):
+        train_loss, _ = evaluate_chunks(state.params, data.train_chunks)
+        test_loss, test_acc = evaluate_chunks(state.params, data.test_chunks)
         metrics = {"train_loss": train_loss, "test_loss": test_loss, "test_accuracy": test_acc}
-        if layer_metrics_fn is not None:
-            metrics.update(layer_metrics_fn(params))
-        return metrics
+        return with_layers(metrics, state.params, data)
 
-    @jax.jit
-    def eval_fn(state: GridState):
-        return jax.vmap(eval_cell)(state.params)
-
-    def _epoch_fn(state: GridState, epoch):
-        params, opt_state, metrics = jax.vmap(epoch_cell, in_axes=(0, 0, 0, None))(
-            state.params, state.opt_state, state.data_keys, epoch
-        )
-        return GridState(params, opt_state, state.data_keys), metrics
-
-    epoch_fn = jax.jit(_epoch_fn, donate_argnums=0)
-    return eval_fn, epoch_fn
+    return CellFns(init, epoch, evaluate, num_steps)
 
 
-def build_params(spec: Spec, cells: Sequence[tuple[str, int]], data, init_batch=None):
-    """Initial parameters of `cells`, stacked on the leading [M] axis in the given order."""
-    from initbench import initializers
-
-    groups: dict[str, list[int]] = {}
-    for name, seed in cells:
-        groups.setdefault(name, []).append(seed)
-    stacked = {}
-    for name, seeds in groups.items():
-        params = model_lib.init_params(
-            spec, name, seeds, data.x_train.shape[1], data.num_classes
-        )
-        if initializers.is_data_dependent(name):
-            from initbench import lsuv
-
-            batch = data.x_train[:1000] if init_batch is None else init_batch
-            params, _ = lsuv.apply_lsuv(spec, params, batch, data.num_classes)
-        stacked[name] = params
-    index = {name: 0 for name in groups}
-    ordered = []
-    for name, _ in cells:
-        ordered.append(jax.tree.map(lambda a, i=index[name]: a[i], stacked[name]))
-        index[name] += 1
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *ordered)
+def data_keys(cells) -> jax.Array:
+    """[M] minibatch-order keys of `cells`: each seed's own, whatever the initializer."""
+    return jnp.stack([model_lib.data_key(seed) for _, seed in cells])

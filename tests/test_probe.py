@@ -11,7 +11,7 @@ import optax
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, lsuv, probe, train
+from initbench import data, diagnostics, lsuv, probe, starts
 from initbench.cli import app
 from initbench.spec import Spec
 
@@ -38,7 +38,7 @@ def test_depth_30_relu_glorot_dies_he_holds_lsuv_is_unit(digits):
     LSUV makes every layer's output variance 1 within the tolerance."""
     spec = Spec(inits=("glorot_uniform", "he_normal", "lsuv"), seeds=(0,), dataset="digits",
                 hidden=(256,) * 30, activation="relu")
-    result = probe.run_probe(spec, digits, lsuv.BATCH_SIZE)  # = the LSUV batch
+    result = probe.run_probe(spec, digits, batch_size=lsuv.BATCH_SIZE)  # = the LSUV batch
     act = result.stats["act_std"][:, 0, :30]
     glorot, he = act[0, -1] / act[0, 0], act[1, -1] / act[1, 0]
     assert glorot < 1e-3
@@ -111,7 +111,7 @@ def test_probe_gradients_match_a_hand_written_net(activation):
     spec = Spec(inits=("xavier",), seeds=(0,), hidden=widths, activation=activation)
     params = {f"dense_{i}": {"kernel": k, "bias": b}
               for i, (k, b) in enumerate(zip(kernels, biases))}
-    stats = probe.make_cell_stats(spec, num_classes)(params, x, y)
+    stats = diagnostics.make_cell_stats(spec, num_classes)(params, x, y)
 
     np.testing.assert_allclose(stats["grad_std"], [np.std(batch * g) for g in delta_grads],
                                rtol=1e-4)
@@ -171,8 +171,8 @@ SMALL = Spec(inits=("lsuv",), seeds=(0, 1), dataset="digits", hidden=(8, 8), epo
 
 def test_lsuv_start_is_deterministic_per_seed(digits):
     cells = [("lsuv", 0), ("lsuv", 1)]
-    first = train.build_params(SMALL, cells, digits)
-    second = train.build_params(SMALL, cells, digits)
+    first = starts.cell_starts(SMALL, cells, digits).params
+    second = starts.cell_starts(SMALL, cells, digits).params
     for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second)):
         np.testing.assert_array_equal(a, b)
     kernel = np.asarray(first["dense_1"]["kernel"])

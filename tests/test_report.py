@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from initbench import experiment, results, summary
 from initbench.cli import app
+from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 INITS = ("xavier", "normal")  # every initializer costs seconds of XLA compile
@@ -50,7 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         assert result.exit_code == 0, result.output
     b = results.RunResult(SPEC.replace(seeds=(4, 5)),
                           {k: v[:, :2] for k, v in a.metrics.items()}, dict(a.meta))
-    results.write_run(root / "b", b, summary.summarize_run(b), summary.SUMMARY_COLUMNS)
+    results.write_run(root / "b", b, summary.summarize_run(b))
     return {"a": root / "a", "b": root / "b", "c": root / "c", "cache": root / "cache"}
 
 
@@ -188,12 +189,12 @@ def test_plot_bands_are_the_table_cis(runs):
     from initbench import plots, summary
 
     result = results.read_run(runs["a"])
-    rows = {row["init"]: row for row in summary.summarize_run(result)}
+    rows = {row.init: row for row in summary.summarize_run(result)}
     for i, init in enumerate(result.inits):
         mean, low, high = plots.mean_and_band(result.metrics["test_accuracy"][i])
         assert mean.shape == (SPEC.epochs + 1,)
-        assert (low[-1], high[-1]) == (rows[init]["test_accuracy_ci_low"],
-                                       rows[init]["test_accuracy_ci_high"])
+        assert (low[-1], high[-1]) == (rows[init].test_accuracy_ci_low,
+                                       rows[init].test_accuracy_ci_high)
     assert plots.wants_log(np.array([[2.0, 0.05]])) and not plots.wants_log(np.array([[2.0, 0.1]]))
 
 
@@ -306,21 +307,22 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     """Seed 1's cell is finished (cached); seed 2's is stopped by Ctrl-C in epoch 2. The
     rerun trains only seed 2's cell, from its epoch-1 checkpoint, and the numbers equal
     those of run `a`, which trained every cell in one go."""
-    monkeypatch.setattr(experiment, "CHECKPOINT_EVERY_S", -1.0)  # checkpoint after every epoch
+    runtime = Runtime.from_environment(checkpoint_every_s=0.0)  # checkpoint after every epoch
+    cache = runtime.cell_cache
     spec = SPEC.replace(inits=("normal",), seeds=(2, 1))
     for path in runs["cache"].glob(f"{spec.training_key()}/*-seed1.npz"):
-        target = results.cache_root() / path.relative_to(runs["cache"])
+        target = cache / path.relative_to(runs["cache"])
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)
     with pytest.raises(KeyboardInterrupt):
-        experiment.run_experiment(spec, tmp_path / "run", InterruptingReporter(after=2))
+        experiment.run_experiment(spec, tmp_path / "run", runtime, InterruptingReporter(after=2))
     assert not (tmp_path / "run" / "spec.json").exists()
-    assert len(list(results.cache_root().glob("*/checkpoint-*"))) == 1
+    assert len(list(cache.glob("*/checkpoint-*"))) == 1
     reporter = InterruptingReporter()
-    resumed = experiment.run_experiment(spec, tmp_path / "run", reporter)
+    resumed = experiment.run_experiment(spec, tmp_path / "run", runtime, reporter)
     assert (resumed.meta["cells_trained"], resumed.meta["cells_cached"]) == (1, 1)
     assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
-    assert not list(results.cache_root().glob("*/checkpoint-*"))
+    assert not list(cache.glob("*/checkpoint-*"))
     assert_same_cells(resumed, results.read_run(runs["a"]))
     again = experiment.run_experiment(spec, tmp_path / "run")
     assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)

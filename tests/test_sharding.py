@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from initbench import data, sharding
+from initbench import data, plan, sharding
+from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,8 @@ def test_a_cell_is_the_same_in_any_grid():
     curves = []
     for size in (1, 20):
         cells = check.grid_cells(size)
-        outs = experiment.train_chunk(spec, dataset, cells, experiment.SilentReporter())
+        runner = experiment.Runner(spec, dataset, Runtime(use_cache=False))
+        outs = runner.train(cells, experiment.SilentReporter())
         curves.append(outs[cells.index(check.TARGET)])
     for name in curves[0]:
         np.testing.assert_array_equal(curves[0][name], curves[1][name])
@@ -158,15 +160,15 @@ def test_bytes_per_cell_counts_parameters_and_activations():
     num_params = 3 * 4 + 4 + 4 * 2 + 2  # 3 -> 4 -> 2
     batch_acts = 2 * (3 + 3 * (4 + 2))
     eval_acts = 1000 * 2 * 4
-    assert sharding.bytes_per_cell(spec, 3, 2) == 4 * (10 * num_params + batch_acts + eval_acts)
+    assert plan.bytes_per_cell(spec, 3, 2) == 4 * (10 * num_params + batch_acts + eval_acts)
 
 
 def test_chunks_shrink_to_fit_memory(monkeypatch):
     digits = data.Dataset("tiny", np.zeros((100, 64), np.float32), np.zeros(100, np.int32),
                           np.zeros((20, 64), np.float32), np.zeros(20, np.int32), 10, (8, 8, 1), "test")
     spec = Spec(inits=("xavier",), seeds=(0,), hidden=(256, 256))
-    per_cell = sharding.bytes_per_cell(spec, 64, 10)
-    free = (sharding.data_bytes(digits) + 20 * per_cell) / sharding.MEMORY_FRACTION
+    per_cell = plan.bytes_per_cell(spec, 64, 10)
+    free = (plan.data_bytes(digits) + 20 * per_cell) / plan.MEMORY_FRACTION
     monkeypatch.setattr(sharding, "free_bytes", lambda device: free)
     assert sharding.cells_per_chunk(spec, digits, 128) == 16  # 20 fit: whole blocks of 8
     monkeypatch.setattr(sharding, "free_bytes", lambda device: 1)
@@ -178,13 +180,10 @@ def test_chunks_shrink_to_fit_memory(monkeypatch):
 
 
 def test_host_devices_split_only_when_padding_does_not_eat_the_gain(monkeypatch):
-    from initbench import jax_setup
 
-    monkeypatch.setattr(jax_setup, "num_cores", lambda: 2)
-    chosen = {n: jax_setup.host_devices_for(n) for n in (1, 8, 9, 16, 17, 20, 24, 25, 100)}
+    chosen = {n: plan.host_devices_for(n, cores=2) for n in (1, 8, 9, 16, 17, 20, 24, 25, 100)}
     assert chosen == {1: 1, 8: 1, 9: 2, 16: 2, 17: 1, 20: 1, 24: 1, 25: 2, 100: 2}
-    monkeypatch.setattr(jax_setup, "num_cores", lambda: 1)
-    assert jax_setup.host_devices_for(100) == 1
+    assert plan.host_devices_for(100, cores=1) == 1
 
 
 def test_configure_xla_respects_the_users_flag(monkeypatch):

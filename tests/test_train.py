@@ -6,6 +6,7 @@ import optax
 import pytest
 
 from initbench import data, experiment, model, train
+from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 SILENT = experiment.SilentReporter()
@@ -23,10 +24,9 @@ def small_spec(**changes) -> Spec:
 
 
 def grid(spec, dataset):
-    metrics, _, trained = experiment.train_grid(spec, dataset, SILENT, use_cache=False,
-                                                max_cells_per_chunk=128)
-    assert trained == len(spec.inits) * len(spec.seeds)
-    return metrics
+    grid = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT, 128)
+    assert grid.trained == len(spec.inits) * len(spec.seeds)
+    return grid.metrics
 
 
 def test_cell_equals_its_single_run(digits):
@@ -132,13 +132,13 @@ def test_a_diverged_seed_does_not_poison_the_summary():
                     [[0.1, 0.80], [0.1, np.nan], [0.1, 0.84]]])
     loss = np.where(np.isfinite(acc), 1 - acc, np.nan)
     result = RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": acc})
-    rows = {row["init"]: row for row in summary.summarize_run(result)}
-    assert rows["normal"]["diverged"] == 1
-    assert rows["normal"]["test_accuracy_mean"] == pytest.approx(0.82)
-    assert rows["xavier"]["test_accuracy_mean"] == pytest.approx(0.92)
-    assert rows["xavier"]["rank"] == 1
+    rows = {row.init: row for row in summary.summarize_run(result)}
+    assert rows["normal"].diverged == 1
+    assert rows["normal"].test_accuracy_mean == pytest.approx(0.82)
+    assert rows["xavier"].test_accuracy_mean == pytest.approx(0.92)
+    assert rows["xavier"].rank == 1
 
 
 def test_partial_batches_are_dropped(digits):
-    fns = train.make_train(small_spec(batch_size=100), digits)
+    fns = train.make_cell_fns(small_spec(batch_size=100), digits.num_classes, len(digits.x_train))
     assert fns.num_steps == len(digits.x_train) // 100

@@ -9,6 +9,7 @@ import typer
 
 
 def bench(
+    ctx: typer.Context,
     models: Annotated[int, typer.Option(
         "--models", help="Models trained together (padded to whole blocks of 8 per device).")] = 16,
     epochs: Annotated[int, typer.Option(
@@ -36,24 +37,30 @@ def bench(
     import os
 
     from initbench import bench as bench_lib
-    from initbench import jax_setup
+    from initbench import jax_setup, plan
     from initbench.console import stderr, stdout
+    from initbench.runtime import Runtime
 
     config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
                                    data=data, torch=torch, torch_epochs=torch_epochs)
     bench_lib.validate(config)
-    jax_setup.configure_xla(devices if devices is not None else jax_setup.host_devices_for(models))
-    # Before JAX starts: time cold compilation (no persistent XLA cache), and on a GPU let
-    # torch share the device memory JAX would otherwise preallocate.
+    if devices is not None and devices < 1:
+        from initbench.errors import InitbenchError
+
+        raise InitbenchError(f"--devices must be at least 1, got {devices}.")
+    # Before JAX starts: on a GPU let torch share the device memory JAX would otherwise
+    # preallocate. Compilation is timed cold: no persistent XLA cache.
     if not jax_setup.backends_started():
-        os.environ.setdefault("INITBENCH_XLA_CACHE", "off")
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    runtime = ctx.find_object(Runtime) or Runtime.from_environment()
+    runtime = jax_setup.start(runtime.replace(xla_cache=None),
+                              devices if devices is not None else plan.host_devices_for(models))
 
     def notice(text: str) -> None:
         if not as_json:
             stderr.print(f"[dim]{text}[/]", highlight=False)
 
-    row = bench_lib.run_bench(config, notice)
+    row = bench_lib.run_bench(config, runtime, notice)
     path = bench_lib.append_csv(row, csv)
     if as_json:
         print(json.dumps(row, indent=2, default=str))

@@ -67,9 +67,10 @@ def report(
                          "curves.png)")
 
 
-def write_merged(result, rows: list[dict], out: Path) -> None:
-    """Write a (merged) run as a new run folder, with its plot; refuse to replace a run."""
-    from initbench import plots, results, summary
+def write_merged(result, rows: list, out: Path) -> None:
+    """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
+    refuse to replace a run."""
+    from initbench import plots, results
     from initbench.errors import InitbenchError
 
     if result.labels is not None:
@@ -78,12 +79,10 @@ def write_merged(result, rows: list[dict], out: Path) -> None:
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
     results.check_writable(out)
-    result.meta["baseline"], result.meta["target"] = rows[0]["baseline"], (
-        rows[0]["target"] if rows[0]["target"] != "" else None)
+    result.meta["baseline"], result.meta["target"] = rows[0].baseline, rows[0].target
     figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
     try:
-        results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
-        results.write_atomic(Path(out) / "curves.png", figure)
+        results.write_run(out, result, rows, figure)
     except OSError as err:
         raise InitbenchError(f"cannot write --out {out}: {err.strerror or err}.") from None
 

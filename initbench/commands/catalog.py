@@ -1,0 +1,80 @@
+"""CLI commands that list what is available: inits, datasets; and `data import`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+data_app = typer.Typer(no_args_is_help=True, help="Manage datasets.")
+
+
+def list_inits() -> None:
+    """List every initializer, its formula and the std it gives a 784x256 kernel."""
+    from rich.table import Table
+
+    from initbench import initializers
+    from initbench.console import stdout
+
+    by_target: dict[str, list[str]] = {}
+    for alias, target in initializers.aliases().items():
+        by_target.setdefault(target, []).append(alias)
+    table = Table(title="Kernel initializers (kernel shape fan_in x fan_out)")
+    for header in ("name", "aliases", "formula", "std @ 784x256", "parameters"):
+        table.add_column(header)
+    for name in initializers.names():
+        params = ", ".join(f"{k}={v}" for k, v in initializers.params(name).items())
+        table.add_row(name, ", ".join(sorted(by_target.get(name, []))),
+                      initializers.formula(name),
+                      f"{initializers.expected_std(name, 784, 256):.4f}", params or "—")
+    stdout.print(table)
+    bias = Table(title="Bias initializers (--bias-init)")
+    bias.add_column("name")
+    bias.add_column("formula")
+    for name in initializers.BIAS_NAMES:
+        bias.add_row(name, initializers.bias_formula(name))
+    stdout.print(bias)
+
+
+def list_datasets() -> None:
+    """List every dataset, its shape, and whether it is available offline now."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from initbench import data
+    from initbench.console import stdout
+
+    table = Table(title=Text(f"Datasets (TFDS data dir: {data.tfds_data_dir()})"))
+    for header in ("name", "source", "shape", "classes", "train", "test", "offline now",
+                   "description"):
+        table.add_column(header)
+    for name in data.names():
+        info = data.info(name)
+        available = data.is_available_offline(name)
+        table.add_row(name, info.source, "x".join(map(str, info.image_shape)),
+                      str(info.num_classes), f"{info.num_train:,}", f"{info.num_test:,}",
+                      Text("yes", "green") if available else Text("no", "dim"), info.description)
+    stdout.print(table)
+
+
+@data_app.command("import")
+def data_import(
+    directory: Annotated[Path, typer.Argument(help="Folder with the 4 MNIST IDX files (.gz ok).")],
+) -> None:
+    """Make manually downloaded MNIST IDX files usable offline (air-gapped machines)."""
+    from rich.text import Text
+
+    from initbench import data
+    from initbench.console import stdout
+
+    where = data.import_idx(directory)
+    stdout.print(Text(f"imported MNIST from {directory} into {where}; `--dataset mnist` now "
+                      "works offline."))
+
+
+def register(app: typer.Typer) -> None:
+    """Add inits, datasets and the data group to `app`."""
+    app.command("inits")(list_inits)
+    app.command("datasets")(list_datasets)
+    app.add_typer(data_app, name="data")

@@ -1,0 +1,156 @@
+"""Every command-line option declared once, bound to its `Spec` field, help text and default.
+
+`run`, `compare` and `probe` take their options from here with `command_options`, which
+builds the Typer signature (keyword-only parameters) and hands the command one dict of
+values; `build_spec` turns the bound ones into a `Spec`. Help lists come from the
+registries (`spec.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
+drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from initbench import data, initializers
+from initbench import spec as spec_lib
+from initbench.errors import InitbenchError
+from initbench.runtime import Runtime
+
+_SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(spec_lib.Spec)}
+
+
+@dataclass(frozen=True)
+class Opt:
+    """One option: its parameter name, flags, type, default and help; `field` names the
+    `Spec` field it sets (through `parse` for text that needs parsing)."""
+
+    name: str
+    flags: tuple[str, ...]
+    type: Any
+    default: Any
+    help: str
+    field: str | None = None
+    parse: Callable[[Any], Any] | None = None
+
+    def parameter(self, default: Any) -> inspect.Parameter:
+        annotation = Annotated[self.type, typer.Option(*self.flags, help=self.help)]
+        return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                 annotation=annotation)
+
+
+def _spec_opt(field: str, flag: str, type_: Any, help_: str, **kwargs) -> Opt:
+    """An option bound to Spec field `field`, defaulting to the field's default."""
+    kwargs.setdefault("default", _SPEC_DEFAULTS[field])
+    return Opt(field, (flag,), type_, help=help_, field=field, **kwargs)
+
+
+def _one_init(text: str) -> tuple[str, ...]:
+    names = spec_lib.parse_list(text, "init")
+    if len(names) != 1:
+        raise InitbenchError(f"--init takes one initializer, got '{text}'; use `initbench "
+                             "compare --inits` for several.")
+    return names
+
+
+def _names(items) -> str:
+    return ", ".join(items)
+
+
+INITS = Opt("inits", ("--inits",), str, ",".join(spec_lib.DEFAULT_COMPARE_INITS),
+            "Comma-separated initializers (see `initbench inits`).", "inits",
+            lambda text: spec_lib.parse_list(text, "inits"))
+INIT = Opt("init", ("--init",), str, "xavier", "The initializer (see `initbench inits`).",
+           "inits", _one_init)
+SEEDS = Opt("seeds", ("--seeds",), str, "5", "Count N (seeds 0..N-1), list 0,5,7 or range 3-6.",
+            "seeds", spec_lib.parse_seeds)
+DATASET = _spec_opt("dataset", "--dataset", str | None,
+                    f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
+                    "MNIST is not available offline (see `initbench datasets`).")
+EPOCHS = _spec_opt("epochs", "--epochs", int, "Training epochs.")
+BATCH_SIZE = _spec_opt("batch_size", "--batch-size", int, "Minibatch size.")
+LR = _spec_opt("lr", "--lr", float, "Learning rate.")
+OPTIMIZER = _spec_opt("optimizer", "--optimizer", str,
+                      f"{_names(spec_lib.OPTIMIZERS)} (optax; momentum is SGD with 0.9).")
+HIDDEN = _spec_opt("hidden", "--hidden", str,
+                   "Hidden widths: 256,256; 256x4 is four layers of 256; 512,128x3 mixes both.",
+                   default="256,256", parse=spec_lib.parse_hidden)
+ACTIVATION = _spec_opt("activation", "--activation", str, _names(spec_lib.ACTIVATIONS) + ".")
+BIAS_INIT = _spec_opt("bias_init", "--bias-init", str,
+                      f"Bias initializer: {_names(initializers.BIAS_NAMES)} (see `initbench "
+                      "inits`; normal is stddev 1, the classic script's).")
+GAIN = _spec_opt("gain", "--gain", float | None,
+                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers.")
+MODE = _spec_opt("mode", "--mode", str | None,
+                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}.")
+LSUV_TOL = _spec_opt("lsuv_tol", "--lsuv-tol", float, "LSUV: output variance tolerance.")
+LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max passes per layer.")
+TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
+                         "Record per-layer gradient norm and dead-unit fraction per epoch.")
+
+OUT = Opt("out", ("--out",), Path | None, None,
+          "Output folder (default: a new folder under results/).")
+QUIET = Opt("quiet", ("--quiet", "-q"), bool, False, "Print only the final table.")
+JSON = Opt("as_json", ("--json",), bool, False, "Print one JSON document on stdout, nothing else.")
+NO_CACHE = Opt("no_cache", ("--no-cache",), bool, False,
+               "Retrain every cell even if a finished one (or a checkpoint) is cached.")
+BASELINE = Opt("baseline", ("--baseline",), str | None, None,
+               "Initializer every other is compared with, seed by seed (default: first).")
+TARGET = Opt("target", ("--target",), float | None, None,
+             "Report the epochs needed to reach this test accuracy (e.g. 0.97).")
+DISTRIBUTED = Opt("distributed", ("--distributed",), bool, False,
+                  "Train across processes/hosts with jax.distributed: the cluster (SLURM, ...) "
+                  "is detected, or give the three options below. Process 0 writes the results.")
+COORDINATOR = Opt("coordinator_address", ("--coordinator-address",), str | None, None,
+                  "With --distributed: HOST:PORT of process 0.")
+NUM_PROCESSES = Opt("num_processes", ("--num-processes",), int | None, None,
+                    "With --distributed: how many processes train together.")
+PROCESS_ID = Opt("process_id", ("--process-id",), int | None, None,
+                 "With --distributed: this process's rank, 0..num-processes-1.")
+PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
+                  "Examples in the probe batch (the first ones of the training set).")
+
+# What one network, its initializers and their training are: shared by run, compare, probe.
+NETWORK = (DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
+TRAINING = (SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK, TRACK_LAYERS,
+            OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
+            PROCESS_ID)
+
+
+def command_options(*opts: Opt, **defaults: Any) -> Callable:
+    """Decorate `fn(values: dict, runtime: Runtime)` into a Typer command taking `opts`
+    (keyword-only; `defaults` overrides some defaults by parameter name)."""
+    unknown = set(defaults) - {o.name for o in opts}
+    if unknown:
+        raise TypeError(f"no such options: {sorted(unknown)}")
+
+    def decorate(fn: Callable) -> Callable:
+        context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
+        def command(ctx: typer.Context, **values: Any) -> None:
+            runtime = ctx.find_object(Runtime) or Runtime.from_environment()
+            fn(values, runtime)
+
+        command.__signature__ = inspect.Signature(
+            [context, *(o.parameter(defaults.get(o.name, o.default)) for o in opts)])
+        command.__name__, command.__doc__ = fn.__name__, fn.__doc__
+        command.options = opts
+        return command
+
+    return decorate
+
+
+def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
+    """The validated `Spec` of a command's option values (those bound to a Spec field)."""
+    fields = {}
+    for opt in (INITS, INIT, *TRAINING):
+        if opt.field is not None and opt.name in values:
+            value = values[opt.name]
+            fields[opt.field] = opt.parse(value) if opt.parse is not None else value
+    return spec_lib.Spec(**fields)

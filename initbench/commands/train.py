@@ -1,0 +1,69 @@
+"""CLI commands: run and compare. `run` is `compare` with one initializer.
+
+Only typer and JAX-free modules are imported here; JAX starts inside the command, after
+`jax_setup.start` has set XLA up for the grid.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from initbench.commands import options as o
+from initbench.errors import InitbenchError
+from initbench.runtime import Runtime
+
+
+@o.command_options(o.INIT, *o.TRAINING, seeds="3")
+def run(values: dict, runtime: Runtime) -> None:
+    """Train one initializer over several seeds."""
+    train_and_report("run", values, runtime)
+
+
+@o.command_options(o.INITS, *o.TRAINING, o.BASELINE)
+def compare(values: dict, runtime: Runtime) -> None:
+    """Train several initializers x seeds together and rank them, with paired verdicts."""
+    train_and_report("compare", values, runtime)
+
+
+def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
+    """Build the Spec and Runtime from `values`, train, write the run folder, print tables."""
+    from initbench import experiment, jax_setup, plan, report
+    from initbench.console import stderr, stdout
+    from initbench.progress import RichReporter
+    from initbench.results import new_run_folder
+
+    spec = o.build_spec(values)
+    target = values["target"]
+    if target is not None and not 0 < target <= 1:
+        raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
+    num_cells = len(spec.inits) * len(spec.seeds)
+    runtime = jax_setup.start(
+        runtime.replace(use_cache=not values["no_cache"]),
+        plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
+        values["distributed"], values["coordinator_address"], values["num_processes"],
+        values["process_id"])
+    out = Path(values["out"]) if values["out"] is not None else new_run_folder(command)
+    quiet, as_json = values["quiet"], values["as_json"]
+    reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
+    result = experiment.run_experiment(spec, out, runtime, reporter,
+                                       baseline=values.get("baseline"), target=target)
+    if result is None:  # not process 0 of a multi-process run
+        return
+    rows = result.summary
+    if as_json:
+        print(json.dumps(report.result_document(result, rows, str(out)), indent=2))
+        return
+    if not quiet:
+        stdout.print(report.curves_group(result))
+    stdout.print(report.summary_table(result, rows))
+    if not quiet:
+        report.print_run_notes(stderr, result, out)
+
+
+def register(app: typer.Typer) -> None:
+    """Add run and compare to `app`."""
+    app.command("run")(run)
+    app.command("compare")(compare)

@@ -1,0 +1,92 @@
+"""Per-layer statistics of one cell on a batch: the probe at init, `--track-layers` in training.
+
+For each dense layer `i` (0 = first hidden layer, `L = len(hidden)` = the logits layer), on
+a batch x [B, D] with labels y [B]:
+
+- `preact_mean`, `preact_std`: mean and std of the pre-activation h_i = W_i a_{i-1} + b_i
+  over all (example, unit) entries;
+- `act_std`: std of the activation a_i = act(h_i) (the logits layer's activation is the
+  identity, so there it equals `preact_std`);
+- `dead_fraction`: the fraction of units that are dead on the whole batch, i.e. whose
+  activation has derivative exactly 0 at every example, so no gradient can pass through
+  them. For ReLU that is the same as the unit's output being exactly 0 for every example.
+  Smooth activations (tanh, sigmoid, gelu, elu, ...) only count as dead when saturated
+  to float precision on every example; leaky_relu, linear and the logits layer never are;
+- `grad_std`: std of dℓ_n/dh_i[n], the per-example loss gradient with respect to the
+  pre-activation (= B times the gradient of the batch-mean cross-entropy), over all
+  (example, unit) entries;
+- `weight_grad_norm`: Frobenius norm of d(mean loss)/dW_i, the gradient one SGD step on
+  this batch would use.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from initbench import model as model_lib
+from initbench.spec import Spec
+
+STATS = ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std", "weight_grad_norm")
+BATCH_SIZE = 1000  # the probe's default batch and the --track-layers batch
+
+
+def make_cell_stats(spec: Spec, num_classes: int):
+    """A pure `stats_fn(params, x, y) -> {name: [L + 1]}` for one cell (params unstacked).
+
+    Jit- and vmap-able; the same function backs `--track-layers` during training.
+    """
+    mlp = model_lib.make_model(spec, num_classes)
+    act = model_lib.activation_fn(spec.activation)
+    names = model_lib.layer_names(spec)
+
+    def stats_fn(params, x, y):
+        batch = x.shape[0]
+        perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
+                         for i, w in enumerate(spec.hidden)}
+
+        def loss_fn(params, perturbations, logit_shift):
+            logits, state = mlp.apply({"params": params, "perturbations": perturbations}, x,
+                                      mutable=["intermediates"])
+            logits = logits + logit_shift  # d loss / d shift = d loss / d logits
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, (state["intermediates"], logits)
+
+        zero_shift = jnp.zeros((batch, num_classes), jnp.float32)
+        grads, (inter, logits) = jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
+            params, perturbations, zero_shift)
+        param_grads, preact_grads, logit_grads = grads
+        rows = []
+        for i in range(len(spec.hidden)):
+            h = inter[f"preact_{i}"][0]
+            a, slope = jax.jvp(act, (h,), (jnp.ones_like(h),))
+            dead = jnp.mean(jnp.all(slope == 0, axis=0))
+            rows.append((h, a, dead, preact_grads[f"preact_{i}"]))
+        rows.append((logits, logits, jnp.zeros(()), logit_grads))
+        out = {
+            "preact_mean": jnp.stack([h.mean() for h, _, _, _ in rows]),
+            "preact_std": jnp.stack([h.std() for h, _, _, _ in rows]),
+            "act_std": jnp.stack([a.std() for _, a, _, _ in rows]),
+            "dead_fraction": jnp.stack([d for _, _, d, _ in rows]).astype(jnp.float32),
+            "grad_std": jnp.stack([(batch * g).std() for _, _, _, g in rows]),
+            "weight_grad_norm": jnp.stack([jnp.linalg.norm(param_grads[n]["kernel"])
+                                           for n in names]),
+        }
+        return out
+
+    return stats_fn
+
+
+def layer_batch(data) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed batch `--track-layers` measures on: the first `BATCH_SIZE` training
+    examples (x [B, D], y [B]), the probe's default batch."""
+    return data.x_train[:BATCH_SIZE], data.y_train[:BATCH_SIZE]
+
+
+def layer_metrics(stats: dict) -> dict:
+    """What `--track-layers` records once per epoch, from `make_cell_stats`'s output:
+    `layer_grad_norm` and `layer_dead_fraction`, each [L + 1]."""
+    return {"layer_grad_norm": stats["weight_grad_norm"],
+            "layer_dead_fraction": stats["dead_fraction"]}

@@ -1,0 +1,110 @@
+"""The package's shape: imports flow one way, and a run builds its programs once."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+
+from initbench import data, experiment
+from initbench.runtime import Runtime
+from initbench.spec import Spec
+
+PACKAGE = Path(__file__).resolve().parents[1] / "initbench"
+NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup")
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every initbench module `path` imports, at the top or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("initbench")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("initbench"):
+            for alias in node.names:
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if (PACKAGE.parent / (sub.replace(".", "/") + ".py")).exists()
+                          or (PACKAGE.parent / sub.replace(".", "/")).is_dir() else node.module)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    return {name: {m for m in _imports(path) if m in modules and m != name}
+            for name, path in modules.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` as [a, b, ..., a], or None (depth-first search)."""
+    done: set[str] = set()
+
+    def visit(stack: list[str]) -> list[str] | None:
+        for nxt in sorted(graph[stack[-1]]):
+            if nxt in stack:
+                return [*stack[stack.index(nxt):], nxt]
+            if nxt not in done:
+                found = visit([*stack, nxt])
+                if found:
+                    return found
+        done.add(stack[-1])
+        return None
+
+    for node in sorted(graph):
+        if node not in done and (found := visit([node])):
+            return found
+    return None
+
+
+def test_imports_have_no_cycle():
+    graph = _graph()
+    assert graph["initbench.cli"] and "initbench.experiment" in graph["initbench.commands.train"]
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_the_cycle_check_finds_a_cycle():
+    """The check can fail: an import back up the layers (inside a function counts) is found."""
+    graph = _graph()
+    graph["initbench.spec"] = graph["initbench.spec"] | {"initbench.experiment"}
+    cycle = find_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    assert {"initbench.spec", "initbench.experiment"} <= set(cycle)
+
+
+def test_planning_modules_do_not_import_jax():
+    for name in NO_JAX:
+        tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+        top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module for n in top if isinstance(n, ast.ImportFrom) and n.module}
+        assert not any(n.split(".")[0] in ("jax", "flax", "optax") for n in names), name
+
+
+def test_a_grid_of_several_chunks_traces_each_program_once():
+    """20 cells in chunks of 8: three chunks, one runner, every program traced once and
+    the data placed once; the cells equal a one-chunk run bitwise."""
+    digits = data.load("digits")
+    spec = Spec(inits=("xavier", "he_normal", "normal", "orthogonal"), seeds=tuple(range(5)),
+                dataset="digits", epochs=2, hidden=(8,))
+    runtime = Runtime(use_cache=False)
+    built = []
+    original = experiment.Runner.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    experiment.Runner.__init__ = spy
+    try:
+        chunked = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(), 8)
+        whole = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(), 128)
+    finally:
+        experiment.Runner.__init__ = original
+    assert len(built) == 2  # one runner per run, not per chunk
+    assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1}
+    for name in chunked.metrics:
+        np.testing.assert_array_equal(chunked.metrics[name], whole.metrics[name])
