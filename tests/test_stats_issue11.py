@@ -130,10 +130,10 @@ def test_effect_size_ci_inverts_noncentral_t():
 
 def test_effect_size_coverage():
     rng = np.random.default_rng(4)
-    d = rng.normal(0.5, 1.0, size=(4000, 6))  # true d_z = 0.5
+    d = rng.normal(0.5, 1.0, size=(20_000, 6))  # true d_z = 0.5; measured 94.8%
     r = stats.effect_size(d)
     covered = np.mean((r.ci_low <= 0.5) & (r.ci_high >= 0.5))
-    assert 0.94 <= covered <= 0.96  # exact under normality; se of the rate 0.34%
+    assert 0.94 <= covered <= 0.96  # exact under normality; se of the rate 0.15%
 
 
 def test_effect_size_undefined():
