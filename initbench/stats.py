@@ -1,6 +1,6 @@
 """Aggregates over seeds: summaries, bootstrap CIs, paired comparisons, curve metrics.
 
-NumPy (and SciPy's Student t quantile). One array layout, with the axis order `[init, seed, epoch]`:
+NumPy and scipy.special (never scipy.stats at import: it costs ~1.4 s). One array layout, with the axis order `[init, seed, epoch]`:
 
 - Final metrics: `values[num_seeds]` for one initializer, or `values[num_inits, num_seeds]`.
 - Curves: `curves[num_seeds, num_epochs + 1]` for one initializer, or
@@ -34,6 +34,12 @@ verdicts must not claim a difference that is noise. A paired comparison therefor
 Simulated under no difference (1,000 comparisons of normal per-seed differences), it
 claimed a difference in 5.0%, 4.8% and 4.2% of them at n = 3, 5 and 10, the percentile
 bootstrap in 25%, 16% and 9% (tests/test_stats.py keeps the t interval within 3.5-6.5%).
+
+Issue 11 adds, over paired differences `diffs[..., num_seeds]` (seed axis last, NaN dropped
+per row): the paired t test and its p-value, Holm's correction, TOST equivalence, the effect
+size d_z with a noncentral-t CI, the interquartile mean, the exact binomial CI of the
+divergence rate, the weight/data variance decomposition and the CD-diagram groups.
+Methods, formulas and measured error rates: docs/statistics.md.
 """
 
 from __future__ import annotations
@@ -256,3 +262,382 @@ def mask_diverged(curves, first_diverged) -> np.ndarray:
     after = (first[..., None] >= 0) & (epochs >= first[..., None])
     array[after] = np.nan
     return array
+
+
+# --- Paired tests over many comparisons (issue 11) -------------------------------------------
+#
+# Layout: per-seed paired differences `diffs[..., num_seeds]`, the seed axis last (one row per
+# comparison, e.g. `[num_comparisons, num_seeds]`); NaN marks a seed where either cell diverged
+# and is left out of that row only. Results have the leading shape (a float for a 1-D input).
+# Only scipy.special is imported here: these run on every `compare`.
+
+VERDICT_EQUIVALENT = "equivalent"
+ALPHA = 1.0 - CI_LEVEL
+EQUIVALENCE_METHOD = "TOST: 90% Student t CI of the paired differences inside +/- margin"
+EFFECT_SIZE_METHOD = "d_z = mean / sd of the paired differences; CI by inverting the noncentral t"
+
+
+@dataclass(frozen=True)
+class TTest:
+    """Paired (one-sample) t test of `diffs[..., num_seeds]` against 0; leading-shape fields."""
+
+    n: np.ndarray
+    mean: np.ndarray
+    sd: np.ndarray
+    t: np.ndarray
+    p_value: np.ndarray
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """TOST of `diffs` against +/- margin; `ci_low`/`ci_high` is the 1 - 2*alpha t CI."""
+
+    n: np.ndarray
+    mean: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+    equivalent: np.ndarray
+
+
+@dataclass(frozen=True)
+class EffectSize:
+    """Standardized paired difference d_z = mean / sd with its CI (noncentral t inversion)."""
+
+    n: np.ndarray
+    d_z: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+
+
+def _scalar(x):
+    """0-d arrays become Python floats/bools; arrays stay arrays."""
+    x = np.asarray(x)
+    return x.item() if x.ndim == 0 else x
+
+
+def _moments(diffs) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, mean, sd with ddof=1) of the finite entries along the last axis of `diffs`.
+
+    NaN where a row has no finite entry (mean) or fewer than 2 (sd).
+    """
+    d = np.asarray(diffs, dtype=float)
+    if d.ndim < 1:
+        raise ValueError(f"diffs must have shape [..., num_seeds], got shape {d.shape}")
+    finite = np.isfinite(d)
+    n = finite.sum(axis=-1)
+    x = np.where(finite, d, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = x.sum(axis=-1) / n
+        dev = np.where(finite, d - mean[..., None], 0.0)
+        sd = np.sqrt((dev**2).sum(axis=-1) / (n - 1))
+    mean = np.where(n >= 1, mean, np.nan)
+    sd = np.where(n >= 2, sd, np.nan)
+    # Equal values give sd exactly 0, not float dust (so p = 1 or 0, never noise).
+    same = (n >= 2) & (np.where(finite, d, np.inf).min(axis=-1)
+                       == np.where(finite, d, -np.inf).max(axis=-1))
+    sd = np.where(same, 0.0, sd)
+    return n, mean, sd
+
+
+def paired_differences(values, baseline) -> np.ndarray:
+    """`values - baseline` seed by seed, `[..., num_seeds]`; NaN where either is non-finite."""
+    x = np.asarray(values, dtype=float)
+    y = np.asarray(baseline, dtype=float)
+    if x.shape != y.shape:
+        raise ValueError(f"values and baseline differ in shape: {x.shape} vs {y.shape}")
+    with np.errstate(invalid="ignore"):
+        d = x - y
+    return np.where(np.isfinite(x) & np.isfinite(y), d, np.nan)
+
+
+def paired_t_test(diffs) -> TTest:
+    """Two-sided t test that the mean of `diffs[..., num_seeds]` is 0 (finite entries only).
+
+    t = mean / (sd / sqrt(n)), p = 2 * T_{n-1}(-|t|) (Student t CDF via scipy.special.stdtr).
+    p < 1 - level exactly when `t_ci(diffs, level)` excludes 0. With sd == 0: p = 1 when the
+    mean is 0, else p = 0. Fewer than 2 finite differences: t and p are NaN.
+    """
+    from scipy.special import stdtr
+
+    n, mean, sd = _moments(diffs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = mean / (sd / np.sqrt(n))
+        p = 2.0 * stdtr(np.maximum(n - 1, 1), -np.abs(t))
+    zero_sd = sd == 0
+    t = np.where(zero_sd & (mean == 0), 0.0, t)
+    p = np.where(zero_sd, np.where(mean == 0, 1.0, 0.0), p)
+    p = np.where(n >= 2, np.minimum(p, 1.0), np.nan)
+    t = np.where(n >= 2, t, np.nan)
+    return TTest(_scalar(n), _scalar(mean), _scalar(sd), _scalar(t), _scalar(p))
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values of one family, along the last axis of `p_values`.
+
+    With the m finite p-values sorted, p_(1) <= ... <= p_(m):
+        adj_(i) = min(1, max_{j <= i} (m - j + 1) * p_(j))
+    returned in the input order. "Reject at level alpha" is adj < alpha; this controls the
+    family-wise error rate at alpha under any dependence between the tests. NaN entries are not
+    part of the family (m counts the finite ones) and stay NaN.
+    """
+    p = np.asarray(p_values, dtype=float)
+    if p.ndim < 1:
+        raise ValueError(f"p_values must have shape [..., num_tests], got shape {p.shape}")
+    finite = np.isfinite(p)
+    if np.any(finite & ((p < 0) | (p > 1))):
+        raise ValueError("p_values must lie in [0, 1]")
+    m = finite.sum(axis=-1, keepdims=True)
+    order = np.argsort(np.where(finite, p, np.inf), axis=-1, kind="stable")
+    sorted_p = np.take_along_axis(np.where(finite, p, 1.0), order, axis=-1)  # NaNs sort last
+    rank = np.arange(p.shape[-1])  # 0-based j - 1
+    scaled = np.minimum(np.maximum(m - rank, 1) * sorted_p, 1.0)
+    adjusted_sorted = np.maximum.accumulate(scaled, axis=-1)
+    adjusted = np.empty_like(adjusted_sorted)
+    np.put_along_axis(adjusted, order, adjusted_sorted, axis=-1)
+    return np.where(finite, adjusted, np.nan)
+
+
+def tost(diffs, margin: float, alpha: float = ALPHA) -> Equivalence:
+    """Two one-sided t tests that the mean of `diffs[..., num_seeds]` lies inside (-margin, margin).
+
+    p_lower = P(T_{n-1} >= (mean + margin) / se), p_upper = P(T_{n-1} <= (mean - margin) / se),
+    p_value = max of the two; `equivalent` is p_value < alpha, which is exactly "the
+    1 - 2*alpha (90%) t CI lies strictly inside (-margin, margin)". With sd == 0 the CI is the
+    point mean. Fewer than 2 finite differences: NaN and not equivalent.
+    """
+    from scipy.special import stdtr, stdtrit
+
+    if not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}")
+    if not 0.0 < alpha < 0.5:
+        raise ValueError(f"alpha must be in (0, 0.5), got {alpha!r}")
+    n, mean, sd = _moments(diffs)
+    df = np.maximum(n - 1, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = sd / np.sqrt(n)
+        half = stdtrit(df, 1.0 - alpha) * se
+        p_lower = stdtr(df, -(mean + margin) / se)
+        p_upper = stdtr(df, (mean - margin) / se)
+    p = np.maximum(p_lower, p_upper)
+    zero_sd = se == 0
+    p = np.where(zero_sd, np.where(np.abs(mean) < margin, 0.0, 1.0), p)
+    half = np.where(zero_sd, 0.0, half)
+    ok = n >= 2
+    p = np.where(ok, p, np.nan)
+    low = np.where(ok, mean - half, np.nan)
+    high = np.where(ok, mean + half, np.nan)
+    equivalent = ok & (p < alpha)
+    return Equivalence(_scalar(n), _scalar(mean), _scalar(low), _scalar(high), _scalar(p),
+                       _scalar(equivalent))
+
+
+def effect_size(diffs, level: float = CI_LEVEL) -> EffectSize:
+    """d_z = mean / sd of `diffs[..., num_seeds]` and its exact CI under normal differences.
+
+    t = d_z * sqrt(n) follows a noncentral t with n - 1 degrees of freedom and noncentrality
+    delta * sqrt(n). The CI inverts it (scipy.special.nctdtrinc): the noncentrality at which the
+    observed t is the upper and the lower (1 - level)/2 quantile, divided by sqrt(n). NaN for
+    fewer than 2 differences or sd == 0 (d_z is then undefined or infinite).
+    """
+    from scipy.special import nctdtrinc
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    n, mean, sd = _moments(diffs)
+    ok = (n >= 2) & (sd > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d_z = np.where(ok, mean / sd, np.nan)
+        t = d_z * np.sqrt(n)
+        df = np.maximum(n - 1, 1)
+        tail = (1.0 - level) / 2.0
+        low = np.where(ok, nctdtrinc(df, 1.0 - tail, np.where(ok, t, 0.0)) / np.sqrt(n), np.nan)
+        high = np.where(ok, nctdtrinc(df, tail, np.where(ok, t, 0.0)) / np.sqrt(n), np.nan)
+    return EffectSize(_scalar(n), _scalar(d_z), _scalar(low), _scalar(high))
+
+
+def paired_verdict(mean_diff: float, p_adjusted: float, n: int, equivalent: bool = False,
+                   higher_is_better: bool = True, alpha: float = ALPHA) -> str:
+    """The verdict of one comparison from its (Holm-)adjusted p-value and TOST result.
+
+    "no verdict (n<3)" below MIN_PAIRED_SEEDS; "equivalent" when TOST says so (it takes
+    precedence: a difference inside the margin is not worth calling better); "better"/"worse"
+    when p_adjusted < alpha, by the sign of mean_diff; "no clear difference" otherwise.
+    With one comparison p_adjusted is the raw p and this is `compare_paired`'s verdict.
+    """
+    if n < MIN_PAIRED_SEEDS:
+        return VERDICT_TOO_FEW
+    if equivalent:
+        return VERDICT_EQUIVALENT
+    if np.isfinite(p_adjusted) and p_adjusted < alpha and mean_diff != 0:
+        up = (mean_diff > 0) == higher_is_better
+        return VERDICT_BETTER if up else VERDICT_WORSE
+    return VERDICT_UNCLEAR
+
+
+def comparison_pairs(num_inits: int, baseline: int = 0, pairs: str = "baseline"
+                     ) -> list[tuple[int, int]]:
+    """Index pairs (i, j), compared as `values[i] - values[j]`, of one Holm family.
+
+    "baseline": (i, baseline) for every other i, in index order (num_inits - 1 pairs);
+    "all": every (i, j) with i < j (num_inits * (num_inits - 1) / 2 pairs).
+    """
+    if pairs == "baseline":
+        if not 0 <= baseline < num_inits:
+            raise ValueError(f"baseline must be in [0, {num_inits}), got {baseline!r}")
+        return [(i, baseline) for i in range(num_inits) if i != baseline]
+    if pairs == "all":
+        return [(i, j) for i in range(num_inits) for j in range(i + 1, num_inits)]
+    raise ValueError(f"pairs must be 'baseline' or 'all', got {pairs!r}")
+
+
+# --- Robust summaries and divergence ----------------------------------------------------------
+
+IQM_PROPORTION = 0.25
+
+
+def interquartile_mean(values) -> float:
+    """Interquartile mean of the finite `values[num_seeds]` (rliable's IQM).
+
+    rliable computes `scipy.stats.trim_mean(x, proportiontocut=0.25)`: sort, drop
+    k = floor(0.25 * n) values from each end, average the rest. So with n < 4 it is the plain
+    mean, with n = 5 the mean of the middle 3. NaN when no value is finite.
+    """
+    x = _as_seeds(values)
+    x = np.sort(x[np.isfinite(x)])
+    if x.size == 0:
+        return float("nan")
+    k = int(IQM_PROPORTION * x.size)
+    return float(np.mean(x[k:x.size - k]))
+
+
+def median(values) -> float:
+    """Median of the finite `values[num_seeds]`; NaN when none is finite."""
+    x = _as_seeds(values)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else float("nan")
+
+
+def binomial_ci(k: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) CI of a proportion k / n.
+
+    low = B^-1(tail; k, n - k + 1) (0 when k == 0), high = B^-1(1 - tail; k + 1, n - k)
+    (1 when k == n), tail = (1 - level) / 2, via scipy.special.betaincinv. Equals
+    `scipy.stats.binomtest(k, n).proportion_ci(level, method="exact")`. (nan, nan) for n == 0.
+    """
+    from scipy.special import betaincinv
+
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if not (0 <= k <= n) or int(k) != k or int(n) != n:
+        raise ValueError(f"need integers 0 <= k <= n, got k={k!r}, n={n!r}")
+    if n == 0:
+        return (float("nan"), float("nan"))
+    tail = (1.0 - level) / 2.0
+    low = 0.0 if k == 0 else float(betaincinv(k, n - k + 1, tail))
+    high = 1.0 if k == n else float(betaincinv(k + 1, n - k, 1.0 - tail))
+    return (low, high)
+
+
+def divergence_rate(values, level: float = CI_LEVEL) -> tuple[float, float, float]:
+    """(rate, ci_low, ci_high): the share of non-finite `values[num_seeds]`, exact binomial CI."""
+    x = _as_seeds(values)
+    n = int(x.size)
+    k = int(np.sum(~np.isfinite(x)))
+    low, high = binomial_ci(k, n, level)
+    return (k / n if n else float("nan"), low, high)
+
+
+# --- Where the spread comes from: weight seed x data seed -------------------------------------
+
+
+@dataclass(frozen=True)
+class VarianceComponents:
+    """Two-way random-effects decomposition of one initializer's `values[weight_seed, data_seed]`.
+
+    Variances (`weight`, `data`, `residual`, truncated at 0) and their shares of the total
+    (`weight_share + data_share + residual_share == 1`; NaN when the total is 0 or undefined).
+    `num_weight_seeds` counts the weight seeds used (rows with a non-finite cell are dropped).
+    """
+
+    num_weight_seeds: int
+    num_data_seeds: int
+    weight: float
+    data: float
+    residual: float
+    weight_share: float
+    data_share: float
+    residual_share: float
+
+
+def variance_components(values) -> VarianceComponents:
+    """Shares of the variance of `values[num_weight_seeds, num_data_seeds]` (crossed, 1 per cell).
+
+    Model y[w, k] = mu + a[w] + b[k] + e[w, k], a ~ (0, s2_weight), b ~ (0, s2_data),
+    e ~ (0, s2_residual): the interaction and the noise cannot be told apart with one
+    observation per cell, so both are in the residual. ANOVA mean squares (W rows, K columns):
+
+        MS_W = K * sum_w (ybar[w,.] - ybar)^2 / (W - 1)          E = s2_res + K * s2_weight
+        MS_K = W * sum_k (ybar[.,k] - ybar)^2 / (K - 1)          E = s2_res + W * s2_data
+        MS_E = sum (y - ybar[w,.] - ybar[.,k] + ybar)^2 / ((W - 1)(K - 1))      E = s2_res
+
+    so s2_weight = (MS_W - MS_E) / K, s2_data = (MS_K - MS_E) / W, s2_res = MS_E, the unbiased
+    method-of-moments (ANOVA) estimates. A negative estimate (the mean square below the
+    residual's by chance) is set to 0, the usual truncation; that makes it slightly biased
+    upward. Rows (weight seeds) with any non-finite cell are dropped, which keeps the design
+    balanced; fewer than 2 rows or columns left gives NaN.
+    """
+    y = np.asarray(values, dtype=float)
+    if y.ndim != 2:
+        raise ValueError(f"values must have shape [num_weight_seeds, num_data_seeds], "
+                         f"got shape {y.shape}")
+    y = y[np.isfinite(y).all(axis=1)]
+    w, k = y.shape
+    nan = float("nan")
+    if w < 2 or k < 2:
+        return VarianceComponents(w, k, nan, nan, nan, nan, nan, nan)
+    grand = y.mean()
+    rows, cols = y.mean(axis=1), y.mean(axis=0)
+    ms_w = k * np.sum((rows - grand) ** 2) / (w - 1)
+    ms_k = w * np.sum((cols - grand) ** 2) / (k - 1)
+    ms_e = np.sum((y - rows[:, None] - cols[None, :] + grand) ** 2) / ((w - 1) * (k - 1))
+    weight = max(float((ms_w - ms_e) / k), 0.0)
+    data = max(float((ms_k - ms_e) / w), 0.0)
+    residual = float(ms_e)
+    total = weight + data + residual
+    shares = (weight / total, data / total, residual / total) if total > 0 else (nan,) * 3
+    return VarianceComponents(w, k, weight, data, residual, *shares)
+
+
+# --- Critical-difference style groups for `--pairs all` ---------------------------------------
+
+
+def rank_groups(means, separated) -> list[tuple[int, ...]]:
+    """Maximal groups of initializers that the corrected tests cannot separate, for CD bars.
+
+    `means[num_inits]` orders the initializers (highest first, ties by index; NaN last and
+    never grouped). `separated[num_inits, num_inits]` is a symmetric bool matrix, True where
+    the corrected (Holm) test separates i and j. A group is a run of consecutive initializers
+    in that order, at least 2 long, in which no pair is separated, and not contained in a
+    longer such run. Returns the groups as tuples of initializer indices in rank order,
+    ordered by their first member's rank.
+    """
+    m = np.asarray(means, dtype=float)
+    sep = np.asarray(separated, dtype=bool)
+    if m.ndim != 1 or sep.shape != (m.size, m.size):
+        raise ValueError(f"need means [num_inits] and separated [num_inits, num_inits], "
+                         f"got {m.shape} and {sep.shape}")
+    if not np.array_equal(sep, sep.T):
+        raise ValueError("separated must be symmetric")
+    order = [int(i) for i in np.argsort(np.where(np.isfinite(m), -m, np.inf), kind="stable")
+             if np.isfinite(m[i])]
+    groups, previous_end = [], -1
+    for start in range(len(order)):
+        end = start  # extend while the new member is inseparable from every member so far
+        while end + 1 < len(order) and not sep[order[end + 1], order[start:end + 1]].any():
+            end += 1
+        # A run from `start` only ends later than the run from `start - 1` or lies inside it.
+        if end > start and end > previous_end:
+            groups.append(tuple(order[start:end + 1]))
+        previous_end = end
+    return groups
