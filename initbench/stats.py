@@ -1,6 +1,7 @@
 """Aggregates over seeds: summaries, bootstrap CIs, paired comparisons, curve metrics.
 
-NumPy and scipy.special (never scipy.stats at import: it costs ~1.4 s). One array layout, with the axis order `[init, seed, epoch]`:
+NumPy and scipy.special (never scipy.stats at import: it costs ~1.4 s). One array layout,
+with the axis order `[init, seed, epoch]`:
 
 - Final metrics: `values[num_seeds]` for one initializer, or `values[num_inits, num_seeds]`.
 - Curves: `curves[num_seeds, num_epochs + 1]` for one initializer, or
