@@ -165,10 +165,10 @@ class Runner:
             def make_block_fn(data):
                 return lambda state: jax.vmap(lambda s: stats_fn(s.params, *data))(state)
 
-            self._data_probe = {d: (self._place(x, d), self._place(y, d)) for d in self.devices}
             self._probe_fns[batch_size] = sharding.blockwise(
-                {d: jax.jit(self._counted("probe", make_block_fn(self._data_probe[d])))
-                 for d in self.devices}, self.runtime.mesh)
+                {d: jax.jit(self._counted("probe", make_block_fn(
+                    (self._place(x, d), self._place(y, d))))) for d in self.devices},
+                self.runtime.mesh)
         return sharding.to_host(self._probe_fns[batch_size](state))
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
@@ -368,7 +368,8 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
     layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
                      for k in layer_names}
     passes: dict[str, dict[str, list[int]]] = {}
-    for (init, seed), arrays in found.items():
+    for init, seed in cells:  # grid order, so spec.json lists inits and seeds in order
+        arrays = found[(init, seed)]
         i, s = spec.inits.index(init), spec.seeds.index(seed)
         for name in results.METRICS:
             metrics[name][i, s] = arrays[name]
@@ -376,8 +377,6 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
             layer_metrics[k[len("layer_"):]][i, s] = arrays[k]
         if "lsuv_passes" in arrays:
             passes.setdefault(init, {})[str(seed)] = np.asarray(arrays["lsuv_passes"]).tolist()
-    passes = {init: {str(seed): passes[init][str(seed)] for seed in spec.seeds if str(seed) in passes[init]}
-              for init in spec.inits if init in passes}
     first = stats.first_diverged_epoch(*(metrics[m] for m in results.METRICS))
     metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
     return Grid(metrics, layer_metrics, len(missing), passes)
