@@ -233,7 +233,7 @@ class Runner:
 
 
 def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
-                   reporter: Reporter | None = None, baseline: str | None = None,
+                   reporter: Reporter | None = None, *, baseline: str | None = None,
                    target: float | None = None,
                    max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
@@ -269,7 +269,7 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
-    grid = train_grid(spec, dataset, runtime, reporter, max_cells_per_chunk)
+    grid = train_grid(spec, dataset, runtime, reporter, max_cells_per_chunk=max_cells_per_chunk)
     if not runtime.main:
         return None
     meta = {
@@ -318,7 +318,7 @@ class Grid(NamedTuple):
     lsuv_passes: dict
 
 
-def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
+def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> Grid:
     """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 

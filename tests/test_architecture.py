@@ -100,8 +100,10 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
 
     experiment.Runner.__init__ = spy
     try:
-        chunked = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(), 8)
-        whole = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(), 128)
+        chunked = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+                                        max_cells_per_chunk=8)
+        whole = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+                                      max_cells_per_chunk=128)
     finally:
         experiment.Runner.__init__ = original
     assert len(built) == 2  # one runner per run, not per chunk

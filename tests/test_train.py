@@ -24,7 +24,8 @@ def small_spec(**changes) -> Spec:
 
 
 def grid(spec, dataset):
-    grid = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT, 128)
+    grid = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
+                                 max_cells_per_chunk=128)
     assert grid.trained == len(spec.inits) * len(spec.seeds)
     return grid.metrics
 
