@@ -108,8 +108,7 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     fig.text(0.5, -0.005,
              f"Lines: mean over seeds. Bands and error bars: 95% CI of the mean, percentile "
              f"bootstrap over seeds ({resamples} resamples). Verdicts: paired by seed against "
-             f"{rows[0].baseline}; the Student t CI of the accuracy difference excludes 0 "
-             "or not.",
+             f"{rows[0].baseline}; {report.verdict_note(rows)[len('Verdict: '):]}",
              ha="center", va="top", fontsize=9, color="0.35", wrap=True)
     return fig
 
