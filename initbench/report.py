@@ -72,7 +72,8 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     if has_target:
         columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
     points = "" if detailed else " (pt)"
-    columns += [(f"Δ acc vs {rows[0].baseline}{points} [95% CI]", "right"),
+    level = f"{100 * rows[0].paired_ci_level:g}%"
+    columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
                 ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
