@@ -30,12 +30,10 @@ def compare(values: dict, runtime: Runtime) -> None:
 
 def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     """Build the Spec and Runtime from `values`, train, write the run folder, print tables."""
-    from initbench import experiment, jax_setup, plan, report
+    from initbench import experiment, jax_setup, plan, report, summary
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
     from initbench.results import new_run_folder
-
-    from initbench import summary
 
     spec = o.build_spec(values)
     pairs, margin_pt = summary.resolve_family(values.get("pairs"),
