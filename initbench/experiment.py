@@ -9,6 +9,8 @@ devices and every program traced once per run, whatever the number of chunks.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -234,19 +236,27 @@ class Runner:
 
 def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
                    reporter: Reporter | None = None, *, baseline: str | None = None,
-                   target: float | None = None,
+                   target: float | None = None, pairs: str | None = None,
+                   margin_pt: float | None = None,
                    max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
     Returns the whole grid; cells cached under the same training setting are reused. In a
     multi-process run only process 0 (`runtime.main`) reads the cache and writes anything;
-    the other processes train their share and return None.
+    the other processes train their share and return None. `pairs` ("baseline" or "all")
+    and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and are
+    recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
+    chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
     """
     from initbench import initializers, plots, summary
 
     runtime = runtime or Runtime.from_environment()
     reporter = reporter or SilentReporter()
     out = Path(out)
+    pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
+    if spec.auto_seeds and runtime.distributed:
+        raise InitbenchError("--seeds auto cannot be combined with --distributed yet; give "
+                             "a seed count (e.g. --seeds 20).")
     if baseline is not None and baseline not in spec.inits:
         canon = {initializers.canonical(name): name for name in spec.inits}
         if initializers.canonical(baseline) not in canon:
@@ -269,7 +279,14 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
-    grid = train_grid(spec, dataset, runtime, reporter, max_cells_per_chunk=max_cells_per_chunk)
+    auto = None
+    if spec.auto_seeds:
+        grid, auto = train_until_precise(spec, dataset, runtime, reporter,
+                                         baseline or spec.inits[0], pairs, max_cells_per_chunk)
+        spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
+    else:
+        grid = train_grid(spec, dataset, runtime, reporter,
+                          max_cells_per_chunk=max_cells_per_chunk)
     if not runtime.main:
         return None
     meta = {
@@ -280,6 +297,8 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
         "cells_trained": grid.trained, "cells_cached": len(spec.inits) * len(spec.seeds) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),
         "baseline": baseline or spec.inits[0], "target": target,
+        "pairs": pairs, "equivalence_margin": margin_pt,
+        **({"seeds_auto": auto} if auto is not None else {}),
         **environment(),
     }
     if grid.lsuv_passes:
@@ -288,9 +307,76 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
         meta["lsuv_passes"] = grid.lsuv_passes
         reporter.notice(lsuv.describe(grid.lsuv_passes))
     result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
-    result.summary = summary.summarize_run(result, baseline, target)
-    results.write_run(out, result, result.summary, plots.render(result, result.summary, "png"))
+    margin = None if margin_pt is None else margin_pt / 100.0
+    result.summary = summary.summarize_run(result, baseline, target, pairs, margin)
+    results.write_run(out, result, result.summary, plots.render(result, result.summary, "png"),
+                      pair_files(result, result.summary, pairs, margin))
     return result
+
+
+def pair_files(result: results.RunResult, rows: list, pairs: str,
+               margin: float | None) -> dict[str, str | bytes]:
+    """The extra files of a `--pairs all` run: pairs.csv (every pair) and pairs.png (the
+    ranking figure); none for `--pairs baseline`."""
+    from initbench import plots, summary
+
+    if pairs != "all" or len(result.inits) < 2:
+        return {}
+    pair_rows = summary.compare_family(result, rows[0].baseline, "all", margin)
+    return {"pairs.csv": results.csv_text([dataclasses.asdict(r) for r in pair_rows],
+                                          summary.PAIR_COLUMNS),
+            "pairs.png": plots.render_pairs(result, rows, pair_rows, "png")}
+
+
+def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
+                        baseline: str, pairs: str,
+                        max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK
+                        ) -> tuple[Grid, dict]:
+    """`--seeds auto`: train seeds 0, 1, ... in the rounds `sequential.next_seeds` asks for
+    until every comparison of the family `pairs` has a SEQUENTIAL_LEVEL CI half-width of at
+    most `spec.precision` points, or `spec.seed_limit` seeds are used.
+
+    Each round trains only its new seeds (cells already cached are reused as always).
+    Returns the grid over every seed used, [init, seed, epoch] in seed order, and the record
+    kept in the run's meta: precision, max seeds, seeds used, rounds, why it stopped and the
+    final half-widths in points (one per comparison, in `stats.comparison_pairs` order).
+    """
+    from initbench import sequential
+
+    family = stats.comparison_pairs(len(spec.inits), spec.inits.index(baseline), pairs)
+    grids: list[Grid] = []
+    num_seeds = 0
+    runner = functools.cache(lambda: Runner(spec, dataset, runtime))  # built once, if needed
+    diffs = np.zeros((len(family), 0))
+    while True:
+        decision = sequential.next_seeds(diffs, spec.precision / 100.0, spec.seed_limit)
+        if num_seeds:
+            widest = np.nanmax(decision.half_widths) * 100 if family else float("nan")
+            reporter.notice(f"{num_seeds} seeds: widest {100 * sequential.SEQUENTIAL_LEVEL:g}% "
+                            f"CI half-width {widest:.2f} pt (target {spec.precision:g} pt)"
+                            + (f"; stopping: {decision.reason}" if decision.stop else ""))
+        if decision.stop:
+            break
+        new = tuple(range(num_seeds, num_seeds + decision.num_new_seeds))
+        grids.append(train_grid(spec.replace(seeds=new), dataset, runtime, reporter,
+                                max_cells_per_chunk=max_cells_per_chunk, make_runner=runner))
+        num_seeds += len(new)
+        final = np.concatenate([g.metrics["test_accuracy"][:, :, -1] for g in grids], axis=1)
+        diffs = np.stack([stats.paired_differences(final[i], final[j]) for i, j in family]
+                         ) if family else np.zeros((0, num_seeds))
+    grid = Grid(
+        {k: np.concatenate([g.metrics[k] for g in grids], axis=1) for k in grids[0].metrics},
+        {k: np.concatenate([g.layer_metrics[k] for g in grids], axis=1)
+         for k in grids[0].layer_metrics},
+        sum(g.trained for g in grids),
+        {init: {seed: passes for g in grids for seed, passes in g.lsuv_passes.get(init, {}).items()}
+         for init in spec.inits if any(init in g.lsuv_passes for g in grids)})
+    record = {"precision": spec.precision, "max_seeds": spec.seed_limit,
+              "seeds_used": num_seeds, "rounds": len(grids), "stop_reason": decision.reason,
+              "level": sequential.SEQUENTIAL_LEVEL, "comparisons": pairs,
+              "half_widths_pt": [None if not np.isfinite(h) else float(100 * h)
+                                 for h in decision.half_widths]}
+    return grid, record
 
 
 def _check_same_setting(out: Path, spec: Spec) -> None:
@@ -319,12 +405,14 @@ class Grid(NamedTuple):
 
 
 def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
-               max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> Grid:
+               max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
+               make_runner: Callable[[], Runner] | None = None) -> Grid:
     """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 
     Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
     (`sharding.cells_per_chunk`). Processes other than 0 of a multi-process run train what
-    process 0 found missing and return a Grid without metrics.
+    process 0 found missing and return a Grid without metrics. `make_runner` (default: a
+    new `Runner`) lets several grids of one run share one runner, so nothing is traced twice.
     """
     from initbench import initializers
 
@@ -347,7 +435,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         chunk_size = sharding.cells_per_chunk(spec, dataset, max_cells_per_chunk)
         if runtime.distributed:
             chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
-        runner = Runner(spec, dataset, runtime)
+        runner = make_runner() if make_runner is not None else Runner(spec, dataset, runtime)
         reporter.start(len(missing) * spec.epochs, f"training {_cells(len(missing))}")
         try:
             for start in range(0, len(missing), chunk_size):

@@ -67,6 +67,10 @@ def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
         "ci_method": first.ci_method, "ci_level": first.ci_level,
         "bootstrap_resamples": first.bootstrap_resamples,
         "paired_ci_method": first.paired_ci_method,
+        "paired_ci_level": first.paired_ci_level,
+        "pairs": first.pairs, "correction": first.correction,
+        "equivalence_margin": first.equivalence_margin,
+        "seeds_auto": result.meta.get("seeds_auto"),
         "merged_from": result.meta.get("merged_from"),
         "rows": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()} for row in rows],
     }
@@ -83,13 +87,16 @@ def _table(rows: list[SummaryRow]) -> tuple[list[str], list[list[str]]]:
     return [header for header, _ in columns], body
 
 
-def _note(rows: list[SummaryRow]) -> str:
+def _note(rows: list[SummaryRow], result: RunResult | None = None) -> str:
+    from initbench import report
+
     first = rows[0]
+    auto = report.seeds_note(result) if result is not None else None
     return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
-            f"{first.bootstrap_resamples} resamples. Δ and verdict: final test accuracy "
-            f"minus {first.baseline}'s on the same seed; better/worse when the CI of the "
-            f"mean difference ({first.paired_ci_method}) excludes 0. P(better): share of "
-            "seeds on which the initializer beats the baseline.")
+            f"{first.bootstrap_resamples} resamples. Δ: final test accuracy minus "
+            f"{first.baseline}'s on the same seed, {100 * first.paired_ci_level:g}% CI "
+            f"({first.paired_ci_method}). {report.verdict_note(rows)} P(better): share of "
+            "seeds on which the initializer beats the baseline." + (f" {auto}" if auto else ""))
 
 
 def markdown(result: RunResult, rows: list[SummaryRow]) -> str:
@@ -101,7 +108,7 @@ def markdown(result: RunResult, rows: list[SummaryRow]) -> str:
              "| " + " | ".join(header) + " |",
              "|" + "|".join(":---" if h in _LEFT else "---:" for h in header) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |" for cells in body]
-    lines += ["", f"_{_note(rows)}_", ""]
+    lines += ["", f"_{_note(rows, result)}_", ""]
     return "\n".join(lines)
 
 
@@ -124,7 +131,7 @@ def latex(result: RunResult, rows: list[SummaryRow]) -> str:
     align = "".join("l" if h in _LEFT else "r" for h in header)
     lines = [r"% initbench export; needs \usepackage{booktabs}",
              r"\begin{table}[t]", r"\centering", r"\small",
-             rf"\caption{{{_tex(report.title(result))}. {_tex(_note(rows))}}}",
+             rf"\caption{{{_tex(report.title(result))}. {_tex(_note(rows, result))}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(_tex(h) for h in header) + r" \\", r"\midrule"]
     lines += [" & ".join(_tex(c) for c in cells) + r" \\" for cells in body]

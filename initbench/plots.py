@@ -108,8 +108,7 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     fig.text(0.5, -0.005,
              f"Lines: mean over seeds. Bands and error bars: 95% CI of the mean, percentile "
              f"bootstrap over seeds ({resamples} resamples). Verdicts: paired by seed against "
-             f"{rows[0].baseline}; the Student t CI of the accuracy difference excludes 0 "
-             "or not.",
+             f"{rows[0].baseline}; {report.verdict_note(rows)[len('Verdict: '):]}",
              ha="center", va="top", fontsize=9, color="0.35", wrap=True)
     return fig
 
@@ -181,3 +180,78 @@ def save_plot(result: RunResult, rows: list[SummaryRow], path: Path) -> Path:
     data = render(result, rows, plot_format(path))
     write_output(path, data)
     return path
+
+
+def separated_matrix(inits: list[str], pair_rows: list) -> np.ndarray:
+    """[num_inits, num_inits] bool, True where the Holm-corrected test of `pair_rows`
+    (`summary.PairRow`, every pair) separates the two at its level."""
+    index = {name: k for k, name in enumerate(inits)}
+    sep = np.zeros((len(inits), len(inits)), bool)
+    for row in pair_rows:
+        hit = bool(np.isfinite(row.p_value_holm) and row.p_value_holm < 1.0 - row.ci_level)
+        sep[index[row.a], index[row.b]] = sep[index[row.b], index[row.a]] = hit
+    return sep
+
+
+def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list):
+    """The ranking figure of a `--pairs all` run: one line per initializer, ranked by mean
+    final test accuracy (best on top), the mean with its 95% CI, and on the right a bar
+    joining each group the Holm-corrected paired tests cannot separate (`stats.rank_groups`)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    from initbench import report
+
+    inits = result.inits
+    means = np.array([next(r.test_accuracy_mean for r in rows if r.init == name)
+                      for name in inits])
+    groups = stats.rank_groups(means, separated_matrix(inits, pair_rows))
+    ranked = [inits.index(r.init) for r in rows]
+    y_of = {i: len(ranked) - 1 - k for k, i in enumerate(ranked)}  # best on top
+    fig = Figure(figsize=(9, 1.2 + 0.55 * len(ranked)), dpi=110, layout="constrained")
+    ax = fig.subplots()
+    for row in rows:
+        y = y_of[inits.index(row.init)]
+        mean = 100 * row.test_accuracy_mean
+        if math.isfinite(mean):
+            ax.plot(mean, y, "o", color="black", ms=6, zorder=3)
+            low, high = 100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high
+            if math.isfinite(low):
+                ax.hlines(y, low, high, color="0.4", lw=2)
+            ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 7), textcoords="offset points",
+                        ha="center", fontsize=8)
+    ax.set_yticks([y_of[i] for i in ranked])
+    ax.set_yticklabels([f"{k + 1}. {inits[i]}" for k, i in enumerate(ranked)])
+    ax.set_ylim(-0.6, len(ranked) - 0.4)
+    left, right = ax.get_xlim()
+    span = right - left
+    for g, group in enumerate(groups):
+        x = right + span * (0.04 + 0.05 * g)
+        ys = [y_of[i] for i in group]
+        ax.plot([x, x], [min(ys) - 0.15, max(ys) + 0.15], color=f"C{g % 10}", lw=5,
+                solid_capstyle="round")
+    ax.set_xlim(left, right + span * (0.08 + 0.05 * len(groups)))
+    ax.set_xlabel("final test accuracy (%), mean and 95% CI over seeds")
+    ax.grid(True, axis="x", alpha=0.3)
+    level = pair_rows[0].ci_level if pair_rows else stats.CI_LEVEL
+    ax.set_title(report.title(result), fontsize=11, fontweight="bold")
+    fig.text(0.5, -0.01,
+             f"Bars on the right join initializers that no paired t test over seeds separates "
+             f"after Holm's correction over all {len(pair_rows)} pairs (level "
+             f"{100 * (1 - level):g}%); initializers on no common bar differ.",
+             ha="center", va="top", fontsize=8.5, color="0.35", wrap=True)
+    return fig
+
+
+def render_pairs(result: RunResult, rows: list[SummaryRow], pair_rows: list,
+                 fmt: str = "png") -> bytes:
+    """The ranking figure (`make_pairs_figure`) as bytes in `fmt` (png, svg or pdf)."""
+    if fmt not in FORMATS:
+        raise InitbenchError(f"unknown figure format '{fmt}'; use one of {', '.join(FORMATS)}.")
+    buffer = io.BytesIO()
+    metadata = {"Software": None} if fmt == "png" else {}
+    make_pairs_figure(result, rows, pair_rows).savefig(buffer, format=fmt, bbox_inches="tight",
+                                                       metadata=metadata)
+    return buffer.getvalue()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 from rich.console import Group
@@ -71,7 +72,8 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     if has_target:
         columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
     points = "" if detailed else " (pt)"
-    columns += [(f"Δ acc vs {rows[0].baseline}{points} [95% CI]", "right"),
+    level = f"{100 * rows[0].paired_ci_level:g}%"
+    columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
                 ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
@@ -114,11 +116,43 @@ def summary_table(result: RunResult, rows: list[SummaryRow]) -> Table:
     return table
 
 
+def verdict_note(rows: list[SummaryRow]) -> str:
+    """How the verdicts were reached: the paired test, its level, the Holm family, TOST."""
+    first = rows[0]
+    num = sum(row.verdict != "baseline" for row in rows)
+    k = len(rows)
+    family = (f"all {k * (k - 1) // 2} pairs" if first.pairs == "all"
+              else f"the {num} comparison{'s' * (num != 1)} with {first.baseline}")
+    level = first.paired_ci_level
+    text = (f"Verdict: paired t test at {100 * (1 - level):g}%, Holm-corrected over {family}")
+    if first.equivalence_margin is not None:
+        tost_level = 100 * (1 - 2 * (1 - level))
+        text += (f"; equivalent: the {tost_level:g}% CI of Δ lies inside "
+                 f"±{100 * first.equivalence_margin:g} pt (TOST)")
+    return text + "."
+
+
+def seeds_note(result: RunResult) -> str | None:
+    """For a `--seeds auto` run: the seeds used, and why it stopped; else None."""
+    auto = result.meta.get("seeds_auto")
+    if not auto:
+        return None
+    widths = [h for h in auto.get("half_widths_pt") or [] if h is not None]
+    widest = f"; widest {100 * auto['level']:g}% CI half-width {max(widths):.2f} pt" if widths else ""
+    return (f"seeds: auto, {auto['seeds_used']} used in {plural(auto['rounds'], 'round')}, "
+            f"stopped: {auto['stop_reason']} (precision {auto['precision']:g} pt, max "
+            f"{auto['max_seeds']}){widest}.")
+
+
 def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
     notice = result.meta.get("dataset_notice")
+    level = rows[0].paired_ci_level
     lines = [f"95% CIs: {rows[0].ci_method}, {rows[0].bootstrap_resamples} resamples; "
-             f"Δ: {rows[0].paired_ci_method} (same seed, same minibatches). "
-             "Verdict: the CI of Δ excludes 0 or not."]
+             f"Δ: {100 * level:g}% {rows[0].paired_ci_method} (same seed, same minibatches). "
+             + verdict_note(rows)]
+    auto = seeds_note(result)
+    if auto:
+        lines.append(auto)
     if notice:
         lines.append(f"dataset: {result.dataset} — {notice}")
     return "\n".join(lines)
@@ -160,14 +194,26 @@ def curves_group(result: RunResult) -> Group:
 
 
 def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) -> dict:
-    """The JSON document printed by --json: settings, summary rows and mean curves."""
+    """The JSON document printed by --json: settings, summary rows, mean curves, how the
+    seeds were chosen (`seeds_auto`, None for a fixed count) and, for `--pairs all`, every
+    pair (`summary.PairRow`)."""
+    from initbench import summary
+
+    pairs = None
+    if rows[0].pairs == "all":
+        pairs = [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
+                 for row in summary.compare_family(result, rows[0].baseline, "all",
+                                                   rows[0].equivalence_margin)]
     return {
         "out": out,
         "dataset": result.dataset,
         "spec": result.spec.to_dict(),
         "meta": result.meta,
+        "seeds": result.seeds,
+        "seeds_auto": result.meta.get("seeds_auto"),
         "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                     for row in rows],
+        "pairs": pairs,
         "mean_curves": {m: {init: [json_value(v) for v in curve]
                             for init, curve in zip(result.inits, mean_curves(result, m))}
                         for m in ("train_loss", "test_loss", "test_accuracy")},
@@ -182,5 +228,50 @@ def print_run_notes(console, result: RunResult, out) -> None:
         console.print(Text.assemble(("note:", "yellow"), f" dataset used: {result.dataset} — {notice}"))
     cached = result.meta.get("cells_cached", 0)
     extra = f" ({plural(cached, 'cell')} reused from the cache)" if cached else ""
-    console.print(Text(f"results written to {out}/ (curves.csv, summary.csv, spec.json, "
-                       f"curves.png){extra}"))
+    files = "curves.csv, summary.csv, spec.json, curves.png"
+    if (Path(out) / "pairs.csv").exists():
+        files += ", pairs.csv, pairs.png"
+    console.print(Text(f"results written to {out}/ ({files}){extra}"))
+
+
+def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
+    """Every pair of a `--pairs all` run: Δ with its CI, p, Holm p, d_z with its CI, verdict."""
+    from initbench import summary
+
+    first = rows[0]
+    pair_rows = summary.compare_family(result, first.baseline, "all", first.equivalence_margin)
+    level = f"{100 * first.paired_ci_level:g}%"
+    table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
+                  title_style="bold")
+    for header in ("a", "b", f"Δ acc (pt) [{level} CI]", "p", "p (Holm)",
+                   f"d_z [{level} CI]", "verdict (a vs b)"):
+        table.add_column(Text(header), justify="left" if header[0] in "abv" else "right")
+    for row in pair_rows:
+        table.add_row(row.a, row.b,
+                      f"{signed_pct(row.diff_mean)} [{signed_pct(row.diff_ci_low)}, "
+                      f"{signed_pct(row.diff_ci_high)}]",
+                      num(row.p_value, ".3g"), num(row.p_value_holm, ".3g"),
+                      f"{num(row.d_z, '+.2f')} [{num(row.d_z_ci_low, '+.2f')}, "
+                      f"{num(row.d_z_ci_high, '+.2f')}]",
+                      Text(row.verdict, style=VERDICT_STYLES.get(row.verdict, "")))
+    return table
+
+
+def plan_table(result: RunResult, plan_rows: list) -> Table:
+    """`initbench plan`: per comparison, the sd of the paired differences, the seeds needed
+    for 80% power at 5% and the minimum detectable effect at the seeds used (points)."""
+    effect = plan_rows[0].effect_pt if plan_rows else float("nan")
+    table = Table(title=Text(f"seed plan · {title(result)}"), title_style="bold",
+                  caption=Text("Paired t test, two-sided, 5% level, 80% power; sd of the "
+                               "per-seed differences in final test accuracy from this run. "
+                               "mde_80: the true difference found 80% of the time with the "
+                               "seeds used."))
+    for header in ("init", "vs", "seeds", "Δ acc (pt)", "sd of Δ (pt)",
+                   f"seeds for {effect:g} pt", "mde_80 (pt)"):
+        table.add_column(Text(header), justify="left" if header in ("init", "vs") else "right")
+    for row in plan_rows:
+        table.add_row(row.init, row.baseline, str(row.seeds), num(row.diff_mean_pt, "+.2f"),
+                      num(row.diff_sd_pt, ".2f"),
+                      "—" if row.seeds_needed is None else str(row.seeds_needed),
+                      num(row.mde_80_pt, ".2f"))
+    return table

@@ -166,9 +166,11 @@ def layer_rows(result: RunResult) -> list[dict]:
     return rows
 
 
-def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None) -> None:
+def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None,
+              files: dict[str, str | bytes] | None = None) -> None:
     """Write a whole run folder: curves.csv, layers.csv (if tracked), summary.csv (one row
-    per `summary_rows` dataclass, its fields as columns), spec.json and curves.png (`figure`)."""
+    per `summary_rows` dataclass, its fields as columns), spec.json, curves.png (`figure`)
+    and `files` ({name: content}, e.g. pairs.csv and pairs.png of a `--pairs all` run)."""
     folder = Path(folder)
     write_atomic(folder / "curves.csv", csv_text(curve_rows(result), CURVE_COLUMNS))
     rows = layer_rows(result)
@@ -182,6 +184,8 @@ def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes
     write_atomic(folder / "spec.json", json.dumps(document, indent=2, default=str) + "\n")
     if figure is not None:
         write_atomic(folder / "curves.png", figure)
+    for name, content in (files or {}).items():
+        write_atomic(folder / name, content)
 
 
 def read_run(folder: Path) -> RunResult:

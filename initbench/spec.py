@@ -17,6 +17,10 @@ ACTIVATIONS = (
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
+# `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
+# tests check is equal; spec.py sits below sequential.py and cannot import it).
+AUTO_FIRST_ROUND = 5
+DEFAULT_MAX_SEEDS = 30
 # Settings that change a cell's numbers; everything else (seeds, inits, labels) only picks cells.
 _TRAINING_FIELDS = (
     "dataset", "epochs", "batch_size", "lr", "optimizer", "hidden", "activation",
@@ -26,7 +30,13 @@ _TRAINING_FIELDS = (
 
 @dataclass(frozen=True)
 class Spec:
-    """Every setting of one comparison. `dataset=None` means "mnist, else embedded mnist-5k"."""
+    """Every setting of one comparison. `dataset=None` means "mnist, else embedded mnist-5k".
+
+    `precision` (accuracy points) set means `--seeds auto`: seeds are added in rounds until
+    every paired CI half-width is at most `precision` or `max_seeds` (default
+    DEFAULT_MAX_SEEDS) are used; `seeds` then holds the seeds actually used. Neither is a
+    training field: they only pick how many cells there are.
+    """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
     seeds: tuple[int, ...] = (0, 1, 2)
@@ -43,6 +53,8 @@ class Spec:
     lsuv_tol: float = 0.02
     lsuv_max_iter: int = 20
     track_layers: bool = False
+    precision: float | None = None
+    max_seeds: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -74,6 +86,16 @@ class Spec:
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in names}
         return cls(**kwargs)
+
+    @property
+    def auto_seeds(self) -> bool:
+        """True for a `--seeds auto` run (a precision is set)."""
+        return self.precision is not None
+
+    @property
+    def seed_limit(self) -> int:
+        """The most seeds `--seeds auto` may use."""
+        return self.max_seeds if self.max_seeds is not None else DEFAULT_MAX_SEEDS
 
     def training_key(self) -> str:
         """Content hash of the settings that determine a cell's numbers (not which cells)."""
@@ -117,6 +139,18 @@ def validate(spec: Spec) -> None:
         raise unknown_name("activation", spec.activation, ACTIVATIONS)
     if not spec.hidden or any(not isinstance(w, int) or w < 1 for w in spec.hidden):
         raise InitbenchError(f"hidden widths must be positive integers, got {list(spec.hidden)}.")
+    if spec.precision is not None and (
+            isinstance(spec.precision, bool) or not isinstance(spec.precision, (int, float))
+            or not math.isfinite(spec.precision) or spec.precision <= 0):
+        raise InitbenchError(f"--precision must be a positive number of accuracy points, "
+                             f"got {spec.precision}.")
+    if spec.max_seeds is not None:
+        if spec.precision is None:
+            raise InitbenchError("--max-seeds applies only with --seeds auto --precision P.")
+        if (not isinstance(spec.max_seeds, int) or isinstance(spec.max_seeds, bool)
+                or spec.max_seeds < AUTO_FIRST_ROUND):
+            raise InitbenchError(f"--max-seeds must be an integer >= {AUTO_FIRST_ROUND} (the "
+                                 f"first round), got {spec.max_seeds}.")
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
 

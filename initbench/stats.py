@@ -182,14 +182,15 @@ def summarize_many(values) -> list[Summary]:
     return [summarize(row) for row in array]
 
 
-def compare_paired(values, baseline, higher_is_better: bool = True) -> Paired:
+def compare_paired(values, baseline, higher_is_better: bool = True,
+                   level: float = CI_LEVEL) -> Paired:
     """Compare `values[num_seeds]` with `baseline[num_seeds]` seed by seed (same seed order).
 
     Uses the seeds where both are finite. `mean_diff` and the CI are of `values - baseline`;
     `p_better` is the fraction of those seeds on which `values` is better (ties count 1/2).
     The CI is `t_ci` of the differences; the verdict is "better"/"worse" when it excludes 0,
     "no clear difference" otherwise, and "no verdict (n<3)" (with a NaN CI) for fewer than
-    3 paired seeds.
+    3 paired seeds. `level` is the CI's level (0.97 for `--seeds auto` runs).
     """
     x = _as_seeds(values, "values")
     y = _as_seeds(baseline, "baseline")
@@ -206,7 +207,7 @@ def compare_paired(values, baseline, higher_is_better: bool = True) -> Paired:
     mean_diff = float(np.mean(diff))
     if n < MIN_PAIRED_SEEDS:
         return Paired(n, mean_diff, nan, nan, p_better, VERDICT_TOO_FEW)
-    ci_low, ci_high = t_ci(diff)
+    ci_low, ci_high = t_ci(diff, level)
     if ci_low > 0:
         verdict = VERDICT_BETTER if higher_is_better else VERDICT_WORSE
     elif ci_high < 0:

@@ -14,6 +14,8 @@ import numpy as np
 from initbench import stats
 from initbench.results import RunResult
 
+CORRECTION = "holm"
+PAIRS = ("baseline", "all")
 _ACC_STATS = ("mean", "std", "sem", "min", "max", "median", "ci_low", "ci_high")
 _LOSS_STATS = ("mean", "std", "ci_low", "ci_high")
 
@@ -24,7 +26,15 @@ class SummaryRow:
     comparison with the baseline. Fields are the columns of summary.csv, in order;
     accuracies are fractions, differences are this initializer minus the baseline on the
     same seed. Optional fields are None where they do not apply (the baseline's own
-    differences, epochs to target without a target)."""
+    differences, epochs to target without a target).
+
+    Issue 11 appended the fields from `test_accuracy_iqm` on: the interquartile mean, the
+    divergence rate with its exact 95% CI, the comparison family (`pairs`: baseline or all)
+    and its correction, the raw and Holm p-values of this initializer against the baseline,
+    d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable
+    with 80% power at the 5% level with these seeds), the TOST margin (a fraction, like the
+    differences; None without `--equivalence-margin`), the level of the paired CIs (0.97 for
+    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped."""
 
     rank: int
     dataset: str
@@ -65,6 +75,23 @@ class SummaryRow:
     ci_level: float
     bootstrap_resamples: int
     paired_ci_method: str
+    test_accuracy_iqm: float = float("nan")
+    diverged_rate: float = float("nan")
+    diverged_rate_ci_low: float = float("nan")
+    diverged_rate_ci_high: float = float("nan")
+    pairs: str = "baseline"
+    correction: str = CORRECTION
+    p_value: float | None = None
+    p_value_holm: float | None = None
+    d_z: float | None = None
+    d_z_ci_low: float | None = None
+    d_z_ci_high: float | None = None
+    accuracy_diff_sd: float | None = None
+    mde_80: float | None = None
+    equivalence_margin: float | None = None
+    paired_ci_level: float = stats.CI_LEVEL
+    seeds_rule: str = "fixed"
+    stop_reason: str | None = None
 
     @property
     def all_diverged(self) -> bool:
@@ -74,22 +101,107 @@ class SummaryRow:
 SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(SummaryRow)]
 
 
+@dataclass(frozen=True)
+class PairRow:
+    """One comparison of a run's family: final test accuracy of `a` minus `b`, seed by seed
+    (fractions). `seeds` counts the seeds where both are finite; CIs are Student t at
+    `ci_level`; `p_value_holm` is Holm-adjusted over every comparison of the family; the
+    verdict reads "a is better/worse than b" (or equivalent, no clear difference)."""
+
+    a: str
+    b: str
+    seeds: int
+    diff_mean: float
+    diff_ci_low: float
+    diff_ci_high: float
+    diff_sd: float
+    p_value: float
+    p_value_holm: float
+    d_z: float
+    d_z_ci_low: float
+    d_z_ci_high: float
+    verdict: str
+    ci_level: float
+    correction: str
+    equivalence_margin: float | None
+
+
+PAIR_COLUMNS = [f.name for f in dataclasses.fields(PairRow)]
+
+
+def paired_level(result: RunResult) -> float:
+    """The level of a run's paired CIs and verdicts: SEQUENTIAL_LEVEL for `--seeds auto`."""
+    from initbench import sequential
+
+    return sequential.SEQUENTIAL_LEVEL if result.spec.auto_seeds else stats.CI_LEVEL
+
+
+def compare_family(result: RunResult, baseline: str | None = None, pairs: str = "baseline",
+                   margin: float | None = None) -> list[PairRow]:
+    """Every comparison of the family `pairs` ("baseline": each initializer minus the
+    baseline; "all": every pair, in `stats.comparison_pairs` order) on final test accuracy,
+    Holm-corrected together. `margin` (a fraction) adds TOST: "equivalent" when the
+    1 - 2 * alpha t CI lies inside +/- margin."""
+    inits = result.inits
+    base = inits.index(baseline or inits[0])
+    level = paired_level(result)
+    alpha = 1.0 - level
+    final = result.metrics["test_accuracy"][:, :, -1]
+    family = stats.comparison_pairs(len(inits), base, pairs)
+    if not family:
+        return []
+    diffs = np.stack([stats.paired_differences(final[i], final[j]) for i, j in family])
+    test = stats.paired_t_test(diffs)
+    p = np.atleast_1d(test.p_value)
+    p_holm = stats.holm(p)
+    effect = stats.effect_size(diffs, level)
+    equivalent = (np.atleast_1d(stats.tost(diffs, margin, alpha).equivalent)
+                  if margin is not None else np.zeros(len(family), bool))
+    rows = []
+    for k, (i, j) in enumerate(family):
+        d = diffs[k][np.isfinite(diffs[k])]
+        n = int(d.size)
+        low, high = stats.t_ci(d, level) if n >= 2 else (float("nan"),) * 2
+        mean = float(np.mean(d)) if n else float("nan")
+        rows.append(PairRow(
+            a=inits[i], b=inits[j], seeds=n, diff_mean=mean, diff_ci_low=low,
+            diff_ci_high=high, diff_sd=float(np.atleast_1d(test.sd)[k]),
+            p_value=float(p[k]), p_value_holm=float(p_holm[k]),
+            d_z=float(np.atleast_1d(effect.d_z)[k]),
+            d_z_ci_low=float(np.atleast_1d(effect.ci_low)[k]),
+            d_z_ci_high=float(np.atleast_1d(effect.ci_high)[k]),
+            verdict=stats.paired_verdict(mean, float(p_holm[k]), n, bool(equivalent[k]),
+                                         alpha=alpha),
+            ci_level=level, correction=CORRECTION, equivalence_margin=margin))
+    return rows
+
+
 def summarize_run(result: RunResult, baseline: str | None = None,
-                  target: float | None = None) -> list[SummaryRow]:
+                  target: float | None = None, pairs: str = "baseline",
+                  margin: float | None = None) -> list[SummaryRow]:
     """One row per initializer, ranked by mean final test accuracy (best first).
 
     `baseline` (default: the first initializer) is compared seed by seed with every other;
     `target` is the test accuracy whose first epoch is reported (NaN = never reached).
+    The accuracy verdicts are Holm-corrected over the family `pairs` (see `compare_family`),
+    with TOST against `margin` (a fraction) when given; a `--seeds auto` run reports its
+    paired CIs and verdicts at `sequential.SEQUENTIAL_LEVEL`.
     """
+    from initbench import power
+
     inits = result.inits
     baseline = baseline or inits[0]
     base = inits.index(baseline)
+    level = paired_level(result)
+    family = {(row.a, row.b): row for row in compare_family(result, baseline, pairs, margin)}
     acc, loss = result.metrics["test_accuracy"], result.metrics["test_loss"]
     final_acc, final_loss = acc[:, :, -1], loss[:, :, -1]
+    auto = result.meta.get("seeds_auto") or {}
     rows = []
     for i, init in enumerate(inits):
         acc_summary = stats.summarize(final_acc[i])
         loss_summary = stats.summarize(final_loss[i])
+        rate, rate_low, rate_high = stats.divergence_rate(final_acc[i])
         row = {
             "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
             "diverged": acc_summary.n_diverged,
@@ -108,21 +220,41 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             **dict.fromkeys(("accuracy_diff_mean", "accuracy_diff_ci_low",
                              "accuracy_diff_ci_high", "p_better", "loss_diff_mean",
                              "loss_diff_ci_low", "loss_diff_ci_high")),
+            "test_accuracy_iqm": stats.interquartile_mean(final_acc[i]),
+            "diverged_rate": rate, "diverged_rate_ci_low": rate_low,
+            "diverged_rate_ci_high": rate_high,
+            "pairs": pairs, "correction": CORRECTION,
+            "equivalence_margin": margin, "paired_ci_level": level,
+            "seeds_rule": "auto" if result.spec.auto_seeds else "fixed",
+            "stop_reason": auto.get("stop_reason"),
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
             row["epochs_to_target_mean"] = _mean(hit)
             row["reached_target"] = int(np.isfinite(hit).sum())
         if i != base:
-            acc_pair = stats.compare_paired(final_acc[i], final_acc[base], higher_is_better=True)
+            acc_pair = stats.compare_paired(final_acc[i], final_acc[base],
+                                            higher_is_better=True, level=level)
             loss_pair = stats.compare_paired(final_loss[i], final_loss[base],
-                                             higher_is_better=False)
+                                             higher_is_better=False, level=level)
+            pair = family.get((init, baseline)) or family[(baseline, init)]
+            flip = -1.0 if pair.a == baseline else 1.0
+            d_z_low, d_z_high = sorted((flip * pair.d_z_ci_low, flip * pair.d_z_ci_high))
+            verdict = pair.verdict
+            if flip < 0 and verdict in (stats.VERDICT_BETTER, stats.VERDICT_WORSE):
+                verdict = ({stats.VERDICT_BETTER: stats.VERDICT_WORSE,
+                            stats.VERDICT_WORSE: stats.VERDICT_BETTER}[verdict])
             row.update({
                 "accuracy_diff_mean": acc_pair.mean_diff, "accuracy_diff_ci_low": acc_pair.ci_low,
                 "accuracy_diff_ci_high": acc_pair.ci_high, "p_better": acc_pair.p_better,
-                "verdict": acc_pair.verdict, "loss_diff_mean": loss_pair.mean_diff,
+                "verdict": verdict, "loss_diff_mean": loss_pair.mean_diff,
                 "loss_diff_ci_low": loss_pair.ci_low, "loss_diff_ci_high": loss_pair.ci_high,
                 "loss_verdict": loss_pair.verdict,
+                "p_value": pair.p_value, "p_value_holm": pair.p_value_holm,
+                "d_z": flip * pair.d_z, "d_z_ci_low": d_z_low, "d_z_ci_high": d_z_high,
+                "accuracy_diff_sd": pair.diff_sd,
+                "mde_80": (float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd))
+                           if pair.seeds >= 2 else float("nan")),
             })
         else:
             row["verdict"] = row["loss_verdict"] = "baseline"
@@ -130,6 +262,54 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     rows.sort(key=lambda r: -r.test_accuracy_mean if np.isfinite(r.test_accuracy_mean)
               else np.inf)
     return [dataclasses.replace(row, rank=rank) for rank, row in enumerate(rows, start=1)]
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """Seed planning for one comparison with the baseline, in accuracy points: the sd of the
+    per-seed paired differences, the seeds needed for 80% power at the 5% level for a true
+    difference of `effect_pt`, and the difference detectable with 80% power at `seeds`.
+    `seeds_needed` is None where the sd is 0 or unknown (fewer than 2 paired seeds)."""
+
+    init: str
+    baseline: str
+    seeds: int
+    diff_mean_pt: float
+    diff_sd_pt: float
+    effect_pt: float
+    seeds_needed: int | None
+    mde_80_pt: float
+
+
+PLAN_COLUMNS = [f.name for f in dataclasses.fields(PlanRow)]
+
+
+def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> list[PlanRow]:
+    """One `PlanRow` per comparison of `result` with the baseline of its summary `rows`, in
+    rank order. `effect_pt` (> 0, points) is the true difference the next run should detect;
+    power is at the 5% level, whatever the run's own level."""
+    from initbench import power
+
+    baseline = rows[0].baseline
+    pairs = {row.a: row for row in compare_family(result, baseline, "baseline")}
+    out = []
+    for row in rows:
+        if row.init == baseline:
+            continue
+        pair = pairs[row.init]
+        sd = 100 * pair.diff_sd
+        ok = pair.seeds >= 2 and np.isfinite(sd)
+        out.append(PlanRow(
+            init=row.init, baseline=baseline, seeds=pair.seeds,
+            diff_mean_pt=100 * pair.diff_mean, diff_sd_pt=sd, effect_pt=effect_pt,
+            seeds_needed=power.seeds_needed(effect_pt, sd) if ok and sd > 0 else None,
+            mde_80_pt=(100 * float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd))
+                       if ok else float("nan"))))
+    return out
+
+
+def _or_nan(value) -> float:
+    return float("nan") if value is None else float(value)
 
 
 def mean_curves(result: RunResult, metric: str) -> np.ndarray:
@@ -148,11 +328,13 @@ def _mean(values: np.ndarray) -> float:
 
 
 def summarize_saved(result: RunResult, baseline: str | None = None,
-                    target: float | None = None) -> list[SummaryRow]:
-    """`summarize_run` for a reopened run: baseline and target default to those in its meta.
+                    target: float | None = None, pairs: str | None = None,
+                    margin_pt: float | None = None) -> list[SummaryRow]:
+    """`summarize_run` for a reopened run: baseline, target, pairs and the equivalence
+    margin (points) default to those in its meta.
 
-    Raises InitbenchError for a baseline that is not one of the run's rows or a target
-    outside (0, 1].
+    Raises InitbenchError for a baseline that is not one of the run's rows, a target
+    outside (0, 1], pairs other than baseline/all or a margin that is not positive.
     """
     from initbench.errors import InitbenchError
 
@@ -167,4 +349,27 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
         target = result.meta.get("target")
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
-    return summarize_run(result, baseline, target)
+    pairs, margin_pt = resolve_family(
+        pairs if pairs is not None else result.meta.get("pairs"),
+        margin_pt if margin_pt is not None else result.meta.get("equivalence_margin"))
+    return summarize_run(result, baseline, target, pairs, _fraction(margin_pt))
+
+
+def resolve_family(pairs: str | None, margin_pt: float | None) -> tuple[str, float | None]:
+    """(pairs, margin in points) checked: pairs defaults to "baseline"; InitbenchError for
+    pairs not in PAIRS or a margin that is not a positive number."""
+    import math
+
+    from initbench.errors import InitbenchError, unknown_name
+
+    pairs = "baseline" if pairs is None else pairs
+    if pairs not in PAIRS:
+        raise unknown_name("--pairs value", pairs, PAIRS)
+    if margin_pt is not None and (not math.isfinite(margin_pt) or margin_pt <= 0):
+        raise InitbenchError(f"--equivalence-margin must be a positive number of accuracy "
+                             f"points, got {margin_pt:g}.")
+    return pairs, margin_pt
+
+
+def _fraction(points: float | None) -> float | None:
+    return None if points is None else points / 100.0

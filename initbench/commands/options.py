@@ -39,10 +39,14 @@ class Opt:
     field: str | None = None
     parse: Callable[[Any], Any] | None = None
 
+    @property
+    def annotated(self) -> Any:
+        """`Annotated[type, typer.Option(...)]`, for commands written as plain functions."""
+        return Annotated[self.type, typer.Option(*self.flags, help=self.help)]
+
     def parameter(self, default: Any) -> inspect.Parameter:
-        annotation = Annotated[self.type, typer.Option(*self.flags, help=self.help)]
         return inspect.Parameter(self.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                 annotation=annotation)
+                                 annotation=self.annotated)
 
 
 def _spec_opt(field: str, flag: str, type_: Any, help_: str, **kwargs) -> Opt:
@@ -68,8 +72,15 @@ INITS = Opt("inits", ("--inits",), str, ",".join(spec_lib.DEFAULT_COMPARE_INITS)
             lambda text: spec_lib.parse_list(text, "inits"))
 INIT = Opt("init", ("--init",), str, "xavier", "The initializer (see `initbench inits`).",
            "inits", _one_init)
-SEEDS = Opt("seeds", ("--seeds",), str, "5", "Count N (seeds 0..N-1), list 0,5,7 or range 3-6.",
-            "seeds", spec_lib.parse_seeds)
+SEEDS = Opt("seeds", ("--seeds",), str, "5",
+            "Count N (seeds 0..N-1), list 0,5,7, range 3-6, or auto (with --precision: rounds "
+            "of 5 seeds until the paired CIs are that narrow).", "seeds", spec_lib.parse_seeds)
+PRECISION = _spec_opt("precision", "--precision", float | None,
+                      "With --seeds auto: stop when every paired difference with the baseline "
+                      "has a 97% CI half-width <= this many accuracy points (e.g. 0.5).")
+MAX_SEEDS = _spec_opt("max_seeds", "--max-seeds", int | None,
+                      f"With --seeds auto: the most seeds to use (default "
+                      f"{spec_lib.DEFAULT_MAX_SEEDS}, at least {spec_lib.AUTO_FIRST_ROUND}).")
 DATASET = _spec_opt("dataset", "--dataset", str | None,
                     f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
                     "MNIST is not available offline (see `initbench datasets`).")
@@ -102,6 +113,16 @@ NO_CACHE = Opt("no_cache", ("--no-cache",), bool, False,
                "Retrain every cell even if a finished one (or a checkpoint) is cached.")
 BASELINE = Opt("baseline", ("--baseline",), str | None, None,
                "Initializer every other is compared with, seed by seed (default: first).")
+PAIRS = Opt("pairs", ("--pairs",), str | None, None,
+            "Comparisons: baseline (each initializer vs the baseline) or all (every pair; "
+            "writes pairs.csv and pairs.png). Verdicts are Holm-corrected over them. "
+            "Default: baseline (report: the run's own).")
+EQUIVALENCE_MARGIN = Opt("equivalence_margin", ("--equivalence-margin",), float | None, None,
+                         "Margin M in accuracy points: the verdict is 'equivalent' when the "
+                         "90% CI of the difference lies inside ±M (TOST). Default: none "
+                         "(report: the run's own).")
+EFFECT = Opt("effect", ("--effect",), float, 0.5,
+             "The true difference, in accuracy points, the next run should detect.")
 TARGET = Opt("target", ("--target",), float | None, None,
              "Report the epochs needed to reach this test accuracy (e.g. 0.97).")
 DISTRIBUTED = Opt("distributed", ("--distributed",), bool, False,
@@ -118,7 +139,7 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
 NETWORK = (DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
-TRAINING = (SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK, TRACK_LAYERS,
+TRAINING = (SEEDS, PRECISION, MAX_SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK, TRACK_LAYERS,
             OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
             PROCESS_ID)
 
@@ -149,8 +170,17 @@ def command_options(*opts: Opt, **defaults: Any) -> Callable:
 def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
     """The validated `Spec` of a command's option values (those bound to a Spec field)."""
     fields = {}
+    auto = str(values.get("seeds", "")).strip().lower() == "auto"
     for opt in (INITS, INIT, *TRAINING):
         if opt.field is not None and opt.name in values:
             value = values[opt.name]
+            if opt is SEEDS and auto:
+                fields["seeds"] = tuple(range(spec_lib.AUTO_FIRST_ROUND))  # the first round
+                continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
+    if auto and fields.get("precision") is None:
+        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
+                             "the CI half-width at which to stop adding seeds.")
+    if not auto and fields.get("precision") is not None:
+        raise InitbenchError("--precision applies only with --seeds auto.")
     return spec_lib.Spec(**fields)

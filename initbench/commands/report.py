@@ -14,6 +14,11 @@ from typing import Annotated
 
 import typer
 
+from initbench.commands import options as o
+
+Pairs = o.PAIRS.annotated
+Margin = o.EQUIVALENCE_MARGIN.annotated
+
 Dirs = Annotated[list[Path], typer.Argument(
     help="Run folders written by run/compare; several are merged (same settings).",
     show_default=False)]
@@ -32,6 +37,8 @@ def report(
     baseline: Baseline = None,
     target: Target = None,
     allow_mixed: AllowMixed = False,
+    pairs: Pairs = None,
+    equivalence_margin: Margin = None,
     out: Annotated[Path | None, typer.Option(
         "--out", help="Also write the merged run (CSVs, spec.json, curves.png) to this new "
         "folder.")] = None,
@@ -47,7 +54,7 @@ def report(
     from initbench.console import stderr, stdout
 
     result = results.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target)
+    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
         write_merged(result, rows, out)
     if as_json:
@@ -57,6 +64,8 @@ def report(
     if not quiet:
         stdout.print(report_lib.curves_group(result))
     stdout.print(report_lib.summary_table(result, rows))
+    if rows[0].pairs == "all":
+        stdout.print(report_lib.pairs_table(result, rows))
     if not quiet:
         merged = result.meta.get("merged_from")
         if merged:
@@ -70,7 +79,7 @@ def report(
 def write_merged(result, rows: list, out: Path) -> None:
     """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
     refuse to replace a run."""
-    from initbench import plots, results
+    from initbench import experiment, plots, results
     from initbench.errors import InitbenchError
 
     if result.labels is not None:
@@ -79,10 +88,15 @@ def write_merged(result, rows: list, out: Path) -> None:
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
     results.check_writable(out)
-    result.meta["baseline"], result.meta["target"] = rows[0].baseline, rows[0].target
+    first = rows[0]
+    result.meta["baseline"], result.meta["target"] = first.baseline, first.target
+    margin = first.equivalence_margin
+    result.meta["pairs"] = first.pairs
+    result.meta["equivalence_margin"] = None if margin is None else 100 * margin
     figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
+    files = experiment.pair_files(result, rows, first.pairs, margin)
     try:
-        results.write_run(out, result, rows, figure)
+        results.write_run(out, result, rows, figure, files)
     except OSError as err:
         raise InitbenchError(f"cannot write --out {out}: {err.strerror or err}.") from None
 
@@ -100,6 +114,8 @@ def plot(
         "folder).")] = None,
     baseline: Baseline = None,
     allow_mixed: AllowMixed = False,
+    pairs: Pairs = None,
+    equivalence_margin: Margin = None,
 ) -> None:
     """Plot mean curves with 95% CI bands and final accuracy per seed (PNG, SVG or PDF)."""
     from initbench import plots, results, summary
@@ -112,7 +128,7 @@ def plot(
         out = Path(dirs[0]) / "curves.png"
     plots.plot_format(out)  # a bad extension fails before any reading
     result = results.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline)
+    rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
     plots.save_plot(result, rows, out)
     stderr.print(f"figure written to {out}")
 
@@ -127,6 +143,8 @@ def export(
     baseline: Baseline = None,
     target: Target = None,
     allow_mixed: AllowMixed = False,
+    pairs: Pairs = None,
+    equivalence_margin: Margin = None,
 ) -> None:
     """Export the summary with CIs and verdicts as markdown, CSV, JSON or LaTeX."""
     from initbench import export as export_lib
@@ -135,7 +153,7 @@ def export(
 
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
     result = results.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target)
+    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     text = export_lib.render(result, rows, fmt)
     if out is None:
         typer.echo(text, nl=False)
@@ -144,8 +162,43 @@ def export(
     stderr.print(f"{fmt} written to {out}")
 
 
+def plan(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (run/compare).",
+                                            show_default=False)],
+    effect: o.EFFECT.annotated = o.EFFECT.default,
+    baseline: Baseline = None,
+) -> None:
+    """How many seeds? Per comparison: sd of the paired differences, seeds needed for 80%
+    power at 5% for --effect points, and the minimum detectable effect now. Writes plan.csv."""
+    import dataclasses
+    import math
+
+    from initbench import report as report_lib
+    from initbench import results, summary
+    from initbench.console import stderr, stdout
+    from initbench.errors import InitbenchError
+
+    if not math.isfinite(effect) or effect <= 0:
+        raise InitbenchError(f"--effect must be a positive number of accuracy points, "
+                             f"got {effect:g}.")
+    result = results.read_run(run_dir)
+    rows = summary.summarize_saved(result, baseline)
+    plan_rows = summary.plan_rows(result, rows, effect)
+    if not plan_rows:
+        raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
+    stdout.print(report_lib.plan_table(result, plan_rows))
+    path = Path(run_dir) / "plan.csv"
+    try:
+        results.write_atomic(path, results.csv_text([dataclasses.asdict(r) for r in plan_rows],
+                                                    summary.PLAN_COLUMNS))
+    except OSError as err:
+        raise InitbenchError(f"cannot write {path}: {err.strerror or err}.") from None
+    stderr.print(f"plan written to {path}")
+
+
 def register(app: typer.Typer) -> None:
-    """Add report, plot and export to `app`."""
+    """Add report, plot, export and plan to `app`."""
     app.command("report")(report)
     app.command("plot")(plot)
     app.command("export")(export)
+    app.command("plan")(plan)

@@ -22,7 +22,7 @@ def run(values: dict, runtime: Runtime) -> None:
     train_and_report("run", values, runtime)
 
 
-@o.command_options(o.INITS, *o.TRAINING, o.BASELINE)
+@o.command_options(o.INITS, *o.TRAINING, o.BASELINE, o.PAIRS, o.EQUIVALENCE_MARGIN)
 def compare(values: dict, runtime: Runtime) -> None:
     """Train several initializers x seeds together and rank them, with paired verdicts."""
     train_and_report("compare", values, runtime)
@@ -30,12 +30,14 @@ def compare(values: dict, runtime: Runtime) -> None:
 
 def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     """Build the Spec and Runtime from `values`, train, write the run folder, print tables."""
-    from initbench import experiment, jax_setup, plan, report
+    from initbench import experiment, jax_setup, plan, report, summary
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
     from initbench.results import new_run_folder
 
     spec = o.build_spec(values)
+    pairs, margin_pt = summary.resolve_family(values.get("pairs"),
+                                              values.get("equivalence_margin"))
     target = values["target"]
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
@@ -49,7 +51,8 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     quiet, as_json = values["quiet"], values["as_json"]
     reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
     result = experiment.run_experiment(spec, out, runtime, reporter,
-                                       baseline=values.get("baseline"), target=target)
+                                       baseline=values.get("baseline"), target=target,
+                                       pairs=pairs, margin_pt=margin_pt)
     if result is None:  # not process 0 of a multi-process run
         return
     rows = result.summary
@@ -59,6 +62,8 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     if not quiet:
         stdout.print(report.curves_group(result))
     stdout.print(report.summary_table(result, rows))
+    if pairs == "all":
+        stdout.print(report.pairs_table(result, rows))
     if not quiet:
         report.print_run_notes(stderr, result, out)
 
