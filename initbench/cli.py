@@ -26,8 +26,18 @@ except ImportError:  # pragma: no cover
 _invocation: list[str] = ["initbench"]  # the command line, recorded in spec.json
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (Typer would turn KeyboardInterrupt into a silent exit 130)."""
+
+
 class _Group(typer.core.TyperGroup):
     """Turns user and usage errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
 
     def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
@@ -38,14 +48,33 @@ class _Group(typer.core.TyperGroup):
         except InitbenchError as err:
             _fail(str(err), 2)
         except _CliError as err:
+            # No command at all: the help is the message (rich printed it already).
             _fail(err.format_message(), getattr(err, "exit_code", 2))
-        except (typer.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt, _Interrupted):
             _fail("interrupted: finished cells are cached; the same command resumes.", 130)
+        except OSError as err:  # the safety net: every expected one is an InitbenchError
+            from initbench.safeio import describe_os_error
+
+            _fail(describe_os_error(err), 2)
+        except MemoryError:
+            _fail("out of host memory; use fewer seeds or initializers, or a smaller --hidden "
+                  "(finished cells are cached).", 2)
+        except Exception as err:
+            if "RESOURCE_EXHAUSTED" not in str(err):
+                raise
+            _fail("the device ran out of memory; use a smaller --hidden or --batch-size "
+                  "(finished cells are cached).", 2)
         sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int):
-    stderr.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    """One line on stderr (user text printed verbatim, never as markup), then exit."""
+    from rich.markup import escape
+
+    if message.strip() and not message.lstrip().startswith("Usage:"):
+        stderr.print(f"[bold red]error:[/] {escape(message)}", highlight=False, markup=True)
+    elif message.strip():
+        stderr.print(message, highlight=False, markup=False)
     sys.exit(code)
 
 
@@ -115,9 +144,22 @@ def _train_command(command: str, inits: str, seeds: str, dataset, epochs, batch_
     )
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
+    baseline = spec.resolve_init(baseline, "--baseline")
     _setup_jax(len(spec.inits) * len(spec.seeds), *cluster)
-    out = out or _new_run_folder(command)
+    if out is None:
+        out = _new_run_folder(command)
+        try:
+            _run_and_report(spec, out, quiet, as_json, no_cache, baseline, target)
+        finally:  # a reserved default folder that got no results is not left behind
+            _remove_if_empty(out)
+        return
     _run_and_report(spec, out, quiet, as_json, no_cache, baseline, target)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    from initbench.safeio import remove_if_empty
+
+    remove_if_empty(folder)
 
 
 def _setup_jax(num_cells: int, distributed: bool, coordinator_address: str | None,
@@ -142,7 +184,9 @@ def _new_run_folder(command: str) -> Path:
 
 def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
                     baseline: str | None, target: float | None) -> None:
-    from initbench import experiment, plots, report, summary
+    from rich.markup import escape
+
+    from initbench import experiment, report, summary
     from initbench.progress import RichReporter
 
     main = experiment.is_main_process()  # in a multi-process run only process 0 reports
@@ -152,8 +196,7 @@ def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
                                        target=target)
     if result is None:
         return
-    rows = summary.summarize_run(result, baseline, target)
-    plots.save_plot(result, rows, Path(out) / "curves.png")
+    rows = summary.summarize_run(result, baseline, target)  # curves.png is in the folder already
     if as_json:
         print(json.dumps(report.result_document(result, rows, str(out)), indent=2))
         return
@@ -163,11 +206,11 @@ def _run_and_report(spec, out: Path, quiet: bool, as_json: bool, no_cache: bool,
     if not quiet:
         notice = result.meta.get("dataset_notice")
         if notice:
-            stderr.print(f"[yellow]note:[/] dataset used: {result.dataset} — {notice}")
+            stderr.print(f"[yellow]note:[/] dataset used: {result.dataset} — {escape(notice)}")
         cached = result.meta.get("cells_cached", 0)
         extra = f" ({cached} cell{'s' * (cached != 1)} reused from the cache)" if cached else ""
         stderr.print(f"results written to {out}/ (curves.csv, summary.csv, spec.json, curves.png)"
-                     f"{extra}")
+                     f"{extra}", markup=False, highlight=False)
 
 
 @app.command()
@@ -268,7 +311,7 @@ def data_import(
 
     where = data.import_idx(directory)
     stdout.print(f"imported MNIST from {directory} into {where}; `--dataset mnist` now works "
-                 "offline.")
+                 "offline.", markup=False, highlight=False)
 
 
 for _module in (report, probe, bench):

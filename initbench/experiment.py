@@ -67,19 +67,32 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
 
     Returns the whole grid; cells cached under the same training setting are reused.
     In a multi-process run (`jax_setup.init_distributed`) only process 0 reads the cache and
-    writes anything; the other processes train their share and return None.
+    writes anything; the other processes train their share and return None. Process 0 holds
+    `out`'s lock (`safeio.folder_lock`) throughout: a second writer is refused.
     """
+    import contextlib
+
+    from initbench import safeio
+
+    main = is_main_process()
+    if main:  # before the lock, whose file sits beside `out`
+        out = results.check_writable(out)
+    with safeio.folder_lock(out) if main else contextlib.nullcontext():
+        return _run_experiment(spec, out, reporter, use_cache, command, baseline, target,
+                               max_cells_per_chunk)
+
+
+def _run_experiment(spec, out, reporter, use_cache, command, baseline, target,
+                    max_cells_per_chunk):
     from initbench import summary
 
     reporter = reporter or SilentReporter()
     out = Path(out)
-    if baseline is not None and baseline not in spec.inits:
-        raise InitbenchError(
-            f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
-        )
+    baseline = spec.resolve_init(baseline, "--baseline")
     main = is_main_process()
     if main:
-        results.check_writable(out)
+        out = results.check_writable(out, results.estimate_run_bytes(spec))
+        results.check_cache_writable()
     started = time.perf_counter()
     dataset, notice = load_data(spec)
     if notice:
@@ -114,22 +127,17 @@ def run_experiment(spec: Spec, out: Path, reporter: Reporter | None = None,
         reporter.notice(lsuv.describe(passes))
     result = results.RunResult(spec, metrics, meta, layer_metrics)
     rows = summary.summarize_run(result, baseline, target)
-    results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
+    from initbench import plots
+
+    results.write_run(out, result, rows, summary.SUMMARY_COLUMNS,
+                      {"curves.png": plots.render(result, rows, "png")})
     return result
 
 
 def _check_same_setting(out: Path, spec: Spec) -> None:
-    """Refuse to overwrite a run folder that holds a different training setting."""
-    try:
-        previous = json.loads((out / "spec.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise InitbenchError(f"--out {out} holds an unreadable spec.json; choose another folder.") from None
-    old_key = previous.get("training_key")
-    if old_key != spec.training_key():
-        raise InitbenchError(
-            f"--out {out} holds a run with different settings; choose another folder "
-            "(results are never overwritten by a different experiment)."
-        )
+    """Refuse to overwrite a run folder that holds a different training setting, or cells
+    this run would drop (see `results.check_replaces`)."""
+    results.check_replaces(out, spec)
 
 
 def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
@@ -143,11 +151,13 @@ def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
     from initbench import initializers
 
     main = is_main_process()
+    key = results.cache_key(spec, dataset)
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     found: dict[tuple[str, int], dict] = {}
     if use_cache and main:
         for init, seed in cells:
-            cached = results.load_cell(spec, initializers.canonical(init), seed)
+            cached = results.load_cell(spec, initializers.canonical(init), seed,
+                                       key, reporter.notice)
             if cached is not None:
                 found[(init, seed)] = cached[0]
     missing = [cell for cell in cells if cell not in found]
@@ -166,11 +176,13 @@ def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, train_chunk(spec, dataset, chunk, reporter)):
+                for cell, arrays in zip(chunk, train_chunk(spec, dataset, chunk, reporter,
+                                                           resume=use_cache)):
                     found[cell] = arrays
                     if main:
                         results.save_cell(spec, initializers.canonical(cell[0]), cell[1],
-                                          arrays, {"init": cell[0], "seed": cell[1]})
+                                          arrays, {"init": cell[0], "seed": cell[1]},
+                                          key)
         finally:
             reporter.stop()
     if not main:
@@ -191,11 +203,13 @@ def train_grid(spec: Spec, dataset, reporter: Reporter, use_cache: bool,
     return metrics, layer_metrics, len(missing)
 
 
-def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Reporter):
+def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Reporter,
+                resume: bool = True):
     """Train `cells` together in one compiled program; one dict of [epoch] arrays per cell.
 
     The state is checkpointed every CHECKPOINT_EVERY_S seconds, so an interrupted chunk
-    resumes from its last checkpoint instead of epoch 0.
+    resumes from its last checkpoint instead of epoch 0 (unless `resume` is False:
+    `--no-cache`). A damaged checkpoint is set aside and the chunk starts over.
     """
     import jax
 
@@ -206,10 +220,13 @@ def train_chunk(spec: Spec, dataset, cells: list[tuple[str, int]], reporter: Rep
     fns = train.make_train(spec, dataset, mesh)
     state = fns.init_fn(padded)
     cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-    ckpt_path = results.checkpoint_path(spec, cells_key)
+    ckpt_path = results.checkpoint_path(spec, cells_key,
+                                       results.cache_key(spec, dataset))
     # Several processes would each need the checkpoint: multi-process runs start over.
     checkpointing = not jax_setup.is_distributed()
-    checkpoint = results.load_checkpoint(ckpt_path) if checkpointing else None
+    checkpoint = (results.load_checkpoint(ckpt_path, reporter.notice,
+                                          [_host_shape(a) for a in jax.tree.leaves(state)])
+                  if checkpointing and resume else None)
     if checkpoint is not None:
         leaves, done, history = checkpoint
         treedef = jax.tree.structure(state)
@@ -259,6 +276,15 @@ def _to_host(leaf) -> np.ndarray:
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
         leaf = jax.random.key_data(leaf)
     return np.asarray(leaf)
+
+
+def _host_shape(leaf) -> tuple[int, ...]:
+    """The shape `_to_host(leaf)` will have, without copying it."""
+    import jax
+
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return tuple(jax.random.key_data(leaf).shape)
+    return tuple(leaf.shape)
 
 
 def _from_host(array: np.ndarray, like):

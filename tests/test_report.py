@@ -308,7 +308,7 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     those of run `a`, which trained every cell in one go."""
     monkeypatch.setattr(experiment, "CHECKPOINT_EVERY_S", -1.0)  # checkpoint after every epoch
     spec = SPEC.replace(inits=("normal",), seeds=(2, 1))
-    for path in runs["cache"].glob(f"{spec.training_key()}/*-seed1.npz"):
+    for path in runs["cache"].glob("*/*-seed1.npz"):  # one cache key: same data, same device
         target = results.cache_root() / path.relative_to(runs["cache"])
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)

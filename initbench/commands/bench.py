@@ -50,8 +50,10 @@ def bench(
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
     def notice(text: str) -> None:
+        from rich.markup import escape
+
         if not as_json:
-            stderr.print(f"[dim]{text}[/]", highlight=False)
+            stderr.print(f"[dim]{escape(text)}[/]", highlight=False)
 
     row = bench_lib.run_bench(config, notice)
     path = bench_lib.append_csv(row, csv)
@@ -59,7 +61,7 @@ def bench(
         print(json.dumps(row, indent=2, default=str))
         return
     stdout.print(bench_table(row))
-    stderr.print(f"appended to {path}")
+    stderr.print(f"appended to {path}", markup=False, highlight=False)
 
 
 def bench_table(row: dict):

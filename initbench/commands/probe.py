@@ -49,6 +49,8 @@ def probe(
     from initbench import jax_setup
     from initbench import probe as probe_lib
     from initbench import spec as spec_lib
+    from rich.markup import escape
+
     from initbench.console import stderr, stdout
 
     jax_setup.configure_xla()
@@ -69,8 +71,10 @@ def probe(
         stderr.print(lsuv.describe(probe_lib.document(result)["lsuv_passes"]), highlight=False)
     notice = result.meta.get("dataset_notice")
     if notice:
-        stderr.print(f"[yellow]note:[/] dataset used: {result.spec.dataset} — {notice}")
-    stderr.print(f"probe written to {out}/ (probe.csv, probe.png, probe.json)")
+        stderr.print(f"[yellow]note:[/] dataset used: {result.spec.dataset} — "
+                     f"{escape(notice)}")
+    stderr.print(f"probe written to {out}/ (probe.csv, probe.png, probe.json)", markup=False,
+                 highlight=False)
 
 
 def probe_table(result):

@@ -64,7 +64,7 @@ def report(
                          f"{len(result.seeds)} seeds ({_seed_text(result.seeds)}).")
         if out is not None:
             stderr.print(f"merged run written to {out}/ (curves.csv, summary.csv, spec.json, "
-                         "curves.png)")
+                         "curves.png)", markup=False, highlight=False)
 
 
 def write_merged(result, rows: list[dict], out: Path) -> None:
@@ -115,7 +115,7 @@ def plot(
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline)
     plots.save_plot(result, rows, out)
-    stderr.print(f"figure written to {out}")
+    stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
 def export(
@@ -142,7 +142,7 @@ def export(
         typer.echo(text, nl=False)
         return
     results.write_output(out, text)
-    stderr.print(f"{fmt} written to {out}")
+    stderr.print(f"{fmt} written to {out}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:
