@@ -189,6 +189,28 @@ def write_run(folder: Path, result: RunResult, summary_rows: list[dict],
                              "cached; the same command resumes once this is fixed.") from None
 
 
+def write_folder_with(folder: Path, write_fn, replaceable: tuple[str, ...] = ()) -> None:
+    """Let `write_fn(staging_folder)` write files into a temporary folder, then make `folder`
+    hold exactly those (`safeio.write_folder`); InitbenchError naming the path on failure."""
+    import shutil
+    import tempfile
+
+    from initbench import safeio
+
+    folder = safeio.resolve_out(Path(folder))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.build-"))
+        try:
+            write_fn(staging)
+            files = {p.name: p.read_bytes() for p in staging.iterdir() if p.is_file()}
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        safeio.write_folder(folder, files, replaceable)
+    except OSError as err:
+        raise InitbenchError(f"cannot write {err.filename or folder}: "
+                             f"{err.strerror or err}.") from None
+
+
 def check_replaces(folder: Path, spec: Spec) -> None:
     """Refuse to write `spec`'s run over `folder` if that would lose anything.
 

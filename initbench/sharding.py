@@ -200,6 +200,30 @@ def free_bytes(device) -> int | None:
         return None
 
 
+def check_fits(spec, dataset, free: float | None = None, device=None) -> None:
+    """Refuse (InitbenchError, before anything is compiled) a network of which not even one
+    compiled block of `cells_per_block()` cells fits in a device's free memory, with the
+    estimate and the limit. A block is the smallest unit a device trains (it is padded)."""
+    from initbench.errors import InitbenchError
+
+    device = device or jax.local_devices()[0]
+    if free is None:
+        free = free_bytes(device)
+        if free is None:
+            return
+    block = cells_per_block()
+    need = data_bytes(dataset) + block * bytes_per_cell(
+        spec, dataset.x_train.shape[1], dataset.num_classes)
+    if need > free:
+        raise InitbenchError(
+            f"the network does not fit: one compiled block of {block} cells of hidden "
+            f"{'-'.join(map(str, spec.hidden[:6]))}{'-...' if len(spec.hidden) > 6 else ''} "
+            f"(batch {spec.batch_size}) needs about {need / 2**30:.3g} GiB, and "
+            f"{device.platform} has {free / 2**30:.3g} GiB free; use a smaller --hidden or "
+            "--batch-size."
+        )
+
+
 def cells_per_chunk(spec, dataset, limit: int) -> int:
     """How many cells to train at once: at most `limit`, fewer when memory would not hold them.
 
@@ -216,5 +240,6 @@ def cells_per_chunk(spec, dataset, limit: int) -> int:
     per_cell = bytes_per_cell(spec, dataset.x_train.shape[1], dataset.num_classes)
     per_device = int((budget - data_bytes(dataset)) // per_cell)
     block = cells_per_block()
+    check_fits(spec, dataset, min(free) / sharing, devices[0])
     per_device = max(block, per_device // block * block)
     return max(1, min(limit, per_device * len(jax.devices())))

@@ -152,7 +152,7 @@ def validate(spec: Spec) -> None:
     if spec.gain is not None and (not _is_number(spec.gain) or not math.isfinite(spec.gain)
                                   or spec.gain <= 0):
         raise InitbenchError(f"--gain must be a positive number, got {spec.gain}.")
-    if spec.gain is not None and not FLOAT32_TINY <= spec.gain**2 <= FLOAT32_MAX:
+    if spec.gain is not None and not FLOAT32_TINY**0.5 <= spec.gain <= FLOAT32_MAX**0.5:
         raise InitbenchError(
             f"--gain {spec.gain} is out of range: its square (the variance scale) must be a "
             f"normal float32, so the gain must be in [{FLOAT32_TINY**0.5:.3g}, "

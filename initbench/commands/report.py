@@ -77,15 +77,13 @@ def write_merged(result, rows: list[dict], out: Path) -> None:
                               "cannot be saved as one run folder.")
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
-    results.check_writable(out)
+    out = results.check_writable(out)
+    if any(Path(out).iterdir()):
+        raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
     result.meta["baseline"], result.meta["target"] = rows[0]["baseline"], (
         rows[0]["target"] if rows[0]["target"] != "" else None)
     figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
-    try:
-        results.write_run(out, result, rows, summary.SUMMARY_COLUMNS)
-        results.write_atomic(Path(out) / "curves.png", figure)
-    except OSError as err:
-        raise InitbenchError(f"cannot write --out {out}: {err.strerror or err}.") from None
+    results.write_run(out, result, rows, summary.SUMMARY_COLUMNS, {"curves.png": figure})
 
 
 def _seed_text(seeds: list[int]) -> str:
