@@ -344,7 +344,10 @@ def _load_digits() -> Dataset:
 @functools.cache
 def _import_tfds():
     """Import TFDS quietly, keeping TensorFlow off the GPU (JAX owns it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ log lines before our one line
+    # TF only decodes uint8 images here, so its oneDNN kernels (announced in a log line that
+    # TF_CPP_MIN_LOG_LEVEL does not silence) change nothing initbench computes.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -426,11 +429,13 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
 
     import numpy as np
 
+    import zlib
+
     try:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as stream:
             raw = stream.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise InitbenchError(f"cannot read IDX file {path}: {_first_line(err)}.") from err
     num_dims = magic & 0xFF
     header_size = 4 + 4 * num_dims
@@ -538,20 +543,31 @@ def import_idx(directory: str | Path) -> Path:
             f"IDX directory '{directory}' does not exist; it must hold {', '.join(IDX_FILES)}."
         )
     read_mnist_idx(directory)
-    tfds = _import_tfds()
     data_dir = tfds_data_dir()
     target = data_dir / IMPORTED_NAME / IMPORTED_VERSION
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".initbench-import-", dir=data_dir))
+    try:  # before TensorFlow starts: a data dir that cannot be written fails in one line
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".initbench-probe-", dir=data_dir))
+    except OSError as err:
+        raise InitbenchError(f"cannot write the TFDS data dir {data_dir} ($TFDS_DATA_DIR): "
+                             f"{err.strerror or err}.") from None
+    tfds = _import_tfds()
     try:
-        builder = _imported_builder_class()(data_dir=str(staging))
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(directory))
-        )
-        target.parent.mkdir(exist_ok=True)
-        if target.exists():
-            os.replace(target, staging / "previous")
-        os.replace(staging / IMPORTED_NAME / IMPORTED_VERSION, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".initbench-import-", dir=data_dir))
+        try:
+            builder = _imported_builder_class()(data_dir=str(staging))
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(directory))
+            )
+            target.parent.mkdir(exist_ok=True)
+            if target.exists():
+                os.replace(target, staging / "previous")
+            os.replace(staging / IMPORTED_NAME / IMPORTED_VERSION, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except InitbenchError:
+        raise
+    except Exception as err:  # TF wraps OS errors (a full disk, EIO) in its own types
+        raise InitbenchError(f"importing MNIST into {data_dir} failed: {_first_line(err)}; "
+                             "the earlier import, if any, is unchanged.") from None
     return target
