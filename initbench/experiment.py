@@ -99,7 +99,7 @@ def _run_experiment(spec, out, reporter, use_cache, command, baseline, target,
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    if main and (out / "spec.json").exists():
+    if main:
         _check_same_setting(out, spec)
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(

@@ -339,9 +339,20 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     return rows
 
 
-def _check_rows(path: Path, rows: list[dict], expected: int) -> None:
-    """Refuse a CSV with more or fewer rows than its spec.json implies, before allocating."""
+def _check_rows(path: Path, rows: list[dict], expected: int,
+                key_columns: tuple[str, ...] = ("init", "seed", "epoch")) -> None:
+    """Refuse a CSV with more or fewer rows than its spec.json implies, before allocating;
+    a repeated row is named by its line."""
     if len(rows) > expected:
+        seen: dict[tuple, int] = {}
+        for line, row in enumerate(rows, start=2):
+            key = tuple(row[c].strip() for c in key_columns)
+            if key in seen:
+                raise InitbenchError(
+                    f"{path} is corrupted at line {line}: a second row for "
+                    f"{', '.join(f'{c} {v}' for c, v in zip(key_columns, key))} "
+                    f"(first at line {seen[key]}).")
+            seen[key] = line
         raise InitbenchError(f"{path} is corrupted: {len(rows)} rows where spec.json implies "
                              f"{expected} (duplicated or foreign rows).")
     if len(rows) < expected:
@@ -400,7 +411,7 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     names = [c for c in rows[0] if c not in ("dataset", "init", "seed", "epoch", "layer")]
     num_layers = len(spec.hidden) + 1
     shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1, num_layers)
-    _check_rows(path, rows, int(np.prod(shape)))
+    _check_rows(path, rows, int(np.prod(shape)), ("init", "seed", "epoch", "layer"))
     out = {name: np.full(shape, np.nan) for name in names}
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}

@@ -36,7 +36,8 @@ def describe_os_error(err: OSError, action: str = "cannot write") -> str:
 def check_out_name(folder: Path, option: str = "--out") -> None:
     """Refuse an --out that is empty, '.', '..' or a file system root."""
     text = str(folder)
-    if text in ("", ".", "..") or Path(text).resolve() == Path(Path(text).resolve().anchor):
+    absolute = Path(os.path.abspath(text)) if text else Path.cwd()
+    if text in ("", ".", "..") or absolute == Path(absolute.anchor) or absolute == Path.cwd():
         raise InitbenchError(f"{option} '{text}' is not a folder name initbench can write a run "
                              "into; give a new folder, e.g. results/my-run.")
 
