@@ -78,7 +78,7 @@ def write_merged(result, rows: list[dict], out: Path) -> None:
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
     out = results.check_writable(out)
-    if any(Path(out).iterdir()):
+    if Path(out).is_dir() and any(Path(out).iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
     result.meta["baseline"], result.meta["target"] = rows[0]["baseline"], (
         rows[0]["target"] if rows[0]["target"] != "" else None)
