@@ -65,7 +65,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, mode, **({} if mode == "wb" else {"newline": ""})) as handle:
             handle.write(data)
@@ -199,7 +199,7 @@ def write_folder_with(folder: Path, write_fn, replaceable: tuple[str, ...] = ())
 
     folder = safeio.resolve_out(Path(folder))
     try:
-        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.build-"))
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name[:100]}.build-"))
         try:
             write_fn(staging)
             files = {p.name: p.read_bytes() for p in staging.iterdir() if p.is_file()}

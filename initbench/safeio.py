@@ -93,7 +93,7 @@ def probe_folder(folder: Path, needed_bytes: int = 0, option: str = "--out") -> 
             fd, probe = tempfile.mkstemp(dir=folder, prefix=".initbench-probe-")
             os.close(fd)
             os.unlink(probe)
-            os.rmdir(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.probe-"))
+            os.rmdir(tempfile.mkdtemp(dir=folder.parent, prefix=_sibling(folder, "probe-")))
             free = shutil.disk_usage(folder).free
         except OSError as err:
             raise InitbenchError(
@@ -129,7 +129,7 @@ def write_folder(folder: Path, files: dict[str, bytes], replaceable: tuple[str, 
     """
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.tmp-"))
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_sibling(folder, "tmp-")))
     old = None
     try:
         for name, content in files.items():
@@ -140,7 +140,7 @@ def write_folder(folder: Path, files: dict[str, bytes], replaceable: tuple[str, 
             os.chmod(staging / name, 0o666 & ~_umask())
         os.chmod(staging, 0o777 & ~_umask())
         if folder.is_dir() and any(folder.iterdir()):
-            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-"))
+            old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_sibling(folder, "old-")))
             os.rmdir(old)
             os.rename(folder, old)
             try:
@@ -193,10 +193,20 @@ def remove_if_empty(folder: Path) -> None:
         Path(folder).rmdir()
 
 
+def _sibling(folder: Path, tag: str) -> str:
+    """A hidden sibling name `.NAME.TAG` that stays within NAME_MAX (255) for long names."""
+    import hashlib
+
+    name = folder.name
+    if len(name) > 200:
+        name = f"{name[:160]}~{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return f".{name}.{tag}"
+
+
 def lock_path(folder: Path) -> Path:
     """The lock file of `folder`: a hidden sibling, so it survives the folder's replacement."""
     folder = Path(folder)
-    return folder.parent / f".{folder.name}{_LOCK_SUFFIX}"
+    return folder.parent / _sibling(folder, _LOCK_SUFFIX.lstrip("."))
 
 
 @contextlib.contextmanager

@@ -222,14 +222,14 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     if any(len(item) > 40 for item in re.split(r"[,-]", text)):
         raise InitbenchError(f"--seeds: '{text[:60]}...' has a number too large to be a seed "
                              f"(at most {MAX_SEED}).")
-    if re.fullmatch(r"\d+", text):
+    if re.fullmatch(r"[0-9]+", text):
         count = int(text)
         if count < 1:
             raise InitbenchError("--seeds must be at least 1.")
         if count > MAX_NUM_SEEDS:
             raise InitbenchError(f"--seeds {count} is too many: at most {MAX_NUM_SEEDS} seeds.")
         return tuple(range(count))
-    if re.fullmatch(r"\d+-\d+", text):
+    if re.fullmatch(r"[0-9]+-[0-9]+", text):
         lo, hi = (int(x) for x in text.split("-"))
         if hi < lo:
             raise InitbenchError(f"--seeds: empty range '{text}'.")
@@ -242,7 +242,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
             raise InitbenchError(f"--seeds {text} is {hi - lo + 1} seeds: at most {MAX_NUM_SEEDS}.")
         return tuple(range(lo, hi + 1))
     items = parse_list(text, "seeds")
-    if not all(re.fullmatch(r"\d+", item) for item in items):
+    if not all(re.fullmatch(r"[0-9]+", item) for item in items):
         raise InitbenchError(
             f"--seeds: '{text}' is not a count (5), a list of integers (0,5,7) or a range (3-6)."
         )
@@ -253,7 +253,7 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     """'256,256' -> (256, 256); '256x4' -> four layers of 256; '512,256x3' mixes both."""
     widths: list[int] = []
     for item in parse_list(text, "hidden"):
-        match = re.fullmatch(r"(-?\d+)(?:x(\d+))?", item)
+        match = re.fullmatch(r"(-?[0-9]+)(?:x([0-9]+))?", item)
         if not match:
             raise InitbenchError(f"--hidden: '{item}' is not a width (256) or WIDTHxDEPTH (256x4).")
         if len(item) > 40:  # int() refuses numbers of thousands of digits with a ValueError
