@@ -426,10 +426,9 @@ def _find_idx(directory: Path, stem: str) -> Path:
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """Read one uint8 IDX file (optionally gzipped), checking its magic number and size."""
     import gzip
+    import zlib
 
     import numpy as np
-
-    import zlib
 
     try:
         opener = gzip.open if path.suffix == ".gz" else open

@@ -511,7 +511,7 @@ def load_cell(spec: Spec, canonical_init: str, seed: int, key: str | None = None
         if any(arrays.get(m) is None or arrays[m].shape[:1] != (spec.epochs + 1,)
                for m in METRICS):
             raise ValueError("wrong shapes")
-    except Exception as err:  # noqa: BLE001 - any failure to load means a damaged file
+    except Exception as err:
         set_aside(path, f"{type(err).__name__}: {err}", notice)
         return None
     return arrays, meta
@@ -562,7 +562,7 @@ def load_checkpoint(path: Path, notice=None, like: list | None = None
             raise ValueError("its state does not match this chunk")
         if epoch < 1 or any(len(v) != epoch + 1 for v in history.values()):
             raise ValueError(f"its curves do not match its epoch {epoch}")
-    except Exception as err:  # noqa: BLE001 - any failure to load means a damaged file
+    except Exception as err:
         set_aside(path, f"{type(err).__name__}: {err}", notice)
         return None
     return leaves, epoch, history

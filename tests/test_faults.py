@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, experiment, results, safeio, sharding, spec as spec_lib
+from initbench import data, experiment, results, safeio, sharding
+from initbench import spec as spec_lib
 from initbench.cli import app
 from initbench.errors import InitbenchError
 
@@ -442,7 +443,7 @@ def _rows(text: bytes) -> list[bytes]:
     ("spec.json", lambda b: b.replace(b'"seeds": [', b'"seeds": [4294967296, '), "seed"),
     ("spec.json", lambda b: b"[" * 100000, "spec.json"),
     ("curves.csv", lambda b: b + _rows(b)[1], "line 10: a second row"),
-    ("curves.csv", lambda b: b"".join(_rows(b)[:2] + [_rows(b)[1]] + _rows(b)[3:]),
+    ("curves.csv", lambda b: b"".join([*_rows(b)[:2], _rows(b)[1], *_rows(b)[3:]]),
      "second row"),
     ("curves.csv", lambda b: b.replace(b",seed,epoch", b",seed,epoch").replace(
         b"digits,xavier,zeros,0,1,", b"digits,xavier,zeros,0,-1,"), "epoch -1"),

@@ -46,11 +46,11 @@ def probe(
     std and dead units, per initializer (no training)."""
     import sys
 
+    from rich.markup import escape
+
     from initbench import jax_setup
     from initbench import probe as probe_lib
     from initbench import spec as spec_lib
-    from rich.markup import escape
-
     from initbench.console import stderr, stdout
 
     jax_setup.configure_xla()
@@ -59,8 +59,15 @@ def probe(
         dataset=dataset, hidden=spec_lib.parse_hidden(hidden), activation=activation,
         bias_init=bias_init, gain=gain, mode=mode, lsuv_tol=lsuv_tol, lsuv_max_iter=lsuv_max_iter,
     )
+    reserved = out is None
     out = out or _default_out()
-    result = probe_lib.probe_run(spec, out, batch_size, ["initbench", *sys.argv[1:]])
+    try:
+        result = probe_lib.probe_run(spec, out, batch_size, ["initbench", *sys.argv[1:]])
+    finally:
+        if reserved:  # a default folder whose probe failed is not left behind
+            from initbench.safeio import remove_if_empty
+
+            remove_if_empty(out)
     if as_json:
         print(json.dumps(probe_lib.document(result, str(out)), indent=2))
         return
