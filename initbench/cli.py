@@ -23,28 +23,55 @@ except ImportError:  # pragma: no cover
     from click import ClickException as _CliError
 
 
+class _Interrupted(Exception):
+    """Ctrl-C inside a command (Typer would turn KeyboardInterrupt into a silent exit 130)."""
+
+
 class _Group(typer.core.TyperGroup):
     """Turns user and usage errors into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
 
     def main(self, args=None, *rest, **kwargs):
         kwargs["standalone_mode"] = False
         command = ["initbench", *(sys.argv[1:] if args is None else args)]
-        kwargs.setdefault("obj", Runtime.from_environment(command))
         try:
+            kwargs.setdefault("obj", Runtime.from_environment(command))
             code = super().main(args, *rest, **kwargs)
         except InitbenchError as err:
             _fail(str(err), 2)
         except _CliError as err:
+            # No command at all: the help is the message (rich printed it already).
             _fail(err.format_message(), getattr(err, "exit_code", 2))
-        except (typer.Abort, KeyboardInterrupt):
+        except (typer.Abort, KeyboardInterrupt, _Interrupted):
             _fail("interrupted: finished cells are cached; the same command resumes.", 130)
+        except OSError as err:  # the safety net: every expected one is an InitbenchError
+            from initbench.safeio import describe_os_error
+
+            _fail(describe_os_error(err), 2)
+        except MemoryError:
+            _fail("out of host memory; use fewer seeds or initializers, or a smaller --hidden "
+                  "(finished cells are cached).", 2)
+        except Exception as err:
+            if "RESOURCE_EXHAUSTED" not in str(err):
+                raise
+            _fail("the device ran out of memory; use a smaller --hidden or --batch-size "
+                  "(finished cells are cached).", 2)
         sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str, code: int):
+    """One line on stderr (user text printed verbatim, never as markup), then exit."""
     from rich.text import Text
 
-    stderr.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
+    if message.strip() and not message.lstrip().startswith("Usage:"):
+        stderr.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
+    elif message.strip():
+        stderr.print(Text(message), highlight=False)
     sys.exit(code)
 
 

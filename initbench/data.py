@@ -10,6 +10,7 @@ import contextlib
 import functools
 import os
 import re
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,6 +113,28 @@ _TFDS_HOSTS = {
     "emnist/digits": ("biometrics.nist.gov", 443),
     "cifar10": ("www.cs.toronto.edu", 443),
 }
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def fingerprint(dataset: Dataset) -> str:
+    """SHA-256 of the arrays a run trains and evaluates on (shapes, dtypes and bytes) and the
+    class count: two datasets with the same name but other content never share a cached
+    cell. Computed once per loaded Dataset (~0.1 s per 100 MB)."""
+    import hashlib
+
+    import numpy as np
+
+    if dataset in _FINGERPRINTS:
+        return _FINGERPRINTS[dataset]
+    digest = hashlib.sha256(f"classes={dataset.num_classes}".encode())
+    for name in SPLIT_NAMES:
+        array = np.ascontiguousarray(getattr(dataset, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    _FINGERPRINTS[dataset] = digest.hexdigest()
+    return _FINGERPRINTS[dataset]
 
 
 def names() -> list[str]:
@@ -298,7 +321,7 @@ def _write_split(path: Path, split: tuple) -> None:
 
     import numpy as np
 
-    from initbench.results import write_atomic
+    from initbench.safeio import write_atomic
 
     buffer = io.BytesIO()
     np.savez(buffer, **dict(zip(SPLIT_NAMES, split, strict=True)))
@@ -321,7 +344,10 @@ def _load_digits() -> Dataset:
 @functools.cache
 def _import_tfds():
     """Import TFDS quietly, keeping TensorFlow off the GPU (JAX owns it)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no C++ log lines before our one line
+    # TF only decodes uint8 images here, so its oneDNN kernels (announced in a log line that
+    # TF_CPP_MIN_LOG_LEVEL does not silence) change nothing initbench computes.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         import tensorflow as tf
         import tensorflow_datasets as tfds
@@ -400,6 +426,7 @@ def _find_idx(directory: Path, stem: str) -> Path:
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """Read one uint8 IDX file (optionally gzipped), checking its magic number and size."""
     import gzip
+    import zlib
 
     import numpy as np
 
@@ -407,7 +434,7 @@ def _read_idx(path: Path, magic: int) -> np.ndarray:
         opener = gzip.open if path.suffix == ".gz" else open
         with opener(path, "rb") as stream:
             raw = stream.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise InitbenchError(f"cannot read IDX file {path}: {_first_line(err)}.") from err
     num_dims = magic & 0xFF
     header_size = 4 + 4 * num_dims
@@ -515,20 +542,31 @@ def import_idx(directory: str | Path) -> Path:
             f"IDX directory '{directory}' does not exist; it must hold {', '.join(IDX_FILES)}."
         )
     read_mnist_idx(directory)
-    tfds = _import_tfds()
     data_dir = tfds_data_dir()
     target = data_dir / IMPORTED_NAME / IMPORTED_VERSION
-    data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".initbench-import-", dir=data_dir))
+    try:  # before TensorFlow starts: a data dir that cannot be written fails in one line
+        data_dir.mkdir(parents=True, exist_ok=True)
+        os.rmdir(tempfile.mkdtemp(prefix=".initbench-probe-", dir=data_dir))
+    except OSError as err:
+        raise InitbenchError(f"cannot write the TFDS data dir {data_dir} ($TFDS_DATA_DIR): "
+                             f"{err.strerror or err}.") from None
+    tfds = _import_tfds()
     try:
-        builder = _imported_builder_class()(data_dir=str(staging))
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(directory))
-        )
-        target.parent.mkdir(exist_ok=True)
-        if target.exists():
-            os.replace(target, staging / "previous")
-        os.replace(staging / IMPORTED_NAME / IMPORTED_VERSION, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=".initbench-import-", dir=data_dir))
+        try:
+            builder = _imported_builder_class()(data_dir=str(staging))
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=str(directory))
+            )
+            target.parent.mkdir(exist_ok=True)
+            if target.exists():
+                os.replace(target, staging / "previous")
+            os.replace(staging / IMPORTED_NAME / IMPORTED_VERSION, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except InitbenchError:
+        raise
+    except Exception as err:  # TF wraps OS errors (a full disk, EIO) in its own types
+        raise InitbenchError(f"importing MNIST into {data_dir} failed: {_first_line(err)}; "
+                             "the earlier import, if any, is unchanged.") from None
     return target

@@ -91,6 +91,7 @@ class Runner:
         from initbench import sharding, train
 
         self.spec, self.dataset, self.runtime = spec, dataset, runtime
+        self.cache_key = results.cache_key(spec, dataset)
         self.traces: Counter = Counter()
         self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train))
         mesh = runtime.mesh
@@ -190,10 +191,13 @@ class Runner:
         padded = self.padded(cells)
         state, passes = self.init_state(padded)
         cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-        ckpt_path = results.checkpoint_path(runtime.cell_cache, spec, cells_key)
+        ckpt_path = results.checkpoint_path(runtime.cell_cache, spec, cells_key, self.cache_key)
         # Several processes would each need the checkpoint: multi-process runs start over.
+        # --no-cache ignores checkpoints too; a damaged one is set aside (a notice) and the
+        # chunk starts over.
         checkpointing = not runtime.distributed
-        checkpoint = (results.load_checkpoint(ckpt_path)
+        checkpoint = (results.load_checkpoint(ckpt_path, reporter.notice,
+                                              [_host_shape(a) for a in jax.tree.leaves(state)])
                       if checkpointing and runtime.use_cache else None)
         if checkpoint is not None:
             leaves, done, history = checkpoint
@@ -243,37 +247,48 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
 
     Returns the whole grid; cells cached under the same training setting are reused. In a
     multi-process run only process 0 (`runtime.main`) reads the cache and writes anything;
-    the other processes train their share and return None. `pairs` ("baseline" or "all")
-    and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and are
-    recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
+    the other processes train their share and return None. Process 0 holds `out`'s lock
+    (`safeio.folder_lock`) throughout: a second writer is refused. `pairs` ("baseline" or
+    "all") and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and
+    are recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
     chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
     """
-    from initbench import initializers, plots, summary
+    import contextlib
+
+    from initbench import safeio
 
     runtime = runtime or Runtime.from_environment()
+    if runtime.main:  # before the lock, whose file sits beside `out`
+        out = results.check_writable(out)
+    with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
+        return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
+                               pairs=pairs, margin_pt=margin_pt,
+                               max_cells_per_chunk=max_cells_per_chunk)
+
+
+def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,
+                    baseline, target, pairs, margin_pt, max_cells_per_chunk):
+    """`run_experiment` once `out` is checked and locked."""
+    from initbench import plots, summary
+
     reporter = reporter or SilentReporter()
     out = Path(out)
     pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if spec.auto_seeds and runtime.distributed:
         raise InitbenchError("--seeds auto cannot be combined with --distributed yet; give "
                              "a seed count (e.g. --seeds 20).")
-    if baseline is not None and baseline not in spec.inits:
-        canon = {initializers.canonical(name): name for name in spec.inits}
-        if initializers.canonical(baseline) not in canon:
-            raise InitbenchError(
-                f"--baseline '{baseline}' is not among the initializers: {', '.join(spec.inits)}."
-            )
-        baseline = canon[initializers.canonical(baseline)]
+    baseline = spec.resolve_init(baseline, "--baseline")
     if runtime.main:
-        results.check_writable(out)
+        out = results.check_writable(out, results.estimate_run_bytes(spec))
+        results.check_cache_writable(runtime.cell_cache)
     started = time.perf_counter()
     dataset, notice = load_data(spec)
     if notice:
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    if runtime.main and (out / "spec.json").exists():
-        _check_same_setting(out, spec)
+    if runtime.main:
+        results.check_replaces(out, spec)
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
             f"--batch-size {spec.batch_size} is larger than the training set of "
@@ -379,20 +394,6 @@ def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporte
     return grid, record
 
 
-def _check_same_setting(out: Path, spec: Spec) -> None:
-    """Refuse to overwrite a run folder that holds a different training setting."""
-    try:
-        previous = json.loads((out / "spec.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        raise InitbenchError(f"--out {out} holds an unreadable spec.json; choose another folder.") from None
-    old_key = previous.get("training_key")
-    if old_key != spec.training_key():
-        raise InitbenchError(
-            f"--out {out} holds a run with different settings; choose another folder "
-            "(results are never overwritten by a different experiment)."
-        )
-
-
 class Grid(NamedTuple):
     """A trained grid: metrics [init, seed, epoch] (NaN from a cell's first diverged epoch
     on), layer metrics [init, seed, epoch, layer], cells trained now, and
@@ -416,11 +417,13 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     """
     from initbench import initializers
 
+    key = results.cache_key(spec, dataset)
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     found: dict[tuple[str, int], dict] = {}
     if runtime.use_cache and runtime.main:
         for init, seed in cells:
-            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(init), seed)
+            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(init),
+                                       seed, key, reporter.notice)
             if cached is not None:
                 found[(init, seed)] = cached[0]
     missing = [cell for cell in cells if cell not in found]
@@ -445,7 +448,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                     if runtime.main:
                         results.save_cell(runtime.cell_cache, spec,
                                           initializers.canonical(cell[0]), cell[1], arrays,
-                                          {"init": cell[0], "seed": cell[1]})
+                                          {"init": cell[0], "seed": cell[1]}, key)
         finally:
             reporter.stop()
     if not runtime.main:
@@ -529,3 +532,12 @@ def git_revision() -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return (revision + "+dirty" * bool(dirty)) or None
+
+
+def _host_shape(leaf) -> tuple[int, ...]:
+    """The shape `_to_host(leaf)` will have, without copying it."""
+    import jax
+
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return tuple(jax.random.key_data(leaf).shape)
+    return tuple(leaf.shape)

@@ -83,6 +83,8 @@ def init_distributed(coordinator_address: str | None = None, num_processes: int 
             "--distributed: give all of --coordinator-address, --num-processes and --process-id, "
             "or none of them (then the cluster environment, e.g. SLURM, is used)."
         )
+    if num_processes is not None and num_processes < 1:
+        raise InitbenchError(f"--num-processes must be at least 1, got {num_processes}.")
     if num_processes is not None and not 0 <= process_id < num_processes:
         raise InitbenchError(
             f"--process-id must be in 0..{num_processes - 1}, got {process_id}."

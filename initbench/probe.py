@@ -72,18 +72,22 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
     from initbench import experiment
 
     runtime = runtime or Runtime.from_environment()
-    out = Path(out)
-    results.check_writable(out)
+    out = results.check_writable(Path(out))
     dataset, notice = experiment.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
+    from initbench import sharding
+
+    sharding.check_fits(spec, dataset)
     result = run_probe(spec, dataset, runtime, batch_size)
     result.meta.update({"command": list(runtime.command), "dataset_notice": notice,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
-    write_csv(out / "probe.csv", result)
-    plot(out / "probe.png", result, title(result))
-    results.write_atomic(out / "probe.json",
-                         json.dumps(document(result, str(out)), indent=2, default=str) + "\n")
+    results.write_folder_with(out, lambda staging: (
+        write_csv(staging / "probe.csv", result),
+        plot(staging / "probe.png", result, title(result)),
+        results.write_atomic(staging / "probe.json", json.dumps(
+            document(result, str(out)), indent=2, default=str) + "\n"),
+    ), replaceable=("probe.csv", "probe.png", "probe.json"))
     return result
 
 

@@ -23,7 +23,9 @@ class RichReporter:
 
     def notice(self, text: str) -> None:
         if self.show:
-            self.console.print(f"[yellow]note:[/] {text}", highlight=False)
+            from rich.markup import escape
+
+            self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
 
     def start(self, total: int, description: str) -> None:
         if not self.show:

@@ -8,9 +8,9 @@ not at all.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from initbench.errors import InitbenchError
+from initbench.safeio import write_atomic
 from initbench.spec import Spec
 
 METRICS = ("train_loss", "test_loss", "test_accuracy")
@@ -60,54 +61,26 @@ class RunResult:
 # ------------------------------------------------------------------ atomic writes
 
 
-def write_atomic(path: Path, data: str | bytes) -> None:
-    """Write `data` to `path` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = "wb" if isinstance(data, bytes) else "w"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, mode, **({} if mode == "wb" else {"newline": ""})) as handle:
-            handle.write(data)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def new_run_folder(command: str) -> Path:
-    """A fresh folder name under results/: results/<command>-<timestamp>[-N]."""
+    """A new, empty folder results/<command>-<timestamp>[-N], created atomically (`mkdir`), so
+    two runs started in the same second never share it."""
     import time
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out = Path("results") / f"{command}-{stamp}"
-    suffix = 1
-    while out.exists():
-        suffix += 1
-        out = Path("results") / f"{command}-{stamp}-{suffix}"
-    return out
+    from initbench import safeio
+
+    return safeio.reserve_folder(Path("results"), f"{command}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def check_writable(folder: Path, needed_bytes: int = 0, option: str = "--out") -> Path:
+    """Fail (before any training) if `folder` could not be written as a whole, or its disk
+    lacks `needed_bytes`; returns the folder to write (a symbolic link's target). Creates
+    nothing that stays."""
+    from initbench import safeio
 
-
-def check_writable(folder: Path) -> None:
-    """Fail (before any training) if `folder` could not be created or written; creates nothing."""
-    folder = Path(folder)
-    existing = folder
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if existing == folder and not folder.is_dir():
-        raise InitbenchError(f"--out {folder} exists and is not a folder.")
-    if not existing.is_dir():
-        raise InitbenchError(f"cannot create --out {folder}: {existing} is not a folder.")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise InitbenchError(f"cannot write to --out {folder}: {existing} is not writable.")
+    safeio.check_out_name(folder, option)
+    folder = safeio.resolve_out(folder, option)
+    safeio.probe_folder(folder, needed_bytes, option)
+    return folder
 
 
 def csv_text(rows: list[dict], columns: list[str] | tuple[str, ...]) -> str:
@@ -166,26 +139,123 @@ def layer_rows(result: RunResult) -> list[dict]:
     return rows
 
 
+RUN_FILES = ("spec.json", "curves.csv", "summary.csv", "layers.csv", "curves.png",
+             "pairs.csv", "pairs.png", "plan.csv")
+
+
 def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None,
               files: dict[str, str | bytes] | None = None) -> None:
     """Write a whole run folder: curves.csv, layers.csv (if tracked), summary.csv (one row
     per `summary_rows` dataclass, its fields as columns), spec.json, curves.png (`figure`)
-    and `files` ({name: content}, e.g. pairs.csv and pairs.png of a `--pairs all` run)."""
-    folder = Path(folder)
-    write_atomic(folder / "curves.csv", csv_text(curve_rows(result), CURVE_COLUMNS))
+    and `files` ({name: content}, e.g. pairs.csv and pairs.png of a `--pairs all` run).
+
+    The folder is assembled beside `folder`, then renamed over it (`safeio.write_folder`),
+    so a failure leaves the old folder or the whole new one."""
+    from initbench import safeio
+
+    folder = safeio.resolve_out(Path(folder))
+    out = {"curves.csv": csv_text(curve_rows(result), CURVE_COLUMNS)}
     rows = layer_rows(result)
     if rows:
-        write_atomic(folder / "layers.csv", csv_text(rows, list(rows[0])))
+        out["layers.csv"] = csv_text(rows, list(rows[0]))
     columns = [f.name for f in dataclasses.fields(summary_rows[0])]
-    write_atomic(folder / "summary.csv",
-                 csv_text([dataclasses.asdict(row) for row in summary_rows], columns))
+    out["summary.csv"] = csv_text([dataclasses.asdict(row) for row in summary_rows], columns)
     document = {"spec": result.spec.to_dict(), "training_key": result.spec.training_key(),
                 **result.meta}
-    write_atomic(folder / "spec.json", json.dumps(document, indent=2, default=str) + "\n")
+    out["spec.json"] = json.dumps(document, indent=2, default=str) + "\n"
     if figure is not None:
-        write_atomic(folder / "curves.png", figure)
-    for name, content in (files or {}).items():
-        write_atomic(folder / name, content)
+        out["curves.png"] = figure
+    out.update(files or {})
+    encoded = {name: data.encode() if isinstance(data, str) else data for name, data in out.items()}
+    try:
+        safeio.write_folder(folder, encoded, replaceable=RUN_FILES)
+    except OSError as err:
+        raise InitbenchError(safeio.describe_os_error(err) if err.filename else
+                             f"cannot write {folder}: {err.strerror or err}. Finished cells are "
+                             "cached; the same command resumes once this is fixed.") from None
+
+
+def write_folder_with(folder: Path, write_fn, replaceable: tuple[str, ...] = ()) -> None:
+    """Let `write_fn(staging_folder)` write files into a temporary folder, then make `folder`
+    hold exactly those (`safeio.write_folder`); InitbenchError naming the path on failure."""
+    import shutil
+
+    from initbench import safeio
+
+    folder = safeio.resolve_out(Path(folder))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name[:100]}.build-"))
+        try:
+            write_fn(staging)
+            files = {p.name: p.read_bytes() for p in staging.iterdir() if p.is_file()}
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        safeio.write_folder(folder, files, replaceable)
+    except OSError as err:
+        raise InitbenchError(f"cannot write {err.filename or folder}: "
+                             f"{err.strerror or err}.") from None
+
+
+def check_replaces(folder: Path, spec: Spec) -> None:
+    """Refuse to write `spec`'s run over `folder` if that would lose anything.
+
+    `folder` may be new, empty, or a run of the same training setting whose (initializer,
+    seed) cells are all among `spec`'s (the same grid, or a superset: its cells come back
+    from the cache). A run of other settings, a subset of its cells, or a folder of other
+    files is refused with one line: a run folder never loses results.
+    """
+    from initbench import initializers
+
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    spec_path = folder / "spec.json"
+    if not spec_path.is_file():
+        raise InitbenchError(f"--out {folder} already holds files and is not an initbench run; "
+                             "choose a new or empty folder.")
+    try:
+        old, document = _read_spec(spec_path)
+    except InitbenchError as err:
+        raise InitbenchError(f"--out {folder}: {err} Choose another folder.") from None
+    if document.get("training_key") != spec.training_key() or old.training_key() != spec.training_key():
+        raise InitbenchError(
+            f"--out {folder} holds a run with different settings; choose another folder "
+            "(results are never overwritten by a different experiment)."
+        )
+    new_cells = {(initializers.canonical(i), s) for i in spec.inits for s in spec.seeds}
+    dropped = [(i, s) for i in old.inits for s in old.seeds
+               if (initializers.canonical(i), s) not in new_cells]
+    if dropped:
+        inits = list(spec.inits) + [i for i in old.inits if initializers.canonical(i) not in
+                                    {initializers.canonical(n) for n in spec.inits}]
+        seeds = sorted(set(spec.seeds) | set(old.seeds))
+        example = ", ".join(f"{i} seed {s}" for i, s in dropped[:3])
+        raise InitbenchError(
+            f"--out {folder} holds {len(dropped)} cell{'s' * (len(dropped) != 1)} of the same "
+            f"setting that this run leaves out ({example}{', ...' if len(dropped) > 3 else ''}); "
+            "a run folder never loses results: run the union (compare --inits "
+            f"{','.join(inits)} --seeds {_seed_list(seeds)}; cached cells are reused) or "
+            "choose another folder."
+        )
+
+
+def _seed_list(seeds: list[int]) -> str:
+    if len(seeds) > 1 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    return ",".join(map(str, seeds))
+
+
+def estimate_run_bytes(spec: Spec, num_params: int = 0, max_cells_per_chunk: int = 128) -> int:
+    """A generous estimate of the bytes a run writes: its folder (twice, while the new one
+    replaces the old), the cached cells and one chunk's checkpoint (state of
+    `num_params` parameters per cell, three copies with Adam's moments)."""
+    num_cells = len(spec.inits) * len(spec.seeds)
+    num_layers = (len(spec.hidden) + 1) if spec.track_layers else 0
+    num_rows = num_cells * (spec.epochs + 1)
+    folder = num_rows * (160 + 120 * num_layers) + 400_000  # CSV rows, summary, spec, figure
+    cache = num_rows * 8 * (3 + 2 * num_layers) + num_cells * 2_000
+    checkpoint = min(num_cells, max_cells_per_chunk) * num_params * 4 * 3
+    return 2 * folder + cache + checkpoint
 
 
 def read_run(folder: Path) -> RunResult:
@@ -196,11 +266,7 @@ def read_run(folder: Path) -> RunResult:
     spec_path, curves_path = folder / "spec.json", folder / "curves.csv"
     if not spec_path.exists() or not curves_path.exists():
         raise InitbenchError(f"{folder} is not an initbench run (no spec.json or curves.csv).")
-    try:
-        document = json.loads(spec_path.read_text())
-        spec = Spec.from_dict(document["spec"])
-    except (json.JSONDecodeError, KeyError, TypeError, InitbenchError) as err:
-        raise InitbenchError(f"{spec_path} is corrupted: {err}.") from None
+    spec, document = _read_spec(spec_path)
     metrics = _read_curves(curves_path, spec)
     meta = {k: v for k, v in document.items() if k not in ("spec", "training_key")}
     result = RunResult(spec, metrics, meta)
@@ -208,6 +274,31 @@ def read_run(folder: Path) -> RunResult:
     if layers_path.exists():
         result.layer_metrics = _read_layers(layers_path, spec)
     return result
+
+
+def _read_spec(path: Path) -> tuple[Spec, dict]:
+    """(Spec, whole document) of a spec.json; InitbenchError naming the file for anything a
+    hand edit or a damaged disk can do to it."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+        document = json.loads(text)
+    except OSError as err:
+        raise InitbenchError(f"{path} cannot be read: {err.strerror or err}.") from None
+    except UnicodeDecodeError as err:
+        raise InitbenchError(f"{path} is corrupted: not UTF-8 text (byte {err.start}).") from None
+    except (json.JSONDecodeError, RecursionError) as err:
+        raise InitbenchError(f"{path} is corrupted: not JSON ({err}).") from None
+    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+        raise InitbenchError(f"{path} is corrupted: no \"spec\" object with the run's settings.")
+    try:
+        spec = Spec.from_dict(document["spec"])
+    except InitbenchError as err:
+        raise InitbenchError(f"{path} is corrupted: {err}") from None
+    except (TypeError, ValueError, AttributeError) as err:
+        raise InitbenchError(f"{path} is corrupted: a setting of the wrong type ({err}).") from None
+    if spec.dataset is not None and not isinstance(spec.dataset, str):
+        raise InitbenchError(f"{path} is corrupted: dataset {spec.dataset!r} is not a name.")
+    return spec, document
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
@@ -226,13 +317,46 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     missing = [c for c in required if c not in rows[0]]
     if missing:
         raise InitbenchError(f"{path} is corrupted: missing columns {', '.join(missing)}.")
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():  # more or fewer fields than the header
+            raise InitbenchError(f"{path} is corrupted at line {line}: {len(row) - (None in row)}"
+                                 f" columns where the header has {len(rows[0])}.")
     return rows
 
 
+def _check_rows(path: Path, rows: list[dict], expected: int,
+                key_columns: tuple[str, ...] = ("init", "seed", "epoch")) -> None:
+    """Refuse a CSV with more or fewer rows than its spec.json implies, before allocating;
+    a repeated row is named by its line."""
+    if len(rows) > expected:
+        seen: dict[tuple, int] = {}
+        for line, row in enumerate(rows, start=2):
+            key = tuple(row[c].strip() for c in key_columns)
+            if key in seen:
+                raise InitbenchError(
+                    f"{path} is corrupted at line {line}: a second row for "
+                    f"{', '.join(f'{c} {v}' for c, v in zip(key_columns, key))} "
+                    f"(first at line {seen[key]}).")
+            seen[key] = line
+        raise InitbenchError(f"{path} is corrupted: {len(rows)} rows where spec.json implies "
+                             f"{expected} (duplicated or foreign rows).")
+    if len(rows) < expected:
+        raise InitbenchError(f"{path} is truncated: {len(rows)} rows where spec.json implies "
+                             f"{expected}; {expected - len(rows)} (init, seed, epoch) rows are "
+                             "missing.")
+
+
 def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
+    """[init, seed, epoch] metrics of curves.csv. Every (init, seed, epoch) row must appear
+    exactly once; a cell is masked (NaN) from its first diverged epoch on (a non-finite loss
+    or a `diverged` flag), as when it was trained."""
+    from initbench import stats
+
     rows = _read_csv(path, CURVE_COLUMNS)
     shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
+    _check_rows(path, rows, int(np.prod(shape)))
     metrics = {name: np.full(shape, np.nan) for name in METRICS}
+    flagged = np.zeros(shape, bool)
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
     seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
@@ -240,8 +364,17 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
         try:
             i, s = init_index[row["init"]], seed_index[int(row["seed"])]
             epoch = int(row["epoch"])
+            if not 0 <= epoch <= spec.epochs:
+                raise InitbenchError(f"{path} is corrupted at line {line}: epoch {epoch} is "
+                                     f"outside 0..{spec.epochs}.")
+            if seen[i, s, epoch]:
+                raise InitbenchError(
+                    f"{path} is corrupted at line {line}: a second row for init "
+                    f"{row['init']}, seed {row['seed']}, epoch {epoch}."
+                )
             for name in METRICS:
                 metrics[name][i, s, epoch] = float(row[name])
+            flagged[i, s, epoch] = row["diverged"].strip() not in ("0", "", "False", "false")
             seen[i, s, epoch] = True
         except (KeyError, ValueError, TypeError, IndexError):
             raise InitbenchError(
@@ -252,7 +385,10 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
             f"{path} is truncated: {int((~seen).sum())} of {seen.size} (init, seed, epoch) "
             "rows are missing."
         )
-    return metrics
+    for name in ("train_loss", "test_loss"):  # a flagged epoch counts as diverged
+        metrics[name] = np.where(flagged, np.nan, metrics[name])
+    first = stats.first_diverged_epoch(*(metrics[m] for m in METRICS))
+    return {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
 
 
 def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
@@ -260,56 +396,120 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     names = [c for c in rows[0] if c not in ("dataset", "init", "seed", "epoch", "layer")]
     num_layers = len(spec.hidden) + 1
     shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1, num_layers)
+    _check_rows(path, rows, int(np.prod(shape)), ("init", "seed", "epoch", "layer"))
     out = {name: np.full(shape, np.nan) for name in names}
+    seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
     seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
-    try:
-        for row in rows:
+    for line, row in enumerate(rows, start=2):
+        try:
             idx = (init_index[row["init"]], seed_index[int(row["seed"])], int(row["epoch"]),
                    int(row["layer"]))
+            if not (0 <= idx[2] <= spec.epochs and 0 <= idx[3] < num_layers) or seen[idx]:
+                raise ValueError
+            seen[idx] = True
             for name in names:
                 out[name][idx] = float(row[name])
-    except (KeyError, ValueError, IndexError):
-        raise InitbenchError(f"{path} is corrupted: a row that does not match spec.json.") from None
+        except (KeyError, ValueError, TypeError, IndexError):
+            raise InitbenchError(f"{path} is corrupted at line {line}: a row that does not match "
+                                 "spec.json, out of range or repeated.") from None
     return out
 
 
 # ------------------------------------------------------------------ cell cache
 
 
-def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int) -> Path:
-    return Path(root) / spec.training_key() / f"{canonical_init}-seed{seed}.npz"
+# The version of the training program (train.py, model.py, initializers.py, lsuv.py) in the
+# cache key: bump it whenever a change there alters any cell's numbers, so no cached cell of
+# the old program is ever reused.
+TRAINING_CODE_VERSION = 1
+DAMAGED_SUFFIX = ".damaged"
+
+
+def check_cache_writable(root: Path) -> None:
+    """Fail before training if the cell cache `root` cannot be written (a file, read-only, ...)."""
+    from initbench import safeio
+
+    try:
+        safeio.probe_folder(safeio.resolve_out(root, "the cell cache ($INITBENCH_CACHE)"),
+                            option="the cell cache ($INITBENCH_CACHE)")
+    except InitbenchError as err:
+        raise InitbenchError(f"{err} Set $INITBENCH_CACHE to a writable folder.") from None
+
+
+def cache_key(spec: Spec, dataset) -> str:
+    """The content hash of everything that changes a cell's numbers.
+
+    The training settings (`Spec.training_key`), the data actually used (`data.fingerprint`
+    of its arrays, not its name), the platform and device kind, the cells per compiled block,
+    the jax and jaxlib versions and `TRAINING_CODE_VERSION`.
+    """
+    import jax
+    import jaxlib
+
+    from initbench import data, sharding
+
+    device = jax.devices()[0]
+    parts = {
+        "training_key": spec.training_key(), "data": data.fingerprint(dataset),
+        "platform": device.platform, "device_kind": device.device_kind,
+        "cells_per_block": sharding.cells_per_block(), "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__, "training_code": TRAINING_CODE_VERSION,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int, key: str | None) -> Path:
+    return Path(root) / (key or spec.training_key()) / f"{canonical_init}-seed{seed}.npz"
 
 
 def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
-              arrays: dict[str, np.ndarray], meta: dict) -> None:
-    """Keep one finished cell's curves under the cache folder `root`, keyed by the full
-    training setting's content hash."""
+              arrays: dict[str, np.ndarray], meta: dict, key: str | None = None) -> None:
+    """Keep one finished cell's curves in the cache folder `root` under `key` (`cache_key`;
+    default: the settings' hash)."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(root, spec, canonical_init, seed), buffer.getvalue())
+    write_atomic(_cell_path(root, spec, canonical_init, seed, key), buffer.getvalue())
 
 
-def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int) -> tuple[dict, dict] | None:
-    """A cached cell's (arrays, meta) from the cache folder `root`, or None if absent or
-    unreadable."""
-    path = _cell_path(root, spec, canonical_init, seed)
+def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int, key: str | None = None,
+              notice=None) -> tuple[dict, dict] | None:
+    """A cached cell's (arrays, meta) from the cache folder `root`, or None if absent. A
+    damaged entry (truncated, empty, failing its zip CRC, wrong shapes) is set aside as
+    `*.damaged`, with a one-line `notice(text)`, and None is returned, so the cell is
+    trained again."""
+    path = _cell_path(root, spec, canonical_init, seed, key)
     if not path.exists():
         return None
     try:
-        with np.load(path) as data:
+        with np.load(path) as data:  # reading every member checks its CRC-32
             arrays = {k: data[k] for k in data.files if k != "meta"}
             meta = json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError):
-        return None  # a damaged cache entry is simply retrained
-    if any(arrays.get(m) is None or arrays[m].shape[0] != spec.epochs + 1 for m in METRICS):
+        if any(arrays.get(m) is None or arrays[m].shape[:1] != (spec.epochs + 1,)
+               for m in METRICS):
+            raise ValueError("wrong shapes")
+    except Exception as err:
+        set_aside(path, f"{type(err).__name__}: {err}", notice)
         return None
     return arrays, meta
 
 
-def checkpoint_path(root: Path, spec: Spec, cells_key: str) -> Path:
+def set_aside(path: Path, reason: str, notice=None) -> None:
+    """Rename a damaged cache file to `*.damaged` (kept for inspection) and say so."""
+    target = path.with_name(path.name + DAMAGED_SUFFIX)
+    try:
+        os.replace(path, target)
+        where = f"set aside as {target.name}"
+    except OSError:
+        where = "ignored"
+    if notice is not None:
+        first = reason.strip().splitlines()[0] if reason.strip() else "unreadable"
+        notice(f"damaged cache file {path} ({first[:120]}) {where}; its cells are trained again.")
+
+
+def checkpoint_path(root: Path, spec: Spec, cells_key: str, key: str | None = None) -> Path:
     """Where a chunk's mid-training state is kept between interruptions (under `root`)."""
-    return Path(root) / spec.training_key() / f"checkpoint-{cells_key}.npz"
+    return Path(root) / (key or spec.training_key()) / f"checkpoint-{cells_key}.npz"
 
 
 def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
@@ -322,8 +522,11 @@ def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
     write_atomic(path, buffer.getvalue())
 
 
-def load_checkpoint(path: Path) -> tuple[list[np.ndarray], int, dict[str, np.ndarray]] | None:
-    """A chunk checkpoint's (leaves, epoch, history), or None if absent or unreadable."""
+def load_checkpoint(path: Path, notice=None, like: list | None = None
+                    ) -> tuple[list[np.ndarray], int, dict[str, np.ndarray]] | None:
+    """A chunk checkpoint's (leaves, epoch, history), or None if absent. A damaged one
+    (truncated, empty, bad CRC, or leaves whose shapes are not `like`) is set aside
+    with a `notice` and None is returned: the chunk starts from epoch 0."""
     if not path.exists():
         return None
     try:
@@ -331,9 +534,15 @@ def load_checkpoint(path: Path) -> tuple[list[np.ndarray], int, dict[str, np.nda
             leaves = [data[f"leaf_{i}"] for i in range(int(data["num_leaves"]))]
             history = {k[len("history_"):]: data[k] for k in data.files
                        if k.startswith("history_")}
-            return leaves, int(data["epoch"]), history
-    except (OSError, ValueError, KeyError):
+            epoch = int(data["epoch"])
+        if like is not None and [tuple(shape) for shape in like] != [a.shape for a in leaves]:
+            raise ValueError("its state does not match this chunk")
+        if epoch < 1 or any(len(v) != epoch + 1 for v in history.values()):
+            raise ValueError(f"its curves do not match its epoch {epoch}")
+    except Exception as err:
+        set_aside(path, f"{type(err).__name__}: {err}", notice)
         return None
+    return leaves, epoch, history
 
 
 # ------------------------------------------------------------------ merging runs

@@ -43,7 +43,13 @@ class Runtime:
                          **changes) -> Runtime:
         """Defaults, with cache locations from $INITBENCH_CACHE and $INITBENCH_XLA_CACHE
         ("off" keeps no compiled programs; default ~/.cache/initbench/xla)."""
-        cell_cache = Path(os.environ.get(CELL_CACHE_ENV) or DEFAULT_CELL_CACHE)
+        where = os.environ.get(CELL_CACHE_ENV)
+        if where is not None and not where.strip():
+            from initbench.errors import InitbenchError
+
+            raise InitbenchError(f"${CELL_CACHE_ENV} is set but empty; set it to a folder or "
+                                 f"unset it (default: {DEFAULT_CELL_CACHE}).")
+        cell_cache = Path(where) if where is not None else DEFAULT_CELL_CACHE
         xla = os.environ.get(XLA_CACHE_ENV)
         xla_cache = None if xla == "off" else Path(xla) if xla else user_cache_dir("xla")
         return cls(command=tuple(command), cell_cache=cell_cache, xla_cache=xla_cache,

@@ -159,8 +159,36 @@ def free_bytes(device) -> int | None:
         return None
 
 
+def check_fits(spec, dataset, free: float | None = None, device=None) -> None:
+    """Refuse (InitbenchError, before anything is compiled) a network of which not even one
+    compiled block of `cells_per_block()` cells fits in a device's free memory, with the
+    estimate and the limit. A block is the smallest unit a device trains (it is padded)."""
+    from initbench.errors import InitbenchError
+
+    device = device or jax.local_devices()[0]
+    if free is None:
+        free = free_bytes(device)
+        if free is None:
+            return
+    block = cells_per_block()
+    need = plan.data_bytes(dataset) + block * plan.bytes_per_cell(
+        spec, dataset.x_train.shape[1], dataset.num_classes)
+    if need > free:
+        raise InitbenchError(
+            f"the network does not fit: one compiled block of {block} cells of hidden "
+            f"{'-'.join(map(str, spec.hidden[:6]))}{'-...' if len(spec.hidden) > 6 else ''} "
+            f"(batch {spec.batch_size}) needs about {need / 2**30:.3g} GiB, and "
+            f"{device.platform} has {free / 2**30:.3g} GiB free; use a smaller --hidden or "
+            "--batch-size."
+        )
+
+
 def cells_per_chunk(spec, dataset, limit: int) -> int:
     """`plan.cells_per_chunk` for this machine's devices and their free memory."""
     devices = jax.local_devices()
-    return plan.cells_per_chunk(spec, dataset, limit, [free_bytes(d) for d in devices],
-                                devices[0].platform, len(jax.devices()))
+    free = [free_bytes(d) for d in devices]
+    if all(f is not None for f in free):
+        sharing = len(devices) if devices[0].platform == "cpu" else 1
+        check_fits(spec, dataset, min(free) / sharing, devices[0])
+    return plan.cells_per_chunk(spec, dataset, limit, free, devices[0].platform,
+                                len(jax.devices()))

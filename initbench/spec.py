@@ -21,6 +21,17 @@ DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "n
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
 AUTO_FIRST_ROUND = 5
 DEFAULT_MAX_SEEDS = 30
+# Bounds of what each number is cast to. A seed becomes a 32-bit PRNG key (jax.random.key
+# keeps only the low 32 bits without x64, so seeds 0 and 2**32 would train identical cells);
+# epochs, widths and batch sizes become int32 shapes and loop counters; lr and gain become
+# float32 (gain squared, for the variance-scaling family).
+MAX_SEED = 2**32 - 1
+MAX_NUM_SEEDS = 100_000
+MAX_INT32 = 2**31 - 1
+MAX_EPOCHS = 1_000_000
+MAX_DEPTH = 10_000
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 1.1754943508222875e-38  # smallest normal float32
 # Settings that change a cell's numbers; everything else (seeds, inits, labels) only picks cells.
 _TRAINING_FIELDS = (
     "dataset", "epochs", "batch_size", "lr", "optimizer", "hidden", "activation",
@@ -96,6 +107,23 @@ class Spec:
     def seed_limit(self) -> int:
         """The most seeds `--seeds auto` may use."""
         return self.max_seeds if self.max_seeds is not None else DEFAULT_MAX_SEEDS
+    def resolve_init(self, name: str | None, option: str = "--baseline") -> str | None:
+        """The initializer of `inits` that `name` names (an alias counts: `glorot_normal`
+        finds `xavier`), None for None; InitbenchError if none does."""
+        from initbench import initializers
+
+        if name is None or name in self.inits:
+            return name
+        try:
+            wanted = initializers.canonical(name)
+        except InitbenchError:
+            wanted = None
+        for init in self.inits:
+            if wanted is not None and initializers.canonical(init) == wanted:
+                return init
+        raise InitbenchError(
+            f"{option} '{name}' is not among the initializers: {', '.join(self.inits)}."
+        )
 
     def training_key(self) -> str:
         """Content hash of the settings that determine a cell's numbers (not which cells)."""
@@ -118,27 +146,45 @@ def validate(spec: Spec) -> None:
         raise unknown_name("bias initializer", spec.bias_init, initializers.BIAS_NAMES)
     if not spec.seeds:
         raise InitbenchError("no seeds given.")
-    if any(not isinstance(s, int) or s < 0 for s in spec.seeds):
-        raise InitbenchError(f"seeds must be non-negative integers, got {list(spec.seeds)}.")
+    if any(not isinstance(s, int) or isinstance(s, bool) or s < 0 for s in spec.seeds):
+        raise InitbenchError(f"seeds must be non-negative integers, got {_short(spec.seeds)}.")
+    if max(spec.seeds) > MAX_SEED:
+        raise InitbenchError(
+            f"seed {max(spec.seeds)} is too large: seeds must be at most {MAX_SEED} (2**32 - 1), "
+            "the range of the 32-bit random key a seed becomes; larger seeds would repeat "
+            "smaller ones' random streams."
+        )
+    if len(spec.seeds) > MAX_NUM_SEEDS:
+        raise InitbenchError(f"{len(spec.seeds)} seeds are too many: at most {MAX_NUM_SEEDS}.")
     if len(set(spec.seeds)) != len(spec.seeds):
-        raise InitbenchError(f"seeds listed twice: {list(spec.seeds)}.")
-    _check_positive_int("epochs", spec.epochs)
-    _check_positive_int("batch-size", spec.batch_size)
-    _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter)
-    if not isinstance(spec.lr, (int, float)) or not math.isfinite(spec.lr) or spec.lr <= 0:
+        raise InitbenchError(f"seeds listed twice: {_short(spec.seeds)}.")
+    _check_positive_int("epochs", spec.epochs, MAX_EPOCHS)
+    _check_positive_int("batch-size", spec.batch_size, MAX_INT32)
+    _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter, 10_000)
+    if not _is_number(spec.lr) or not math.isfinite(spec.lr) or spec.lr <= 0:
         raise InitbenchError(f"--lr must be a positive number, got {spec.lr}.")
-    if not 0 < spec.lsuv_tol < 1:
+    if not FLOAT32_TINY <= spec.lr <= FLOAT32_MAX:
+        raise InitbenchError(
+            f"--lr {spec.lr} cannot be represented in float32 (training's precision): it must "
+            f"be in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}]."
+        )
+    if not _is_number(spec.lsuv_tol) or not 0 < spec.lsuv_tol < 1:
         raise InitbenchError(f"--lsuv-tol must be in (0, 1), got {spec.lsuv_tol}.")
-    if spec.gain is not None and (not math.isfinite(spec.gain) or spec.gain <= 0):
+    if spec.gain is not None and (not _is_number(spec.gain) or not math.isfinite(spec.gain)
+                                  or spec.gain <= 0):
         raise InitbenchError(f"--gain must be a positive number, got {spec.gain}.")
+    if spec.gain is not None and not FLOAT32_TINY**0.5 <= spec.gain <= FLOAT32_MAX**0.5:
+        raise InitbenchError(
+            f"--gain {spec.gain} is out of range: its square (the variance scale) must be a "
+            f"normal float32, so the gain must be in [{FLOAT32_TINY**0.5:.3g}, "
+            f"{FLOAT32_MAX**0.5:.3g}]."
+        )
     if spec.mode is not None and spec.mode not in FAN_MODES:
         raise unknown_name("fan mode", spec.mode, FAN_MODES)
     if spec.optimizer not in OPTIMIZERS:
         raise unknown_name("optimizer", spec.optimizer, OPTIMIZERS)
     if spec.activation not in ACTIVATIONS:
         raise unknown_name("activation", spec.activation, ACTIVATIONS)
-    if not spec.hidden or any(not isinstance(w, int) or w < 1 for w in spec.hidden):
-        raise InitbenchError(f"hidden widths must be positive integers, got {list(spec.hidden)}.")
     if spec.precision is not None and (
             isinstance(spec.precision, bool) or not isinstance(spec.precision, (int, float))
             or not math.isfinite(spec.precision) or spec.precision <= 0):
@@ -151,6 +197,15 @@ def validate(spec: Spec) -> None:
                 or spec.max_seeds < AUTO_FIRST_ROUND):
             raise InitbenchError(f"--max-seeds must be an integer >= {AUTO_FIRST_ROUND} (the "
                                  f"first round), got {spec.max_seeds}.")
+    if not spec.hidden or any(not isinstance(w, int) or isinstance(w, bool) or w < 1
+                              for w in spec.hidden):
+        raise InitbenchError(f"hidden widths must be positive integers, got {_short(spec.hidden)}.")
+    if max(spec.hidden) > MAX_INT32:
+        raise InitbenchError(
+            f"hidden width {max(spec.hidden)} is too large: at most {MAX_INT32} (an int32 shape)."
+        )
+    if len(spec.hidden) > MAX_DEPTH:
+        raise InitbenchError(f"{len(spec.hidden)} hidden layers are too many: at most {MAX_DEPTH}.")
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
 
@@ -167,9 +222,23 @@ def kernel_params(spec: Spec, name: str) -> dict:
     return _accepted(name, spec.init_params)
 
 
-def _check_positive_int(option: str, value) -> None:
+def _check_positive_int(option: str, value, maximum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InitbenchError(f"--{option} must be a positive integer, got {value}.")
+    if value > maximum:
+        raise InitbenchError(f"--{option} {value} is too large: at most {maximum}.")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(values) -> str:
+    """A list for a message, cut to its first and last items when long."""
+    values = list(values)
+    if len(values) <= 10:
+        return str(values)
+    return f"[{', '.join(map(str, values[:5]))}, ..., {', '.join(map(str, values[-3:]))}]"
 
 
 def parse_list(text: str, option: str) -> tuple[str, ...]:
@@ -183,18 +252,30 @@ def parse_list(text: str, option: str) -> tuple[str, ...]:
 def parse_seeds(text: str) -> tuple[int, ...]:
     """'5' -> seeds 0..4; '0,5,7' -> those seeds; '3-6' -> 3,4,5,6."""
     text = text.strip()
-    if re.fullmatch(r"\d+", text):
+    if any(len(item) > 40 for item in re.split(r"[,-]", text)):
+        raise InitbenchError(f"--seeds: '{text[:60]}...' has a number too large to be a seed "
+                             f"(at most {MAX_SEED}).")
+    if re.fullmatch(r"[0-9]+", text):
         count = int(text)
         if count < 1:
             raise InitbenchError("--seeds must be at least 1.")
+        if count > MAX_NUM_SEEDS:
+            raise InitbenchError(f"--seeds {count} is too many: at most {MAX_NUM_SEEDS} seeds.")
         return tuple(range(count))
-    if re.fullmatch(r"\d+-\d+", text):
+    if re.fullmatch(r"[0-9]+-[0-9]+", text):
         lo, hi = (int(x) for x in text.split("-"))
         if hi < lo:
             raise InitbenchError(f"--seeds: empty range '{text}'.")
+        if hi > MAX_SEED:
+            raise InitbenchError(
+                f"--seeds {text}: seed {hi} is too large (at most {MAX_SEED}, the range of the "
+                "32-bit random key a seed becomes)."
+            )
+        if hi - lo + 1 > MAX_NUM_SEEDS:
+            raise InitbenchError(f"--seeds {text} is {hi - lo + 1} seeds: at most {MAX_NUM_SEEDS}.")
         return tuple(range(lo, hi + 1))
     items = parse_list(text, "seeds")
-    if not all(re.fullmatch(r"\d+", item) for item in items):
+    if not all(re.fullmatch(r"[0-9]+", item) for item in items):
         raise InitbenchError(
             f"--seeds: '{text}' is not a count (5), a list of integers (0,5,7) or a range (3-6)."
         )
@@ -205,11 +286,15 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     """'256,256' -> (256, 256); '256x4' -> four layers of 256; '512,256x3' mixes both."""
     widths: list[int] = []
     for item in parse_list(text, "hidden"):
-        match = re.fullmatch(r"(-?\d+)(?:x(\d+))?", item)
+        match = re.fullmatch(r"(-?[0-9]+)(?:x([0-9]+))?", item)
         if not match:
             raise InitbenchError(f"--hidden: '{item}' is not a width (256) or WIDTHxDEPTH (256x4).")
+        if len(item) > 40:  # int() refuses numbers of thousands of digits with a ValueError
+            raise InitbenchError(f"--hidden: '{item[:40]}...' is too large.")
         width, depth = int(match[1]), int(match[2] or 1)
         if width < 1 or depth < 1:
             raise InitbenchError(f"--hidden: widths and depths must be positive, got '{item}'.")
+        if depth + len(widths) > MAX_DEPTH:
+            raise InitbenchError(f"--hidden {text}: too many layers, at most {MAX_DEPTH}.")
         widths.extend([width] * depth)
     return tuple(widths)

@@ -341,6 +341,8 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
     if baseline is None:
         recorded = result.meta.get("baseline")
         baseline = recorded if recorded in result.inits else None
+    elif baseline not in result.inits and result.labels is None:
+        baseline = result.spec.resolve_init(baseline, "--baseline")  # an alias counts
     elif baseline not in result.inits:
         raise InitbenchError(
             f"--baseline '{baseline}' is not in the run; choose one of: {', '.join(result.inits)}."

@@ -310,7 +310,7 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     runtime = Runtime.from_environment(checkpoint_every_s=0.0)  # checkpoint after every epoch
     cache = runtime.cell_cache
     spec = SPEC.replace(inits=("normal",), seeds=(2, 1))
-    for path in runs["cache"].glob(f"{spec.training_key()}/*-seed1.npz"):
+    for path in runs["cache"].glob("*/*-seed1.npz"):  # one cache key: same data, same device
         target = cache / path.relative_to(runs["cache"])
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, target)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from initbench import data, plan, sharding
+from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -171,8 +172,12 @@ def test_chunks_shrink_to_fit_memory(monkeypatch):
     free = (plan.data_bytes(digits) + 20 * per_cell) / plan.MEMORY_FRACTION
     monkeypatch.setattr(sharding, "free_bytes", lambda device: free)
     assert sharding.cells_per_chunk(spec, digits, 128) == 16  # 20 fit: whole blocks of 8
-    monkeypatch.setattr(sharding, "free_bytes", lambda device: 1)
+    one_block = plan.data_bytes(digits) + 8 * per_cell
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: one_block * 1.5)
     assert sharding.cells_per_chunk(spec, digits, 128) == 8  # never below one block
+    monkeypatch.setattr(sharding, "free_bytes", lambda device: one_block * 0.9)
+    with pytest.raises(InitbenchError, match="does not fit"):  # not even one block: refused
+        sharding.cells_per_chunk(spec, digits, 128)
     monkeypatch.setattr(sharding, "free_bytes", lambda device: 10**15)
     assert sharding.cells_per_chunk(spec, digits, 128) == 128
     monkeypatch.setattr(sharding, "free_bytes", lambda device: None)

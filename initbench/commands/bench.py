@@ -57,8 +57,10 @@ def bench(
                               devices if devices is not None else plan.host_devices_for(models))
 
     def notice(text: str) -> None:
+        from rich.markup import escape
+
         if not as_json:
-            stderr.print(f"[dim]{text}[/]", highlight=False)
+            stderr.print(f"[dim]{escape(text)}[/]", highlight=False)
 
     row = bench_lib.run_bench(config, runtime, notice)
     path = bench_lib.append_csv(row, csv)
@@ -66,7 +68,7 @@ def bench(
         print(json.dumps(row, indent=2, default=str))
         return
     stdout.print(bench_table(row))
-    stderr.print(f"appended to {path}")
+    stderr.print(f"appended to {path}", markup=False, highlight=False)
 
 
 def bench_table(row: dict):

@@ -31,8 +31,15 @@ def probe(values: dict, runtime: Runtime) -> None:
 
     spec = o.build_spec(values)
     runtime = jax_setup.start(runtime)
-    out = values["out"] or new_run_folder("probe")
-    result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"])
+    reserved = values["out"] is None
+    out = new_run_folder("probe") if reserved else values["out"]
+    try:
+        result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"])
+    finally:
+        if reserved:  # a default folder whose probe failed is not left behind
+            from initbench.safeio import remove_if_empty
+
+            remove_if_empty(out)
     if values["as_json"]:
         print(json.dumps(probe_lib.document(result, str(out)), indent=2))
         return

@@ -73,7 +73,7 @@ def report(
                          f"{len(result.seeds)} seeds ({_seed_text(result.seeds)}).")
         if out is not None:
             stderr.print(f"merged run written to {out}/ (curves.csv, summary.csv, spec.json, "
-                         "curves.png)")
+                         "curves.png)", markup=False, highlight=False)
 
 
 def write_merged(result, rows: list, out: Path) -> None:
@@ -87,7 +87,9 @@ def write_merged(result, rows: list, out: Path) -> None:
                               "cannot be saved as one run folder.")
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
-    results.check_writable(out)
+    out = results.check_writable(out)
+    if Path(out).is_dir() and any(Path(out).iterdir()):
+        raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
     first = rows[0]
     result.meta["baseline"], result.meta["target"] = first.baseline, first.target
     margin = first.equivalence_margin
@@ -95,10 +97,7 @@ def write_merged(result, rows: list, out: Path) -> None:
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
     figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
     files = experiment.pair_files(result, rows, first.pairs, margin)
-    try:
-        results.write_run(out, result, rows, figure, files)
-    except OSError as err:
-        raise InitbenchError(f"cannot write --out {out}: {err.strerror or err}.") from None
+    results.write_run(out, result, rows, figure, files)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -130,7 +129,7 @@ def plot(
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
     plots.save_plot(result, rows, out)
-    stderr.print(f"figure written to {out}")
+    stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
 def export(
@@ -159,7 +158,7 @@ def export(
         typer.echo(text, nl=False)
         return
     results.write_output(out, text)
-    stderr.print(f"{fmt} written to {out}")
+    stderr.print(f"{fmt} written to {out}", markup=False, highlight=False)
 
 
 def plan(

@@ -34,6 +34,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
     from initbench.results import new_run_folder
+    from initbench.safeio import remove_if_empty
 
     spec = o.build_spec(values)
     pairs, margin_pt = summary.resolve_family(values.get("pairs"),
@@ -47,12 +48,17 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
         plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
         values["distributed"], values["coordinator_address"], values["num_processes"],
         values["process_id"])
-    out = Path(values["out"]) if values["out"] is not None else new_run_folder(command)
+    reserved = values["out"] is None
+    out = new_run_folder(command) if reserved else Path(values["out"])
     quiet, as_json = values["quiet"], values["as_json"]
     reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
-    result = experiment.run_experiment(spec, out, runtime, reporter,
-                                       baseline=values.get("baseline"), target=target,
-                                       pairs=pairs, margin_pt=margin_pt)
+    try:
+        result = experiment.run_experiment(spec, out, runtime, reporter,
+                                           baseline=values.get("baseline"), target=target,
+                                           pairs=pairs, margin_pt=margin_pt)
+    finally:  # a reserved default folder that got no results is not left behind
+        if reserved:
+            remove_if_empty(out)
     if result is None:  # not process 0 of a multi-process run
         return
     rows = result.summary
