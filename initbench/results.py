@@ -25,12 +25,15 @@ from initbench.spec import Spec
 
 METRICS = ("train_loss", "test_loss", "test_accuracy")
 CURVE_COLUMNS = ("dataset", "init", "bias_init", "seed", "epoch", *METRICS, "diverged")
+# A `--data-seeds K > 1` run's curves.csv has this column after `seed` (absent when K = 1).
+DATA_SEED_COLUMN = "data_seed"
 
 
 @dataclass
 class RunResult:
-    """A finished grid. `metrics[name]` is [num_inits, num_seeds, num_epochs + 1] (epoch 0 =
-    before the first step); NaN from a cell's first diverged epoch on."""
+    """A finished grid. `metrics[name]` is [num_inits, num_slots, num_epochs + 1] (epoch 0 =
+    before the first step); NaN from a cell's first diverged epoch on. A slot is a seed, or
+    under `--data-seeds K > 1` a (seed, data order) pair, seed-major (`slots`)."""
 
     spec: Spec
     metrics: dict[str, np.ndarray]
@@ -46,6 +49,11 @@ class RunResult:
     @property
     def seeds(self) -> list[int]:
         return list(self.spec.seeds)
+
+    @property
+    def slots(self) -> list[tuple[int, int]]:
+        """(seed, data order) of every index of the seed axis (data order 0 when K = 1)."""
+        return self.spec.slots
 
     @property
     def dataset(self) -> str:
@@ -133,14 +141,16 @@ def _fmt(value):
 
 
 def curve_rows(result: RunResult) -> list[dict]:
-    """Long-form rows of curves.csv in [init, seed, epoch] order."""
+    """Long-form rows of curves.csv in [init, seed(, data_seed), epoch] order."""
     diverged = result.diverged
+    crossed = result.spec.data_seeds > 1
     rows = []
     for i, init in enumerate(result.inits):
-        for s, seed in enumerate(result.seeds):
+        for s, (seed, d) in enumerate(result.slots):
             for epoch in range(result.spec.epochs + 1):
                 row = {"dataset": result.dataset, "init": init, "bias_init": result.spec.bias_init,
-                       "seed": seed, "epoch": epoch, "diverged": int(diverged[i, s, epoch])}
+                       "seed": seed, **({DATA_SEED_COLUMN: d} if crossed else {}),
+                       "epoch": epoch, "diverged": int(diverged[i, s, epoch])}
                 for name in METRICS:
                     row[name] = float(result.metrics[name][i, s, epoch])
                 rows.append(row)
@@ -148,17 +158,19 @@ def curve_rows(result: RunResult) -> list[dict]:
 
 
 def layer_rows(result: RunResult) -> list[dict]:
-    """Long-form rows of layers.csv: one per (init, seed, epoch, layer)."""
+    """Long-form rows of layers.csv: one per (init, seed(, data_seed), epoch, layer)."""
     if not result.layer_metrics:
         return []
     names = sorted(result.layer_metrics)
     shape = result.layer_metrics[names[0]].shape
+    crossed = result.spec.data_seeds > 1
     rows = []
     for i, init in enumerate(result.inits):
-        for s, seed in enumerate(result.seeds):
+        for s, (seed, d) in enumerate(result.slots):
             for epoch in range(shape[2]):
                 for layer in range(shape[3]):
                     row = {"dataset": result.dataset, "init": init, "seed": seed,
+                           **({DATA_SEED_COLUMN: d} if crossed else {}),
                            "epoch": epoch, "layer": layer}
                     for name in names:
                         row[name] = float(result.layer_metrics[name][i, s, epoch, layer])
@@ -172,7 +184,7 @@ def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes
     per `summary_rows` dataclass, its fields as columns), spec.json, curves.png (`figure`)
     and `files` ({name: content}, e.g. pairs.csv and pairs.png of a `--pairs all` run)."""
     folder = Path(folder)
-    write_atomic(folder / "curves.csv", csv_text(curve_rows(result), CURVE_COLUMNS))
+    write_atomic(folder / "curves.csv", csv_text(curve_rows(result), curve_columns(result.spec)))
     rows = layer_rows(result)
     if rows:
         write_atomic(folder / "layers.csv", csv_text(rows, list(rows[0])))
@@ -186,6 +198,22 @@ def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes
         write_atomic(folder / "curves.png", figure)
     for name, content in (files or {}).items():
         write_atomic(folder / name, content)
+
+
+def curve_columns(spec: Spec) -> tuple[str, ...]:
+    """The columns of curves.csv: `data_seed` after `seed` only when `spec.data_seeds > 1`."""
+    if spec.data_seeds == 1:
+        return CURVE_COLUMNS
+    at = CURVE_COLUMNS.index("seed") + 1
+    return (*CURVE_COLUMNS[:at], DATA_SEED_COLUMN, *CURVE_COLUMNS[at:])
+
+
+def _slot_index(spec: Spec, row: dict) -> int:
+    """The seed-axis index of a curves/layers row (no data_seed column: data order 0)."""
+    seed, d = int(row["seed"]), int(row.get(DATA_SEED_COLUMN) or 0)
+    if not 0 <= d < spec.data_seeds or seed not in spec.seeds:
+        raise KeyError(seed)
+    return spec.seeds.index(seed) * spec.data_seeds + d
 
 
 def read_run(folder: Path) -> RunResult:
@@ -230,15 +258,14 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
 
 
 def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
-    rows = _read_csv(path, CURVE_COLUMNS)
-    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
+    rows = _read_csv(path, curve_columns(spec))
+    shape = (len(spec.inits), len(spec.slots), spec.epochs + 1)
     metrics = {name: np.full(shape, np.nan) for name in METRICS}
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
-    seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
     for line, row in enumerate(rows, start=2):
         try:
-            i, s = init_index[row["init"]], seed_index[int(row["seed"])]
+            i, s = init_index[row["init"]], _slot_index(spec, row)
             epoch = int(row["epoch"])
             for name in METRICS:
                 metrics[name][i, s, epoch] = float(row[name])
@@ -257,15 +284,15 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
 
 def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     rows = _read_csv(path, ("init", "seed", "epoch", "layer"))
-    names = [c for c in rows[0] if c not in ("dataset", "init", "seed", "epoch", "layer")]
+    names = [c for c in rows[0]
+             if c not in ("dataset", "init", "seed", DATA_SEED_COLUMN, "epoch", "layer")]
     num_layers = len(spec.hidden) + 1
-    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1, num_layers)
+    shape = (len(spec.inits), len(spec.slots), spec.epochs + 1, num_layers)
     out = {name: np.full(shape, np.nan) for name in names}
     init_index = {name: i for i, name in enumerate(spec.inits)}
-    seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
     try:
         for row in rows:
-            idx = (init_index[row["init"]], seed_index[int(row["seed"])], int(row["epoch"]),
+            idx = (init_index[row["init"]], _slot_index(spec, row), int(row["epoch"]),
                    int(row["layer"]))
             for name in names:
                 out[name][idx] = float(row[name])
@@ -277,23 +304,32 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
 # ------------------------------------------------------------------ cell cache
 
 
-def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int) -> Path:
-    return Path(root) / spec.training_key() / f"{canonical_init}-seed{seed}.npz"
+def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int,
+               data_seed: int = 0) -> Path:
+    # A cell's numbers do not depend on how many data orders its run has: every K shares
+    # the K = 1 folder, and data order 0 is today's file (so `--data-seeds` reuses it).
+    name = f"{canonical_init}-seed{seed}" + (f"-data{data_seed}" if data_seed else "")
+    return Path(root) / _cell_key(spec) / f"{name}.npz"
+
+
+def _cell_key(spec: Spec) -> str:
+    return spec.replace(data_seeds=1).training_key() if spec.data_seeds != 1 else spec.training_key()
 
 
 def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
-              arrays: dict[str, np.ndarray], meta: dict) -> None:
+              arrays: dict[str, np.ndarray], meta: dict, data_seed: int = 0) -> None:
     """Keep one finished cell's curves under the cache folder `root`, keyed by the full
-    training setting's content hash."""
+    training setting's content hash (`data_seed`: its data order under `--data-seeds`)."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(root, spec, canonical_init, seed), buffer.getvalue())
+    write_atomic(_cell_path(root, spec, canonical_init, seed, data_seed), buffer.getvalue())
 
 
-def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int) -> tuple[dict, dict] | None:
+def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
+              data_seed: int = 0) -> tuple[dict, dict] | None:
     """A cached cell's (arrays, meta) from the cache folder `root`, or None if absent or
     unreadable."""
-    path = _cell_path(root, spec, canonical_init, seed)
+    path = _cell_path(root, spec, canonical_init, seed, data_seed)
     if not path.exists():
         return None
     try:
@@ -309,7 +345,7 @@ def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int) -> tuple[d
 
 def checkpoint_path(root: Path, spec: Spec, cells_key: str) -> Path:
     """Where a chunk's mid-training state is kept between interruptions (under `root`)."""
-    return Path(root) / spec.training_key() / f"checkpoint-{cells_key}.npz"
+    return Path(root) / _cell_key(spec) / f"checkpoint-{cells_key}.npz"
 
 
 def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
@@ -354,6 +390,10 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
     if not runs:
         raise ValueError("merge_runs needs at least one run")
     names = list(names) if names is not None else [f"run {k + 1}" for k in range(len(runs))]
+    crossed = [name for name, run in zip(names, runs) if run.spec.data_seeds > 1]
+    if len(runs) > 1 and crossed:
+        raise InitbenchError(f"{crossed[0]} has several data orders (--data-seeds); such runs "
+                             "cannot be merged yet.")
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         groups.setdefault(run.spec.training_key(), []).append(k)

@@ -34,7 +34,10 @@ class SummaryRow:
     d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable
     with 80% power at the 5% level with these seeds), the TOST margin (a fraction, like the
     differences; None without `--equivalence-margin`), the level of the paired CIs (0.97 for
-    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped."""
+    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped. Under
+    `--data-seeds K > 1`, `seeds` counts the (seed, data order) slots, and the last three
+    fields are the shares of the variance of final accuracy due to the weight seed, the data
+    order and the rest (`stats.variance_components`; None when K = 1)."""
 
     rank: int
     dataset: str
@@ -92,6 +95,9 @@ class SummaryRow:
     paired_ci_level: float = stats.CI_LEVEL
     seeds_rule: str = "fixed"
     stop_reason: str | None = None
+    var_share_weights: float | None = None
+    var_share_data: float | None = None
+    var_share_residual: float | None = None
 
     @property
     def all_diverged(self) -> bool:
@@ -176,6 +182,16 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
     return rows
 
 
+def variance_shares(result: RunResult, final_acc) -> dict:
+    """The var_share_* fields of one initializer's final accuracies [slot] (None when K = 1)."""
+    k = result.spec.data_seeds
+    if k == 1:
+        return {}
+    parts = stats.variance_components(np.reshape(final_acc, (-1, k)))  # slots are seed-major
+    return {"var_share_weights": parts.weight_share, "var_share_data": parts.data_share,
+            "var_share_residual": parts.residual_share}
+
+
 def summarize_run(result: RunResult, baseline: str | None = None,
                   target: float | None = None, pairs: str = "baseline",
                   margin: float | None = None) -> list[SummaryRow]:
@@ -203,7 +219,7 @@ def summarize_run(result: RunResult, baseline: str | None = None,
         loss_summary = stats.summarize(final_loss[i])
         rate, rate_low, rate_high = stats.divergence_rate(final_acc[i])
         row = {
-            "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
+            "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.slots),
             "diverged": acc_summary.n_diverged,
             **{f"test_accuracy_{k}": getattr(acc_summary, k) for k in _ACC_STATS},
             **{f"test_loss_{k}": getattr(loss_summary, k) for k in _LOSS_STATS},
@@ -227,6 +243,7 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             "equivalence_margin": margin, "paired_ci_level": level,
             "seeds_rule": "auto" if result.spec.auto_seeds else "fixed",
             "stop_reason": auto.get("stop_reason"),
+            **variance_shares(result, final_acc[i]),
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
