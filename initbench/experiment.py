@@ -309,7 +309,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
-        "cells_trained": grid.trained, "cells_cached": len(spec.inits) * len(spec.seeds) - grid.trained,
+        "cells_trained": grid.trained,
+        "cells_cached": len(spec.inits) * len(spec.slots) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),
         "baseline": baseline or spec.inits[0], "target": target,
         "pairs": pairs, "equivalence_margin": margin_pt,
@@ -418,14 +419,17 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     from initbench import initializers
 
     key = results.cache_key(spec, dataset)
-    cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
-    found: dict[tuple[str, int], dict] = {}
+    # Under --data-seeds K > 1 a cell is (init, seed, data order); K = 1 keeps today's cells.
+    slots = spec.slots
+    cells = ([(init, seed) for init in spec.inits for seed in spec.seeds] if spec.data_seeds == 1
+             else [(init, seed, d) for init in spec.inits for seed, d in slots])
+    found: dict[tuple, dict] = {}
     if runtime.use_cache and runtime.main:
-        for init, seed in cells:
-            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(init),
-                                       seed, key, reporter.notice)
+        for cell in cells:
+            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(cell[0]),
+                                       *cell[1:], key=key, notice=reporter.notice)
             if cached is not None:
-                found[(init, seed)] = cached[0]
+                found[cell] = cached[0]
     missing = [cell for cell in cells if cell not in found]
     if runtime.distributed:
         from initbench import sharding
@@ -448,26 +452,31 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                     if runtime.main:
                         results.save_cell(runtime.cell_cache, spec,
                                           initializers.canonical(cell[0]), cell[1], arrays,
-                                          {"init": cell[0], "seed": cell[1]}, key)
+                                          {"init": cell[0], "seed": cell[1],
+                                           **({"data_seed": cell[2]} if len(cell) > 2 else {})},
+                                          *cell[2:], key=key)
         finally:
             reporter.stop()
     if not runtime.main:
         return Grid(None, None, len(missing), {})
-    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
+    shape = (len(spec.inits), len(slots), spec.epochs + 1)
     metrics = {name: np.empty(shape) for name in results.METRICS}
     layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
     layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
                      for k in layer_names}
     passes: dict[str, dict[str, list[int]]] = {}
-    for init, seed in cells:  # grid order, so spec.json lists inits and seeds in order
-        arrays = found[(init, seed)]
-        i, s = spec.inits.index(init), spec.seeds.index(seed)
+    slot_index = {slot: s for s, slot in enumerate(slots)}
+    for cell in cells:  # grid order, so spec.json lists inits and seeds in order
+        arrays = found[cell]
+        init, seed = cell[:2]
+        i, s = spec.inits.index(init), slot_index[(seed, cell[2] if len(cell) > 2 else 0)]
         for name in results.METRICS:
             metrics[name][i, s] = arrays[name]
         for k in layer_names:
             layer_metrics[k[len("layer_"):]][i, s] = arrays[k]
         if "lsuv_passes" in arrays:
             passes.setdefault(init, {})[str(seed)] = np.asarray(arrays["lsuv_passes"]).tolist()
+            # (the passes depend on the weights only: every data order of a seed has the same)
     first = stats.first_diverged_epoch(*(metrics[m] for m in results.METRICS))
     metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
     return Grid(metrics, layer_metrics, len(missing), passes)

@@ -13,7 +13,7 @@ from initbench import initializers
 from initbench.spec import Spec, kernel_params
 
 # Separate random streams per seed, so the data order never depends on the initializer.
-INIT_STREAM, DATA_STREAM = 1, 2
+INIT_STREAM, DATA_STREAM, DATA_ORDER_STREAM = 1, 2, 3
 
 
 def activation_fn(name: str) -> Callable[[jax.Array], jax.Array]:
@@ -79,6 +79,19 @@ def init_key(init_name: str, seed: int) -> jax.Array:
 def data_key(seed: int) -> jax.Array:
     """The minibatch-order key of a seed: shared by every initializer (the paired design)."""
     return jax.random.fold_in(jax.random.key(seed), DATA_STREAM)
+
+
+def data_order_key(seed: int, data_seed: int) -> jax.Array:
+    """The minibatch-order key of (weight seed, data order `data_seed`) for `--data-seeds`.
+
+    Order 0 is the seed's own `data_key` (so K = 1 and d = 0 cells are today's cells); order
+    d >= 1 comes from a third stream of the seed, never used by any other key. Shared by
+    every initializer, like `data_key`.
+    """
+    if data_seed == 0:
+        return data_key(seed)
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), DATA_ORDER_STREAM),
+                              data_seed)
 
 
 def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: int,

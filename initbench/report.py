@@ -43,7 +43,8 @@ def title(result: RunResult) -> str:
     lr = "mixed" if "lr" in mixed else f"{spec.lr:g}"
     batch = "mixed" if "batch_size" in mixed else spec.batch_size
     return (f"{dataset} · MLP {net} · {optimizer} lr {lr} · batch {batch} · "
-            f"{spec.epochs} epochs · {len(spec.seeds)} seeds")
+            f"{spec.epochs} epochs · {len(spec.seeds)} seeds"
+            + (f" × {spec.data_seeds} data orders" if spec.data_seeds > 1 else ""))
 
 
 def _num_features(dataset: str) -> int | None:
@@ -153,9 +154,29 @@ def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
     auto = seeds_note(result)
     if auto:
         lines.append(auto)
+    shares = variance_note(result, rows)
+    if shares:
+        lines.append(shares)
     if notice:
         lines.append(f"dataset: {result.dataset} — {notice}")
     return "\n".join(lines)
+
+
+def variance_note(result: RunResult, rows: list[SummaryRow]) -> str | None:
+    """Under `--data-seeds K > 1`: per initializer, the shares of the variance of final
+    accuracy due to the weights, the data order and the rest; None otherwise."""
+    k = result.spec.data_seeds
+    if k == 1:
+        return None
+    parts = []
+    for row in rows:
+        shares = (row.var_share_weights, row.var_share_data, row.var_share_residual)
+        parts.append(f"{row.init} " + ("n/a" if any(v is None or not math.isfinite(v)
+                                                     for v in shares)
+                                       else "/".join(f"{100 * v:.0f}" for v in shares)))
+        # n/a: fewer than 2 whole weight seeds, or no spread at all
+    return (f"Variance of final accuracy, % weights/data order/rest ({len(result.seeds)} weight "
+            f"seeds × {k} data orders, paired over all {len(result.slots)}): " + ", ".join(parts))
 
 
 def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,

@@ -26,12 +26,15 @@ from initbench.spec import Spec
 
 METRICS = ("train_loss", "test_loss", "test_accuracy")
 CURVE_COLUMNS = ("dataset", "init", "bias_init", "seed", "epoch", *METRICS, "diverged")
+# A `--data-seeds K > 1` run's curves.csv has this column after `seed` (absent when K = 1).
+DATA_SEED_COLUMN = "data_seed"
 
 
 @dataclass
 class RunResult:
-    """A finished grid. `metrics[name]` is [num_inits, num_seeds, num_epochs + 1] (epoch 0 =
-    before the first step); NaN from a cell's first diverged epoch on."""
+    """A finished grid. `metrics[name]` is [num_inits, num_slots, num_epochs + 1] (epoch 0 =
+    before the first step); NaN from a cell's first diverged epoch on. A slot is a seed, or
+    under `--data-seeds K > 1` a (seed, data order) pair, seed-major (`slots`)."""
 
     spec: Spec
     metrics: dict[str, np.ndarray]
@@ -47,6 +50,11 @@ class RunResult:
     @property
     def seeds(self) -> list[int]:
         return list(self.spec.seeds)
+
+    @property
+    def slots(self) -> list[tuple[int, int]]:
+        """(seed, data order) of every index of the seed axis (data order 0 when K = 1)."""
+        return self.spec.slots
 
     @property
     def dataset(self) -> str:
@@ -106,14 +114,16 @@ def _fmt(value):
 
 
 def curve_rows(result: RunResult) -> list[dict]:
-    """Long-form rows of curves.csv in [init, seed, epoch] order."""
+    """Long-form rows of curves.csv in [init, seed(, data_seed), epoch] order."""
     diverged = result.diverged
+    crossed = result.spec.data_seeds > 1
     rows = []
     for i, init in enumerate(result.inits):
-        for s, seed in enumerate(result.seeds):
+        for s, (seed, d) in enumerate(result.slots):
             for epoch in range(result.spec.epochs + 1):
                 row = {"dataset": result.dataset, "init": init, "bias_init": result.spec.bias_init,
-                       "seed": seed, "epoch": epoch, "diverged": int(diverged[i, s, epoch])}
+                       "seed": seed, **({DATA_SEED_COLUMN: d} if crossed else {}),
+                       "epoch": epoch, "diverged": int(diverged[i, s, epoch])}
                 for name in METRICS:
                     row[name] = float(result.metrics[name][i, s, epoch])
                 rows.append(row)
@@ -121,17 +131,19 @@ def curve_rows(result: RunResult) -> list[dict]:
 
 
 def layer_rows(result: RunResult) -> list[dict]:
-    """Long-form rows of layers.csv: one per (init, seed, epoch, layer)."""
+    """Long-form rows of layers.csv: one per (init, seed(, data_seed), epoch, layer)."""
     if not result.layer_metrics:
         return []
     names = sorted(result.layer_metrics)
     shape = result.layer_metrics[names[0]].shape
+    crossed = result.spec.data_seeds > 1
     rows = []
     for i, init in enumerate(result.inits):
-        for s, seed in enumerate(result.seeds):
+        for s, (seed, d) in enumerate(result.slots):
             for epoch in range(shape[2]):
                 for layer in range(shape[3]):
                     row = {"dataset": result.dataset, "init": init, "seed": seed,
+                           **({DATA_SEED_COLUMN: d} if crossed else {}),
                            "epoch": epoch, "layer": layer}
                     for name in names:
                         row[name] = float(result.layer_metrics[name][i, s, epoch, layer])
@@ -154,7 +166,7 @@ def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes
     from initbench import safeio
 
     folder = safeio.resolve_out(Path(folder))
-    out = {"curves.csv": csv_text(curve_rows(result), CURVE_COLUMNS)}
+    out = {"curves.csv": csv_text(curve_rows(result), curve_columns(result.spec))}
     rows = layer_rows(result)
     if rows:
         out["layers.csv"] = csv_text(rows, list(rows[0]))
@@ -258,6 +270,22 @@ def estimate_run_bytes(spec: Spec, num_params: int = 0, max_cells_per_chunk: int
     return 2 * folder + cache + checkpoint
 
 
+def curve_columns(spec: Spec) -> tuple[str, ...]:
+    """The columns of curves.csv: `data_seed` after `seed` only when `spec.data_seeds > 1`."""
+    if spec.data_seeds == 1:
+        return CURVE_COLUMNS
+    at = CURVE_COLUMNS.index("seed") + 1
+    return (*CURVE_COLUMNS[:at], DATA_SEED_COLUMN, *CURVE_COLUMNS[at:])
+
+
+def _slot_index(spec: Spec, row: dict) -> int:
+    """The seed-axis index of a curves/layers row (no data_seed column: data order 0)."""
+    seed, d = int(row["seed"]), int(row.get(DATA_SEED_COLUMN) or 0)
+    if not 0 <= d < spec.data_seeds or seed not in spec.seeds:
+        raise KeyError(seed)
+    return spec.seeds.index(seed) * spec.data_seeds + d
+
+
 def read_run(folder: Path) -> RunResult:
     """Load a run folder written by `write_run`; InitbenchError if it is not a whole run."""
     folder = Path(folder)
@@ -347,22 +375,23 @@ def _check_rows(path: Path, rows: list[dict], expected: int,
 
 
 def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
-    """[init, seed, epoch] metrics of curves.csv. Every (init, seed, epoch) row must appear
-    exactly once; a cell is masked (NaN) from its first diverged epoch on (a non-finite loss
-    or a `diverged` flag), as when it was trained."""
+    """[init, slot, epoch] metrics of curves.csv (slot: seed, or (seed, data order) under
+    --data-seeds). Every row must appear exactly once; a cell is masked (NaN) from its first
+    diverged epoch on (a non-finite loss or a `diverged` flag), as when it was trained."""
     from initbench import stats
 
-    rows = _read_csv(path, CURVE_COLUMNS)
-    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1)
-    _check_rows(path, rows, int(np.prod(shape)))
+    columns = curve_columns(spec)
+    rows = _read_csv(path, columns)
+    shape = (len(spec.inits), len(spec.slots), spec.epochs + 1)
+    _check_rows(path, rows, int(np.prod(shape)),
+                tuple(c for c in ("init", "seed", DATA_SEED_COLUMN, "epoch") if c in columns))
     metrics = {name: np.full(shape, np.nan) for name in METRICS}
     flagged = np.zeros(shape, bool)
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
-    seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
     for line, row in enumerate(rows, start=2):
         try:
-            i, s = init_index[row["init"]], seed_index[int(row["seed"])]
+            i, s = init_index[row["init"]], _slot_index(spec, row)
             epoch = int(row["epoch"])
             if not 0 <= epoch <= spec.epochs:
                 raise InitbenchError(f"{path} is corrupted at line {line}: epoch {epoch} is "
@@ -393,17 +422,19 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
 
 def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     rows = _read_csv(path, ("init", "seed", "epoch", "layer"))
-    names = [c for c in rows[0] if c not in ("dataset", "init", "seed", "epoch", "layer")]
+    names = [c for c in rows[0]
+             if c not in ("dataset", "init", "seed", DATA_SEED_COLUMN, "epoch", "layer")]
     num_layers = len(spec.hidden) + 1
-    shape = (len(spec.inits), len(spec.seeds), spec.epochs + 1, num_layers)
-    _check_rows(path, rows, int(np.prod(shape)), ("init", "seed", "epoch", "layer"))
+    shape = (len(spec.inits), len(spec.slots), spec.epochs + 1, num_layers)
+    _check_rows(path, rows, int(np.prod(shape)),
+                tuple(c for c in ("init", "seed", DATA_SEED_COLUMN, "epoch", "layer")
+                      if c in rows[0]))
     out = {name: np.full(shape, np.nan) for name in names}
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
-    seed_index = {seed: s for s, seed in enumerate(spec.seeds)}
     for line, row in enumerate(rows, start=2):
         try:
-            idx = (init_index[row["init"]], seed_index[int(row["seed"])], int(row["epoch"]),
+            idx = (init_index[row["init"]], _slot_index(spec, row), int(row["epoch"]),
                    int(row["layer"]))
             if not (0 <= idx[2] <= spec.epochs and 0 <= idx[3] < num_layers) or seen[idx]:
                 raise ValueError
@@ -451,7 +482,7 @@ def cache_key(spec: Spec, dataset) -> str:
 
     device = jax.devices()[0]
     parts = {
-        "training_key": spec.training_key(), "data": data.fingerprint(dataset),
+        "training_key": _cell_key(spec), "data": data.fingerprint(dataset),
         "platform": device.platform, "device_kind": device.device_kind,
         "cells_per_block": sharding.cells_per_block(), "jax": jax.__version__,
         "jaxlib": jaxlib.__version__, "training_code": TRAINING_CODE_VERSION,
@@ -459,26 +490,36 @@ def cache_key(spec: Spec, dataset) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int, key: str | None) -> Path:
-    return Path(root) / (key or spec.training_key()) / f"{canonical_init}-seed{seed}.npz"
+def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,
+               key: str | None = None) -> Path:
+    # A cell's numbers do not depend on how many data orders its run has: every K shares
+    # the K = 1 folder, and data order 0 is today's file (so `--data-seeds` reuses it).
+    name = f"{canonical_init}-seed{seed}" + (f"-data{data_seed}" if data_seed else "")
+    return Path(root) / (key or _cell_key(spec)) / f"{name}.npz"
+
+
+def _cell_key(spec: Spec) -> str:
+    """The training key of `spec`'s cells: that of its K = 1 run under `--data-seeds K`."""
+    return spec.replace(data_seeds=1).training_key() if spec.data_seeds != 1 else spec.training_key()
 
 
 def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
-              arrays: dict[str, np.ndarray], meta: dict, key: str | None = None) -> None:
+              arrays: dict[str, np.ndarray], meta: dict, data_seed: int = 0,
+              key: str | None = None) -> None:
     """Keep one finished cell's curves in the cache folder `root` under `key` (`cache_key`;
-    default: the settings' hash)."""
+    default: the settings' hash); `data_seed` is its data order under `--data-seeds`."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(root, spec, canonical_init, seed, key), buffer.getvalue())
+    write_atomic(_cell_path(root, spec, canonical_init, seed, data_seed, key), buffer.getvalue())
 
 
-def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int, key: str | None = None,
-              notice=None) -> tuple[dict, dict] | None:
+def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,
+              key: str | None = None, notice=None) -> tuple[dict, dict] | None:
     """A cached cell's (arrays, meta) from the cache folder `root`, or None if absent. A
     damaged entry (truncated, empty, failing its zip CRC, wrong shapes) is set aside as
     `*.damaged`, with a one-line `notice(text)`, and None is returned, so the cell is
     trained again."""
-    path = _cell_path(root, spec, canonical_init, seed, key)
+    path = _cell_path(root, spec, canonical_init, seed, data_seed, key)
     if not path.exists():
         return None
     try:
@@ -509,7 +550,7 @@ def set_aside(path: Path, reason: str, notice=None) -> None:
 
 def checkpoint_path(root: Path, spec: Spec, cells_key: str, key: str | None = None) -> Path:
     """Where a chunk's mid-training state is kept between interruptions (under `root`)."""
-    return Path(root) / (key or spec.training_key()) / f"checkpoint-{cells_key}.npz"
+    return Path(root) / (key or _cell_key(spec)) / f"checkpoint-{cells_key}.npz"
 
 
 def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
@@ -563,6 +604,10 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
     if not runs:
         raise ValueError("merge_runs needs at least one run")
     names = list(names) if names is not None else [f"run {k + 1}" for k in range(len(runs))]
+    crossed = [name for name, run in zip(names, runs) if run.spec.data_seeds > 1]
+    if len(runs) > 1 and crossed:
+        raise InitbenchError(f"{crossed[0]} has several data orders (--data-seeds); such runs "
+                             "cannot be merged yet.")
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         groups.setdefault(run.spec.training_key(), []).append(k)

@@ -47,6 +47,10 @@ class Spec:
     every paired CI half-width is at most `precision` or `max_seeds` (default
     DEFAULT_MAX_SEEDS) are used; `seeds` then holds the seeds actually used. Neither is a
     training field: they only pick how many cells there are.
+
+    `data_seeds` K > 1 crosses every weight seed with K minibatch orders (`--data-seeds`):
+    the grid's seed axis then holds W*K slots, seed-major (slot s*K + d is seed s, data
+    order d). It is hashed into `training_key` only when K != 1, so default keys never change.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -66,6 +70,7 @@ class Spec:
     track_layers: bool = False
     precision: float | None = None
     max_seeds: int | None = None
+    data_seeds: int = 1
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -89,6 +94,8 @@ class Spec:
         """JSON-ready settings (tuples become lists)."""
         out = dataclasses.asdict(self)
         out.pop("extra")
+        if out["data_seeds"] == 1:
+            out.pop("data_seeds")  # a default run's spec.json is as before --data-seeds
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -102,6 +109,11 @@ class Spec:
     def auto_seeds(self) -> bool:
         """True for a `--seeds auto` run (a precision is set)."""
         return self.precision is not None
+
+    @property
+    def slots(self) -> list[tuple[int, int]]:
+        """The grid's seed axis: (weight seed, data order) pairs, seed-major."""
+        return [(seed, d) for seed in self.seeds for d in range(self.data_seeds)]
 
     @property
     def seed_limit(self) -> int:
@@ -127,7 +139,9 @@ class Spec:
 
     def training_key(self) -> str:
         """Content hash of the settings that determine a cell's numbers (not which cells)."""
-        settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}
+        settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
+        if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
+            settings["data_seeds"] = self.data_seeds
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -159,6 +173,10 @@ def validate(spec: Spec) -> None:
     if len(set(spec.seeds)) != len(spec.seeds):
         raise InitbenchError(f"seeds listed twice: {_short(spec.seeds)}.")
     _check_positive_int("epochs", spec.epochs, MAX_EPOCHS)
+    _check_positive_int("data-seeds", spec.data_seeds, 10_000)
+    if spec.data_seeds > 1 and spec.precision is not None:
+        raise InitbenchError("--data-seeds cannot be combined with --seeds auto yet; give a "
+                             "seed count (e.g. --seeds 10).")
     _check_positive_int("batch-size", spec.batch_size, MAX_INT32)
     _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter, 10_000)
     if not _is_number(spec.lr) or not math.isfinite(spec.lr) or spec.lr <= 0:

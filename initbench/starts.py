@@ -34,7 +34,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     `model.init_key`, LSUV on the fixed `lsuv.lsuv_batch` of the training set.
     """
     groups: dict[str, list[int]] = {}
-    for name, seed in cells:
+    for name, seed, *_ in cells:  # a data order (--data-seeds) does not change the start
         groups.setdefault(name, []).append(seed)
     stacked, passes = {}, {}
     for name, seeds in groups.items():
@@ -45,7 +45,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         stacked[name] = params
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []
-    for name, _ in cells:
+    for name, *_ in cells:
         i = index[name]
         ordered.append(jax.tree.map(lambda a, i=i: a[i], stacked[name]))
         cell_passes.append(passes[name][i] if name in passes else None)

@@ -34,7 +34,12 @@ class SummaryRow:
     d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable
     with 80% power at the 5% level with these seeds), the TOST margin (a fraction, like the
     differences; None without `--equivalence-margin`), the level of the paired CIs (0.97 for
-    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped."""
+    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped. Under
+    `--data-seeds K > 1` every statistic is over the weight seeds (`seeds` of them), each
+    the mean of its K data orders (`seed_units`); the divergence rate counts (seed, data
+    order) slots; and the last three fields are the shares of the variance of final
+    accuracy due to the weight seed, the data order and the rest
+    (`stats.variance_components`; None when K = 1)."""
 
     rank: int
     dataset: str
@@ -92,6 +97,9 @@ class SummaryRow:
     paired_ci_level: float = stats.CI_LEVEL
     seeds_rule: str = "fixed"
     stop_reason: str | None = None
+    var_share_weights: float | None = None
+    var_share_data: float | None = None
+    var_share_residual: float | None = None
 
     @property
     def all_diverged(self) -> bool:
@@ -146,7 +154,7 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
     base = inits.index(baseline or inits[0])
     level = paired_level(result)
     alpha = 1.0 - level
-    final = result.metrics["test_accuracy"][:, :, -1]
+    final = seed_units(result, result.metrics["test_accuracy"][:, :, -1])
     family = stats.comparison_pairs(len(inits), base, pairs)
     if not family:
         return []
@@ -176,6 +184,35 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
     return rows
 
 
+def seed_units(result: RunResult, values: np.ndarray) -> np.ndarray:
+    """Final values [init, slot] as [init, weight seed], the independent unit.
+
+    Under `--data-seeds K` the K data orders of a weight seed share its weights, so their
+    results are correlated; treating the W x K slots as independent would make CIs and
+    paired tests over-confident. Each weight seed's value is the mean of its data orders
+    that did not diverge (NaN when all did). With K = 1 `values` is returned unchanged.
+    """
+    k = result.spec.data_seeds
+    if k == 1:
+        return values
+    grouped = np.reshape(values, (values.shape[0], -1, k))  # slots are seed-major
+    finite = np.isfinite(grouped)
+    counts = finite.sum(axis=2)
+    sums = np.where(finite, grouped, 0.0).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def variance_shares(result: RunResult, final_acc) -> dict:
+    """The var_share_* fields of one initializer's final accuracies [slot] (None when K = 1)."""
+    k = result.spec.data_seeds
+    if k == 1:
+        return {}
+    parts = stats.variance_components(np.reshape(final_acc, (-1, k)))  # slots are seed-major
+    return {"var_share_weights": parts.weight_share, "var_share_data": parts.data_share,
+            "var_share_residual": parts.residual_share}
+
+
 def summarize_run(result: RunResult, baseline: str | None = None,
                   target: float | None = None, pairs: str = "baseline",
                   margin: float | None = None) -> list[SummaryRow]:
@@ -195,13 +232,16 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     level = paired_level(result)
     family = {(row.a, row.b): row for row in compare_family(result, baseline, pairs, margin)}
     acc, loss = result.metrics["test_accuracy"], result.metrics["test_loss"]
-    final_acc, final_loss = acc[:, :, -1], loss[:, :, -1]
+    slot_acc = acc[:, :, -1]
+    # Statistics over independent units: weight seeds (their data orders averaged).
+    final_acc = seed_units(result, slot_acc)
+    final_loss = seed_units(result, loss[:, :, -1])
     auto = result.meta.get("seeds_auto") or {}
     rows = []
     for i, init in enumerate(inits):
         acc_summary = stats.summarize(final_acc[i])
         loss_summary = stats.summarize(final_loss[i])
-        rate, rate_low, rate_high = stats.divergence_rate(final_acc[i])
+        rate, rate_low, rate_high = stats.divergence_rate(slot_acc[i])
         row = {
             "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
             "diverged": acc_summary.n_diverged,
@@ -227,6 +267,7 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             "equivalence_margin": margin, "paired_ci_level": level,
             "seeds_rule": "auto" if result.spec.auto_seeds else "fixed",
             "stop_reason": auto.get("stop_reason"),
+            **variance_shares(result, slot_acc[i]),
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)

@@ -144,5 +144,10 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int) -> CellFns:
 
 
 def data_keys(cells) -> jax.Array:
-    """[M] minibatch-order keys of `cells`: each seed's own, whatever the initializer."""
-    return jnp.stack([model_lib.data_key(seed) for _, seed in cells])
+    """[M] minibatch-order keys of `cells`: each seed's own, whatever the initializer.
+
+    A cell is (init, seed), or (init, seed, data order) under `--data-seeds`; the key never
+    depends on the initializer (`model.data_order_key`).
+    """
+    return jnp.stack([model_lib.data_order_key(cell[1], cell[2] if len(cell) > 2 else 0)
+                      for cell in cells])

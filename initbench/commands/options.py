@@ -81,6 +81,10 @@ PRECISION = _spec_opt("precision", "--precision", float | None,
 MAX_SEEDS = _spec_opt("max_seeds", "--max-seeds", int | None,
                       f"With --seeds auto: the most seeds to use (default "
                       f"{spec_lib.DEFAULT_MAX_SEEDS}, at least {spec_lib.AUTO_FIRST_ROUND}).")
+DATA_SEEDS = _spec_opt("data_seeds", "--data-seeds", int,
+                       "Cross every weight seed with K minibatch orders (data order 0 is the "
+                       "seed's own) and report the share of the variance of final accuracy due "
+                       "to the weights, the data order and the rest. Default 1: as without it.")
 DATASET = _spec_opt("dataset", "--dataset", str | None,
                     f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
                     "MNIST is not available offline (see `initbench datasets`).")
@@ -139,8 +143,8 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
 NETWORK = (DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
-TRAINING = (SEEDS, PRECISION, MAX_SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK, TRACK_LAYERS,
-            OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
+TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK,
+            TRACK_LAYERS, OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
             PROCESS_ID)
 
 

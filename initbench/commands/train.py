@@ -42,7 +42,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     target = values["target"]
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
-    num_cells = len(spec.inits) * len(spec.seeds)
+    num_cells = len(spec.inits) * len(spec.slots)
     runtime = jax_setup.start(
         runtime.replace(use_cache=not values["no_cache"]),
         plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
