@@ -444,8 +444,6 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
             i, s = init_index[row["init"]], _slot_index(spec, row)
             if rates:
                 i = (i, lr_index[float(np.float32(float(row[LR_COLUMN])))])
-            elif LR_COLUMN in row and float(row[LR_COLUMN]) != spec.lr[0]:
-                raise ValueError("another rate")
             epoch = int(row["epoch"])
             i = i if rates else (i,)
             s = (*i, s)
