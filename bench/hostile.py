@@ -142,8 +142,11 @@ def cases() -> list[Case]:
         opt("--epochs", v)
     for v in ["0", "-1", "100000", "99999999999999999999", "nan"]:
         opt("--batch-size", v)
-    for v in ["0", "-1", "nan", "inf", "1e308", "1e-50", "abc", "-inf", "1e39"]:
+    for v in ["0", "-1", "nan", "inf", "1e308", "1e-50", "abc", "-inf", "1e39", "0.01,0.01",
+              "0.1,", "0.1,0", "1:2", "1e-4:1e-1:99999", "1e-1:1e-4:3", "0.01,1e-50"]:
         opt("--lr", v)
+    for v in ["0", "1", "-0.1", "nan", "abc"]:
+        opt("--val-fraction", v)
     for v in ["0", "-1", "nan", "inf", "1e308", "1e-300", "abc", "2e19"]:
         opt("--gain", v)
     for v in ["bad", "[/]", ""]:

@@ -53,6 +53,8 @@ class Dataset:
     num_classes: int
     image_shape: tuple[int, ...]
     source: str
+    x_val: np.ndarray | None = None  # the validation split (`split_validation`), if any
+    y_val: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -133,8 +135,37 @@ def fingerprint(dataset: Dataset) -> str:
         array = np.ascontiguousarray(getattr(dataset, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
+    if dataset.x_val is not None:  # absent without a split: today's fingerprints stay
+        for name in ("x_val", "y_val"):
+            array = np.ascontiguousarray(getattr(dataset, name))
+            digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+            digest.update(memoryview(array).cast("B"))
     _FINGERPRINTS[dataset] = digest.hexdigest()
     return _FINGERPRINTS[dataset]
+
+
+def split_validation(dataset: Dataset, fraction: float) -> Dataset:
+    """`dataset` with `fraction` of its training set moved to a validation split: stratified
+    by class, fixed (random_state 0, the same for every seed and initializer), both parts in
+    their original order. The test set is untouched."""
+    import dataclasses
+
+    import numpy as np
+    from sklearn.model_selection import train_test_split
+
+    from initbench.errors import InitbenchError
+
+    index = np.arange(len(dataset.y_train))
+    try:
+        train, val = train_test_split(index, test_size=fraction, stratify=dataset.y_train,
+                                      random_state=0)
+    except ValueError as err:
+        raise InitbenchError(f"--val-fraction {fraction:g} cannot split the {len(index)} "
+                             f"training examples of {dataset.name} by class: {err}") from None
+    train, val = np.sort(train), np.sort(val)
+    return dataclasses.replace(dataset, x_train=dataset.x_train[train],
+                               y_train=dataset.y_train[train], x_val=dataset.x_train[val],
+                               y_val=dataset.y_train[val])
 
 
 def names() -> list[str]:

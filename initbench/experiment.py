@@ -69,12 +69,17 @@ class EverySeconds:
 
 
 def load_data(spec: Spec):
-    """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back."""
+    """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
+    With `spec.val_fraction` the training set is split (`data.split_validation`)."""
     from initbench import data as data_lib
 
     if spec.dataset is None:
-        return data_lib.load_default()
-    return data_lib.load(spec.dataset), None
+        dataset, notice = data_lib.load_default()
+    else:
+        dataset, notice = data_lib.load(spec.dataset), None
+    if spec.val_fraction is not None:
+        dataset = data_lib.split_validation(dataset, spec.val_fraction)
+    return dataset, notice
 
 
 class Runner:
@@ -140,7 +145,8 @@ class Runner:
         from initbench import starts, train
 
         built = starts.cell_starts(self.spec, cells, self.dataset)
-        state = self._init_fn(built.params, train.data_keys(cells))
+        state = self._init_fn(built.params, train.data_keys(cells),
+                              train.cell_lrs(self.spec, cells))
         if self.runtime.mesh is not None:
             cell_sharding = jax.sharding.NamedSharding(self.runtime.mesh,
                                                        jax.sharding.PartitionSpec("cells"))
@@ -310,7 +316,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
         "cells_trained": grid.trained,
-        "cells_cached": len(spec.inits) * len(spec.slots) - grid.trained,
+        "cells_cached": len(spec.inits) * len(spec.lr) * len(spec.slots) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),
         "baseline": baseline or spec.inits[0], "target": target,
         "pairs": pairs, "equivalence_margin": margin_pt,
@@ -324,10 +330,26 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         reporter.notice(lsuv.describe(grid.lsuv_passes))
     result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
     margin = None if margin_pt is None else margin_pt / 100.0
-    result.summary = summary.summarize_run(result, baseline, target, pairs, margin)
-    results.write_run(out, result, result.summary, plots.render(result, result.summary, "png"),
-                      pair_files(result, result.summary, pairs, margin))
+    result.summary = summary.summarize_all(result, baseline, target, pairs, margin)
+    results.write_run(out, result, result.per_rate or result.summary,
+                      plots.render(result.view, result.summary, "png"),
+                      run_files(result, result.summary, pairs, margin))
     return result
+
+
+def run_files(result: results.RunResult, rows: list, pairs: str,
+              margin: float | None) -> dict[str, str | bytes]:
+    """A run folder's extra files: those of `pair_files` (of the tuned cells, for a
+    multi-rate run), and for a multi-rate run tuned.csv (one row per initializer at its
+    chosen rate) and lr.png (accuracy against learning rate)."""
+    from initbench import plots, summary
+
+    files = pair_files(result.view, rows, pairs, margin)
+    if result.tuned is not None:
+        files["tuned.csv"] = results.csv_text(summary.tuned_rows_csv(result, rows),
+                                              summary.TUNED_COLUMNS)
+        files["lr.png"] = plots.render_lr(result, result.per_rate, rows, "png")
+    return files
 
 
 def pair_files(result: results.RunResult, rows: list, pairs: str,
@@ -418,16 +440,17 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     """
     from initbench import initializers
 
-    key = results.cache_key(spec, dataset)
-    # Under --data-seeds K > 1 a cell is (init, seed, data order); K = 1 keeps today's cells.
+    # A cell is (init, seed, data order, lr); its cache entry is that of its single-rate
+    # run (`Spec.at_lr`), so `run --lr X` with the same split shares it.
+    keys = {lr: results.cache_key(spec.at_lr(lr), dataset) for lr in spec.lr}
     slots = spec.slots
-    cells = ([(init, seed) for init in spec.inits for seed in spec.seeds] if spec.data_seeds == 1
-             else [(init, seed, d) for init in spec.inits for seed, d in slots])
+    cells = [(init, seed, d, lr) for init in spec.inits for lr in spec.lr for seed, d in slots]
     found: dict[tuple, dict] = {}
     if runtime.use_cache and runtime.main:
         for cell in cells:
-            cached = results.load_cell(runtime.cell_cache, spec, initializers.canonical(cell[0]),
-                                       *cell[1:], key=key, notice=reporter.notice)
+            cached = results.load_cell(runtime.cell_cache, spec.at_lr(cell[3]),
+                                       initializers.canonical(cell[0]), cell[1], cell[2],
+                                       key=keys[cell[3]], notice=reporter.notice)
             if cached is not None:
                 found[cell] = cached[0]
     missing = [cell for cell in cells if cell not in found]
@@ -450,17 +473,22 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                 for cell, arrays in zip(chunk, runner.train(chunk, reporter)):
                     found[cell] = arrays
                     if runtime.main:
-                        results.save_cell(runtime.cell_cache, spec,
-                                          initializers.canonical(cell[0]), cell[1], arrays,
-                                          {"init": cell[0], "seed": cell[1],
-                                           **({"data_seed": cell[2]} if len(cell) > 2 else {})},
-                                          *cell[2:], key=key)
+                        init, seed, d, lr = cell
+                        results.save_cell(runtime.cell_cache, spec.at_lr(lr),
+                                          initializers.canonical(init), seed, arrays,
+                                          {"init": init, "seed": seed,
+                                           **({"data_seed": d} if spec.data_seeds > 1 else {}),
+                                           **({"lr": lr} if spec.multi_lr else {})},
+                                          d, key=keys[lr])
         finally:
             reporter.stop()
     if not runtime.main:
         return Grid(None, None, len(missing), {})
-    shape = (len(spec.inits), len(slots), spec.epochs + 1)
-    metrics = {name: np.empty(shape) for name in results.METRICS}
+    # [init, slot, epoch]; several rates: [init, lr, slot, epoch] (`RunResult`).
+    rates = (len(spec.lr),) if spec.multi_lr else ()
+    shape = (len(spec.inits), *rates, len(slots), spec.epochs + 1)
+    metric_names = results.metric_names(spec)
+    metrics = {name: np.empty(shape) for name in metric_names}
     layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
     layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
                      for k in layer_names}
@@ -468,15 +496,16 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     slot_index = {slot: s for s, slot in enumerate(slots)}
     for cell in cells:  # grid order, so spec.json lists inits and seeds in order
         arrays = found[cell]
-        init, seed = cell[:2]
-        i, s = spec.inits.index(init), slot_index[(seed, cell[2] if len(cell) > 2 else 0)]
-        for name in results.METRICS:
-            metrics[name][i, s] = arrays[name]
+        init, seed, d, lr = cell
+        where = (spec.inits.index(init), *((spec.lr.index(lr),) if rates else ()),
+                 slot_index[(seed, d)])
+        for name in metric_names:
+            metrics[name][where] = arrays[name]
         for k in layer_names:
-            layer_metrics[k[len("layer_"):]][i, s] = arrays[k]
+            layer_metrics[k[len("layer_"):]][where] = arrays[k]
         if "lsuv_passes" in arrays:
             passes.setdefault(init, {})[str(seed)] = np.asarray(arrays["lsuv_passes"]).tolist()
-            # (the passes depend on the weights only: every data order of a seed has the same)
+            # (the passes depend on the weights only: every data order and rate has the same)
     first = stats.first_diverged_epoch(*(metrics[m] for m in results.METRICS))
     metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
     return Grid(metrics, layer_metrics, len(missing), passes)

@@ -40,7 +40,7 @@ def title(result: RunResult) -> str:
     features = None if "dataset" in mixed else _num_features(result.dataset)
     net = ("(mixed)" if mixed & {"hidden", "activation"} else net_label(result, features))
     optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
-    lr = "mixed" if "lr" in mixed else f"{spec.lr:g}"
+    lr = "mixed" if "lr" in mixed else ",".join(f"{x:g}" for x in spec.lr)
     batch = "mixed" if "batch_size" in mixed else spec.batch_size
     return (f"{dataset} · MLP {net} · {optimizer} lr {lr} · batch {batch} · "
             f"{spec.epochs} epochs · {len(spec.seeds)} seeds"
@@ -102,19 +102,40 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     return columns, body
 
 
-def summary_table(result: RunResult, rows: list[SummaryRow]) -> Table:
-    """The ranked rich table: accuracy over seeds with its CI, losses, the paired verdict."""
-    table = Table(title=Text(title(result)), title_style="bold",
-                  caption=Text(_caption(result, rows)))
+def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None = None
+                  ) -> Table:
+    """The ranked rich table: accuracy over seeds with its CI, losses, the paired verdict.
+    For the tuned cells of a multi-rate run, a column names each initializer's chosen rate."""
+    tuned = result.spec.multi_lr and heading is None
+    heading = heading or (f"{title(result)} — tuned: each initializer at its best lr "
+                          "(chosen on validation), test accuracy there" if tuned
+                          else title(result))
+    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)))
     columns, body = ranked_table(rows, detailed=True)
     for header, justify in columns:
         table.add_column(Text(header), justify=justify,
                          no_wrap=not header.startswith(("epochs to", "P(better)")))
-    for cells in body:
+    if tuned:
+        table.add_column(Text("best lr"), justify="right", no_wrap=True)
+    for row, cells in zip(rows, body):
         verdict = cells[-1]
+        extra = [Text("—" if row.lr is None else f"{row.lr:g}")] if tuned else []
         table.add_row(*(Text(c) for c in cells[:-1]),
-                      Text(verdict, style=VERDICT_STYLES.get(verdict, "")))
+                      Text(verdict, style=VERDICT_STYLES.get(verdict, "")), *extra)
     return table
+
+
+def per_rate_tables(result: RunResult) -> list[Table]:
+    """One ranked table per learning rate of a multi-rate run (none otherwise): every
+    initializer against the baseline at the same rate."""
+    tables = []
+    for lr in result.spec.lr if result.per_rate else ():
+        rows = [row for row in result.per_rate if row.lr == lr]
+        tables.append(summary_table(result.at_lr(lr), rows,
+                                    heading=f"at lr {lr:g} (validation accuracy "
+                                    + ", ".join(f"{row.init} {pct(row.val_accuracy_mean)}"
+                                                for row in rows) + ")"))
+    return tables
 
 
 def verdict_note(rows: list[SummaryRow]) -> str:
@@ -221,9 +242,10 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
     from initbench import summary
 
     pairs = None
+    view = result.view
     if rows[0].pairs == "all":
         pairs = [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
-                 for row in summary.compare_family(result, rows[0].baseline, "all",
+                 for row in summary.compare_family(view, rows[0].baseline, "all",
                                                    rows[0].equivalence_margin)]
     return {
         "out": out,
@@ -235,8 +257,10 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
         "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                     for row in rows],
         "pairs": pairs,
+        **({"per_rate": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
+                         for row in result.per_rate]} if result.per_rate else {}),
         "mean_curves": {m: {init: [json_value(v) for v in curve]
-                            for init, curve in zip(result.inits, mean_curves(result, m))}
+                            for init, curve in zip(view.inits, mean_curves(view, m))}
                         for m in ("train_loss", "test_loss", "test_accuracy")},
     }
 
@@ -252,6 +276,8 @@ def print_run_notes(console, result: RunResult, out) -> None:
     files = "curves.csv, summary.csv, spec.json, curves.png"
     if (Path(out) / "pairs.csv").exists():
         files += ", pairs.csv, pairs.png"
+    if (Path(out) / "tuned.csv").exists():
+        files += ", tuned.csv, lr.png"
     console.print(Text(f"results written to {out}/ ({files}){extra}"))
 
 

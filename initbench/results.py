@@ -28,13 +28,27 @@ METRICS = ("train_loss", "test_loss", "test_accuracy")
 CURVE_COLUMNS = ("dataset", "init", "bias_init", "seed", "epoch", *METRICS, "diverged")
 # A `--data-seeds K > 1` run's curves.csv has this column after `seed` (absent when K = 1).
 DATA_SEED_COLUMN = "data_seed"
+# With a validation split (`Spec.val_fraction`) every cell also records these, per epoch.
+VAL_METRICS = ("val_loss", "val_accuracy")
+# curves.csv's learning-rate column, after `bias_init` (absent in folders from before it).
+LR_COLUMN = "lr"
+
+
+def metric_names(spec: Spec) -> tuple[str, ...]:
+    """The per-epoch metrics of `spec`'s cells: METRICS, then VAL_METRICS with a split."""
+    return METRICS + (VAL_METRICS if spec.val_fraction is not None else ())
 
 
 @dataclass
 class RunResult:
     """A finished grid. `metrics[name]` is [num_inits, num_slots, num_epochs + 1] (epoch 0 =
     before the first step); NaN from a cell's first diverged epoch on. A slot is a seed, or
-    under `--data-seeds K > 1` a (seed, data order) pair, seed-major (`slots`)."""
+    under `--data-seeds K > 1` a (seed, data order) pair, seed-major (`slots`).
+
+    With several learning rates (`spec.multi_lr`) the grid is [num_inits, num_lrs,
+    num_slots, num_epochs + 1]: `at_lr(lr)` is the ordinary single-rate result of one rate,
+    and `summary.tuned_result` the one of each initializer at its chosen rate, so every
+    statistic, table and figure works on [init, seed, epoch] as before."""
 
     spec: Spec
     metrics: dict[str, np.ndarray]
@@ -42,6 +56,15 @@ class RunResult:
     layer_metrics: dict[str, np.ndarray] = field(default_factory=dict)  # [init, seed, epoch, layer]
     labels: tuple[str, ...] | None = None  # row names when they are not spec.inits (merge_runs)
     summary: list = field(default_factory=list)  # summary.SummaryRow, ranked, once computed
+    # Several rates: each initializer at its chosen rate (`summary.tuned_result`) and the
+    # summary rows of every (init, lr), once computed.
+    tuned: RunResult | None = None
+    per_rate: list = field(default_factory=list)
+
+    @property
+    def view(self) -> RunResult:
+        """What tables and figures show: the tuned result of a multi-rate run, else itself."""
+        return self.tuned if self.tuned is not None else self
 
     @property
     def inits(self) -> list[str]:
@@ -59,6 +82,18 @@ class RunResult:
     @property
     def dataset(self) -> str:
         return self.spec.dataset or "?"
+
+    @property
+    def multi_lr(self) -> bool:
+        """True when the metrics hold an lr axis ([init, lr, slot, epoch])."""
+        return self.spec.multi_lr and self.metrics["test_loss"].ndim == 4
+
+    def at_lr(self, lr: float) -> RunResult:
+        """The single-rate result of rate `lr` of a multi-rate grid ([init, slot, epoch])."""
+        index = self.spec.lr.index(lr)
+        return RunResult(self.spec.at_lr(lr), {k: v[:, index] for k, v in self.metrics.items()},
+                         dict(self.meta),
+                         {k: v[:, index] for k, v in self.layer_metrics.items()})
 
     @property
     def diverged(self) -> np.ndarray:
@@ -114,17 +149,21 @@ def _fmt(value):
 
 
 def curve_rows(result: RunResult) -> list[dict]:
-    """Long-form rows of curves.csv in [init, seed(, data_seed), epoch] order."""
+    """Long-form rows of curves.csv in [init, lr, seed(, data_seed), epoch] order."""
+    if result.multi_lr:
+        return [row for lr in result.spec.lr for row in curve_rows(result.at_lr(lr))]
     diverged = result.diverged
     crossed = result.spec.data_seeds > 1
+    names = metric_names(result.spec)
     rows = []
     for i, init in enumerate(result.inits):
         for s, (seed, d) in enumerate(result.slots):
             for epoch in range(result.spec.epochs + 1):
                 row = {"dataset": result.dataset, "init": init, "bias_init": result.spec.bias_init,
+                       LR_COLUMN: result.spec.lr[0],
                        "seed": seed, **({DATA_SEED_COLUMN: d} if crossed else {}),
                        "epoch": epoch, "diverged": int(diverged[i, s, epoch])}
-                for name in METRICS:
+                for name in names:
                     row[name] = float(result.metrics[name][i, s, epoch])
                 rows.append(row)
     return rows
@@ -152,7 +191,7 @@ def layer_rows(result: RunResult) -> list[dict]:
 
 
 RUN_FILES = ("spec.json", "curves.csv", "summary.csv", "layers.csv", "curves.png",
-             "pairs.csv", "pairs.png", "plan.csv")
+             "pairs.csv", "pairs.png", "plan.csv", "tuned.csv", "lr.png")
 
 
 def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None,
@@ -270,12 +309,19 @@ def estimate_run_bytes(spec: Spec, num_params: int = 0, max_cells_per_chunk: int
     return 2 * folder + cache + checkpoint
 
 
-def curve_columns(spec: Spec) -> tuple[str, ...]:
-    """The columns of curves.csv: `data_seed` after `seed` only when `spec.data_seeds > 1`."""
-    if spec.data_seeds == 1:
-        return CURVE_COLUMNS
-    at = CURVE_COLUMNS.index("seed") + 1
-    return (*CURVE_COLUMNS[:at], DATA_SEED_COLUMN, *CURVE_COLUMNS[at:])
+def curve_columns(spec: Spec, with_lr: bool = True) -> tuple[str, ...]:
+    """The columns of curves.csv: `lr` after `bias_init` (`with_lr`: folders from before it
+    lack it), `data_seed` after `seed` only when `spec.data_seeds > 1`, and the validation
+    metrics before `diverged` with a validation split."""
+    columns = list(CURVE_COLUMNS)
+    if with_lr:
+        columns.insert(columns.index("bias_init") + 1, LR_COLUMN)
+    if spec.data_seeds != 1:
+        columns.insert(columns.index("seed") + 1, DATA_SEED_COLUMN)
+    if spec.val_fraction is not None:
+        at = columns.index("diverged")
+        columns[at:at] = VAL_METRICS
+    return tuple(columns)
 
 
 def _slot_index(spec: Spec, row: dict) -> int:
@@ -380,31 +426,39 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     diverged epoch on (a non-finite loss or a `diverged` flag), as when it was trained."""
     from initbench import stats
 
-    columns = curve_columns(spec)
-    rows = _read_csv(path, columns)
-    shape = (len(spec.inits), len(spec.slots), spec.epochs + 1)
+    rows = _read_csv(path, curve_columns(spec, with_lr=spec.multi_lr))
+    columns = curve_columns(spec, with_lr=LR_COLUMN in rows[0])
+    names = metric_names(spec)
+    rates = (len(spec.lr),) if spec.multi_lr else ()
+    shape = (len(spec.inits), *rates, len(spec.slots), spec.epochs + 1)
     _check_rows(path, rows, int(np.prod(shape)),
-                tuple(c for c in ("init", "seed", DATA_SEED_COLUMN, "epoch") if c in columns))
-    metrics = {name: np.full(shape, np.nan) for name in METRICS}
+                tuple(c for c in ("init", LR_COLUMN, "seed", DATA_SEED_COLUMN, "epoch")
+                      if c in columns))
+    lr_index = {float(np.float32(lr)): k for k, lr in enumerate(spec.lr)}
+    metrics = {name: np.full(shape, np.nan) for name in names}
     flagged = np.zeros(shape, bool)
     seen = np.zeros(shape, bool)
     init_index = {name: i for i, name in enumerate(spec.inits)}
     for line, row in enumerate(rows, start=2):
         try:
             i, s = init_index[row["init"]], _slot_index(spec, row)
+            if rates:
+                i = (i, lr_index[float(np.float32(float(row[LR_COLUMN])))])
             epoch = int(row["epoch"])
+            i = i if rates else (i,)
+            s = (*i, s)
             if not 0 <= epoch <= spec.epochs:
                 raise InitbenchError(f"{path} is corrupted at line {line}: epoch {epoch} is "
                                      f"outside 0..{spec.epochs}.")
-            if seen[i, s, epoch]:
+            if seen[(*s, epoch)]:
                 raise InitbenchError(
                     f"{path} is corrupted at line {line}: a second row for init "
                     f"{row['init']}, seed {row['seed']}, epoch {epoch}."
                 )
-            for name in METRICS:
-                metrics[name][i, s, epoch] = float(row[name])
-            flagged[i, s, epoch] = row["diverged"].strip() not in ("0", "", "False", "false")
-            seen[i, s, epoch] = True
+            for name in names:
+                metrics[name][(*s, epoch)] = float(row[name])
+            flagged[(*s, epoch)] = row["diverged"].strip() not in ("0", "", "False", "false")
+            seen[(*s, epoch)] = True
         except (KeyError, ValueError, TypeError, IndexError):
             raise InitbenchError(
                 f"{path} is corrupted at line {line}: a row that does not match spec.json."
@@ -608,6 +662,11 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
     if len(runs) > 1 and crossed:
         raise InitbenchError(f"{crossed[0]} has several data orders (--data-seeds); such runs "
                              "cannot be merged yet.")
+    tuned = [name for name, run in zip(names, runs) if run.multi_lr]
+    if len(runs) > 1 and tuned:
+        raise InitbenchError(f"{tuned[0]} has several learning rates (--lr list); such runs "
+                             "cannot be merged yet: rerun the union of its seeds (cached cells "
+                             "are reused).")
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         groups.setdefault(run.spec.training_key(), []).append(k)

@@ -37,6 +37,10 @@ _TRAINING_FIELDS = (
     "dataset", "epochs", "batch_size", "lr", "optimizer", "hidden", "activation",
     "bias_init", "gain", "mode", "lsuv_tol", "lsuv_max_iter", "track_layers",
 )
+# With several learning rates a validation split of this share of the training set is
+# carved out (when --val-fraction is not given): the best rate is chosen on it, never on test.
+DEFAULT_VAL_FRACTION = 0.1
+MAX_NUM_LRS = 1_000
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ class Spec:
     `data_seeds` K > 1 crosses every weight seed with K minibatch orders (`--data-seeds`):
     the grid's seed axis then holds W*K slots, seed-major (slot s*K + d is seed s, data
     order d). It is hashed into `training_key` only when K != 1, so default keys never change.
+
+    `lr` is a tuple of learning rates (a number given is made a 1-tuple; spec.json keeps a
+    single rate as a number). With several rates every cell is (initializer, rate, seed) and
+    `val_fraction` defaults to DEFAULT_VAL_FRACTION: that share of the training set, fixed
+    and stratified, is the validation split on which each initializer's best rate is chosen.
+    `val_fraction` is hashed into `training_key` only when set, like `data_seeds`.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -58,7 +68,7 @@ class Spec:
     dataset: str | None = None
     epochs: int = 30
     batch_size: int = 100
-    lr: float = 0.01
+    lr: tuple[float, ...] = (0.01,)
     optimizer: str = "adam"
     hidden: tuple[int, ...] = (256, 256)
     activation: str = "relu"
@@ -71,10 +81,27 @@ class Spec:
     precision: float | None = None
     max_seeds: int | None = None
     data_seeds: int = 1
+    val_fraction: float | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
+        if _is_number(self.lr):  # Spec(lr=0.01) and old spec.json files: one rate
+            object.__setattr__(self, "lr", (self.lr,))
+        elif isinstance(self.lr, list):
+            object.__setattr__(self, "lr", tuple(self.lr))
+        if self.val_fraction is None and isinstance(self.lr, tuple) and len(self.lr) > 1:
+            object.__setattr__(self, "val_fraction", DEFAULT_VAL_FRACTION)
         validate(self)
+
+    @property
+    def multi_lr(self) -> bool:
+        """True when several learning rates are trained (a tuned comparison)."""
+        return len(self.lr) > 1
+
+    def at_lr(self, lr: float) -> Spec:
+        """The single-rate spec of one of `lr`'s rates (same split: its cells are this
+        spec's cells at that rate, bitwise)."""
+        return self.replace(lr=(lr,), val_fraction=self.val_fraction)
 
     @property
     def init_params(self) -> dict:
@@ -96,6 +123,10 @@ class Spec:
         out.pop("extra")
         if out["data_seeds"] == 1:
             out.pop("data_seeds")  # a default run's spec.json is as before --data-seeds
+        if out["val_fraction"] is None:
+            out.pop("val_fraction")
+        if len(out["lr"]) == 1:
+            out["lr"] = out["lr"][0]  # a single rate stays a number, as before --lr lists
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -142,6 +173,8 @@ class Spec:
         settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
         if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
             settings["data_seeds"] = self.data_seeds
+        if self.val_fraction is not None:  # likewise: no split keeps today's keys
+            settings["val_fraction"] = self.val_fraction
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -179,13 +212,16 @@ def validate(spec: Spec) -> None:
                              "seed count (e.g. --seeds 10).")
     _check_positive_int("batch-size", spec.batch_size, MAX_INT32)
     _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter, 10_000)
-    if not _is_number(spec.lr) or not math.isfinite(spec.lr) or spec.lr <= 0:
-        raise InitbenchError(f"--lr must be a positive number, got {spec.lr}.")
-    if not FLOAT32_TINY <= spec.lr <= FLOAT32_MAX:
-        raise InitbenchError(
-            f"--lr {spec.lr} cannot be represented in float32 (training's precision): it must "
-            f"be in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}]."
-        )
+    _check_lrs(spec.lr)
+    if len(spec.lr) > 1 and spec.track_layers:
+        raise InitbenchError("--track-layers cannot be combined with several --lr rates yet; "
+                             "track one rate at a time.")
+    if len(spec.lr) > 1 and spec.precision is not None:
+        raise InitbenchError("--seeds auto cannot be combined with several --lr rates yet; "
+                             "give a seed count (e.g. --seeds 10).")
+    if spec.val_fraction is not None and (not _is_number(spec.val_fraction)
+                                          or not 0 < spec.val_fraction < 1):
+        raise InitbenchError(f"--val-fraction must be in (0, 1), got {spec.val_fraction}.")
     if not _is_number(spec.lsuv_tol) or not 0 < spec.lsuv_tol < 1:
         raise InitbenchError(f"--lsuv-tol must be in (0, 1), got {spec.lsuv_tol}.")
     if spec.gain is not None and (not _is_number(spec.gain) or not math.isfinite(spec.gain)
@@ -238,6 +274,58 @@ def _accepted(name: str, params: dict) -> dict:
 def kernel_params(spec: Spec, name: str) -> dict:
     """Initializer parameters from the spec that apply to initializer `name`."""
     return _accepted(name, spec.init_params)
+
+
+def _check_lrs(lrs) -> None:
+    """Every rate a positive float32 number, none twice, at most MAX_NUM_LRS."""
+    if not isinstance(lrs, tuple) or not lrs:
+        raise InitbenchError("--lr: no learning rate given.")
+    if len(lrs) > MAX_NUM_LRS:
+        raise InitbenchError(f"--lr: {len(lrs)} rates are too many: at most {MAX_NUM_LRS}.")
+    for lr in lrs:
+        if not _is_number(lr) or not math.isfinite(lr) or lr <= 0:
+            raise InitbenchError(f"--lr must be a positive number, got {lr}.")
+        if not FLOAT32_TINY <= lr <= FLOAT32_MAX:
+            raise InitbenchError(
+                f"--lr {lr} cannot be represented in float32 (training's precision): it must "
+                f"be in [{FLOAT32_TINY:.3g}, {FLOAT32_MAX:.3g}]."
+            )
+    # Rates that round to the same float32 would train identical cells.
+    import numpy as np
+
+    as32 = [float(np.float32(lr)) for lr in lrs]
+    dupes = sorted({lr for lr, r in zip(lrs, as32) if as32.count(r) > 1})
+    if dupes:
+        raise InitbenchError(f"--lr: rates listed twice: {', '.join(f'{lr:g}' for lr in dupes)}.")
+
+
+def parse_lrs(text: str) -> tuple[float, ...]:
+    """'0.01' -> (0.01,); '1e-3,1e-2' -> both; '1e-4:1e-1:7' -> 7 log-spaced rates from
+    1e-4 to 1e-1 (ends included, rounded to 4 significant digits)."""
+    text = str(text).strip()
+    if ":" in text:
+        parts = [p.strip() for p in text.split(":")]
+        if len(parts) != 3 or not re.fullmatch(r"[0-9]{1,4}", parts[2]):
+            raise InitbenchError(f"--lr: '{text}' is not a range LOW:HIGH:COUNT (e.g. 1e-4:1e-1:7).")
+        low, high = (_parse_lr(p, text) for p in parts[:2])
+        count = int(parts[2])
+        if not 0 < low < high or count < 2:
+            raise InitbenchError(f"--lr {text}: a range needs 0 < LOW < HIGH and COUNT >= 2.")
+        if count > MAX_NUM_LRS:
+            raise InitbenchError(f"--lr {text}: {count} rates are too many: at most {MAX_NUM_LRS}.")
+        ratio = math.log(high / low) / (count - 1)
+        return tuple(float(f"{low * math.exp(ratio * k):.4g}") for k in range(count))
+    return tuple(_parse_lr(item, text) for item in parse_list(text, "lr"))
+
+
+def _parse_lr(item: str, text: str) -> float:
+    try:
+        value = float(item) if len(item) <= 40 else float("nan")
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise InitbenchError(f"--lr: '{item[:40]}' in '{text[:60]}' is not a positive number.")
+    return value
 
 
 def _check_positive_int(option: str, value, maximum: int) -> None:

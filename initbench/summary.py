@@ -100,6 +100,8 @@ class SummaryRow:
     var_share_weights: float | None = None
     var_share_data: float | None = None
     var_share_residual: float | None = None
+    lr: float | None = None
+    val_accuracy_mean: float | None = None
 
     @property
     def all_diverged(self) -> bool:
@@ -107,6 +109,82 @@ class SummaryRow:
 
 
 SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(SummaryRow)]
+# tuned.csv: one row per initializer at its chosen rate (`best_lr`, None when every rate
+# diverged on every seed), its validation score, then the summary of those cells.
+TUNED_COLUMNS = ["best_lr", "val_score", *SUMMARY_COLUMNS]
+
+
+def lr_scores(val_final: np.ndarray) -> np.ndarray:
+    """[init, lr] selection scores from final validation accuracies [init, lr, slot]: the
+    mean over seeds with a diverged cell (NaN) counted as 0 accuracy, so divergence counts
+    against its rate; -inf where every seed diverged (such a rate is never chosen)."""
+    values = np.asarray(val_final, float)
+    finite = np.isfinite(values)
+    scores = np.where(finite, values, 0.0).mean(axis=-1)
+    return np.where(finite.any(axis=-1), scores, -np.inf)
+
+
+def choose_lrs(val_final: np.ndarray) -> list[int | None]:
+    """Per initializer, the index of the rate with the highest `lr_scores` (the first of
+    equals), or None when every rate diverged on every seed. Only validation data enters:
+    test accuracy is reported at the chosen rate, never used to choose it."""
+    scores = lr_scores(val_final)
+    return [int(np.argmax(row)) if np.isfinite(row).any() else None for row in scores]
+
+
+def tuned_result(result: RunResult) -> tuple[RunResult, list[float | None]]:
+    """(each initializer at its chosen rate as an [init, seed, epoch] result, the chosen
+    rates). Rates are chosen on final validation accuracy (`choose_lrs`); an initializer
+    with no usable rate gets NaN curves. Paired by seed as every grid is: the same seed saw
+    the same minibatches at every rate."""
+    val = result.metrics["val_accuracy"][..., -1]
+    best = choose_lrs(val)
+    picked = {}
+    for name, values in result.metrics.items():
+        rows = [values[i, b] if b is not None else np.full(values.shape[2:], np.nan)
+                for i, b in enumerate(best)]
+        picked[name] = np.stack(rows)
+    rates = [None if b is None else result.spec.lr[b] for b in best]
+    meta = {**result.meta, "tuned_lrs": dict(zip(result.inits, rates))}
+    return RunResult(result.spec, picked, meta), rates
+
+
+def summarize_lrs(result: RunResult, baseline: str | None = None,
+                  target: float | None = None, pairs: str = "baseline",
+                  margin: float | None = None
+                  ) -> tuple[RunResult, list[SummaryRow], list[SummaryRow]]:
+    """A multi-rate grid's (tuned result, tuned rows, per-rate rows).
+
+    Per rate: `summarize_run` of that rate alone, every initializer against the baseline at
+    the same rate. Tuned: each initializer at its own best rate against the baseline at the
+    baseline's best rate, paired by seed, with the same statistics; rows carry `lr` (the
+    chosen rate) and `val_accuracy_mean`."""
+    tuned, rates = tuned_result(result)
+    val = result.metrics["val_accuracy"][..., -1]
+    per_rate = []
+    for k, lr in enumerate(result.spec.lr):
+        rows = summarize_run(result.at_lr(lr), baseline, target, pairs, margin)
+        per_rate.extend(dataclasses.replace(
+            row, lr=lr, val_accuracy_mean=_mean(val[result.inits.index(row.init), k]))
+            for row in rows)
+    rows = summarize_run(tuned, baseline, target, pairs, margin)
+    tuned_val = tuned.metrics["val_accuracy"][..., -1]
+    rows = [dataclasses.replace(row, lr=rates[result.inits.index(row.init)],
+                                val_accuracy_mean=_mean(tuned_val[result.inits.index(row.init)]))
+            for row in rows]
+    return tuned, rows, per_rate
+
+
+def tuned_rows_csv(result: RunResult, rows: list[SummaryRow]) -> list[dict]:
+    """tuned.csv's rows: `best_lr` and the selection score (`lr_scores`) beside each row."""
+    scores = lr_scores(result.metrics["val_accuracy"][..., -1])
+    out = []
+    for row in rows:
+        i = result.inits.index(row.init)
+        k = None if row.lr is None else result.spec.lr.index(row.lr)
+        out.append({"best_lr": row.lr, "val_score": None if k is None else float(scores[i, k]),
+                    **dataclasses.asdict(row)})
+    return out
 
 
 @dataclass(frozen=True)
@@ -268,6 +346,9 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             "seeds_rule": "auto" if result.spec.auto_seeds else "fixed",
             "stop_reason": auto.get("stop_reason"),
             **variance_shares(result, slot_acc[i]),
+            "lr": None if result.spec.multi_lr else result.spec.lr[0],
+            "val_accuracy_mean": (_mean(result.metrics["val_accuracy"][i, :, -1])
+                                  if "val_accuracy" in result.metrics else None),
         }
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
@@ -395,7 +476,17 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
     pairs, margin_pt = resolve_family(
         pairs if pairs is not None else result.meta.get("pairs"),
         margin_pt if margin_pt is not None else result.meta.get("equivalence_margin"))
-    return summarize_run(result, baseline, target, pairs, _fraction(margin_pt))
+    return summarize_all(result, baseline, target, pairs, _fraction(margin_pt))
+
+
+def summarize_all(result: RunResult, baseline: str | None = None, target: float | None = None,
+                  pairs: str = "baseline", margin: float | None = None) -> list[SummaryRow]:
+    """The headline rows of `result`: `summarize_run`, or for a multi-rate grid the tuned
+    rows (`summarize_lrs`), with `result.tuned` and `result.per_rate` set on the way."""
+    if not result.multi_lr:
+        return summarize_run(result, baseline, target, pairs, margin)
+    result.tuned, rows, result.per_rate = summarize_lrs(result, baseline, target, pairs, margin)
+    return rows
 
 
 def resolve_family(pairs: str | None, margin_pt: float | None) -> tuple[str, float | None]:

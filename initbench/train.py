@@ -32,37 +32,52 @@ class CellState(NamedTuple):
 
 class CellData(NamedTuple):
     """The data one cell reads: training arrays for minibatches, the train and test sets in
-    padded evaluation chunks (xs [C, chunk, D], ys [C, chunk], mask [C, chunk]), and the
-    fixed `--track-layers` batch (None when layers are not tracked)."""
+    padded evaluation chunks (xs [C, chunk, D], ys [C, chunk], mask [C, chunk]), the
+    fixed `--track-layers` batch (None when layers are not tracked) and the validation set's
+    chunks (None without a validation split)."""
 
     x_train: Any
     y_train: Any
     train_chunks: tuple
     test_chunks: tuple
     layer_batch: tuple | None
+    val_chunks: tuple | None = None
 
 
 class CellFns(NamedTuple):
     """The pure functions of one cell (see `make_cell_fns`)."""
 
-    init: Any      # (params, data_key) -> CellState
+    init: Any      # (params, data_key, lr) -> CellState
     epoch: Any     # (CellState, epoch, CellData) -> (CellState, {metric: scalar})
     evaluate: Any  # (CellState, CellData) -> {metric: scalar}  (epoch 0: before any step)
     num_steps: int
 
 
-def make_optimizer(spec: Spec) -> optax.GradientTransformation:
-    """The optax optimizer named by the spec, at its learning rate."""
-    lr = spec.lr
-    return {
-        "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr),
-        "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=0.9),
-        "rmsprop": lambda: optax.rmsprop(lr),
-        "nadam": lambda: optax.nadam(lr),
-        "adagrad": lambda: optax.adagrad(lr),
-    }[spec.optimizer]()
+_OPTIMIZERS = {
+    "adam": optax.adam,
+    "adamw": optax.adamw,
+    "sgd": optax.sgd,
+    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
+    "rmsprop": optax.rmsprop,
+    "nadam": optax.nadam,
+    "adagrad": optax.adagrad,
+}
+
+
+def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
+    """The optax optimizer named by the spec.
+
+    With a validation split (`spec.val_fraction`, always set when several rates are trained)
+    the learning rate is a hyperparameter held in the optimizer state
+    (`optax.inject_hyperparams`): `init` records `lr` (a traced per-cell value works) and
+    `update` reads it back, so one compiled program trains cells of different rates.
+    Without a split the rate is the constant `spec.lr[0]`, exactly today's program: a traced
+    rate changes the last bits of Adam's updates, and default runs keep their numbers.
+    """
+    if spec.val_fraction is None:
+        return _OPTIMIZERS[spec.optimizer](spec.lr[0])
+    return optax.inject_hyperparams(_OPTIMIZERS[spec.optimizer])(
+        learning_rate=spec.lr[0] if lr is None else lr)
 
 
 def eval_chunks(x: np.ndarray, y: np.ndarray):
@@ -80,8 +95,10 @@ def eval_chunks(x: np.ndarray, y: np.ndarray):
 def cell_data(spec: Spec, data) -> CellData:
     """The host (NumPy) arrays every cell of `spec` reads from `data`; the runner places them."""
     layer = diagnostics.layer_batch(data) if spec.track_layers else None
+    val = getattr(data, "x_val", None)
     return CellData(data.x_train, data.y_train, eval_chunks(data.x_train, data.y_train),
-                    eval_chunks(data.x_test, data.y_test), layer)
+                    eval_chunks(data.x_test, data.y_test), layer,
+                    None if val is None else eval_chunks(val, data.y_val))
 
 
 def make_cell_fns(spec: Spec, num_classes: int, num_train: int) -> CellFns:
@@ -110,12 +127,15 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int) -> CellFns:
         return loss_sum / num, num_correct / num
 
     def with_layers(metrics, params, data: CellData):
+        if data.val_chunks is not None:  # traced only with a validation split
+            metrics["val_loss"], metrics["val_accuracy"] = evaluate_chunks(params,
+                                                                           data.val_chunks)
         if stats_fn is not None:
             metrics.update(diagnostics.layer_metrics(stats_fn(params, *data.layer_batch)))
         return metrics
 
-    def init(params, data_key) -> CellState:
-        return CellState(params, tx.init(params), data_key)
+    def init(params, data_key, lr) -> CellState:
+        return CellState(params, make_optimizer(spec, lr).init(params), data_key)
 
     def epoch(state: CellState, epoch, data: CellData):
         params, opt_state = state.params, state.opt_state
@@ -151,3 +171,9 @@ def data_keys(cells) -> jax.Array:
     """
     return jnp.stack([model_lib.data_order_key(cell[1], cell[2] if len(cell) > 2 else 0)
                       for cell in cells])
+
+
+def cell_lrs(spec: Spec, cells) -> np.ndarray:
+    """[M] float32 learning rates of `cells`: a cell (init, seed, data order, lr) has its
+    own; shorter cells train at the spec's first rate."""
+    return np.array([cell[3] if len(cell) > 3 else spec.lr[0] for cell in cells], np.float32)

@@ -69,7 +69,8 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
     assert result.exit_code == 0, result.output
     assert "2 seeds × 2 data orders" in result.stdout
     rows = read_csv(crossed / "curves.csv")
-    assert list(rows[0])[:6] == ["dataset", "init", "bias_init", "seed", "data_seed", "epoch"]
+    assert list(rows[0])[:7] == ["dataset", "init", "bias_init", "lr", "seed", "data_seed",
+                                 "epoch"]
     cells = {}
     for row in rows:
         key = (row["init"], int(row["seed"]), int(row["data_seed"]))

@@ -352,7 +352,7 @@ def _checkpoint_path(spec):
     import hashlib
 
     dataset = data.load(spec.dataset)
-    cells = [(i, s) for i in spec.inits for s in spec.seeds]
+    cells = [(i, s, 0, lr) for i in spec.inits for lr in spec.lr for s in spec.seeds]
     padded = sharding.pad_cells(cells, sharding.cell_mesh())
     cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
     return results.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
@@ -448,8 +448,9 @@ def _rows(text: bytes) -> list[bytes]:
     ("curves.csv", lambda b: b"".join([*_rows(b)[:2], _rows(b)[1], *_rows(b)[3:]]),
      "second row"),
     ("curves.csv", lambda b: b.replace(b",seed,epoch", b",seed,epoch").replace(
-        b"digits,xavier,zeros,0,1,", b"digits,xavier,zeros,0,-1,"), "epoch -1"),
-    ("curves.csv", lambda b: b.replace(b"digits,xavier,zeros,0,1,", b"digits,xavier,zeros,0,1,9,"),
+        b"digits,xavier,zeros,0.01,0,1,", b"digits,xavier,zeros,0.01,0,-1,"), "epoch -1"),
+    ("curves.csv", lambda b: b.replace(b"digits,xavier,zeros,0.01,0,1,",
+                                       b"digits,xavier,zeros,0.01,0,1,9,"),
      "columns"),
     ("curves.csv", lambda b: b"".join(_rows(b)[:-1]), "truncated"),
 ])

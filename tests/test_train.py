@@ -68,7 +68,7 @@ def test_matches_a_plain_optax_loop(digits):
     net = model.make_model(spec, digits.num_classes)
     params = jax.tree.map(lambda a: a[0], model.init_params(
         spec, "he_normal", [2], digits.x_train.shape[1], digits.num_classes))
-    tx = optax.adam(spec.lr)
+    tx = optax.adam(spec.lr[0])
     opt_state = tx.init(params)
 
     def loss_fn(p, x, y):

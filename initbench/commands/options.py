@@ -90,7 +90,15 @@ DATASET = _spec_opt("dataset", "--dataset", str | None,
                     "MNIST is not available offline (see `initbench datasets`).")
 EPOCHS = _spec_opt("epochs", "--epochs", int, "Training epochs.")
 BATCH_SIZE = _spec_opt("batch_size", "--batch-size", int, "Minibatch size.")
-LR = _spec_opt("lr", "--lr", float, "Learning rate.")
+LR = _spec_opt("lr", "--lr", str,
+               "Learning rate, or several: 0.001,0.003,0.01 or LOW:HIGH:COUNT (log-spaced, e.g. "
+               "1e-4:1e-1:7). Several rates train every initializer at each of them and report "
+               "each at its own best rate, chosen on a validation split.",
+               default="0.01", parse=spec_lib.parse_lrs)
+VAL_FRACTION = _spec_opt("val_fraction", "--val-fraction", float | None,
+                         "Share of the training set held out (fixed, stratified) as a "
+                         f"validation split. Default: none with one --lr, "
+                         f"{spec_lib.DEFAULT_VAL_FRACTION} with several.")
 OPTIMIZER = _spec_opt("optimizer", "--optimizer", str,
                       f"{_names(spec_lib.OPTIMIZERS)} (optax; momentum is SGD with 0.9).")
 HIDDEN = _spec_opt("hidden", "--hidden", str,
@@ -143,7 +151,8 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
 NETWORK = (DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
-TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, OPTIMIZER, *NETWORK,
+TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
+            OPTIMIZER, *NETWORK,
             TRACK_LAYERS, OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
             PROCESS_ID)
 

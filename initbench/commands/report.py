@@ -62,10 +62,12 @@ def report(
                          indent=2))
         return
     if not quiet:
-        stdout.print(report_lib.curves_group(result))
-    stdout.print(report_lib.summary_table(result, rows))
+        stdout.print(report_lib.curves_group(result.view))
+        for table in report_lib.per_rate_tables(result):
+            stdout.print(table)
+    stdout.print(report_lib.summary_table(result.view, rows))
     if rows[0].pairs == "all":
-        stdout.print(report_lib.pairs_table(result, rows))
+        stdout.print(report_lib.pairs_table(result.view, rows))
     if not quiet:
         merged = result.meta.get("merged_from")
         if merged:
@@ -95,9 +97,9 @@ def write_merged(result, rows: list, out: Path) -> None:
     margin = first.equivalence_margin
     result.meta["pairs"] = first.pairs
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
-    figure = plots.render(result, rows, "png")  # rendered first: a failure leaves no folder
-    files = experiment.pair_files(result, rows, first.pairs, margin)
-    results.write_run(out, result, rows, figure, files)
+    figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
+    files = experiment.run_files(result, rows, first.pairs, margin)
+    results.write_run(out, result, result.per_rate or rows, figure, files)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -128,7 +130,7 @@ def plot(
     plots.plot_format(out)  # a bad extension fails before any reading
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
-    plots.save_plot(result, rows, out)
+    plots.save_plot(result.view, rows, out)
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
@@ -153,7 +155,7 @@ def export(
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
-    text = export_lib.render(result, rows, fmt)
+    text = export_lib.render(result.view, rows, fmt)
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -182,10 +184,10 @@ def plan(
                              f"got {effect:g}.")
     result = results.read_run(run_dir)
     rows = summary.summarize_saved(result, baseline)
-    plan_rows = summary.plan_rows(result, rows, effect)
+    plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
-    stdout.print(report_lib.plan_table(result, plan_rows))
+    stdout.print(report_lib.plan_table(result.view, plan_rows))
     path = Path(run_dir) / "plan.csv"
     try:
         results.write_atomic(path, results.csv_text([dataclasses.asdict(r) for r in plan_rows],

@@ -66,10 +66,12 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
         print(json.dumps(report.result_document(result, rows, str(out)), indent=2))
         return
     if not quiet:
-        stdout.print(report.curves_group(result))
-    stdout.print(report.summary_table(result, rows))
+        stdout.print(report.curves_group(result.view))
+        for table in report.per_rate_tables(result):
+            stdout.print(table)
+    stdout.print(report.summary_table(result.view, rows))
     if pairs == "all":
-        stdout.print(report.pairs_table(result, rows))
+        stdout.print(report.pairs_table(result.view, rows))
     if not quiet:
         report.print_run_notes(stderr, result, out)
 
