@@ -16,6 +16,7 @@ ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+BUILTIN_MODELS = ("mlp", "cnn")  # or a user factory FILE.py:NAME / package.module:NAME
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
 # `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
@@ -51,6 +52,11 @@ class Spec:
     `data_seeds` K > 1 crosses every weight seed with K minibatch orders (`--data-seeds`):
     the grid's seed axis then holds W*K slots, seed-major (slot s*K + d is seed s, data
     order d). It is hashed into `training_key` only when K != 1, so default keys never change.
+
+    `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN) or a
+    user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
+    `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
+    a user factory's source is in `results.cache_key`.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -71,6 +77,7 @@ class Spec:
     precision: float | None = None
     max_seeds: int | None = None
     data_seeds: int = 1
+    model: str = "mlp"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -142,6 +149,8 @@ class Spec:
         settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
         if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
             settings["data_seeds"] = self.data_seeds
+        if self.model != "mlp":  # likewise: the MLP's keys never change
+            settings["model"] = self.model
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -226,6 +235,21 @@ def validate(spec: Spec) -> None:
         raise InitbenchError(f"{len(spec.hidden)} hidden layers are too many: at most {MAX_DEPTH}.")
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
+    _check_model(spec.model)
+
+
+def _check_model(model) -> None:
+    """A built-in model name or the FILE.py:NAME / package.module:NAME form (resolved later,
+    by `networks.resolve`, which reports a missing file or attribute)."""
+    if not isinstance(model, str) or not model.strip():
+        raise InitbenchError(f"--model must be mlp, cnn, FILE.py:NAME or package.module:NAME, "
+                             f"got {model!r}.")
+    if model in BUILTIN_MODELS:
+        return
+    where, sep, name = model.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise unknown_name("model", model, (*BUILTIN_MODELS, "FILE.py:NAME",
+                                            "package.module:NAME"))
 
 
 def _accepted(name: str, params: dict) -> dict:
