@@ -65,7 +65,6 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
 def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
     """The initialization card of cell (`init_name`, `seed`) for `data`: one row per
     parameter (`networks.card`) of the start training uses (LSUV included)."""
+    network = networks.check(spec, data.num_classes, data.image_shape, data.name)  # first
     start = cell_starts(spec, [(init_name, seed)], data).params
-    network = (None if networks.is_mlp(spec)
-               else networks.check(spec, data.num_classes, data.image_shape, data.name))
     return networks.card(spec, init_name, jax.tree.map(lambda a: a[0], start), network)
