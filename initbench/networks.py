@@ -249,7 +249,7 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     factory, fingerprint = load_factory(spec.model)
     try:
         module = factory(num_classes)
-    except Exception as err:  # noqa: BLE001 - the user's code: any failure is a user error
+    except Exception as err:
         raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
                              f"raised {_one_line(err)}") from None
     if not isinstance(module, nn.Module):
@@ -293,7 +293,7 @@ def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the da
     try:
         variables = jax.eval_shape(network.module.init, jax.random.key(0), network.dummy())
         logits = jax.eval_shape(network.module.apply, variables, network.dummy())
-    except Exception as err:  # noqa: BLE001 - the user's module: any failure is a user error
+    except Exception as err:
         raise InitbenchError(f"--model {spec.model} cannot take {dataset_name}'s images "
                              f"[N, {shape.replace('x', ', ')}]: {_one_line(err)}") from None
     if "params" not in variables:
@@ -349,7 +349,7 @@ def _source_of(model: str, where: str) -> bytes:
 def _import(model: str, where: str):
     try:
         return importlib.import_module(where)
-    except Exception as err:  # noqa: BLE001 - the user's code: any failure is a user error
+    except Exception as err:
         raise InitbenchError(f"--model {model}: cannot import '{where}': "
                              f"{_one_line(err)}") from None
 
@@ -367,7 +367,7 @@ def _load(model: str) -> Callable:
         sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
         try:
             loader_spec.loader.exec_module(module)
-        except Exception as err:  # noqa: BLE001 - the user's code: any failure is a user error
+        except Exception as err:
             sys.modules.pop(module_name, None)
             raise InitbenchError(f"--model {model}: importing '{where}' raised "
                                  f"{_one_line(err)}") from None

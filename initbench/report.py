@@ -42,10 +42,7 @@ def title(result: RunResult) -> str:
     optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
     lr = "mixed" if "lr" in mixed else f"{spec.lr:g}"
     batch = "mixed" if "batch_size" in mixed else spec.batch_size
-    if spec.model != "mlp":  # --hidden and --activation do not apply
-        net = f"model {spec.model}"
-    else:
-        net = f"MLP {net}"
+    net = f"MLP {net}" if spec.model == "mlp" else f"model {spec.model}"  # no --hidden
     return (f"{dataset} · {net} · {optimizer} lr {lr} · batch {batch} · "
             f"{spec.epochs} epochs · {len(spec.seeds)} seeds"
             + (f" × {spec.data_seeds} data orders" if spec.data_seeds > 1 else ""))
