@@ -26,6 +26,9 @@ def bench(
         "--torch/--no-torch", help="Also time eager PyTorch (when installed).")] = True,
     torch_epochs: Annotated[int, typer.Option(
         "--torch-epochs", help="Eager PyTorch epochs (one model).")] = 2,
+    model: Annotated[str, typer.Option(
+        "--model", help="mlp (784-256-256-10) or cnn (the built-in CNN of `--model cnn`).")
+    ] = "mlp",
     csv: Annotated[Path, typer.Option(
         "--csv", help="Append one row per run to this file.")] = Path("results/bench.csv"),
     as_json: Annotated[bool, typer.Option(
@@ -42,7 +45,8 @@ def bench(
     from initbench.runtime import Runtime
 
     config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
-                                   data=data, torch=torch, torch_epochs=torch_epochs)
+                                   data=data, torch=torch, torch_epochs=torch_epochs,
+                                   model=model)
     bench_lib.validate(config)
     if devices is not None and devices < 1:
         from initbench.errors import InitbenchError
