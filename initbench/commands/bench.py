@@ -82,7 +82,9 @@ def bench_table(row: dict):
     def mb(value) -> str:
         return "—" if value in (None, "") else f"{float(value):,.0f} MB"
 
-    table = Table(title=f"initbench bench: 784-256-256-10 ReLU, Adam lr 0.01, batch 100 — "
+    net = ("built-in CNN (conv 8, conv 16, dense 64)" if row.get("model") == "cnn"
+           else "784-256-256-10 ReLU")
+    table = Table(title=f"initbench bench: {net}, Adam lr 0.01, batch 100 — "
                         f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
     for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",
                    "peak memory"):
