@@ -45,7 +45,7 @@ CSV_COLUMNS = (
     "matmul_gflops", "floor_s", "s_per_model_epoch", "examples_per_s", "gflops",
     "floor_fraction", "compile_s", "first_epoch_s", "peak_rss_mb", "peak_device_mb",
     "torch_s_per_model_epoch", "torch_gflops", "torch_floor_fraction", "torch_peak_rss_mb",
-    "speedup_vs_torch", "floor_source",
+    "speedup_vs_torch", "floor_source", "model",
 )
 
 
@@ -60,6 +60,24 @@ class BenchConfig:
     data: str = "auto"
     torch: bool = True
     torch_epochs: int = 2
+    model: str = "mlp"  # or "cnn": the built-in CNN (`initbench.networks.CNN`)
+
+
+# The built-in CNN as (kind, kernel h, kernel w, in, out, output positions) on 28x28x1
+# images: 3x3/2 convs 1->8 (14x14 out) and 8->16 (7x7 out), then dense 784->64->10.
+CNN_LAYERS = (("conv", 3, 3, 1, 8, 14 * 14), ("conv", 3, 3, 8, 16, 7 * 7),
+              ("dense", 1, 1, 784, 64, 1), ("dense", 1, 1, 64, NUM_CLASSES, 1))
+
+
+def cnn_epoch_flops(num_train: int, num_test: int, batch_size: int = BATCH_SIZE) -> int:
+    """FLOPs of one model-epoch of the built-in CNN, counted as `epoch_flops` counts the MLP:
+    forward and weight gradient 2·(kernel size)·(output positions) each per layer, the
+    input gradient for every layer but the first; elementwise work not counted."""
+    forward = [2 * kh * kw * cin * cout * positions
+               for _, kh, kw, cin, cout, positions in CNN_LAYERS]
+    train = 2 * sum(forward) + sum(forward[1:])
+    trained = num_train // batch_size * batch_size
+    return trained * train + num_test * sum(forward)
 
 
 def train_flops_per_example(widths: tuple[int, ...]) -> int:
@@ -169,7 +187,7 @@ def load_data(choice: str = "auto", num_train: int = NUM_TRAIN):
                      f"{reason}) - speed does not depend on the pixel values")
 
 
-def time_initbench(dataset, num_models: int, epochs: int, runtime) -> dict:
+def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = "mlp") -> dict:
     """Train `num_models` cells with the runner `initbench compare` uses; per-epoch times.
 
     Returns the models actually trained (the grid is padded to whole device blocks, and cut
@@ -185,7 +203,7 @@ def time_initbench(dataset, num_models: int, epochs: int, runtime) -> dict:
 
     spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
                 epochs=epochs, batch_size=BATCH_SIZE, lr=LR, optimizer="adam", hidden=HIDDEN,
-                activation="relu")
+                activation="relu", model=model)
     # What `compare` would train at once: a grid bigger than memory runs chunk after chunk,
     # and one chunk times the steady state as well as all of them.
     num_models = min(num_models, sharding.cells_per_chunk(spec, dataset, num_models))
@@ -223,8 +241,11 @@ def torch_available() -> bool:
 
 
 def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = BATCH_SIZE,
-               lr: float = LR, hidden: tuple[int, ...] = HIDDEN, seed: int = 0) -> dict:
-    """Train the same MLP in eager PyTorch, one model after another; per-epoch wall times.
+               lr: float = LR, hidden: tuple[int, ...] = HIDDEN, seed: int = 0,
+               model: str = "mlp") -> dict:
+    """Train the same MLP (or, `model="cnn"`, the same CNN: 3x3 stride-2 convs 8 and 16
+    channels, padding 1, dense 64, logits) in eager PyTorch, one model after another;
+    per-epoch wall times.
 
     The same work per epoch as initbench: a fresh shuffle, whole minibatches of Adam steps,
     then the test loss and accuracy. Runs on CUDA when torch sees a GPU, else on the CPU with
@@ -244,12 +265,26 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
     num_steps = len(x_train) // batch_size
     widths = [x_train.shape[1], *hidden]
 
+    height, width, channels = dataset.image_shape
+
     def make_model():
         layers: list[nn.Module] = []
+        if model == "cnn":
+            layers = [nn.Unflatten(1, (height, width, channels)), _NHWCtoNCHW(),
+                      nn.Conv2d(channels, 8, 3, stride=2, padding=1), nn.ReLU(),
+                      nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                      nn.LazyLinear(64), nn.ReLU(), nn.Linear(64, dataset.num_classes)]
+            net = nn.Sequential(*layers).to(device)
+            net(x_train[:1])  # materialize the lazy layer
+            return net, torch.optim.Adam(net.parameters(), lr=lr)
         for a, b in itertools.pairwise(widths):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        model = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes)).to(device)
-        return model, torch.optim.Adam(model.parameters(), lr=lr)
+        net = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes)).to(device)
+        return net, torch.optim.Adam(net.parameters(), lr=lr)
+
+    class _NHWCtoNCHW(nn.Module):
+        def forward(self, x):
+            return x.permute(0, 3, 1, 2)
 
     def train_steps(model, optimizer, order, steps):
         for step in steps:
@@ -301,6 +336,8 @@ def validate(config: BenchConfig) -> None:
                              f"got {config.epochs}.")
     if config.data not in ("auto", "synthetic", "mnist"):
         raise InitbenchError(f"--data must be auto, synthetic or mnist, got '{config.data}'.")
+    if config.model not in ("mlp", "cnn"):
+        raise InitbenchError(f"--model must be mlp or cnn, got '{config.model}'.")
     if config.num_train < BATCH_SIZE:
         raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {config.num_train}.")
 
@@ -317,7 +354,8 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     validate(config)
     dataset, data_text = load_data(config.data, config.num_train)
     notice(f"data: {data_text}")
-    flops = epoch_flops(len(dataset.x_train), len(dataset.x_test))
+    flops = (cnn_epoch_flops(len(dataset.x_train), len(dataset.x_test)) if config.model == "cnn"
+             else epoch_flops(len(dataset.x_train), len(dataset.x_test)))
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
@@ -326,7 +364,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     from initbench.runtime import Runtime
 
     runtime = runtime or Runtime.from_environment(xla_cache=None)
-    jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime)
+    jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime, config.model)
     if not on_cpu:
         rate = device_matmul_gflops()
         floor_source = f"JAX float32 matmul {DEVICE_MATMUL_SIZE}^3 on {jax_run['device_kind']}"
@@ -343,7 +381,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
         "platform": jax_run["platform"], "device_kind": jax_run["device_kind"],
         "device_count": jax_run["device_count"], "processes": jax_run["processes"],
-        "data": dataset.source, "num_train": len(dataset.x_train),
+        "model": config.model, "data": dataset.source, "num_train": len(dataset.x_train),
         "num_test": len(dataset.x_test), "num_models": jax_run["num_models"],
         "epochs": config.epochs, "gflop_per_model_epoch": round(flops / 1e9, 3),
         "matmul_gflops": round(rate, 2), "floor_source": floor_source,
@@ -365,7 +403,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
         row["torch_note"] = ("eager PyTorch not measured: torch is not installed "
                              "(`pip install torch==2.13.0`, the `bench` extra). ")
     else:
-        torch_run = time_torch(dataset, 1, config.torch_epochs)
+        torch_run = time_torch(dataset, 1, config.torch_epochs, model=config.model)
         torch_per_model = statistics.median(torch_run["epoch_s"])
         row.update({
             "torch_s_per_model_epoch": round(torch_per_model, 4),

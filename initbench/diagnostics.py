@@ -17,6 +17,14 @@ a batch x [B, D] with labels y [B]:
   (example, unit) entries;
 - `weight_grad_norm`: Frobenius norm of d(mean loss)/dW_i, the gradient one SGD step on
   this batch would use.
+
+Any other network (`--model cnn` or a user module, `initbench.networks`): the layers are the
+modules whose kernels were drawn, in the order the data reaches them, found by intercepting
+their calls. Layer i's pre-activation is its output; its activation is what the next drawn
+layer receives (after the activation, pooling, flattening, ... in between; the last layer's
+is its own output); a dead unit is a feature of that input (a channel of an image, an entry
+of a vector) that is exactly 0 on every example and position (a dead ReLU unit); the last
+layer has none.
 """
 
 from __future__ import annotations
@@ -27,17 +35,21 @@ import numpy as np
 import optax
 
 from initbench import model as model_lib
+from initbench import networks
 from initbench.spec import Spec
 
 STATS = ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std", "weight_grad_norm")
 BATCH_SIZE = 1000  # the probe's default batch and the --track-layers batch
 
 
-def make_cell_stats(spec: Spec, num_classes: int):
+def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
     """A pure `stats_fn(params, x, y) -> {name: [L + 1]}` for one cell (params unstacked).
 
-    Jit- and vmap-able; the same function backs `--track-layers` during training.
+    Jit- and vmap-able; the same function backs `--track-layers` during training. For a
+    non-MLP `spec.model` there is one entry per drawn layer (`networks.Network.layers`).
     """
+    if not networks.is_mlp(spec):
+        return _make_network_stats(networks.resolve(spec, num_classes, image_shape))
     mlp = model_lib.make_model(spec, num_classes)
     act = model_lib.activation_fn(spec.activation)
     names = model_lib.layer_names(spec)
@@ -75,6 +87,47 @@ def make_cell_stats(spec: Spec, num_classes: int):
                                            for n in names]),
         }
         return out
+
+    return stats_fn
+
+
+def _make_network_stats(network: networks.Network):
+    """`make_cell_stats` for any network (see the module docstring)."""
+    num_layers = len(network.layers)
+
+    def stats_fn(params, x, y):
+        batch = x.shape[0]
+        _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
+        shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}
+
+        def loss_fn(params, shifts):
+            logits, inputs, outputs = network.run_layers(params, x, shifts)
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return loss, (inputs, outputs)
+
+        (param_grads, out_grads), (inputs, outputs) = jax.grad(
+            loss_fn, argnums=(0, 1), has_aux=True)(params, shifts)
+        grads_by_path = dict(networks._flatten(param_grads))
+        rows = []
+        for i in range(num_layers):
+            h = outputs[i]
+            if i + 1 < num_layers:
+                a = inputs[i + 1]
+                dead = jnp.mean(jnp.all(a.reshape(-1, a.shape[-1]) == 0, axis=0))
+            else:
+                a, dead = h, jnp.zeros(())
+            kernels = [g for path, g in grads_by_path.items()
+                       if path[:-1] == network.layers[i] and g.ndim >= 2]
+            norm = jnp.sqrt(sum(jnp.sum(g * g) for g in kernels))
+            rows.append((h, a, dead, out_grads[i], norm))
+        return {
+            "preact_mean": jnp.stack([r[0].mean() for r in rows]),
+            "preact_std": jnp.stack([r[0].std() for r in rows]),
+            "act_std": jnp.stack([r[1].std() for r in rows]),
+            "dead_fraction": jnp.stack([r[2] for r in rows]).astype(jnp.float32),
+            "grad_std": jnp.stack([(batch * r[3]).std() for r in rows]),
+            "weight_grad_norm": jnp.stack([r[4] for r in rows]),
+        }
 
     return stats_fn
 

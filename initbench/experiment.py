@@ -98,7 +98,8 @@ class Runner:
         self.spec, self.dataset, self.runtime = spec, dataset, runtime
         self.cache_key = results.cache_key(spec, dataset)
         self.traces: Counter = Counter()
-        self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train))
+        self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train),
+                                         dataset.image_shape)
         mesh = runtime.mesh
         self.devices = [None] if mesh is None else sharding.local_devices(mesh)
         host = train.cell_data(spec, dataset)
@@ -168,7 +169,8 @@ class Runner:
         from initbench import diagnostics, sharding
 
         if batch_size not in self._probe_fns:
-            stats_fn = diagnostics.make_cell_stats(self.spec, self.dataset.num_classes)
+            stats_fn = diagnostics.make_cell_stats(self.spec, self.dataset.num_classes,
+                                                    self.dataset.image_shape)
             x, y = self.dataset.x_train[:batch_size], self.dataset.y_train[:batch_size]
 
             def make_block_fn(data):
@@ -300,6 +302,9 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
+    from initbench import networks
+
+    network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
     auto = None
     if spec.auto_seeds:
         grid, auto = train_until_precise(spec, dataset, runtime, reporter,
@@ -315,6 +320,9 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
+        **({"model": {"name": spec.model, "fingerprint": network.fingerprint,
+                      "image_shape": list(network.image_shape),
+                      "layers": network.layer_names()}} if network is not None else {}),
         "cells_trained": grid.trained,
         "cells_cached": len(spec.inits) * len(spec.lr) * len(spec.slots) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),

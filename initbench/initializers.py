@@ -90,12 +90,21 @@ def _orthogonal_std(fan_in: int, fan_out: int, gain: float) -> float:
 
 
 def _identity(gain: float) -> Initializer:
-    """gain·eye(fan_in, fan_out): ones on the main diagonal, also for non-square kernels."""
+    """gain·eye(fan_in, fan_out): ones on the main diagonal, also for non-square kernels.
+
+    A convolution kernel [*window, in, out] gets the Dirac (delta) kernel: gain·eye(in, out)
+    at the window's centre (index size // 2 along each window axis), zeros elsewhere, so
+    the convolution passes its input through (channels beyond min(in, out) dropped or zero).
+    """
     import jax.numpy as jnp
 
     def init_fn(key, shape, dtype=None):
         dtype = jnp.result_type(float) if dtype is None else dtype
-        return gain * jnp.eye(shape[0], shape[1], dtype=dtype)
+        if len(shape) == 2:
+            return gain * jnp.eye(shape[0], shape[1], dtype=dtype)
+        centre = tuple(size // 2 for size in shape[:-2])
+        kernel = jnp.zeros(shape, dtype)
+        return kernel.at[centre].set(gain * jnp.eye(shape[-2], shape[-1], dtype=dtype))
 
     return init_fn
 
@@ -375,6 +384,34 @@ def expected_std(name: str, fan_in: int, fan_out: int, **params: Any) -> float:
     entry = _KERNELS[key]
     resolved = _resolve("initializer", key, entry, params)
     return entry.std(_check_fan("fan_in", fan_in), _check_fan("fan_out", fan_out), **resolved)
+
+
+def kernel_fans(shape) -> tuple[int, int]:
+    """(fan_in, fan_out) of a kernel [..., in, out] by the variance-scaling convention:
+    receptive field = product of the leading dimensions, fan_in = in x receptive field,
+    fan_out = out x receptive field (a Dense kernel [in, out] has fans in and out)."""
+    if len(shape) < 2:
+        raise InitbenchError(f"a kernel has rank 2 or more, got shape {tuple(shape)}.")
+    receptive = math.prod(shape[:-2])
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def expected_kernel_std(name: str, shape, **params: Any) -> float:
+    """Theoretical std over the entries of a kernel of any rank >= 2 drawn by `name`.
+
+    Fans follow `kernel_fans`; orthogonal (and lsuv's start) reshapes the kernel to the
+    matrix [prod(shape[:-1]), out]; identity of a convolution is the Dirac kernel, whose
+    nonzero entries are min(in, out) of the prod(shape) entries.
+    """
+    key = canonical(name)
+    fan_in, fan_out = kernel_fans(shape)
+    if len(shape) > 2 and key in ("orthogonal", "lsuv"):
+        return expected_std(key, fan_in, shape[-1], **params)
+    if len(shape) > 2 and key == "identity":
+        gain = _resolve("initializer", key, _KERNELS[key], params)["gain"]
+        p = min(shape[-2], shape[-1]) / math.prod(shape)
+        return gain * math.sqrt(p - p * p)
+    return expected_std(key, fan_in, fan_out, **params)
 
 
 def _bias_entry(name: str) -> tuple[str, _Entry]:

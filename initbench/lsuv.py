@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initbench import model as model_lib
+from initbench import networks
 from initbench.spec import Spec
 
 BATCH_SIZE = 1000  # examples in the LSUV batch (the first ones of the training set)
@@ -85,6 +86,44 @@ def _rescale_layer(kernel, bias, h, tol: float, max_iter: int):
         return k, count, variance(k)[1]
 
     return jax.vmap(one_seed)(kernel, bias, h)
+
+
+def apply_lsuv_network(spec: Spec, network: networks.Network, params, batch):
+    """LSUV for any network: `apply_lsuv` with the drawn layers (`network.layers`, in the
+    order the data reaches them) in place of the dense layers.
+
+    Layer by layer: v = Var(layer output) over all entries on `batch`, run through the whole
+    network as it stands (earlier layers already rescaled); while |v - 1| >= tol (and at
+    most `lsuv_max_iter` times) the layer's drawn kernels are divided by sqrt(v). Returns
+    (params, passes [seed, layer]).
+    """
+    rules = [r for r in network.rules if r.kind == "kernel"]
+    num_seeds = jax.tree.leaves(params)[0].shape[0]
+    x = jnp.asarray(batch, jnp.float32)
+
+    @jax.jit
+    def variances_fn(params):
+        def one_seed(p):
+            _, _, outputs = network.run_layers(p, x)
+            return jnp.stack([jnp.var(outputs[i]) for i in range(len(network.layers))])
+
+        return jax.vmap(one_seed)(params)
+
+    passes = np.zeros((num_seeds, len(network.layers)), np.int32)
+    cells = []
+    for s in range(num_seeds):  # one seed at a time: a cell's start never sees its neighbours
+        flat = dict(networks._flatten(jax.tree.map(lambda a, s=s: a[s:s + 1], params)))
+        for i, layer in enumerate(network.layers):
+            kernels = [r.path for r in rules if r.path[:-1] == layer]
+            for _ in range(spec.lsuv_max_iter):
+                v = float(variances_fn(networks._unflatten(flat))[0, i])
+                if not (abs(v - 1.0) >= spec.lsuv_tol and np.isfinite(v) and v > 0):
+                    break
+                for path in kernels:
+                    flat[path] = flat[path] / jnp.sqrt(jnp.asarray(v, flat[path].dtype))
+                passes[s, i] += 1
+        cells.append(networks._unflatten(flat))
+    return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *cells), passes
 
 
 def format_passes(passes) -> str:

@@ -38,7 +38,9 @@ class ProbeResult:
 
     @property
     def num_hidden(self) -> int:
-        return len(self.spec.hidden)
+        """Layers before the last (the MLP's hidden layers; for any network, its drawn
+        layers but the last)."""
+        return int(next(iter(self.stats.values())).shape[-1]) - 1
 
 
 def run_probe(spec: Spec, data, runtime: Runtime | None = None,
@@ -78,7 +80,12 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
     from initbench import sharding
 
     sharding.check_fits(spec, dataset)
+    from initbench import networks
+
+    network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
     result = run_probe(spec, dataset, runtime, batch_size)
+    if network is not None:
+        result.meta["layers"] = network.layer_names()
     result.meta.update({"command": list(runtime.command), "dataset_notice": notice,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
@@ -98,7 +105,8 @@ def title(result: ProbeResult) -> str:
     if len(set(spec.hidden)) == 1 and len(spec.hidden) > 3:
         widths = f"{spec.hidden[0]}x{len(spec.hidden)}"
     net = f"{meta.get('num_features', '?')}-{widths}-{meta.get('num_classes', '?')}"
-    return (f"{spec.dataset} · MLP {net} {spec.activation} · at init, "
+    arch = f"MLP {net} {spec.activation}" if spec.model == "mlp" else f"model {spec.model}"
+    return (f"{spec.dataset} · {arch} · at init, "
             f"{meta.get('num_examples', '?')} examples, {len(spec.seeds)} seeds")
 
 

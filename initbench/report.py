@@ -42,7 +42,8 @@ def title(result: RunResult) -> str:
     optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
     lr = "mixed" if "lr" in mixed else ",".join(f"{x:g}" for x in spec.lr)
     batch = "mixed" if "batch_size" in mixed else spec.batch_size
-    return (f"{dataset} · MLP {net} · {optimizer} lr {lr} · batch {batch} · "
+    net = f"MLP {net}" if spec.model == "mlp" else f"model {spec.model}"  # no --hidden
+    return (f"{dataset} · {net} · {optimizer} lr {lr} · batch {batch} · "
             f"{spec.epochs} epochs · {len(spec.seeds)} seeds"
             + (f" × {spec.data_seeds} data orders" if spec.data_seeds > 1 else ""))
 

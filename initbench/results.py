@@ -474,11 +474,20 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     return {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
 
 
+def _int_or(text, default: int) -> int:
+    try:
+        return int(text)
+    except (TypeError, ValueError):
+        return default
+
+
 def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     rows = _read_csv(path, ("init", "seed", "epoch", "layer"))
     names = [c for c in rows[0]
              if c not in ("dataset", "init", "seed", DATA_SEED_COLUMN, "epoch", "layer")]
     num_layers = len(spec.hidden) + 1
+    if spec.model != "mlp":  # one row per drawn layer of the network
+        num_layers = 1 + max((_int_or(row.get("layer"), -1) for row in rows), default=-1)
     shape = (len(spec.inits), len(spec.slots), spec.epochs + 1, num_layers)
     _check_rows(path, rows, int(np.prod(shape)),
                 tuple(c for c in ("init", "seed", DATA_SEED_COLUMN, "epoch", "layer")
@@ -527,12 +536,13 @@ def cache_key(spec: Spec, dataset) -> str:
 
     The training settings (`Spec.training_key`), the data actually used (`data.fingerprint`
     of its arrays, not its name), the platform and device kind, the cells per compiled block,
-    the jax and jaxlib versions and `TRAINING_CODE_VERSION`.
+    the jax and jaxlib versions and `TRAINING_CODE_VERSION`; for a non-MLP model also
+    `networks.fingerprint` (the built-in's version, or the user factory's source hash).
     """
     import jax
     import jaxlib
 
-    from initbench import data, sharding
+    from initbench import data, networks, sharding
 
     device = jax.devices()[0]
     parts = {
@@ -541,6 +551,9 @@ def cache_key(spec: Spec, dataset) -> str:
         "cells_per_block": sharding.cells_per_block(), "jax": jax.__version__,
         "jaxlib": jaxlib.__version__, "training_code": TRAINING_CODE_VERSION,
     }
+    model = networks.fingerprint(spec)
+    if model is not None:  # the MLP's keys never change
+        parts["model"] = model
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 

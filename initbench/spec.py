@@ -16,6 +16,7 @@ ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
+BUILTIN_MODELS = ("mlp", "cnn")  # or a user factory FILE.py:NAME / package.module:NAME
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
 # `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
@@ -61,6 +62,10 @@ class Spec:
     `val_fraction` defaults to DEFAULT_VAL_FRACTION: that share of the training set, fixed
     and stratified, is the validation split on which each initializer's best rate is chosen.
     `val_fraction` is hashed into `training_key` only when set, like `data_seeds`.
+    `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN) or a
+    user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
+    `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
+    a user factory's source is in `results.cache_key`.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -82,6 +87,7 @@ class Spec:
     max_seeds: int | None = None
     data_seeds: int = 1
     val_fraction: float | None = None
+    model: str = "mlp"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -175,6 +181,8 @@ class Spec:
             settings["data_seeds"] = self.data_seeds
         if self.val_fraction is not None:  # likewise: no split keeps today's keys
             settings["val_fraction"] = self.val_fraction
+        if self.model != "mlp":  # likewise: the MLP's keys never change
+            settings["model"] = self.model
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -262,6 +270,21 @@ def validate(spec: Spec) -> None:
         raise InitbenchError(f"{len(spec.hidden)} hidden layers are too many: at most {MAX_DEPTH}.")
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
+    _check_model(spec.model)
+
+
+def _check_model(model) -> None:
+    """A built-in model name or the FILE.py:NAME / package.module:NAME form (resolved later,
+    by `networks.resolve`, which reports a missing file or attribute)."""
+    if not isinstance(model, str) or not model.strip():
+        raise InitbenchError(f"--model must be mlp, cnn, FILE.py:NAME or package.module:NAME, "
+                             f"got {model!r}.")
+    if model in BUILTIN_MODELS:
+        return
+    where, sep, name = model.rpartition(":")
+    if not sep or not where or not name.isidentifier():
+        raise unknown_name("model", model, (*BUILTIN_MODELS, "FILE.py:NAME",
+                                            "package.module:NAME"))
 
 
 def _accepted(name: str, params: dict) -> dict:

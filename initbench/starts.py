@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers, lsuv
+from initbench import initializers, lsuv, networks
 from initbench import model as model_lib
 from initbench.spec import Spec
 
@@ -31,17 +31,26 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     """Starting parameters of `cells` ((init, seed) pairs) for `data` (an `initbench.data.Dataset`).
 
     A cell's start depends only on its own (initializer, seed): kernels from
-    `model.init_key`, LSUV on the fixed `lsuv.lsuv_batch` of the training set.
+    `model.init_key` (per parameter path for a non-MLP `spec.model`, `networks.draw`), LSUV
+    on the fixed `lsuv.lsuv_batch` of the training set.
     """
     groups: dict[str, list[int]] = {}
     for name, seed, *_ in cells:  # a data order (--data-seeds) does not change the start
         groups.setdefault(name, []).append(seed)
     stacked, passes = {}, {}
+    network = (None if networks.is_mlp(spec)
+               else networks.resolve(spec, data.num_classes, data.image_shape))
     for name, seeds in groups.items():
-        params = model_lib.init_params(spec, name, seeds, data.x_train.shape[1], data.num_classes)
+        if network is None:  # the MLP's own path, so its numbers never move
+            params = model_lib.init_params(spec, name, seeds, data.x_train.shape[1],
+                                           data.num_classes)
+        else:
+            params = networks.init_params(spec, network, name, seeds)
         if initializers.is_data_dependent(name):
-            params, passes[name] = lsuv.apply_lsuv(spec, params, lsuv.lsuv_batch(data.x_train),
-                                                   data.num_classes)
+            batch = lsuv.lsuv_batch(data.x_train)
+            params, passes[name] = (
+                lsuv.apply_lsuv(spec, params, batch, data.num_classes) if network is None
+                else lsuv.apply_lsuv_network(spec, network, params, batch))
         stacked[name] = params
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []
@@ -51,3 +60,11 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         cell_passes.append(passes[name][i] if name in passes else None)
         index[name] += 1
     return Starts(jax.tree.map(lambda *leaves: jnp.stack(leaves), *ordered), cell_passes)
+
+
+def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
+    """The initialization card of cell (`init_name`, `seed`) for `data`: one row per
+    parameter (`networks.card`) of the start training uses (LSUV included)."""
+    network = networks.check(spec, data.num_classes, data.image_shape, data.name)  # first
+    start = cell_starts(spec, [(init_name, seed)], data).params
+    return networks.card(spec, init_name, jax.tree.map(lambda a: a[0], start), network)

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from initbench import diagnostics
+from initbench import diagnostics, networks
 from initbench import model as model_lib
 from initbench.plan import EVAL_CHUNK
 from initbench.spec import Spec
@@ -101,13 +101,16 @@ def cell_data(spec: Spec, data) -> CellData:
                     None if val is None else eval_chunks(val, data.y_val))
 
 
-def make_cell_fns(spec: Spec, num_classes: int, num_train: int) -> CellFns:
-    """The pure per-cell functions for `spec` on a training set of `num_train` examples."""
+def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
+                  image_shape: tuple[int, ...] | None = None) -> CellFns:
+    """The pure per-cell functions for `spec` on a training set of `num_train` examples
+    (`image_shape` [H, W, C]: how a non-MLP `spec.model` sees the flat rows)."""
     num_steps = num_train // spec.batch_size  # the last partial batch is dropped
     tx = make_optimizer(spec)
-    apply_model = model_lib.make_model(spec, num_classes).apply
+    apply_model = networks.make_apply(spec, num_classes, image_shape)
     # Traced only when asked for: the default program is unchanged.
-    stats_fn = diagnostics.make_cell_stats(spec, num_classes) if spec.track_layers else None
+    stats_fn = (diagnostics.make_cell_stats(spec, num_classes, image_shape)
+                if spec.track_layers else None)
 
     def loss_fn(params, x, y):
         logits = apply_model({"params": params}, x)

@@ -26,6 +26,9 @@ def bench(
         "--torch/--no-torch", help="Also time eager PyTorch (when installed).")] = True,
     torch_epochs: Annotated[int, typer.Option(
         "--torch-epochs", help="Eager PyTorch epochs (one model).")] = 2,
+    model: Annotated[str, typer.Option(
+        "--model", help="mlp (784-256-256-10) or cnn (the built-in CNN of `--model cnn`).")
+    ] = "mlp",
     csv: Annotated[Path, typer.Option(
         "--csv", help="Append one row per run to this file.")] = Path("results/bench.csv"),
     as_json: Annotated[bool, typer.Option(
@@ -42,7 +45,8 @@ def bench(
     from initbench.runtime import Runtime
 
     config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
-                                   data=data, torch=torch, torch_epochs=torch_epochs)
+                                   data=data, torch=torch, torch_epochs=torch_epochs,
+                                   model=model)
     bench_lib.validate(config)
     if devices is not None and devices < 1:
         from initbench.errors import InitbenchError
@@ -78,7 +82,9 @@ def bench_table(row: dict):
     def mb(value) -> str:
         return "—" if value in (None, "") else f"{float(value):,.0f} MB"
 
-    table = Table(title=f"initbench bench: 784-256-256-10 ReLU, Adam lr 0.01, batch 100 — "
+    net = ("built-in CNN (conv 8, conv 16, dense 64)" if row.get("model") == "cnn"
+           else "784-256-256-10 ReLU")
+    table = Table(title=f"initbench bench: {net}, Adam lr 0.01, batch 100 — "
                         f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
     for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",
                    "peak memory"):

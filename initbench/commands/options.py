@@ -88,6 +88,10 @@ DATA_SEEDS = _spec_opt("data_seeds", "--data-seeds", int,
 DATASET = _spec_opt("dataset", "--dataset", str | None,
                     f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
                     "MNIST is not available offline (see `initbench datasets`).")
+MODEL = _spec_opt("model", "--model", str,
+                  "mlp (--hidden, --activation apply), cnn (built-in small CNN), or your own "
+                  "network: FILE.py:NAME or package.module:NAME, a factory taking the number of "
+                  "classes and returning a flax.linen Module from images [N, H, W, C] to logits.")
 EPOCHS = _spec_opt("epochs", "--epochs", int, "Training epochs.")
 BATCH_SIZE = _spec_opt("batch_size", "--batch-size", int, "Minibatch size.")
 LR = _spec_opt("lr", "--lr", str,
@@ -150,7 +154,7 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
                   "Examples in the probe batch (the first ones of the training set).")
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
-NETWORK = (DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
+NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
 TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
             OPTIMIZER, *NETWORK,
             TRACK_LAYERS, OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,

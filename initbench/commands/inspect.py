@@ -1,0 +1,74 @@
+"""CLI command: inspect — the initialization card of one network under one initializer.
+
+Only typer and rich are imported here; JAX comes in when the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from initbench.commands import options as o
+from initbench.runtime import Runtime
+
+SEED = o.Opt("seed", ("--seed",), int, 0, "The seed whose draw is shown.")
+
+
+@o.command_options(o.INIT, *o.NETWORK, SEED, o.JSON, init="he_normal")
+def inspect_card(values: dict, runtime: Runtime) -> None:
+    """The initialization card: every parameter's path, shape, fans, the rule applied, the
+    expected std and the std actually drawn (one seed), as training starts it."""
+    from rich.text import Text
+
+    from initbench import experiment, jax_setup, starts
+    from initbench.console import stderr, stdout
+
+    spec = o.build_spec(values).replace(seeds=(values["seed"],))
+    jax_setup.start(runtime)
+    dataset, notice = experiment.load_data(spec)
+    spec = spec.replace(dataset=dataset.name)
+    rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
+    document = {"model": spec.model, "init": spec.inits[0], "seed": values["seed"],
+                "dataset": dataset.name, "image_shape": list(dataset.image_shape),
+                "bias_init": spec.bias_init, "parameters": rows}
+    if values["as_json"]:
+        print(json.dumps(document, indent=2))
+        return
+    stdout.print(card_table(document))
+    if notice:
+        stderr.print(Text.assemble(("note:", "yellow"), f" dataset used: {dataset.name} — {notice}"))
+
+
+def card_table(document: dict):
+    """The card as a rich table."""
+    from rich.table import Table
+    from rich.text import Text
+
+    shape = "x".join(map(str, document["image_shape"]))
+    table = Table(title=Text(f"{document['model']} · {document['init']} · seed "
+                             f"{document['seed']} · {document['dataset']} images {shape}"),
+                  caption="fans: kernel [..., in, out], receptive field = product of the "
+                          "leading dims; fan_in = in x rf, fan_out = out x rf. Drawn std: over "
+                          "the entries of this seed's draw.")
+    for header in ("layer", "parameter", "shape", "fan_in", "fan_out", "rule",
+                   "expected std", "drawn std"):
+        table.add_column(header, justify="right" if header not in ("parameter", "rule")
+                         else "left", no_wrap=header != "rule")
+    for row in document["parameters"]:
+        table.add_row(
+            "—" if row["layer"] is None else str(row["layer"]), Text(row["path"]),
+            "x".join(map(str, row["shape"])), _int(row["fan_in"]), _int(row["fan_out"]),
+            Text(row["rule"]),
+            "—" if row["expected_std"] is None else f"{row['expected_std']:.4g}",
+            f"{row['drawn_std']:.4g}")
+    return table
+
+
+def _int(value) -> str:
+    return "—" if value is None else str(value)
+
+
+def register(app: typer.Typer) -> None:
+    """Add inspect to `app`."""
+    app.command("inspect")(inspect_card)

@@ -1,0 +1,440 @@
+"""Networks by name (`--model`): the MLP, the built-in CNN, or a user's Flax module factory;
+and the draw of every eligible parameter of any network by a named initializer.
+
+A non-MLP `Network` takes images [N, H, W, C] (the dataset's flat rows are reshaped to its
+`image_shape` inside `apply`); the MLP keeps its own code path (`initbench.model`), so its
+numbers cannot move.
+
+Which parameters an initializer draws (`param_rules`):
+
+- every `kernel` of rank >= 2 (Dense, Conv, ...), and every parameter of rank >= 2 whose
+  "/"-joined path matches a glob of the module's `initbench_params` attribute (e.g.
+  `("*/embedding",)`): drawn by the initializer with the variance-scaling fans
+  (`initializers.kernel_fans`: for [..., in, out], receptive field = product of the leading
+  dimensions, fan_in = in x receptive field, fan_out = out x receptive field);
+- the `bias` beside a drawn kernel: `--bias-init`, with that kernel's fan_in;
+- everything else (normalization scales and offsets, unmarked embeddings): the module's own
+  initialization, drawn with the cell's key.
+
+Each drawn parameter's key is `model.init_key(init, seed)` folded with a CRC of its path, so
+a cell's start depends only on its own (initializer, seed) and the network.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import functools
+import hashlib
+import importlib
+import importlib.util
+import sys
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initbench import initializers
+from initbench import model as model_lib
+from initbench.errors import InitbenchError, unknown_name
+from initbench.spec import Spec, kernel_params
+
+CNN_VERSION = "cnn-v1"  # bump when the built-in CNN changes (it is in the cache key)
+
+
+class CNN(nn.Module):
+    """The built-in small CNN for 28x28 and 32x32 images (any H, W >= 4 works):
+
+    conv_0  3x3 conv, 8 channels, stride 2, SAME   -> ReLU   (28x28x1 -> 14x14x8)
+    conv_1  3x3 conv, 16 channels, stride 2, SAME  -> ReLU   (14x14x8 -> 7x7x16)
+    flatten                                                  (7x7x16 -> 784)
+    dense_0 784 -> 64                              -> ReLU
+    dense_1 64 -> classes (logits)
+
+    Strided convolutions instead of pooling: XLA:CPU's max-pool gradient under the cell
+    axis (vmap) costs ~10x the whole rest of a step.
+    """
+
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = nn.relu(nn.Conv(8, (3, 3), strides=2, padding="SAME", name="conv_0")(x))
+        x = nn.relu(nn.Conv(16, (3, 3), strides=2, padding="SAME", name="conv_1")(x))
+        x = x.reshape(x.shape[0], -1)
+        x = nn.relu(nn.Dense(64, name="dense_0")(x))
+        return nn.Dense(self.num_classes, name="dense_1")(x)
+
+
+@dataclass(frozen=True)
+class ParamRule:
+    """How one parameter starts: `kind` is "kernel" (drawn by the initializer), "bias"
+    (`--bias-init`) or "own" (the module's own initialization)."""
+
+    path: tuple[str, ...]
+    shape: tuple[int, ...]
+    kind: str
+    fan_in: int | None = None
+    fan_out: int | None = None
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.path)
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    """A resolved `--model` for images of `image_shape` [H, W, C] and `num_classes`."""
+
+    model: str
+    module: nn.Module
+    image_shape: tuple[int, ...]
+    num_classes: int
+    fingerprint: str
+    marked: tuple[str, ...] = ()
+
+    def images(self, x: jax.Array) -> jax.Array:
+        """Flat rows [N, D] as images [N, H, W, C] (images pass unchanged)."""
+        return x.reshape(x.shape[0], *self.image_shape)
+
+    def apply(self, variables, x, **kwargs):
+        """The module's logits [N, classes] for flat rows x [N, D]."""
+        return self.module.apply(variables, self.images(x), **kwargs)
+
+    def dummy(self) -> jax.Array:
+        return jnp.zeros((1, *self.image_shape), jnp.float32)
+
+    @functools.cached_property
+    def template(self) -> dict:
+        """Shapes of the parameters (jax.ShapeDtypeStruct leaves), nothing computed."""
+        variables = jax.eval_shape(self.module.init, jax.random.key(0), self.dummy())
+        return variables["params"]
+
+    @functools.cached_property
+    def rules(self) -> list[ParamRule]:
+        return param_rules(self.template, self.marked)
+
+    @functools.cached_property
+    def layers(self) -> list[tuple[str, ...]]:
+        """Paths of the modules whose kernels are drawn, in the order the data reaches them
+        (the first call of each, found by intercepting module calls)."""
+        owners = {rule.path[:-1] for rule in self.rules if rule.kind == "kernel"}
+        order: list[tuple[str, ...]] = []
+
+        def interceptor(next_fn, args, kwargs, context):
+            path = tuple(context.module.scope.path)
+            if context.method_name == "__call__" and path in owners and path not in order:
+                order.append(path)
+            return next_fn(*args, **kwargs)
+
+        params = self.template
+        with nn.intercept_methods(interceptor):
+            jax.eval_shape(lambda p: self.module.apply({"params": p}, self.dummy()), params)
+        return order + sorted(owners - set(order))  # never called: last, by name
+
+    def layer_names(self) -> list[str]:
+        return ["/".join(p) for p in self.layers]
+
+    def run_layers(self, params, x, shifts: dict | None = None):
+        """(logits, inputs, outputs) on flat rows x: `inputs[i]` and `outputs[i]` are what
+        drawn layer i (`layers[i]`) received and returned on its first call; `shifts[i]`,
+        if given, is added to that output (d loss / d shift = d loss / d output)."""
+        index = {path: i for i, path in enumerate(self.layers)}
+        inputs: dict[int, Any] = {}
+        outputs: dict[int, Any] = {}
+
+        def interceptor(next_fn, args, kwargs, context):
+            i = index.get(tuple(context.module.scope.path))
+            if context.method_name != "__call__" or i is None or i in outputs:
+                return next_fn(*args, **kwargs)
+            inputs[i] = args[0] if args else next(iter(kwargs.values()))
+            out = next_fn(*args, **kwargs)
+            if shifts is not None:
+                out = out + shifts[i]
+            outputs[i] = out
+            return out
+
+        with nn.intercept_methods(interceptor):
+            logits = self.apply({"params": params}, x)
+        return logits, inputs, outputs
+
+
+def param_rules(params, marked: tuple[str, ...] = ()) -> list[ParamRule]:
+    """The rule of every parameter of `params` (a param pytree or its shapes), in flatten
+    order; see the module docstring."""
+    flat = {tuple(str(getattr(k, "key", k)) for k in path): tuple(np.shape(leaf))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+    drawn = {path for path, shape in flat.items() if len(shape) >= 2 and (
+        path[-1] == "kernel" or any(fnmatch.fnmatchcase("/".join(path), g) for g in marked))}
+    rules = []
+    for path, shape in flat.items():
+        if path in drawn:
+            rules.append(ParamRule(path, shape, "kernel", *initializers.kernel_fans(shape)))
+        elif path[-1] == "bias" and (*path[:-1], "kernel") in drawn:
+            fan_in, fan_out = initializers.kernel_fans(flat[(*path[:-1], "kernel")])
+            rules.append(ParamRule(path, shape, "bias", fan_in, fan_out))
+        else:
+            rules.append(ParamRule(path, shape, "own"))
+    return rules
+
+
+def path_key(key: jax.Array, path: tuple[str, ...]) -> jax.Array:
+    """The key of one parameter: the cell's key folded with a CRC of the parameter's path."""
+    return jax.random.fold_in(key, zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF)
+
+
+def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
+    """One cell's parameters: the module's own init (with `key`), then every drawn kernel
+    and bias replaced by `init_name` and `spec.bias_init`, each with its `path_key`."""
+    params = network.module.init(key, network.dummy())["params"]
+    kernel_init = initializers.get(init_name, **kernel_params(spec, init_name))
+    flat = dict(_flatten(params))
+    for rule in network.rules:
+        leaf = flat[rule.path]
+        if rule.kind == "kernel":
+            flat[rule.path] = kernel_init(path_key(key, rule.path), rule.shape, leaf.dtype)
+        elif rule.kind == "bias":
+            bias_init = initializers.get_bias(spec.bias_init, rule.fan_in)
+            flat[rule.path] = bias_init(path_key(key, rule.path), rule.shape, leaf.dtype)
+    return _unflatten(flat)
+
+
+def init_params(spec: Spec, network: Network, init_name: str, seeds) -> dict:
+    """Parameters of one initializer for each seed, stacked on a leading [seed] axis
+    (one seed at a time and eagerly, like `model.init_params`)."""
+    cells = [draw(spec, network, init_name, model_lib.init_key(init_name, s)) for s in seeds]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *cells)
+
+
+def _flatten(tree, prefix: tuple[str, ...] = ()):
+    for name, value in tree.items():
+        if isinstance(value, dict) or hasattr(value, "items"):
+            yield from _flatten(value, (*prefix, name))
+        else:
+            yield (*prefix, name), value
+
+
+def _unflatten(flat: dict) -> dict:
+    out: dict = {}
+    for path, value in flat.items():
+        node = out
+        for name in path[:-1]:
+            node = node.setdefault(name, {})
+        node[path[-1]] = value
+    return out
+
+
+# ---------------------------------------------------------------- resolving --model
+
+
+def is_mlp(spec: Spec) -> bool:
+    return spec.model == "mlp"
+
+
+def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
+    """The `Network` of `spec.model` (not "mlp") for images `image_shape` and `num_classes`.
+
+    InitbenchError (one line) for a missing file or attribute, a factory that raises or
+    returns something other than a flax.linen Module."""
+    if is_mlp(spec):
+        raise ValueError("resolve() is for non-MLP models; the MLP is initbench.model")
+    image_shape = tuple(int(d) for d in image_shape)
+    if spec.model == "cnn":
+        return Network("cnn", CNN(num_classes), image_shape, num_classes, CNN_VERSION)
+    factory, fingerprint = load_factory(spec.model)
+    try:
+        module = factory(num_classes)
+    except Exception as err:
+        raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
+                             f"raised {_one_line(err)}") from None
+    if not isinstance(module, nn.Module):
+        kind = type(module).__module__ + "." + type(module).__qualname__
+        hint = (" (flax.nnx modules: wrap with flax.nnx.bridge.to_linen)"
+                if "nnx" in kind else "")
+        raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
+                             f"returned {kind}, not a flax.linen Module{hint}.")
+    marked = tuple(getattr(module, "initbench_params", ()) or ())
+    return Network(spec.model, module, image_shape, num_classes, fingerprint, marked)
+
+
+def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
+    """`apply(variables, x, **kwargs) -> logits` for flat rows x [N, D] of images of
+    `image_shape`: the MLP's own `apply` (unchanged), or the network's, which reshapes."""
+    if is_mlp(spec):
+        return model_lib.make_model(spec, num_classes).apply
+    if image_shape is None:
+        raise ValueError(f"model {spec.model!r} needs the dataset's image_shape")
+    return resolve(spec, num_classes, image_shape).apply
+
+
+def fingerprint(spec: Spec) -> str | None:
+    """What the cache key holds about a non-MLP model: the built-in's version, or a hash of
+    the user factory's source file and name; None for the MLP (its keys never change)."""
+    if is_mlp(spec):
+        return None
+    if spec.model == "cnn":
+        return CNN_VERSION
+    return load_factory(spec.model)[1]
+
+
+def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the dataset") -> Network | None:
+    """Resolve and check a non-MLP model before training: it takes a batch of
+    [1, *image_shape] images, returns logits [1, num_classes] and has a parameter an
+    initializer can draw. InitbenchError (one line) otherwise; None for the MLP."""
+    if is_mlp(spec):
+        return None
+    network = resolve(spec, num_classes, image_shape)
+    shape = "x".join(map(str, network.image_shape))
+    try:
+        variables = jax.eval_shape(network.module.init, jax.random.key(0), network.dummy())
+        logits = jax.eval_shape(network.module.apply, variables, network.dummy())
+    except Exception as err:
+        raise InitbenchError(f"--model {spec.model} cannot take {dataset_name}'s images "
+                             f"[N, {shape.replace('x', ', ')}]: {_one_line(err)}") from None
+    if "params" not in variables:
+        raise InitbenchError(f"--model {spec.model} has no parameters.")
+    if not hasattr(logits, "shape") or tuple(logits.shape) != (1, num_classes):
+        got = tuple(logits.shape) if hasattr(logits, "shape") else type(logits).__name__
+        raise InitbenchError(f"--model {spec.model} returns logits of shape {got} for one "
+                             f"image; expected (1, {num_classes}) ([N, classes]).")
+    if not any(rule.kind == "kernel" for rule in network.rules):
+        raise InitbenchError(f"--model {spec.model} has no weight an initializer can draw (a "
+                             "'kernel' of rank >= 2, or a parameter named in the module's "
+                             "initbench_params).")
+    return network
+
+
+@functools.lru_cache(maxsize=32)
+def _load_cached(model: str, source_hash: str) -> Callable:
+    return _load(model)
+
+
+def load_factory(model: str) -> tuple[Callable, str]:
+    """(factory, fingerprint) of "FILE.py:NAME" or "package.module:NAME"; the fingerprint is
+    a hash of the source file and the factory name (a file loads again when it changes)."""
+    where, _, name = model.rpartition(":")
+    source = _source_of(model, where)
+    digest = hashlib.sha256(source + b"\0" + name.encode()).hexdigest()[:16]
+    return _load_cached(model, digest), f"{name}@sha256:{digest}"
+
+
+def _is_file(where: str) -> bool:
+    return where.endswith(".py") or "/" in where or "\\" in where
+
+
+def _source_of(model: str, where: str) -> bytes:
+    """The bytes of the factory's source file."""
+    if _is_file(where):
+        path = Path(where)
+        if not path.is_file():
+            raise InitbenchError(f"--model {model}: no such file '{where}'.")
+        try:
+            return path.read_bytes()
+        except OSError as err:
+            raise InitbenchError(f"--model {model}: cannot read '{where}': "
+                                 f"{err.strerror or err}.") from None
+    module = _import(model, where)
+    file = getattr(module, "__file__", None)
+    try:
+        return Path(file).read_bytes() if file else where.encode()
+    except OSError:
+        return where.encode()
+
+
+def _import(model: str, where: str):
+    try:
+        return importlib.import_module(where)
+    except Exception as err:
+        raise InitbenchError(f"--model {model}: cannot import '{where}': "
+                             f"{_one_line(err)}") from None
+
+
+def _load(model: str) -> Callable:
+    where, _, name = model.rpartition(":")
+    if _is_file(where):
+        path = Path(where).resolve()
+        module_name = "initbench_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        if loader_spec is None or loader_spec.loader is None:
+            raise InitbenchError(f"--model {model}: '{where}' is not a Python file.")
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module  # dataclasses (flax modules) look themselves up here
+        sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
+        try:
+            loader_spec.loader.exec_module(module)
+        except Exception as err:
+            sys.modules.pop(module_name, None)
+            raise InitbenchError(f"--model {model}: importing '{where}' raised "
+                                 f"{_one_line(err)}") from None
+        finally:
+            sys.path.remove(str(path.parent))
+    else:
+        module = _import(model, where)
+    factory = getattr(module, name, None)
+    if factory is None:
+        choices = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        err = unknown_name(f"factory in '{where}'", name, choices)
+        raise InitbenchError(f"--model {model}: {err}")
+    if not callable(factory):
+        raise InitbenchError(f"--model {model}: '{name}' in '{where}' is not callable.")
+    return factory
+
+
+def _call_name(model: str) -> str:
+    return model.rpartition(":")[2]
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
+
+
+# ---------------------------------------------------------------- the card
+
+
+def card(spec: Spec, init_name: str, params: dict, network: Network | None = None) -> list[dict]:
+    """The initialization card: one row per parameter of one cell's `params` (unstacked),
+    with its path, shape, fans, the rule applied, the expected std (None where it depends
+    on the module) and the std actually drawn. For the MLP, pass `network=None`."""
+    from initbench.spec import kernel_params as accepted
+
+    rules = network.rules if network is not None else param_rules(params)
+    flat = dict(_flatten(params))
+    layers = network.layers if network is not None else [(n,) for n in model_lib.layer_names(spec)]
+    order = {path: i for i, path in enumerate(layers)}
+    rows = []
+    for rule in rules:
+        values = np.asarray(flat[rule.path], np.float64)
+        row = {"path": rule.name, "shape": list(rule.shape), "fan_in": rule.fan_in,
+               "fan_out": rule.fan_out, "drawn_std": float(values.std()),
+               "drawn_mean": float(values.mean())}
+        if rule.kind == "kernel":
+            canonical = initializers.canonical(init_name)
+            row["rule"] = f"{init_name}: {initializers.formula(init_name)}"
+            if canonical == "identity" and len(rule.shape) > 2:
+                row["rule"] = f"{init_name}: gain·Dirac (eye(in, out) at the window's centre)"
+            if canonical in ("orthogonal", "lsuv") and len(rule.shape) > 2:
+                row["rule"] += f", as a {rule.fan_in}x{rule.shape[-1]} matrix"
+            row["expected_std"] = initializers.expected_kernel_std(
+                init_name, rule.shape, **accepted(spec, init_name))
+            if initializers.is_data_dependent(init_name):
+                row["rule"] = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
+                               "unit output variance (drawn std)")
+        elif rule.kind == "bias":
+            row["rule"] = f"bias {spec.bias_init}: {initializers.bias_formula(spec.bias_init)}"
+            row["expected_std"] = initializers.expected_bias_std(spec.bias_init, rule.fan_in)
+        else:
+            row["rule"] = "module's own initialization (not drawn)"
+            row["expected_std"] = None
+        row["layer"] = order.get(rule.path[:-1])
+        rows.append(row)
+    kinds = {"kernel": 0, "bias": 1, "own": 2}
+    by_path = {r.name: r for r in rules}
+    return sorted(rows, key=lambda row: (
+        row["layer"] if row["layer"] is not None else len(order),
+        kinds[by_path[row["path"]].kind], row["path"]))
