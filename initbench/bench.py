@@ -51,7 +51,8 @@ CSV_COLUMNS = (
     "mode", "race_command", "initbench_wall_s", "torch_wall_s", "race_speedup",
     "torch_train_s", "torch_threads", "t_interpreter", "t_cli_import", "t_jax_setup",
     "t_data", "t_params", "t_epoch_0", "t_epoch_1", "t_training", "t_steady_epoch",
-    "t_compile_est", "t_summary", "t_figures", "t_write_print", "t_exit", "compile_events_s",
+    "t_compile_est", "t_summary", "t_print", "t_figures", "t_write_print", "t_exit", "compile_events_s",
+    "t_table_at",
 )
 RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 # Runs `initbench` as its console script does, recording when the interpreter started, when
@@ -498,10 +499,12 @@ def race_phases(spawn: float, launch: dict, marks: list, end: float) -> dict:
         "t_steady_epoch": steady,
         "t_compile_est": None if steady is None else durations[0] - steady,
         "t_summary": first["summary"] - last_epoch,
-        "t_figures": first["figures"] - first["summary"],
+        "t_print": first.get("printed", first["summary"]) - first["summary"],
+        "t_figures": first["figures"] - first.get("printed", first["summary"]),
         "t_write_print": launch["returned"] - first["figures"],
         "t_exit": end - launch["returned"],
     }
+    phases["t_table_at"] = first.get("printed", launch["returned"]) - spawn  # not a phase
     return {k: None if v is None else round(v, 3) for k, v in phases.items()}
 
 

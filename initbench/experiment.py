@@ -73,8 +73,9 @@ class Timings:
     --race`'s fixed-cost breakdown (kept in spec.json's "timings", never in a compared file).
 
     Names: start, data, runner, params, epoch_0 .. epoch_N (per chunk), trained, summary,
-    figures. `compile_s` adds up JAX's compile events (tracing, lowering, XLA) while the run
-    lasts; programs of several devices compile in parallel, so it may exceed wall time.
+    printed (when `run_experiment` has an `on_summary`), figures. `compile_s` adds up JAX's
+    compile events (tracing, lowering, XLA) while the run lasts; programs of several devices
+    compile in parallel, so it may exceed wall time.
     """
 
     def __init__(self, clock: Callable[[], float] = time.time):
@@ -296,7 +297,9 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
                    reporter: Reporter | None = None, *, baseline: str | None = None,
                    target: float | None = None, pairs: str | None = None,
                    margin_pt: float | None = None,
-                   max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
+                   max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
+                   on_summary: Callable[[results.RunResult], None] | None = None
+                   ) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
     Returns the whole grid; cells cached under the same training setting are reused. In a
@@ -306,6 +309,9 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     "all") and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and
     are recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
     chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
+    `on_summary(result)` is called once the summary is computed, before the figures are
+    drawn and the folder is written (the CLI prints its tables then); the folder still
+    appears whole, after it.
     """
     import contextlib
 
@@ -317,11 +323,11 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
         return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
                                pairs=pairs, margin_pt=margin_pt,
-                               max_cells_per_chunk=max_cells_per_chunk)
+                               max_cells_per_chunk=max_cells_per_chunk, on_summary=on_summary)
 
 
 def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,
-                    baseline, target, pairs, margin_pt, max_cells_per_chunk):
+                    baseline, target, pairs, margin_pt, max_cells_per_chunk, on_summary=None):
     """`run_experiment` once `out` is checked and locked."""
     from initbench import plots, summary
 
@@ -384,6 +390,9 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     margin = None if margin_pt is None else margin_pt / 100.0
     result.summary = summary.summarize_all(result, baseline, target, pairs, margin)
     timings.mark("summary")
+    if on_summary is not None:
+        on_summary(result)
+        timings.mark("printed")
     figure = plots.render(result.view, result.summary, "png")
     files = run_files(result, result.summary, pairs, margin)
     timings.mark("figures")

@@ -114,10 +114,11 @@ def test_race_phases_split_the_wall_clock_by_hand():
     assert phases == {
         "t_interpreter": 0.1, "t_cli_import": 0.2, "t_jax_setup": 0.7, "t_data": 1.0,
         "t_params": 2.0, "t_epoch_0": 1.0, "t_epoch_1": 4.0, "t_training": 2.5,
-        "t_steady_epoch": 1.25, "t_compile_est": 2.75, "t_summary": 0.5, "t_figures": 2.0,
-        "t_write_print": 0.5, "t_exit": 1.5}
+        "t_steady_epoch": 1.25, "t_compile_est": 2.75, "t_summary": 0.5, "t_print": 0.0,
+        "t_figures": 2.0, "t_write_print": 0.5, "t_exit": 1.5, "t_table_at": 14.5}
     # the phases cover the whole wall clock, none twice
-    parts = [v for k, v in phases.items() if k not in ("t_steady_epoch", "t_compile_est")]
+    parts = [v for k, v in phases.items()
+             if k not in ("t_steady_epoch", "t_compile_est", "t_table_at")]
     assert sum(parts) == pytest.approx(26.0 - 10.0)
     # a second chunk: the steady state is the first chunk's, training ends at the last epoch
     two = [*marks[:8], ["params", 22.0], ["epoch_0", 22.5], ["epoch_1", 23.0],
@@ -143,11 +144,13 @@ def test_race_runs_a_cold_compare_in_its_own_process(tmp_path):
     assert row["mode"] == "race" and row["num_models"] == "1" and row["torch_wall_s"] == ""
     phases = [float(row[k]) for k in ("t_interpreter", "t_cli_import", "t_jax_setup", "t_data",
                                       "t_params", "t_epoch_0", "t_epoch_1", "t_training",
-                                      "t_summary", "t_figures", "t_write_print", "t_exit")]
+                                      "t_summary", "t_print", "t_figures", "t_write_print",
+                                      "t_exit")]
     assert all(p >= 0 for p in phases)
     assert sum(phases) == pytest.approx(float(row["initbench_wall_s"]), abs=0.01)
     assert row["t_steady_epoch"] == "" and float(row["compile_events_s"]) > 0
     assert "initbench, wall clock" in result.output
+    assert float(row["t_table_at"]) < float(row["initbench_wall_s"]) - float(row["t_exit"])
 
 
 def test_run_experiment_records_phase_marks_in_spec_json(tmp_path):

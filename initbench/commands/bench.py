@@ -148,8 +148,9 @@ RACE_PHASES = (
     ("t_params", "initial parameters (runner, data placed)"),
     ("t_epoch_0", "epoch 0 (evaluation; compiles it)"),
     ("t_epoch_1", "epoch 1 (compiles the epoch)"), ("t_training", "epochs 2..N"),
-    ("t_summary", "cells saved, summary"), ("t_figures", "figures"),
-    ("t_write_print", "folder written, tables printed"), ("t_exit", "interpreter exit"),
+    ("t_summary", "cells saved, summary"), ("t_print", "tables printed"),
+    ("t_figures", "figures"),
+    ("t_write_print", "folder written (before 14: and tables printed)"), ("t_exit", "interpreter exit"),
 )
 
 
@@ -172,6 +173,8 @@ def race_table(rows: list[dict]):
     table.add_row("  (steady epoch; compile estimate = epoch 1 minus it)",
                   *(f"{seconds(r.get('t_steady_epoch'))}; {seconds(r.get('t_compile_est'))}"
                     for r in rows))
+    table.add_row("  (summary table on screen, since spawn)",
+                  *(seconds(r.get("t_table_at")) for r in rows))
     table.add_row("  (JAX compile events, summed over threads)",
                   *(seconds(r.get("compile_events_s")) for r in rows))
     if any(r.get("torch_wall_s") for r in rows):
