@@ -12,6 +12,7 @@ Python and torch start-up and data loading, as the initbench command's does.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 START = time.perf_counter()
@@ -22,6 +23,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist-5k")
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON line (what `initbench bench --race` reads)")
     args = parser.parse_args()
     from initbench import bench, data
 
@@ -29,6 +32,12 @@ def main() -> None:
     run = bench.time_torch(dataset, num_models=args.models, epochs=args.epochs)
     trained = sum(run["epoch_s"])
     final = run["test_accuracy"][args.epochs - 1::args.epochs]
+    if args.json:
+        print(json.dumps({"train_s": trained, "threads": run["threads"],
+                          "version": run["version"], "device": run["device"],
+                          "mean_final_accuracy": sum(final) / len(final),
+                          "seconds": time.perf_counter() - START}))
+        return
     print(f"eager PyTorch {run['version']} ({run['device']}, {run['threads']} "
           f"thread{'s' * (run['threads'] != 1)}): "
           f"{args.models} models x {args.epochs} epochs on {args.dataset}: training {trained:.1f} s "

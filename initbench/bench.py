@@ -46,7 +46,32 @@ CSV_COLUMNS = (
     "floor_fraction", "compile_s", "first_epoch_s", "peak_rss_mb", "peak_device_mb",
     "torch_s_per_model_epoch", "torch_gflops", "torch_floor_fraction", "torch_peak_rss_mb",
     "speedup_vs_torch", "floor_source", "model",
+    # `--race` rows (end to end, separate processes); the t_* columns are the initbench
+    # process's fixed-cost breakdown (`race_phases`), in seconds
+    "mode", "race_command", "initbench_wall_s", "torch_wall_s", "race_speedup",
+    "torch_train_s", "torch_threads", "t_interpreter", "t_cli_import", "t_jax_setup",
+    "t_data", "t_params", "t_epoch_0", "t_epoch_1", "t_training", "t_steady_epoch",
+    "t_compile_est", "t_summary", "t_print", "t_figures", "t_write_print", "t_exit", "compile_events_s",
+    "t_table_at",
 )
+RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
+# Runs `initbench` as its console script does, recording when the interpreter started, when
+# the CLI was imported and when the command returned (argv[1]: where to write them).
+LAUNCHER = """
+import json, sys, time
+started = time.time()
+from initbench import cli
+imported = time.time()
+out, sys.argv = sys.argv[1], ["initbench", *sys.argv[2:]]
+code = 0
+try:
+    cli.main()
+except SystemExit as stop:
+    code = stop.code
+with open(out, "w") as handle:
+    json.dump({"started": started, "cli_imported": imported, "returned": time.time()}, handle)
+sys.exit(code)
+"""
 
 
 @dataclass(frozen=True)
@@ -458,3 +483,175 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
         return path
     results.write_atomic(path, results.csv_text([values], CSV_COLUMNS))
     return path
+
+
+@dataclass(frozen=True)
+class RaceConfig:
+    """What `race` runs: `compare --dataset ... --inits ... --seeds ... --epochs ...` against
+    the same models x epochs of eager PyTorch, `repeats` times each, interleaved."""
+
+    dataset: str = "mnist-5k"
+    inits: str = RACE_INITS
+    seeds: int = 5
+    epochs: int = 10
+    repeats: int = 1
+    torch: bool = True
+
+    def compare_args(self, out: Path) -> list[str]:
+        return ["compare", "--dataset", self.dataset, "--inits", self.inits, "--seeds",
+                str(self.seeds), "--epochs", str(self.epochs), "--no-cache", "--quiet",
+                "--out", str(out)]
+
+    @property
+    def num_models(self) -> int:
+        return len(self.inits.split(",")) * self.seeds
+
+
+def race_phases(spawn: float, launch: dict, marks: list, end: float) -> dict:
+    """The initbench process's wall clock split into phases (seconds, `t_*` columns).
+
+    `spawn`/`end`: `time.time()` around the subprocess, seen from outside; `launch`: the
+    LAUNCHER's record (started, cli_imported, returned); `marks`: spec.json's
+    `timings.marks` ([name, time.time()] pairs, see `experiment.Timings`). With several
+    chunks, params, epoch_0 and epoch_1 are the first chunk's and training ends at the last
+    epoch mark. Steady epoch = median of epochs 2..N; compile estimate = epoch 1 minus it.
+    """
+    first: dict[str, float] = {}
+    for name, t in marks:
+        first.setdefault(name, t)
+    epoch_marks = [(name, t) for name, t in marks if name.startswith("epoch_")]
+    last_epoch = epoch_marks[-1][1]
+    chunk_starts = [i for i, (name, _) in enumerate(epoch_marks) if name == "epoch_0"]
+    first_chunk = [t for _, t in epoch_marks[chunk_starts[0]:(chunk_starts[1:] or [None])[0]]]
+    durations = [b - a for a, b in itertools.pairwise(first_chunk)]  # epochs 1..N
+    steady = statistics.median(durations[1:]) if len(durations) > 1 else None
+    phases = {
+        "t_interpreter": launch["started"] - spawn,
+        "t_cli_import": launch["cli_imported"] - launch["started"],
+        "t_jax_setup": first["start"] - launch["cli_imported"],
+        "t_data": first["data"] - first["start"],
+        "t_params": first["params"] - first["data"],
+        "t_epoch_0": first["epoch_0"] - first["params"],
+        "t_epoch_1": first.get("epoch_1", first["epoch_0"]) - first["epoch_0"],
+        "t_training": last_epoch - first.get("epoch_1", first["epoch_0"]),
+        "t_steady_epoch": steady,
+        "t_compile_est": None if steady is None else durations[0] - steady,
+        "t_summary": first["summary"] - last_epoch,
+        "t_print": first.get("printed", first["summary"]) - first["summary"],
+        "t_figures": first["figures"] - first.get("printed", first["summary"]),
+        "t_write_print": launch["returned"] - first["figures"],
+        "t_exit": end - launch["returned"],
+    }
+    phases["t_table_at"] = first.get("printed", launch["returned"]) - spawn  # not a phase
+    return {k: None if v is None else round(v, 3) for k, v in phases.items()}
+
+
+def _child_env(**changes: str) -> dict:
+    """This process's environment (the race never starts JAX here) with `changes`."""
+    return {**os.environ, **changes}
+
+
+def race_initbench(config: RaceConfig, workdir: Path, python: str = sys.executable,
+                   pythonpath: str | None = None) -> dict:
+    """One cold `initbench compare` in its own process: fresh cell cache and fresh (empty)
+    persistent XLA cache under `workdir`. Wall clock and `race_phases`."""
+    import json
+    import subprocess
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    out, launch_path = workdir / "run", workdir / "launch.json"
+    env = _child_env(INITBENCH_CACHE=str(workdir / "cells"),
+                     INITBENCH_XLA_CACHE=str(workdir / "xla"),
+                     **({"PYTHONPATH": pythonpath} if pythonpath else {}))
+    spawn = time.time()
+    done = subprocess.run([python, "-c", LAUNCHER, str(launch_path), *config.compare_args(out)],
+                          env=env, capture_output=True, text=True)
+    end = time.time()
+    if done.returncode != 0:
+        from initbench.errors import InitbenchError
+
+        raise InitbenchError(f"the initbench side of the race failed ({done.returncode}): "
+                             f"{done.stderr.strip()[-500:]}")
+    launch = json.loads(launch_path.read_text())
+    meta = json.loads((out / "spec.json").read_text())
+    timings = meta.get("timings")
+    row = {"initbench_wall_s": round(end - spawn, 3)}
+    if timings:  # absent when `python`/`pythonpath` is an initbench without them
+        row.update(race_phases(spawn, launch, timings["marks"], end))
+        row["compile_events_s"] = round(sum(timings["compile_s"].values()), 3)
+    else:
+        row.update({"t_interpreter": round(launch["started"] - spawn, 3),
+                    "t_cli_import": round(launch["cli_imported"] - launch["started"], 3),
+                    "t_exit": round(end - launch["returned"], 3)})
+    return row
+
+
+def race_torch(config: RaceConfig, script: Path, python: str = sys.executable) -> dict:
+    """The same models x epochs in eager PyTorch (`bench/torch_grid.py`, its best thread
+    count), in its own process: wall clock, training seconds, threads."""
+    import json
+    import subprocess
+
+    spawn = time.time()
+    done = subprocess.run([python, str(script), "--dataset", config.dataset, "--models",
+                           str(config.num_models), "--epochs", str(config.epochs), "--json"],
+                          env=_child_env(), capture_output=True, text=True)
+    end = time.time()
+    if done.returncode != 0:
+        from initbench.errors import InitbenchError
+
+        raise InitbenchError(f"the PyTorch side of the race failed ({done.returncode}): "
+                             f"{done.stderr.strip()[-500:]}")
+    run = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"torch_wall_s": round(end - spawn, 3), "torch_train_s": round(run["train_s"], 3),
+            "torch_threads": run["threads"], "torch": run["version"]}
+
+
+def torch_script() -> Path:
+    """bench/torch_grid.py of this checkout."""
+    return Path(__file__).resolve().parents[1] / "bench" / "torch_grid.py"
+
+
+def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
+    """`initbench bench --race`: initbench and eager PyTorch, each in a fresh process, one
+    after the other (`repeats` times, interleaved); one CSV row per pair."""
+    import shutil
+    import tempfile
+
+    from initbench import experiment
+    from initbench.errors import InitbenchError
+
+    if config.seeds < 1 or config.epochs < 1 or config.repeats < 1:
+        raise InitbenchError("--race needs --race-seeds, --race-epochs and "
+                             f"--repeats of at least 1 (got {config.seeds}, {config.epochs}, "
+                             f"{config.repeats}).")
+    use_torch = config.torch and torch_available() and torch_script().exists()
+    if config.torch and not use_torch:
+        notice("eager PyTorch not raced: torch or bench/torch_grid.py is missing")
+    rows = []
+    for repeat in range(config.repeats):
+        workdir = Path(tempfile.mkdtemp(prefix="initbench-race-"))
+        try:
+            load = os.getloadavg()[0]
+            row = race_initbench(config, workdir)
+            notice(f"race {repeat + 1}/{config.repeats}: initbench {row['initbench_wall_s']:.1f} s")
+            if use_torch:
+                row.update(race_torch(config, torch_script()))
+                row["race_speedup"] = round(row["torch_wall_s"] / row["initbench_wall_s"], 3)
+                notice(f"race {repeat + 1}/{config.repeats}: eager PyTorch "
+                       f"{row['torch_wall_s']:.1f} s")
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        rows.append({
+            "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
+            "git_revision": experiment.git_revision(), "machine": machine_name(),
+            "cpu_count": os.cpu_count(),
+            "load_1m": round((load + os.getloadavg()[0]) / 2, 2),
+            "python": platform.python_version(),
+            **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy",
+                                                 "torch")},
+            "mode": "race", "num_models": config.num_models, "epochs": config.epochs,
+            "race_command": " ".join(config.compare_args(Path("OUT"))),
+            **row,
+        })
+    return rows

@@ -68,6 +68,47 @@ class EverySeconds:
             self.last = self.clock()
 
 
+class Timings:
+    """Wall-clock marks of one run, in order: [(name, time.time())], for `initbench bench
+    --race`'s fixed-cost breakdown (kept in spec.json's "timings", never in a compared file).
+
+    Names: start, data, runner, params, epoch_0 .. epoch_N (per chunk), trained, summary,
+    printed (when `run_experiment` has an `on_summary`), figures. `compile_s` adds up JAX's
+    compile events (tracing, lowering, XLA) while the run lasts; programs of several devices
+    compile in parallel, so it may exceed wall time.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self.marks: list[tuple[str, float]] = []
+        self._compile_start = dict(_compile_seconds())
+
+    def mark(self, name: str) -> None:
+        self.marks.append((name, self.clock()))
+
+    def record(self) -> dict:
+        """The marks and compile seconds as JSON-ready values."""
+        spent = {event.rsplit("/", 1)[-1]: round(total - self._compile_start.get(event, 0.0), 3)
+                 for event, total in _compile_seconds().items()}
+        return {"clock": "time.time", "marks": [[name, round(t, 4)] for name, t in self.marks],
+                "compile_s": spent}
+
+
+@functools.cache
+def _compile_seconds() -> Counter:
+    """Seconds JAX has spent per compile event in this process (a listener registered once)."""
+    import jax
+
+    totals: Counter = Counter()
+
+    def listen_fn(event: str, duration: float, **_) -> None:
+        if event.startswith("/jax/core/compile/"):
+            totals[event] += duration
+
+    jax.monitoring.register_event_duration_secs_listener(listen_fn)
+    return totals
+
+
 def load_data(spec: Spec):
     """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
     With `spec.val_fraction` the training set is split (`data.split_validation`)."""
@@ -183,21 +224,27 @@ class Runner:
         return sharding.to_host(self._probe_fns[batch_size](state))
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
-              on_checkpoint: Callable | None = None) -> list[dict]:
+              on_checkpoint: Callable | None = None,
+              timings: Timings | None = None) -> list[dict]:
         """Train `cells` together; one dict of [epoch] arrays per cell (LSUV passes under
         `lsuv_passes` for data-dependent starts).
 
         Without `runtime.distributed`, the chunk's state is checkpointed every
         `runtime.checkpoint_every_s` seconds, so an interrupted chunk resumes from its last
-        checkpoint instead of epoch 0. `on_checkpoint(epoch)` is called after each one.
+        checkpoint instead of epoch 0. `on_checkpoint(epoch)` is called after each one;
+        `timings` gets a mark when the starting state is ready and after every epoch.
         """
         import jax
 
         from initbench import sharding
 
         spec, runtime = self.spec, self.runtime
+        mark = timings.mark if timings is not None else lambda name: None
         padded = self.padded(cells)
         state, passes = self.init_state(padded)
+        if timings is not None:
+            jax.block_until_ready(state)
+        mark("params")
         cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
         ckpt_path = results.checkpoint_path(runtime.cell_cache, spec, cells_key, self.cache_key)
         # Several processes would each need the checkpoint: multi-process runs start over.
@@ -220,6 +267,7 @@ class Runner:
         else:
             done = 0
             history = {k: [v] for k, v in sharding.to_host(self.eval_fn(state)).items()}
+            mark("epoch_0")
 
         def save(epoch: int, state) -> None:
             leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
@@ -233,6 +281,7 @@ class Runner:
             state, metrics = self.epoch_fn(state, epoch)
             for k, v in sharding.to_host(metrics).items():
                 history[k].append(v)
+            mark(f"epoch_{epoch}")
             reporter.advance(len(cells))
             if checkpointing and epoch < spec.epochs:
                 periodic.maybe(epoch, state)
@@ -250,7 +299,9 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
                    reporter: Reporter | None = None, *, baseline: str | None = None,
                    target: float | None = None, pairs: str | None = None,
                    margin_pt: float | None = None,
-                   max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK) -> results.RunResult | None:
+                   max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
+                   on_summary: Callable[[results.RunResult], None] | None = None
+                   ) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
     Returns the whole grid; cells cached under the same training setting are reused. In a
@@ -260,6 +311,9 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     "all") and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and
     are recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
     chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
+    `on_summary(result)` is called once the summary is computed, before the figures are
+    drawn and the folder is written (the CLI prints its tables then); the folder still
+    appears whole, after it.
     """
     import contextlib
 
@@ -271,11 +325,11 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
         return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
                                pairs=pairs, margin_pt=margin_pt,
-                               max_cells_per_chunk=max_cells_per_chunk)
+                               max_cells_per_chunk=max_cells_per_chunk, on_summary=on_summary)
 
 
 def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,
-                    baseline, target, pairs, margin_pt, max_cells_per_chunk):
+                    baseline, target, pairs, margin_pt, max_cells_per_chunk, on_summary=None):
     """`run_experiment` once `out` is checked and locked."""
     from initbench import plots, summary
 
@@ -290,7 +344,10 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         out = results.check_writable(out, results.estimate_run_bytes(spec))
         results.check_cache_writable(runtime.cell_cache)
     started = time.perf_counter()
+    timings = Timings()
+    timings.mark("start")
     dataset, notice = load_data(spec)
+    timings.mark("data")
     if notice:
         reporter.notice(notice)
     requested = spec.dataset
@@ -312,7 +369,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
     else:
         grid = train_grid(spec, dataset, runtime, reporter,
-                          max_cells_per_chunk=max_cells_per_chunk)
+                          max_cells_per_chunk=max_cells_per_chunk, timings=timings)
+    timings.mark("trained")
     if not runtime.main:
         return None
     meta = {
@@ -339,9 +397,15 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
     margin = None if margin_pt is None else margin_pt / 100.0
     result.summary = summary.summarize_all(result, baseline, target, pairs, margin)
-    results.write_run(out, result, result.per_rate or result.summary,
-                      plots.render(result.view, result.summary, "png"),
-                      run_files(result, result.summary, pairs, margin))
+    timings.mark("summary")
+    if on_summary is not None:
+        on_summary(result)
+        timings.mark("printed")
+    figure = plots.render(result.view, result.summary, "png")
+    files = run_files(result, result.summary, pairs, margin)
+    timings.mark("figures")
+    meta["timings"] = timings.record()
+    results.write_run(out, result, result.per_rate or result.summary, figure, files)
     return result
 
 
@@ -438,13 +502,15 @@ class Grid(NamedTuple):
 
 def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
-               make_runner: Callable[[], Runner] | None = None) -> Grid:
+               make_runner: Callable[[], Runner] | None = None,
+               timings: Timings | None = None) -> Grid:
     """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 
     Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
     (`sharding.cells_per_chunk`). Processes other than 0 of a multi-process run train what
     process 0 found missing and return a Grid without metrics. `make_runner` (default: a
     new `Runner`) lets several grids of one run share one runner, so nothing is traced twice.
+    `timings` gets the marks of `Runner.train` ("runner" once the runner is built).
     """
     from initbench import initializers
 
@@ -474,11 +540,14 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         if runtime.distributed:
             chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
         runner = make_runner() if make_runner is not None else Runner(spec, dataset, runtime)
+        if timings is not None:
+            timings.mark("runner")
         reporter.start(len(missing) * spec.epochs, f"training {_cells(len(missing))}")
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, runner.train(chunk, reporter)):
+                for cell, arrays in zip(chunk, runner.train(chunk, reporter,
+                                                            timings=timings)):
                     found[cell] = arrays
                     if runtime.main:
                         init, seed, d, lr = cell

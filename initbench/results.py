@@ -746,7 +746,7 @@ def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
                 layer_metrics[name][i, s] = runs[k].layer_metrics[name][ki, ks]
     spec = first.spec.replace(inits=tuple(spelling[c] for c in canons), seeds=tuple(seeds))
     meta = {key: value for key, value in first.meta.items()
-            if key not in ("cells_trained", "cells_cached", "seconds", "command")}
+            if key not in ("cells_trained", "cells_cached", "seconds", "timings", "command")}
     meta["merged_from"] = [
         {"run": name, "inits": run.inits, "seeds": run.seeds,
          "command": run.meta.get("command")} for name, run in zip(names, runs)
@@ -790,7 +790,8 @@ def _side_by_side(pooled: list[RunResult], names: list[str], differing: list[str
         for name in METRICS:
             metrics[name].append(run.metrics[name][:, order])
     meta = {key: value for key, value in first.meta.items()
-            if key not in ("cells_trained", "cells_cached", "seconds", "command", "baseline")}
+            if key not in ("cells_trained", "cells_cached", "seconds", "timings", "command",
+                            "baseline")}
     meta["mixed_settings"] = {f: [_setting_text(run.spec.to_dict()[f]) for run in pooled]
                               for f in differing}
     meta["merged_from"] = [

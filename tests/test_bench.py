@@ -103,3 +103,77 @@ def test_eager_pytorch_peer_trains():
     assert len(run["epoch_s"]) == 2 and all(s > 0 for s in run["epoch_s"])
     assert len(run["test_accuracy"]) == 2
     json.dumps(run)
+
+
+def test_race_phases_split_the_wall_clock_by_hand():
+    marks = [["start", 11.0], ["data", 12.0], ["runner", 12.5], ["params", 14.0],
+             ["epoch_0", 15.0], ["epoch_1", 19.0], ["epoch_2", 20.0], ["epoch_3", 21.5],
+             ["trained", 21.6], ["summary", 22.0], ["figures", 24.0]]
+    launch = {"started": 10.1, "cli_imported": 10.3, "returned": 24.5}
+    phases = bench.race_phases(10.0, launch, marks, 26.0)
+    assert phases == {
+        "t_interpreter": 0.1, "t_cli_import": 0.2, "t_jax_setup": 0.7, "t_data": 1.0,
+        "t_params": 2.0, "t_epoch_0": 1.0, "t_epoch_1": 4.0, "t_training": 2.5,
+        "t_steady_epoch": 1.25, "t_compile_est": 2.75, "t_summary": 0.5, "t_print": 0.0,
+        "t_figures": 2.0, "t_write_print": 0.5, "t_exit": 1.5, "t_table_at": 14.5}
+    # the phases cover the whole wall clock, none twice
+    parts = [v for k, v in phases.items()
+             if k not in ("t_steady_epoch", "t_compile_est", "t_table_at")]
+    assert sum(parts) == pytest.approx(26.0 - 10.0)
+    # a second chunk: the steady state is the first chunk's, training ends at the last epoch
+    two = [*marks[:8], ["params", 22.0], ["epoch_0", 22.5], ["epoch_1", 23.0],
+                       ["epoch_2", 23.2], ["epoch_3", 23.4], ["summary", 23.5],
+                       ["figures", 24.0]]
+    phases = bench.race_phases(10.0, launch, two, 26.0)
+    assert phases["t_steady_epoch"] == 1.25 and phases["t_training"] == 4.4
+
+
+def test_race_runs_a_cold_compare_in_its_own_process(tmp_path):
+    """`bench --race --no-torch`: the plumbing (launcher, spec.json timings, CSV row)."""
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    csv_path = tmp_path / "bench.csv"
+    result = CliRunner().invoke(app, [
+        "bench", "--race", "--no-torch", "--race-dataset", "digits", "--race-inits",
+        "xavier", "--race-seeds", "1", "--race-epochs", "1", "--csv", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    with open(csv_path, newline="") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["mode"] == "race" and row["num_models"] == "1" and row["torch_wall_s"] == ""
+    phases = [float(row[k]) for k in ("t_interpreter", "t_cli_import", "t_jax_setup", "t_data",
+                                      "t_params", "t_epoch_0", "t_epoch_1", "t_training",
+                                      "t_summary", "t_print", "t_figures", "t_write_print",
+                                      "t_exit")]
+    assert all(p >= 0 for p in phases)
+    assert sum(phases) == pytest.approx(float(row["initbench_wall_s"]), abs=0.01)
+    assert row["t_steady_epoch"] == "" and float(row["compile_events_s"]) > 0
+    assert "initbench, wall clock" in result.output
+    assert float(row["t_table_at"]) < float(row["initbench_wall_s"]) - float(row["t_exit"])
+
+
+def test_run_experiment_records_phase_marks_in_spec_json(tmp_path):
+    from initbench.experiment import run_experiment
+    from initbench.runtime import Runtime
+    from initbench.spec import Spec
+
+    spec = Spec(inits=("xavier",), seeds=(0,), dataset="digits", epochs=2, hidden=(8,))
+    run_experiment(spec, tmp_path / "run", Runtime(cell_cache=tmp_path / "cells"))
+    timings = json.loads((tmp_path / "run" / "spec.json").read_text())["timings"]
+    names = [name for name, _ in timings["marks"]]
+    assert names == ["start", "data", "runner", "params", "epoch_0", "epoch_1", "epoch_2",
+                     "trained", "summary", "figures"]
+    times = [t for _, t in timings["marks"]]
+    assert times == sorted(times)
+    # a cached rerun trains nothing: no runner, no epochs
+    run_experiment(spec, tmp_path / "again", Runtime(cell_cache=tmp_path / "cells"))
+    again = json.loads((tmp_path / "again" / "spec.json").read_text())["timings"]
+    assert [name for name, _ in again["marks"]] == ["start", "data", "trained", "summary",
+                                                    "figures"]
+
+
+def test_race_defaults_agree():
+    from initbench.commands import bench as command
+
+    assert command.RACE_INITS == bench.RACE_INITS == bench.RaceConfig().inits

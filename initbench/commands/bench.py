@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+# `initbench.bench.RACE_INITS` (not imported here: it would load NumPy for `--help`)
+RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
+
 
 def bench(
     ctx: typer.Context,
@@ -33,6 +36,20 @@ def bench(
         "--csv", help="Append one row per run to this file.")] = Path("results/bench.csv"),
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the measured row as JSON instead of the table.")] = False,
+    race: Annotated[bool, typer.Option(
+        "--race", help="Instead: the end-to-end race, a whole cold `compare` (fresh cell and "
+        "XLA caches, own process) against the same model-epochs of eager PyTorch "
+        "(bench/torch_grid.py, own process), with initbench's fixed-cost breakdown.")] = False,
+    race_dataset: Annotated[str, typer.Option(
+        "--race-dataset", help="--race: the compare's --dataset.")] = "mnist-5k",
+    race_inits: Annotated[str, typer.Option(
+        "--race-inits", help="--race: the compare's --inits.")] = RACE_INITS,
+    race_seeds: Annotated[int, typer.Option(
+        "--race-seeds", help="--race: the compare's --seeds.")] = 5,
+    race_epochs: Annotated[int, typer.Option(
+        "--race-epochs", help="--race: the compare's --epochs.")] = 10,
+    repeats: Annotated[int, typer.Option(
+        "--repeats", help="--race: run both sides this many times, interleaved.")] = 1,
 ) -> None:
     """Time training of the seed's setting (784-256-256-10, Adam, batch 100): s per
     model-epoch, GFLOP/s and fraction of this machine's matmul floor, against eager PyTorch."""
@@ -43,6 +60,25 @@ def bench(
     from initbench import jax_setup, plan
     from initbench.console import stderr, stdout
     from initbench.runtime import Runtime
+
+    def notice(text: str) -> None:
+        from rich.markup import escape
+
+        if not as_json:
+            stderr.print(f"[dim]{escape(text)}[/]", highlight=False)
+
+    if race:  # no JAX in this process: both sides run in their own
+        config = bench_lib.RaceConfig(race_dataset, race_inits, race_seeds, race_epochs,
+                                      repeats, torch)
+        rows = bench_lib.race(config, notice)
+        for row in rows:
+            path = bench_lib.append_csv(row, csv)
+        if as_json:
+            print(json.dumps(rows, indent=2, default=str))
+            return
+        stdout.print(race_table(rows))
+        stderr.print(f"appended to {path}", markup=False, highlight=False)
+        return
 
     config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
                                    data=data, torch=torch, torch_epochs=torch_epochs,
@@ -59,12 +95,6 @@ def bench(
     runtime = ctx.find_object(Runtime) or Runtime.from_environment()
     runtime = jax_setup.start(runtime.replace(xla_cache=None),
                               devices if devices is not None else plan.host_devices_for(models))
-
-    def notice(text: str) -> None:
-        from rich.markup import escape
-
-        if not as_json:
-            stderr.print(f"[dim]{escape(text)}[/]", highlight=False)
 
     row = bench_lib.run_bench(config, runtime, notice)
     path = bench_lib.append_csv(row, csv)
@@ -115,6 +145,54 @@ def bench_table(row: dict):
                       f" (epoch seconds {row['epoch_s']}); compile = epoch 1 minus that. "
                       f"Machine: {row['machine']}, {row['cpu_count']} CPUs, load {row['load_1m']}, "
                       f"git {row['git_revision']}.")
+    return table
+
+
+RACE_PHASES = (
+    ("t_interpreter", "interpreter start"), ("t_cli_import", "import initbench.cli"),
+    ("t_jax_setup", "JAX import and setup"), ("t_data", "data"),
+    ("t_params", "initial parameters (runner, data placed)"),
+    ("t_epoch_0", "epoch 0 (evaluation; compiles it)"),
+    ("t_epoch_1", "epoch 1 (compiles the epoch)"), ("t_training", "epochs 2..N"),
+    ("t_summary", "cells saved, summary"), ("t_print", "tables printed"),
+    ("t_figures", "figures"),
+    ("t_write_print", "folder written (before 14: and tables printed)"), ("t_exit", "interpreter exit"),
+)
+
+
+def race_table(rows: list[dict]):
+    """The rich table of `bench --race` rows: one column per repeat."""
+    from rich.table import Table
+
+    def seconds(value) -> str:
+        return "—" if value in (None, "") else f"{float(value):.2f}"
+
+    first = rows[0]
+    table = Table(title=f"initbench bench --race: {first['race_command']} "
+                        f"({first['num_models']} models x {first['epochs']} epochs)")
+    table.add_column("seconds")
+    for i, row in enumerate(rows):
+        table.add_column(f"run {i + 1} (load {row['load_1m']})", justify="right")
+    table.add_row("[bold]initbench, wall clock[/]", *(seconds(r["initbench_wall_s"]) for r in rows))
+    for key, label in RACE_PHASES:
+        table.add_row(f"  {label}", *(seconds(r.get(key)) for r in rows))
+    table.add_row("  (steady epoch; compile estimate = epoch 1 minus it)",
+                  *(f"{seconds(r.get('t_steady_epoch'))}; {seconds(r.get('t_compile_est'))}"
+                    for r in rows))
+    table.add_row("  (summary table on screen, since spawn)",
+                  *(seconds(r.get("t_table_at")) for r in rows))
+    table.add_row("  (JAX compile events, summed over threads)",
+                  *(seconds(r.get("compile_events_s")) for r in rows))
+    if any(r.get("torch_wall_s") for r in rows):
+        table.add_row("[bold]eager PyTorch, wall clock[/]", *(seconds(r.get("torch_wall_s")) for r in rows))
+        table.add_row("  training", *(f"{seconds(r.get('torch_train_s'))} "
+                                      f"({r.get('torch_threads')} thr)" for r in rows))
+        table.add_row("[bold]initbench speed-up[/]",
+                      *(f"{float(r['race_speedup']):.2f}x" if r.get("race_speedup") else "—"
+                        for r in rows))
+    table.caption = (f"Machine: {first['machine']}, {first['cpu_count']} CPUs, git "
+                     f"{first['git_revision']}; cold: fresh cell cache and empty XLA cache "
+                     "(the parsed-dataset cache stays warm). Noisy on a shared machine.")
     return table
 
 

@@ -52,26 +52,31 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     out = new_run_folder(command) if reserved else Path(values["out"])
     quiet, as_json = values["quiet"], values["as_json"]
     reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
+    def print_tables(result) -> None:  # before the figures are drawn: they take seconds
+        if as_json:
+            return
+        rows = result.summary
+        if not quiet:
+            stdout.print(report.curves_group(result.view))
+            for table in report.per_rate_tables(result):
+                stdout.print(table)
+        stdout.print(report.summary_table(result.view, rows))
+        if pairs == "all":
+            stdout.print(report.pairs_table(result.view, rows))
+
     try:
         result = experiment.run_experiment(spec, out, runtime, reporter,
                                            baseline=values.get("baseline"), target=target,
-                                           pairs=pairs, margin_pt=margin_pt)
+                                           pairs=pairs, margin_pt=margin_pt,
+                                           on_summary=print_tables)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)
     if result is None:  # not process 0 of a multi-process run
         return
-    rows = result.summary
     if as_json:
-        print(json.dumps(report.result_document(result, rows, str(out)), indent=2))
+        print(json.dumps(report.result_document(result, result.summary, str(out)), indent=2))
         return
-    if not quiet:
-        stdout.print(report.curves_group(result.view))
-        for table in report.per_rate_tables(result):
-            stdout.print(table)
-    stdout.print(report.summary_table(result.view, rows))
-    if pairs == "all":
-        stdout.print(report.pairs_table(result.view, rows))
     if not quiet:
         report.print_run_notes(stderr, result, out)
 
