@@ -255,3 +255,39 @@ def test_gain_and_mode_reach_the_drawn_kernels(digits):
     logits = net.apply({"params": params}, digits.x_test)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, digits.y_test).mean()
     np.testing.assert_allclose(compiled["test_loss"][0, 0, 0], loss, rtol=1e-5)
+
+
+def test_evaluation_ignores_the_padding_of_its_last_chunk(digits, monkeypatch):
+    """Evaluated in chunks of 100, the 360 test examples end in a padded chunk: the padding
+    counts neither in the loss nor in the accuracy (train.EVAL_CHUNK is internal)."""
+    monkeypatch.setattr(train, "EVAL_CHUNK", 100)
+    spec = small_spec(inits=("xavier",), seeds=(0,), epochs=1)
+    compiled = grid(spec, digits)
+    expected = reference_curves(spec, digits, "xavier", 0)
+    assert_cell_matches_reference(compiled, 0, 0, expected, len(digits.x_test), "chunks of 100")
+    net = model.make_model(spec, digits.num_classes)
+    params = jax.tree.map(lambda a: a[0], model.init_params(spec, "xavier", [0], 64, 10))
+    logits = np.asarray(net.apply({"params": params}, digits.x_test))
+    accuracy = float(np.mean(np.argmax(logits, -1) == digits.y_test))
+    assert compiled["test_accuracy"][0, 0, 0] == pytest.approx(accuracy, abs=1e-6)
+
+
+@pytest.mark.parametrize("name, steps", [
+    # two steps with the constant gradient g = [1, -2] from params [1, 1], lr 0.1, by hand
+    ("sgd", [[-0.1, 0.2], [-0.1, 0.2]]),
+    ("momentum", [[-0.1, 0.2], [-0.19, 0.38]]),  # trace = g + 0.9 * trace
+    ("adam", [[-0.1, 0.1], [-0.1, 0.1]]),  # bias-corrected m/sqrt(v) = sign(g)
+    ("adamw", [[-0.1 - 1e-5, 0.1 - 1e-5], None]),  # adam + lr * 1e-4 * params
+    ("rmsprop", [[-0.1 / np.sqrt(0.1), 0.1 / np.sqrt(0.1)], None]),  # v = 0.1 g^2
+    ("adagrad", [[-0.1 / np.sqrt(1.1), 0.2 / np.sqrt(4.1)], None]),  # accumulator starts at 0.1
+])
+def test_each_optimizer_name_is_that_optimizer(name, steps):
+    """The optimizer names map to the optax transformations they promise
+    (train.make_optimizer is internal)."""
+    tx = train.make_optimizer(Spec(optimizer=name, lr=0.1))
+    params, grads = np.array([1.0, 1.0], np.float32), np.array([1.0, -2.0], np.float32)
+    state = tx.init(params)
+    for expected in steps:
+        updates, state = tx.update(grads, state, params)
+        if expected is not None:
+            np.testing.assert_allclose(updates, expected, rtol=1e-4, atol=1e-7)
