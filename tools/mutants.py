@@ -217,19 +217,23 @@ def check_snippets(mutants: list[Mutant]) -> list[str]:
     return problems
 
 
-def run_tests(copy: Path, tests: tuple[str, ...], env: dict, timeout: float) -> tuple[str, float]:
-    """('passed' | 'failed' | 'timeout', seconds) of `pytest -x` on `tests` in `copy`."""
+def run_tests(copy: Path, tests: tuple[str, ...], env: dict,
+              timeout: float) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout', seconds, the first failing test) of `pytest -x` on
+    `tests` in `copy`."""
     start = time.perf_counter()
     try:
-        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-                               *tests], cwd=copy, env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p",
+                               "no:cacheprovider", *tests], cwd=copy, env=env,
+                              capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return "timeout", time.perf_counter() - start
+        return "timeout", time.perf_counter() - start, ""
     status = "passed" if done.returncode == 0 else "failed"
     if done.returncode not in (0, 1):  # 1 = tests failed; anything else is worth seeing
         print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
-    return status, time.perf_counter() - start
+    failed = [line.split(" - ")[0].split(" ", 1)[1] for line in done.stdout.splitlines()
+              if line.startswith(("FAILED ", "ERROR "))]
+    return status, time.perf_counter() - start, failed[0] if failed else ""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_baseline:
             tests = tuple(sorted({t for m in mutants for t in m.tests}))
             print(f"baseline: {' '.join(tests)} (unmutated) ...", flush=True)
-            status, seconds = run_tests(copy, tests, env, args.timeout * 2)
+            status, seconds, _ = run_tests(copy, tests, env, args.timeout * 2)
             print(f"baseline {status} in {seconds:.0f} s", flush=True)
             if status != "passed":
                 print("the named tests fail without any mutation; fix that first", file=sys.stderr)
@@ -291,16 +295,17 @@ def main(argv: list[str] | None = None) -> int:
             original = path.read_text()
             path.write_text(original.replace(m.old, m.new, 1))
             try:
-                status, seconds = run_tests(copy, m.tests, env, args.timeout)
+                status, seconds, killed_by = run_tests(copy, m.tests, env, args.timeout)
             finally:
                 path.write_text(original)
             outcome = "survived" if status == "passed" else "killed"
             if m.id in EQUIVALENT and outcome == "survived":
                 outcome = "equivalent"
             rows.append({"id": m.id, "file": m.file, "outcome": outcome, "tests_status": status,
-                         "seconds": round(seconds, 1), "tests": " ".join(m.tests),
-                         "breaks": m.breaks})
-            print(f"{m.id:5} {outcome:10} {seconds:6.1f} s  {m.file:28} {m.breaks}", flush=True)
+                         "seconds": round(seconds, 1), "killed_by": killed_by,
+                         "tests": " ".join(m.tests), "breaks": m.breaks})
+            print(f"{m.id:5} {outcome:10} {seconds:6.1f} s  {m.file:26} {m.breaks}"
+                  f"{'  <- ' + killed_by if killed_by else ''}", flush=True)
 
     killed = sum(r["outcome"] == "killed" for r in rows)
     equivalent = sum(r["outcome"] == "equivalent" for r in rows)
