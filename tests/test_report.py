@@ -161,6 +161,11 @@ def test_bad_folders_are_one_line_errors(runs, tmp_path):
         assert "curves.csv is" in one_error_line(invoke(command, truncated))
     assert not (truncated / "curves.png").exists() or (
         (truncated / "curves.png").read_bytes() == (runs["a"] / "curves.png").read_bytes())
+    short = copy_run(runs["a"], tmp_path / "short")  # whole rows missing at the end
+    lines = (short / "curves.csv").read_text().splitlines(keepends=True)
+    (short / "curves.csv").write_text("".join(lines[:-3]))
+    assert "truncated: 3 of 24 (init, seed, epoch) rows are missing" in one_error_line(
+        invoke("report", short))
     cut = copy_run(runs["a"], tmp_path / "cut")  # last row cut inside its last number
     text = (cut / "curves.csv").read_text()
     (cut / "curves.csv").write_text(text.rstrip("\n")[:-2])

@@ -115,6 +115,24 @@ def test_write_run_and_save_cell_are_atomic(tmp_path, monkeypatch):
     assert after == before
 
 
+def test_every_file_of_a_run_and_of_the_cache_appears_by_a_rename(tmp_path, monkeypatch):
+    renamed = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        renamed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    result = hand_made_result()
+    results.write_run(tmp_path / "run", result, summary.summarize_run(result),
+                      summary.SUMMARY_COLUMNS)
+    results.save_cell(SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(renamed) == sorted(p.name for p in written)
+    assert sorted(renamed) == ["curves.csv", "spec.json", "summary.csv", "xavier-seed0.npz"]
+
+
 def test_run_folder_round_trip_keeps_every_number(tmp_path):
     result = hand_made_result()
     results.write_run(tmp_path / "r", result, summary.summarize_run(result),

@@ -53,6 +53,7 @@ def test_parse_list_rejects_empty_items():
     ({"seeds": (1, 1)}, "twice"),
     ({"gain": -1.0}, "gain"),
     ({"gain": 0.0}, "gain"),
+    ({"inits": ("normal",), "gain": 0.0}, "gain"),  # also where no initializer takes a gain
     ({"lsuv_tol": 0.0}, "lsuv-tol"),
     ({"lsuv_tol": 1.0}, "lsuv-tol"),
     ({"lsuv_max_iter": 0}, "lsuv-max-iter"),
