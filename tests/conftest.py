@@ -1,8 +1,8 @@
 """Every test runs offline, with its own empty cell cache and TFDS data dir, and writes
 nothing outside temporary folders.
 
-Per-user caches (compiled XLA programs, the parsed mnist-5k split, matplotlib's font list)
-go to one temporary folder for the whole session, removed at its end. It is set here, at
+Per-user caches (compiled XLA programs, the parsed mnist-5k split, matplotlib's font list,
+keras.json) go to one temporary folder for the whole session, removed at its end. It is set here, at
 import, because `initbench.model` reads `INITBENCH_XLA_CACHE` when it is first imported
 (during collection). `INITBENCH_TEST_TMP` names a folder to use instead (the mutation
 runner shares one across its pytest runs so that unchanged programs are not recompiled).
@@ -20,6 +20,7 @@ SESSION_TMP = (tempfile.mkdtemp(prefix="initbench-tests-") if _OWN_TMP
 os.environ["XDG_CACHE_HOME"] = os.path.join(SESSION_TMP, "xdg-cache")
 os.environ["INITBENCH_XLA_CACHE"] = os.path.join(SESSION_TMP, "xla")
 os.environ["MPLCONFIGDIR"] = os.path.join(SESSION_TMP, "matplotlib")
+os.environ["KERAS_HOME"] = os.path.join(SESSION_TMP, "keras")  # TensorFlow (TFDS) writes keras.json
 
 
 def pytest_configure(config):
