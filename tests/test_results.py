@@ -61,6 +61,29 @@ def test_verdicts_point_the_right_way_when_every_pair_is_compared():
     assert rows["he_normal"].d_z_ci_low > 0 and rows["normal"].d_z_ci_high < 0
 
 
+def test_verdicts_read_the_holm_corrected_p_value():
+    """he_normal's paired t test alone gives p = 0.025 ("better" at 5%), but it is one of
+    three comparisons with the baseline: Holm makes it 3 x 0.025 = 0.076, no clear
+    difference. The raw p-value is still reported beside the corrected one."""
+    import scipy.stats
+
+    base = np.linspace(0.90, 0.93, 8)
+    diffs = {"he_normal": np.array([0.02, 0.0, 0.015, 0.005, 0.01, 0.025, -0.005, 0.01]),
+             "normal": np.array([0.01, -0.01, 0.005, -0.005, 0.0, 0.002, -0.003, 0.001])}
+    diffs["orthogonal"] = -0.5 * diffs["normal"][::-1] + 0.0005
+    inits = ("xavier", *diffs)
+    final = np.stack([base, *(base + d for d in diffs.values())])
+    acc = np.stack([np.full_like(final, 0.1), final], axis=-1)
+    spec = Spec(inits=inits, seeds=tuple(range(8)), dataset="digits", epochs=1, hidden=(4,))
+    result = RunResult(spec, {"train_loss": 1 - acc, "test_loss": 1 - acc, "test_accuracy": acc})
+    rows = {row.init: row for row in summary.summarize_run(result)}
+    raw = scipy.stats.ttest_1samp(diffs["he_normal"], 0.0).pvalue
+    assert rows["he_normal"].p_value == pytest.approx(raw) and raw < 0.05
+    assert rows["he_normal"].p_value_holm == pytest.approx(3 * raw)
+    assert rows["he_normal"].verdict == "no clear difference"
+    assert rows["he_normal"].accuracy_diff_ci_low > 0  # its own 95% CI alone excludes 0
+
+
 # ------------------------------------------------------------------ atomic writes
 
 

@@ -76,13 +76,13 @@ def reference_curves(spec, dataset, init: str, seed: int) -> dict[str, np.ndarra
 
     The data order is the documented one: epoch e permutes the training set with
     `fold_in(data_key(seed), e)` and takes whole minibatches of it in order (a last partial
-    batch is dropped). LSUV starts are rescaled on `lsuv.lsuv_batch`.
+    batch is dropped). LSUV starts are rescaled on the first 1,000 training examples
+    (docs/signal-propagation.md), written out here rather than read from `lsuv`.
     """
     net = model.make_model(spec, dataset.num_classes)
     params = model.init_params(spec, init, [seed], dataset.x_train.shape[1], dataset.num_classes)
     if init == "lsuv":
-        params, _ = lsuv.apply_lsuv(spec, params, lsuv.lsuv_batch(dataset.x_train),
-                                    dataset.num_classes)
+        params, _ = lsuv.apply_lsuv(spec, params, dataset.x_train[:1000], dataset.num_classes)
     params = jax.tree.map(lambda a: a[0], params)
     tx = OPTAX[spec.optimizer](spec.lr)
     opt_state = tx.init(params)

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("initbench", "tests", "bench", "pyproject.toml")
+COPIED = ("initbench", "tests", "bench", "pyproject.toml", "results/reference")  # tests read it
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ MUTANTS = [
            "if False and verdict in", (RESULTS,),
            "--pairs all: a verdict of (baseline, init) not turned round for init's row"),
     Mutant("SU9", "initbench/summary.py", "verdict=stats.paired_verdict(mean, float(p_holm[k]),",
-           "verdict=stats.paired_verdict(mean, float(p[k]),", (CLI11,),
+           "verdict=stats.paired_verdict(mean, float(p[k]),", (RESULTS, CLI11),
            "verdicts from the raw p-values, not the Holm-corrected ones"),
     Mutant("SU10", "initbench/summary.py", "    if k == 1:\n        return values\n    grouped",
            "    if True:\n        return values\n    grouped", (DSEEDS,),
@@ -233,7 +233,7 @@ MUTANTS = [
     Mutant("L4", "initbench/lsuv.py", "return (jnp.abs(v - 1.0) >= tol) & (count < max_iter)",
            "return (count < max_iter)", (PROBE,), "LSUV ignores its tolerance"),
     Mutant("L5", "initbench/lsuv.py", "BATCH_SIZE = 1000", "BATCH_SIZE = 500", (TRAIN,),
-           "the reported LSUV batch differs from the one training uses"),
+           "LSUV batch other than the documented first 1,000 training examples"),
     Mutant("L6", "initbench/lsuv.py", "(jnp.abs(v - 1.0) >= tol)", "(jnp.abs(v - 1.0) > tol)",
            (PROBE,), "LSUV tolerance boundary"),
 ]
@@ -241,6 +241,9 @@ MUTANTS = [
 EQUIVALENT = {
     "R9": "train_grid masks every metric from a cell's first bad epoch, so train_loss is NaN "
           "exactly where test_loss is in every result initbench writes or reads back",
+    "S7": "defence in depth: the float32 range check that follows (gain at least "
+          "sqrt(float32 tiny)) refuses gain 0 and every negative gain with one InitbenchError "
+          "naming --gain",
     "R7": "defence in depth: the later check that every (init, seed, epoch) row was seen "
           "refuses the same file with the same one-line 'truncated ... rows are missing' error",
     "L6": "|Var - 1| equal to the tolerance to the last float bit decides one extra pass at "
@@ -258,10 +261,10 @@ def check_snippets(mutants: list[Mutant]) -> list[str]:
     return problems
 
 
-def run_tests(copy: Path, tests: tuple[str, ...], env: dict,
-              timeout: float) -> tuple[str, float, str]:
+def run_tests(copy: Path, tests: tuple[str, ...], env: dict, timeout: float,
+              show_failure: bool = False) -> tuple[str, float, str]:
     """('passed' | 'failed' | 'timeout', seconds, the first failing test) of `pytest -x` on
-    `tests` in `copy`."""
+    `tests` in `copy`; `show_failure` prints pytest's output when they fail."""
     start = time.perf_counter()
     try:
         done = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-rfE", "-p",
@@ -270,7 +273,8 @@ def run_tests(copy: Path, tests: tuple[str, ...], env: dict,
     except subprocess.TimeoutExpired:
         return "timeout", time.perf_counter() - start, ""
     status = "passed" if done.returncode == 0 else "failed"
-    if done.returncode not in (0, 1):  # 1 = tests failed; anything else is worth seeing
+    if done.returncode not in (0, 1) or (show_failure and done.returncode):
+        # 1 = tests failed: expected of a mutant; anything else (or a baseline) is worth seeing
         print(done.stdout[-2000:], done.stderr[-2000:], file=sys.stderr)
     failed = [line.split(" - ")[0].split(" ", 1)[1] for line in done.stdout.splitlines()
               if line.startswith(("FAILED ", "ERROR "))]
@@ -325,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_baseline:
             tests = tuple(sorted({t for m in mutants for t in m.tests}))
             print(f"baseline: {' '.join(tests)} (unmutated) ...", flush=True)
-            status, seconds, _ = run_tests(copy, tests, env, args.timeout * 2)
+            status, seconds, _ = run_tests(copy, tests, env, args.timeout * 2, show_failure=True)
             print(f"baseline {status} in {seconds:.0f} s", flush=True)
             if status != "passed":
                 print("the named tests fail without any mutation; fix that first", file=sys.stderr)
