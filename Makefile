@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench reference clean
+.PHONY: install run test lint bench mutants reference clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,19 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check initbench tests
+	$(BIN)/ruff check initbench tests tools
 
 # torch 2.13.0 is the CPU build on this machine's local disk; other versions download GBs.
+# The eager PyTorch peer's test is skipped where torch is missing; here it runs.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 psutil
+	$(BIN)/python -m pytest tests/test_bench.py -k torch
 	$(BIN)/initbench bench
+
+# Does the suite notice plausible one-line bugs? Not part of `make test` (tens of minutes on
+# 2 cores). Mutates a temporary copy, never this clone; see tools/mutants.py.
+mutants: $(STAMP)
+	$(BIN)/python tools/mutants.py --csv results/mutants.csv
 
 # The committed reference comparison (README): default initializers, 5 seeds, mnist-5k.
 reference: $(STAMP)

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -40,14 +41,24 @@ def test_run_writes_curves_summary_and_spec(tmp_path):
     assert spec["command"][:2] == ["initbench", "run"] and spec["device"]["platform"]
 
 
+def table_rows(text: str) -> list[list[str]]:
+    """The body rows of the rich tables in `text`, as lists of stripped cells."""
+    return [[cell.strip() for cell in line.strip().strip("│").split("│")]
+            for line in text.splitlines() if line.startswith("│")]
+
+
 def test_compare_ranks_and_quiet_prints_only_the_table(tmp_path):
-    result = invoke("compare", "--inits", "xavier,normal", *TINY, "--out", tmp_path / "c",
+    # normal first on the command line (and alphabetically): xavier must still rank first
+    result = invoke("compare", "--inits", "normal,xavier", *TINY, "--out", tmp_path / "c",
                     "--quiet")
     assert result.exit_code == 0, result.output
     assert "epoch" not in result.stdout.split("digits ·")[0]  # no charts before the table
     assert "results written" not in result.output
-    ranked = [r["init"] for r in read_csv(tmp_path / "c" / "summary.csv")]
-    assert sorted(ranked) == ["normal", "xavier"]
+    summary = read_csv(tmp_path / "c" / "summary.csv")
+    means = [float(r["test_accuracy_mean"]) for r in summary]
+    assert means[0] > means[1]  # ranked by mean final accuracy, best first
+    assert [(r["rank"], r["init"]) for r in summary] == [("1", "xavier"), ("2", "normal")]
+    assert [row[:2] for row in table_rows(result.stdout)] == [["1", "xavier"], ["2", "normal"]]
 
 
 def test_json_prints_one_document(tmp_path):
@@ -137,10 +148,68 @@ def test_inits_lists_every_initializer_with_its_std():
     assert "0.0439" in result.stdout  # glorot_uniform on 784x256: sqrt(2/1040)
 
 
-def test_datasets_lists_offline_availability():
-    result = invoke("datasets")
-    assert result.exit_code == 0
-    assert "mnist-5k" in result.stdout and "digits" in result.stdout and "fashion_mnist" in result.stdout
+def write_tiny_mnist_idx(directory):
+    """Four valid MNIST IDX files with 20 training and 10 test images."""
+    directory.mkdir()
+    rng = np.random.default_rng(0)
+    for prefix, num in (("train", 20), ("t10k", 10)):
+        for kind, magic, shape in (("images", 2051, (num, 28, 28)), ("labels", 2049, (num,))):
+            array = rng.integers(0, 10 if kind == "labels" else 256, shape, dtype=np.uint8)
+            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
+            suffix = "idx3-ubyte" if kind == "images" else "idx1-ubyte"
+            (directory / f"{prefix}-{kind}-{suffix}").write_bytes(header + array.tobytes())
+
+
+def test_datasets_lists_offline_availability(tmp_path):
+    def offline_now():
+        result = invoke("datasets")
+        assert result.exit_code == 0, result.output
+        return {row[0]: row[6] for row in table_rows(result.stdout)}
+
+    available = offline_now()
+    assert available["mnist-5k"] == available["digits"] == "yes"  # embedded
+    for name in ("mnist", "fashion_mnist", "kmnist", "cifar10"):  # empty TFDS dir, no network
+        assert available[name] == "no", name
+    write_tiny_mnist_idx(tmp_path / "idx")
+    assert invoke("data", "import", tmp_path / "idx").exit_code == 0
+    available = offline_now()
+    assert available["mnist"] == "yes" and available["fashion_mnist"] == "no"
+
+
+def test_every_training_option_reaches_the_spec(tmp_path):
+    """Each training option of the CLI lands in its Spec field (spec.json records it)."""
+    out = tmp_path / "all"
+    result = invoke("run", "--init", "lsuv", "--seeds", "3,5", "--dataset", "digits",
+                    "--epochs", "1", "--batch-size", "50", "--lr", "0.003", "--optimizer", "sgd",
+                    "--hidden", "8,8", "--activation", "tanh", "--bias-init", "normal",
+                    "--gain", "1.5", "--mode", "fan_out", "--lsuv-tol", "0.05",
+                    "--lsuv-max-iter", "3", "--track-layers", "--data-seeds", "2", "--out", out)
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "spec.json").read_text())["spec"]
+    assert recorded == {
+        "inits": ["lsuv"], "seeds": [3, 5], "dataset": "digits", "epochs": 1, "batch_size": 50,
+        "lr": 0.003, "optimizer": "sgd", "hidden": [8, 8], "activation": "tanh",
+        "bias_init": "normal", "gain": 1.5, "mode": "fan_out", "lsuv_tol": 0.05,
+        "lsuv_max_iter": 3, "track_layers": True, "data_seeds": 2,
+        "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_issue11_cli.py)
+    }
+    assert (out / "layers.csv").exists()
+
+
+def test_gain_and_mode_change_the_cells_and_are_not_served_from_the_cache(tmp_path):
+    """--gain and --mode reach the drawn kernels: each retrains (no cached cell of another
+    setting is reused) and starts from another loss than the default he_normal."""
+    def epoch0_loss(*extra):
+        out = tmp_path / "-".join(["he", *extra]).replace("--", "")
+        result = invoke("run", "--init", "he_normal", *TINY, *extra, "--out", out)
+        assert result.exit_code == 0, result.output
+        meta = json.loads((out / "spec.json").read_text())
+        assert (meta["cells_trained"], meta["cells_cached"]) == (2, 0), extra
+        return [r["test_loss"] for r in read_csv(out / "curves.csv") if r["epoch"] == "0"]
+
+    default = epoch0_loss()
+    gained, fan_out = epoch0_loss("--gain", "3"), epoch0_loss("--mode", "fan_out")
+    assert gained != default and fan_out != default and gained != fan_out
 
 
 def test_python_dash_m_and_fast_help():

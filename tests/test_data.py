@@ -124,8 +124,17 @@ def test_tfds_data_dir_honours_env(monkeypatch, tmp_path):
     assert data.tfds_data_dir().name == "tensorflow_datasets"
 
 
-def test_network_probe_fails_fast_on_bad_host():
+@pytest.mark.real_network  # the real probe, not conftest's offline stub
+def test_network_probe_is_real_and_fails_fast():
+    import socket
+
+    with socket.socket() as server:  # a listening local port: the probe opens it
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        assert data.network_available("127.0.0.1", server.getsockname()[1], timeout=2.0)
+        port = server.getsockname()[1]
     start = time.perf_counter()
+    assert not data.network_available("127.0.0.1", port, timeout=1.0)  # now closed: refused
     assert not data.network_available("no-such-host.invalid", 443, timeout=1.0)
     assert time.perf_counter() - start < 3.0
 

@@ -72,7 +72,17 @@ def read_csv(path: Path) -> list[dict]:
 # ------------------------------------------------------------------ report
 
 
-def test_report_rerenders_the_table_without_training(runs):
+def test_report_rerenders_the_table_without_training(runs, monkeypatch):
+    from initbench import train
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("report trained")
+
+    for module, name in ((train, "make_cell_fns"), (experiment, "Runner"),
+                         (experiment, "train_grid"), (experiment, "run_experiment")):
+        monkeypatch.setattr(module, name, no_training)
+    watched = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
+    before = {p: p.read_bytes() for p in watched}
     result = invoke("report", runs["a"])
     assert result.exit_code == 0, result.output
     assert "digits · MLP 64-16-10 relu" in result.output
@@ -81,6 +91,9 @@ def test_report_rerenders_the_table_without_training(runs):
     for init in INITS:
         assert init in result.output
     assert "Δ acc vs xavier" in result.output
+    after = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
+    assert sorted(after) == sorted(watched)  # nothing written, in the run or the cache
+    assert {p: p.read_bytes() for p in after} == before
 
 
 def test_report_json_and_baseline(runs):
@@ -149,6 +162,11 @@ def test_bad_folders_are_one_line_errors(runs, tmp_path):
         assert "curves.csv is" in one_error_line(invoke(command, truncated))
     assert not (truncated / "curves.png").exists() or (
         (truncated / "curves.png").read_bytes() == (runs["a"] / "curves.png").read_bytes())
+    short = copy_run(runs["a"], tmp_path / "short")  # whole rows missing at the end
+    lines = (short / "curves.csv").read_text().splitlines(keepends=True)
+    (short / "curves.csv").write_text("".join(lines[:-3]))
+    line = one_error_line(invoke("report", short))
+    assert "curves.csv is truncated" in line and "3" in line and "rows are missing" in line
     cut = copy_run(runs["a"], tmp_path / "cut")  # last row cut inside its last number
     text = (cut / "curves.csv").read_text()
     (cut / "curves.csv").write_text(text.rstrip("\n")[:-2])
@@ -163,10 +181,17 @@ def test_bad_folders_are_one_line_errors(runs, tmp_path):
 
 
 def test_plot_writes_png_svg_pdf(runs, tmp_path):
+    import matplotlib.image
+
     for name, magic in (("c.png", b"\x89PNG"), ("c.svg", b"<?xml"), ("c.pdf", b"%PDF")):
         result = invoke("plot", runs["a"], "--out", tmp_path / name)
         assert result.exit_code == 0, result.output
         assert (tmp_path / name).read_bytes().startswith(magic)
+    image = matplotlib.image.imread(tmp_path / "c.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600  # a real figure, not a stub
+    assert len(np.unique(image.reshape(-1, image.shape[-1]), axis=0)) > 20  # with content
+    svg = (tmp_path / "c.svg").read_text()
+    assert all(init in svg for init in INITS)  # every initializer is labelled
     assert (runs["c"] / "curves.png").read_bytes().startswith(b"\x89PNG")  # written by compare
     meta = json.loads((runs["c"] / "spec.json").read_text())
     assert (meta["cells_trained"], meta["cells_cached"]) == (0, 4)  # a finished cell never retrains
@@ -186,15 +211,22 @@ def test_plot_bad_output_leaves_nothing(runs, tmp_path):
 
 
 def test_plot_bands_are_the_table_cis(runs):
-    from initbench import plots, summary
+    """The band at each epoch is the documented bootstrap of the seeds' values, written out
+    again here; at the last epoch it is the table's CI."""
+    from initbench import plots
 
     result = results.read_run(runs["a"])
-    rows = {row.init: row for row in summary.summarize_run(result)}
+    table = {row["init"]: row for row in read_csv(runs["a"] / "summary.csv")}
     for i, init in enumerate(result.inits):
-        mean, low, high = plots.mean_and_band(result.metrics["test_accuracy"][i])
-        assert mean.shape == (SPEC.epochs + 1,)
-        assert (low[-1], high[-1]) == (rows[init].test_accuracy_ci_low,
-                                       rows[init].test_accuracy_ci_high)
+        values = result.metrics["test_accuracy"][i]
+        mean, low, high = plots.mean_and_band(values)
+        np.testing.assert_allclose(mean, values.mean(axis=0), rtol=1e-12)
+        for epoch in range(SPEC.epochs + 1):
+            assert (low[epoch], high[epoch]) == pytest.approx(bootstrap_ci(values[:, epoch]),
+                                                              rel=1e-9)
+        assert (low[-1], high[-1]) == pytest.approx(
+            (float(table[init]["test_accuracy_ci_low"]), float(table[init]["test_accuracy_ci_high"])),
+            rel=1e-12)
     assert plots.wants_log(np.array([[2.0, 0.05]])) and not plots.wants_log(np.array([[2.0, 0.1]]))
 
 

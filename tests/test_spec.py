@@ -1,5 +1,8 @@
 """Spec parsing and validation: every bad setting is an InitbenchError naming it."""
 
+import dataclasses
+import json
+
 import pytest
 
 from initbench.errors import InitbenchError
@@ -49,6 +52,13 @@ def test_parse_list_rejects_empty_items():
     ({"bias_init": "nrmal"}, "Did you mean 'normal'"),
     ({"seeds": (1, 1)}, "twice"),
     ({"gain": -1.0}, "gain"),
+    ({"gain": 0.0}, "gain"),
+    ({"inits": ("normal",), "gain": 0.0}, "gain"),  # also where no initializer takes a gain
+    ({"lsuv_tol": 0.0}, "lsuv-tol"),
+    ({"lsuv_tol": 1.0}, "lsuv-tol"),
+    ({"lsuv_max_iter": 0}, "lsuv-max-iter"),
+    ({"hidden": (8, 0)}, "hidden"),
+    ({"seeds": (-1,)}, "seeds"),
     ({"mode": "fan"}, "fan mode"),
 ])
 def test_validation_names_the_bad_setting(changes, message):
@@ -56,10 +66,55 @@ def test_validation_names_the_bad_setting(changes, message):
         Spec(**changes)
 
 
-def test_round_trip_and_training_key():
-    spec = Spec(inits=("xavier", "normal"), seeds=(0, 3), dataset="digits", hidden=(8, 8))
-    assert Spec.from_dict(spec.to_dict()) == spec
-    # The cache key ignores which cells are asked for, and changes with any training setting.
-    assert spec.replace(seeds=(9,), inits=("he_normal",)).training_key() == spec.training_key()
-    assert spec.replace(lr=0.001).training_key() != spec.training_key()
-    assert spec.replace(bias_init="normal").training_key() != spec.training_key()
+# A value other than the default for every Spec field. A field added to Spec without an
+# entry here fails `test_every_field_is_classified`.
+CHANGED = {
+    "dataset": "digits", "epochs": 7, "batch_size": 50, "lr": 0.003, "optimizer": "sgd",
+    "hidden": (8, 8), "activation": "tanh", "bias_init": "normal", "gain": 1.5,
+    "mode": "fan_out", "lsuv_tol": 0.05, "lsuv_max_iter": 3, "track_layers": True,
+    "data_seeds": 2,  # the run's key; its cells are cached under the K = 1 key (results)
+    "val_fraction": 0.2, "model": "cnn",
+}
+# Fields that only pick which cells to train, or are not settings at all. Each is set on
+# its own, except max_seeds, which needs precision (--seeds auto).
+NOT_TRAINING = {"inits": ("he_normal",), "seeds": (9,), "extra": {"note": "x"},
+                "precision": 0.5, "max_seeds": 40}
+NEEDS = {"max_seeds": {"precision": 0.5}}
+
+
+def test_every_field_is_classified():
+    names = {f.name for f in dataclasses.fields(Spec)}
+    assert names == set(CHANGED) | set(NOT_TRAINING)
+    assert not set(CHANGED) & set(NOT_TRAINING)
+
+
+@pytest.mark.parametrize("name", sorted(CHANGED))
+def test_every_training_field_changes_the_cache_key(name):
+    """A cached cell is reused only for the same numbers: every setting that changes a
+    cell's numbers changes the key, alone and on top of a non-default spec."""
+    base = Spec(inits=("xavier", "lsuv"), seeds=(0, 3))
+    assert base.replace(**{name: CHANGED[name]}).training_key() != base.training_key()
+    others = {k: v for k, v in CHANGED.items() if k != name}
+    changed = base.replace(**others)
+    default = getattr(base, name)
+    assert changed.replace(**{name: CHANGED[name]}).training_key() != changed.training_key()
+    assert changed.replace(**{name: default}).training_key() == changed.training_key()
+
+
+def test_cells_and_notes_do_not_change_the_cache_key():
+    spec = Spec(inits=("xavier", "normal"), seeds=(0, 3))
+    for name, value in NOT_TRAINING.items():
+        changed = spec.replace(**NEEDS.get(name, {}), **{name: value})
+        assert changed.training_key() == spec.training_key(), name
+
+
+def test_round_trip_keeps_every_field():
+    spec = Spec(inits=("xavier", "normal"), seeds=(0, 3), **CHANGED)
+    document = json.loads(json.dumps(spec.to_dict()))  # as spec.json stores it
+    again = Spec.from_dict(document)
+    assert again == spec and again.training_key() == spec.training_key()
+    for f in dataclasses.fields(Spec):
+        if f.name != "extra":
+            assert getattr(again, f.name) == getattr(spec, f.name), f.name
+            assert type(getattr(again, f.name)) is type(getattr(spec, f.name)), f.name
+    assert Spec.from_dict({**document, "added_by_a_later_version": 1}) == spec

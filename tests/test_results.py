@@ -1,0 +1,178 @@
+"""The cell cache and `safeio.write_atomic`: files appear whole or not at all; run folders
+round-trip every number; paired verdicts point the right way for accuracy (higher is
+better) and loss (lower is better). Whole run folders appearing at once (`write_run` over
+`safeio.write_folder`) are tests/test_faults.py's."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from initbench import results, safeio, summary
+from initbench.results import RunResult
+from initbench.spec import Spec
+
+SPEC = Spec(inits=("xavier", "he_normal", "normal"),
+            seeds=(0, 1, 2, 3), dataset="digits", epochs=1, hidden=(4,))
+
+
+def hand_made_result() -> RunResult:
+    """xavier is the baseline; he_normal is 5 points better and its loss 0.2 lower on every
+    seed (with some spread), normal 5 points worse and its loss 0.2 higher."""
+    base = np.array([0.90, 0.91, 0.92, 0.93])
+    noise = np.array([0.001, -0.002, 0.0015, 0.0])
+    final_acc = np.stack([base, base + 0.05 + noise, base - 0.05 + noise])
+    final_loss = np.stack([1 - base, 1 - base - 0.2 + noise, 1 - base + 0.2 + noise])
+    acc = np.stack([np.full_like(final_acc, 0.1), final_acc], axis=-1)
+    loss = np.stack([np.full_like(final_loss, 2.3), final_loss], axis=-1)
+    return RunResult(SPEC, {"train_loss": loss, "test_loss": loss, "test_accuracy": acc})
+
+
+def test_verdicts_point_the_right_way_for_accuracy_and_loss():
+    rows = {row.init: row for row in summary.summarize_run(hand_made_result())}
+    assert rows["xavier"].verdict == rows["xavier"].loss_verdict == "baseline"
+    good, bad = rows["he_normal"], rows["normal"]
+    assert (good.verdict, good.loss_verdict) == ("better", "better")
+    assert (bad.verdict, bad.loss_verdict) == ("worse", "worse")
+    assert good.accuracy_diff_mean == pytest.approx(0.05 + 0.000125)
+    assert good.loss_diff_mean == pytest.approx(-0.2 + 0.000125)
+    assert good.accuracy_diff_ci_low > 0 and bad.accuracy_diff_ci_high < 0
+    assert good.loss_diff_ci_high < 0 and bad.loss_diff_ci_low > 0
+    assert (good.p_better, bad.p_better) == (1.0, 0.0)
+    assert [rows[i].rank for i in ("he_normal", "xavier", "normal")] == [1, 2, 3]
+
+
+def test_baseline_choice_flips_the_verdicts():
+    rows = {row.init: row for row in summary.summarize_run(hand_made_result(), "normal")}
+    assert rows["normal"].verdict == "baseline"
+    assert rows["xavier"].baseline == "normal"
+    assert (rows["xavier"].verdict, rows["xavier"].loss_verdict) == ("better", "better")
+    assert rows["xavier"].accuracy_diff_mean == pytest.approx(0.05 - 0.000125)
+
+
+def test_verdicts_point_the_right_way_when_every_pair_is_compared():
+    """--pairs all compares (xavier, he_normal) as xavier - he_normal: the baseline's row
+    order is turned round, so he_normal's row still says better and normal's worse."""
+    rows = {row.init: row for row in summary.summarize_run(hand_made_result(), pairs="all")}
+    assert (rows["he_normal"].verdict, rows["normal"].verdict) == ("better", "worse")
+    assert rows["he_normal"].d_z > 0 > rows["normal"].d_z
+    assert rows["he_normal"].d_z_ci_low > 0 and rows["normal"].d_z_ci_high < 0
+
+
+def test_verdicts_read_the_holm_corrected_p_value():
+    """he_normal's paired t test alone gives p = 0.025 ("better" at 5%), but it is one of
+    three comparisons with the baseline: Holm makes it 3 x 0.025 = 0.076, no clear
+    difference. The raw p-value is still reported beside the corrected one."""
+    import scipy.stats
+
+    base = np.linspace(0.90, 0.93, 8)
+    diffs = {"he_normal": np.array([0.02, 0.0, 0.015, 0.005, 0.01, 0.025, -0.005, 0.01]),
+             "normal": np.array([0.01, -0.01, 0.005, -0.005, 0.0, 0.002, -0.003, 0.001])}
+    diffs["orthogonal"] = -0.5 * diffs["normal"][::-1] + 0.0005
+    inits = ("xavier", *diffs)
+    final = np.stack([base, *(base + d for d in diffs.values())])
+    acc = np.stack([np.full_like(final, 0.1), final], axis=-1)
+    spec = Spec(inits=inits, seeds=tuple(range(8)), dataset="digits", epochs=1, hidden=(4,))
+    result = RunResult(spec, {"train_loss": 1 - acc, "test_loss": 1 - acc, "test_accuracy": acc})
+    rows = {row.init: row for row in summary.summarize_run(result)}
+    raw = scipy.stats.ttest_1samp(diffs["he_normal"], 0.0).pvalue
+    assert rows["he_normal"].p_value == pytest.approx(raw) and raw < 0.05
+    assert rows["he_normal"].p_value_holm == pytest.approx(3 * raw)
+    assert rows["he_normal"].verdict == "no clear difference"
+    assert rows["he_normal"].accuracy_diff_ci_low > 0  # its own 95% CI alone excludes 0
+
+
+# ------------------------------------------------------------------ atomic writes
+
+
+def test_write_atomic_writes_whole_files_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "out.csv"
+    safeio.write_atomic(path, "a,b\n1,2\n")
+    safeio.write_atomic(path, "c\n")
+    safeio.write_atomic(tmp_path / "blob.npz", b"\x00\x01")
+    assert path.read_text() == "c\n" and (tmp_path / "blob.npz").read_bytes() == b"\x00\x01"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["blob.npz", "out.csv", "sub"]
+
+
+def test_a_failure_mid_write_keeps_the_old_bytes_and_no_temporary(tmp_path):
+    path = tmp_path / "summary.csv"
+    path.write_bytes(b"old,bytes\n")
+    with pytest.raises(UnicodeEncodeError):  # fails while writing, after the file was opened
+        safeio.write_atomic(path, "new,text\n" * 1000 + "\ud800")
+    assert path.read_bytes() == b"old,bytes\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.csv"]
+
+
+def test_a_failed_rename_keeps_the_old_bytes_and_no_temporary(tmp_path, monkeypatch):
+    """The data goes to a temporary file in the same folder (a rename is atomic only within
+    one file system), and only the rename makes it visible."""
+    path = tmp_path / "spec.json"
+    path.write_text("{}")
+    renamed = []
+
+    def failing_replace(src, dst):
+        renamed.append((os.path.dirname(src), os.path.basename(src), dst))
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        safeio.write_atomic(path, '{"new": 1}')
+    assert path.read_text() == "{}"
+    assert [p.name for p in tmp_path.iterdir()] == ["spec.json"]
+    ((folder, name, dst),) = renamed
+    assert folder == str(tmp_path) and name != "spec.json" and str(dst) == str(path)
+
+
+def test_write_atomic_is_what_results_writes_with():
+    assert results.write_atomic is safeio.write_atomic
+
+
+def test_a_cached_cell_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A cached cell (and a checkpoint) is written only through a temporary file: when the
+    rename fails, the old bytes stay and nothing else appears."""
+    root = tmp_path / "cache"
+    results.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
+    ckpt = results.checkpoint_path(root, SPEC, "abc")
+    results.save_checkpoint(ckpt, [np.zeros(3)], 1, {m: np.zeros((2, 1)) for m in results.METRICS})
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    def failing_replace(src, dst):
+        raise OSError("no space left")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError):
+        results.save_cell(root, SPEC, "xavier", 0, {m: np.ones(2) for m in results.METRICS}, {})
+    with pytest.raises(OSError):
+        results.save_checkpoint(ckpt, [np.ones(3)], 2, {m: np.ones((2, 1)) for m in results.METRICS})
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_every_file_of_the_cache_appears_by_a_rename(tmp_path, monkeypatch):
+    renamed = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        renamed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    root = tmp_path / "cache"
+    results.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
+    results.save_cell(root, SPEC, "xavier", 1, {m: np.zeros(2) for m in results.METRICS}, {}, 2)
+    results.save_checkpoint(results.checkpoint_path(root, SPEC, "abc"), [np.zeros(3)], 1,
+                            {m: np.zeros((2, 1)) for m in results.METRICS})
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert sorted(renamed) == sorted(p.name for p in written)
+    assert sorted(renamed) == ["checkpoint-abc.npz", "xavier-seed0.npz", "xavier-seed1-data2.npz"]
+
+
+def test_run_folder_round_trip_keeps_every_number(tmp_path):
+    result = hand_made_result()
+    results.write_run(tmp_path / "r", result, summary.summarize_run(result))
+    again = results.read_run(tmp_path / "r")
+    assert again.spec == result.spec
+    for name in results.METRICS:
+        np.testing.assert_array_equal(again.metrics[name], result.metrics[name])
