@@ -183,7 +183,8 @@ def test_every_training_option_reaches_the_spec(tmp_path):
                     "--epochs", "1", "--batch-size", "50", "--lr", "0.003", "--optimizer", "sgd",
                     "--hidden", "8,8", "--activation", "tanh", "--bias-init", "normal",
                     "--gain", "1.5", "--mode", "fan_out", "--lsuv-tol", "0.05",
-                    "--lsuv-max-iter", "3", "--track-layers", "--data-seeds", "2", "--out", out)
+                    "--lsuv-max-iter", "3", "--track-layers", "--data-seeds", "2",
+                    "--val-fraction", "0.2", "--model", "mlp", "--out", out)
     assert result.exit_code == 0, result.output
     recorded = json.loads((out / "spec.json").read_text())["spec"]
     assert recorded == {
@@ -192,6 +193,7 @@ def test_every_training_option_reaches_the_spec(tmp_path):
         "bias_init": "normal", "gain": 1.5, "mode": "fan_out", "lsuv_tol": 0.05,
         "lsuv_max_iter": 3, "track_layers": True, "data_seeds": 2,
         "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_issue11_cli.py)
+        "val_fraction": 0.2, "model": "mlp",  # other models: tests/test_networks.py
     }
     assert (out / "layers.csv").exists()
 
