@@ -36,14 +36,21 @@ def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def one_error(result, code: int = 2) -> str:
-    """The single `error:` line of a failed command (and nothing else, no traceback)."""
+def one_error(result, code: int = 2, after_results: bool = False) -> str:
+    """The single `error:` line of a failed command (and nothing else, no traceback).
+
+    `after_results`: the failure came after training (writing the run folder), when the
+    tables are already on stdout (they are printed before the figure is drawn and the
+    folder written); stderr must still hold the one line and nothing else."""
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
     assert not isinstance(result.exception, Exception) or isinstance(result.exception,
                                                                       SystemExit)
-    lines = [line for line in result.output.strip().splitlines() if line.strip()]
+    text = result.stderr if after_results else result.output
+    lines = [line for line in text.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    if after_results:
+        assert "verdict" in result.stdout  # the results the user waited for were shown
     return lines[0]
 
 
@@ -264,7 +271,7 @@ def test_a_failing_write_keeps_the_old_folder_whole(base, warm_cache, tmp_path, 
 
     monkeypatch.setattr(os, "fsync", fsync)
     line = one_error(invoke("compare", *TINY, "--inits", "xavier,normal", "--seeds", "2",
-                            "--out", grid))
+                            "--out", grid), after_results=True)
     assert os.strerror(error) in line and "cached" in line
     assert snapshot(grid) == before and not leftovers(tmp_path)
 
@@ -272,7 +279,7 @@ def test_a_failing_write_keeps_the_old_folder_whole(base, warm_cache, tmp_path, 
 def test_a_failing_write_of_a_new_folder_leaves_nothing(warm_cache, tmp_path, monkeypatch):
     monkeypatch.setattr(os, "fsync", mock.Mock(side_effect=OSError(errno.ENOSPC, "No space")))
     one_error(invoke("compare", *TINY, "--inits", "xavier,normal", "--seeds", "2",
-                     "--out", tmp_path / "o"))
+                     "--out", tmp_path / "o"), after_results=True)
     assert not (tmp_path / "o").exists() and not leftovers(tmp_path)
 
 
