@@ -321,7 +321,7 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
 
     runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
-        out = results.check_writable(out)
+        out = results.check_writable(out, results.estimate_run_bytes(spec))
     with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
         return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
                                pairs=pairs, margin_pt=margin_pt,
@@ -341,7 +341,6 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
                              "a seed count (e.g. --seeds 20).")
     baseline = spec.resolve_init(baseline, "--baseline")
     if runtime.main:
-        out = results.check_writable(out, results.estimate_run_bytes(spec))
         results.check_cache_writable(runtime.cell_cache)
     started = time.perf_counter()
     timings = Timings()

@@ -430,10 +430,6 @@ def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> li
     return out
 
 
-def _or_nan(value) -> float:
-    return float("nan") if value is None else float(value)
-
-
 def mean_curves(result: RunResult, metric: str) -> np.ndarray:
     """[init, epoch] mean over seeds of the finite values (NaN where every seed diverged)."""
     values = result.metrics[metric]

@@ -42,7 +42,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     target = values["target"]
     if target is not None and not 0 < target <= 1:
         raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
-    num_cells = len(spec.inits) * len(spec.slots)
+    num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)  # the grid's cells
     runtime = jax_setup.start(
         runtime.replace(use_cache=not values["no_cache"]),
         plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
@@ -52,6 +52,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     out = new_run_folder(command) if reserved else Path(values["out"])
     quiet, as_json = values["quiet"], values["as_json"]
     reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
+
     def print_tables(result) -> None:  # before the figures are drawn: they take seconds
         if as_json:
             return
