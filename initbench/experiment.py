@@ -184,11 +184,12 @@ class Runner:
         the mesh: every process builds the whole state and keeps its devices' blocks."""
         import jax
 
-        from initbench import starts, train
+        from initbench import sharding, starts, train
 
         built = starts.cell_starts(self.spec, cells, self.dataset)
-        state = self._init_fn(built.params, train.data_keys(cells),
-                              train.cell_lrs(self.spec, cells))
+        # Block by block, like every other program, so chunks of any size share one trace.
+        state = sharding.blockwise({None: lambda tree: self._init_fn(*tree)}, None)(
+            (built.params, train.data_keys(cells), train.cell_lrs(self.spec, cells)))
         if self.runtime.mesh is not None:
             cell_sharding = jax.sharding.NamedSharding(self.runtime.mesh,
                                                        jax.sharding.PartitionSpec("cells"))

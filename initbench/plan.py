@@ -7,7 +7,8 @@ Why blocks of a fixed size: XLA:CPU's fusion and vectorization choices depend on
 shapes, and with them the last bits of exp, log and reductions. Measured (jax 0.10.2): a
 cell trained among <= 4 cells differs from the same cell among >= 5, and on `digits` among
 <= 11 from among >= 12 (2e-7 in test loss). With one block shape, a cell's numbers cannot
-depend on its grid.
+depend on its grid. On CPUs the block is one cell: a grid never pads, and one model's Adam
+state stays in cache (blocks of 8 were 20-28% slower per model-epoch, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import itertools
 import math
 import os
 
-# Cells per compiled program. On CPUs 8 keeps the numbers of the original one-program grids
-# (>= 5 cells); 1 would be ~10% faster (measured) but changes every number by ~1 ulp. GPUs
-# and TPUs need many models per program to fill the device.
-CELLS_PER_BLOCK = 8
+# Cells per compiled program. On CPUs one cell (issue 14; until then 8, whose numbers differ
+# by ~1 ulp, hence results.TRAINING_CODE_VERSION 2). GPUs and TPUs need many models per
+# program to fill the device.
+CELLS_PER_BLOCK = 1
 ACCELERATOR_CELLS_PER_BLOCK = 128
 MAX_CELLS_PER_CHUNK = 128  # bounds device memory; bigger grids train chunk after chunk
 # Share of free memory a chunk of cells may plan to use (the rest: XLA temporaries, slack).
@@ -44,11 +45,11 @@ def num_cores() -> int:
 def host_devices_for(num_cells: int, cores: int | None = None) -> int:
     """Host devices worth splitting the CPU into for a grid of `num_cells` cells.
 
-    Every device trains whole blocks of CELLS_PER_BLOCK cells (padding costs as much as
-    real cells), and d devices train about d**0.2 times more model-epochs per second than
-    one (measured on 2 cores: 1.15x; beyond 2 cores a guess). The count with the least
-    estimated time wins, ties going to fewer devices: on 2 cores 1 device for up to 8 cells
-    and for 17-24, 2 devices for 9-16 and from 25 on.
+    Every device trains the same number of whole blocks of CELLS_PER_BLOCK cells (padding
+    costs as much as real cells), and d devices train about d**0.2 times more model-epochs
+    per second than one (measured on 2 cores: 1.15x; beyond 2 cores a guess). The count
+    with the least estimated time wins, ties going to fewer devices: on 2 cores with blocks
+    of one cell, 1 device for 1, 3 and 5 cells, 2 devices for every other count.
     """
     cores = num_cores() if cores is None else cores
 

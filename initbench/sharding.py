@@ -2,8 +2,8 @@
 
 The grid state is a global `jax.Array` sharded as `P("cells")` over a 1-D mesh of every
 device of every process. Each device trains its share in blocks of exactly
-`cells_per_block()` cells (8 on CPUs, see `initbench.plan` for why blocks have one size),
-every block with the same compiled single-device program (`blockwise`). Cells never talk
+`cells_per_block()` cells (1 on CPUs, 128 on accelerators; see `initbench.plan` for why
+blocks have one size), every block with the same compiled single-device program (`blockwise`). Cells never talk
 to each other, so nothing is communicated while training; metrics are gathered once per
 epoch. Why not XLA's SPMD partitioner (jit over the mesh, or shard_map): it
 inserts copies that change XLA's algebraic rewrites (Adam's bias correction became

@@ -131,7 +131,10 @@ def test_distributed_options_are_checked_before_jax_starts(tmp_path):
 @pytest.mark.parametrize(("num_cells", "num_devices", "expected"),
                          [(1, 1, 8), (8, 1, 8), (9, 1, 16), (20, 1, 24), (1, 2, 16), (20, 2, 32),
                           (20, 4, 32), (33, 4, 64)])
-def test_cells_are_padded_to_whole_blocks_per_device(num_cells, num_devices, expected):
+def test_cells_are_padded_to_whole_blocks_per_device(num_cells, num_devices, expected,
+                                                     monkeypatch):
+    monkeypatch.setattr(sharding, "cells_per_block", lambda: 8)  # accelerators pad too
+
     class FakeMesh:
         class devices:  # mimics Mesh.devices.size
             size = num_devices
@@ -143,7 +146,21 @@ def test_cells_are_padded_to_whole_blocks_per_device(num_cells, num_devices, exp
     assert set(padded[num_cells:]) <= {cells[-1]}
 
 
-def test_blocks_are_padded_with_the_last_cell_and_cut_back():
+def test_cpu_blocks_are_one_cell_so_a_grid_never_pads():
+    assert plan.cells_per_block("cpu") == 1 and plan.cells_per_block("gpu") == 128
+
+    class FakeMesh:
+        class devices:
+            size = 2
+
+    cells = [("xavier", seed) for seed in range(20)]
+    assert sharding.pad_cells(cells, None) == cells
+    assert sharding.pad_cells(cells, FakeMesh()) == cells
+    assert len(sharding.pad_cells(cells[:3], FakeMesh())) == 4  # one per device, whole
+
+
+def test_blocks_are_padded_with_the_last_cell_and_cut_back(monkeypatch):
+    monkeypatch.setattr(sharding, "cells_per_block", lambda: 8)
     calls = []
 
     def fn(tree, scale):
@@ -165,6 +182,7 @@ def test_bytes_per_cell_counts_parameters_and_activations():
 
 
 def test_chunks_shrink_to_fit_memory(monkeypatch):
+    monkeypatch.setattr(plan, "CELLS_PER_BLOCK", 8)  # whole blocks, however big a block is
     digits = data.Dataset("tiny", np.zeros((100, 64), np.float32), np.zeros(100, np.int32),
                           np.zeros((20, 64), np.float32), np.zeros(20, np.int32), 10, (8, 8, 1), "test")
     spec = Spec(inits=("xavier",), seeds=(0,), hidden=(256, 256))
@@ -185,10 +203,12 @@ def test_chunks_shrink_to_fit_memory(monkeypatch):
 
 
 def test_host_devices_split_only_when_padding_does_not_eat_the_gain(monkeypatch):
-
+    chosen = {n: plan.host_devices_for(n, cores=2) for n in (1, 2, 3, 5, 7, 20, 25, 100)}
+    assert chosen == {1: 1, 2: 2, 3: 1, 5: 1, 7: 2, 20: 2, 25: 2, 100: 2}  # blocks of 1
+    assert plan.host_devices_for(100, cores=1) == 1
+    monkeypatch.setattr(plan, "CELLS_PER_BLOCK", 8)
     chosen = {n: plan.host_devices_for(n, cores=2) for n in (1, 8, 9, 16, 17, 20, 24, 25, 100)}
     assert chosen == {1: 1, 8: 1, 9: 2, 16: 2, 17: 1, 20: 1, 24: 1, 25: 2, 100: 2}
-    assert plan.host_devices_for(100, cores=1) == 1
 
 
 def test_configure_xla_respects_the_users_flag(monkeypatch):

@@ -14,7 +14,7 @@ RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 def bench(
     ctx: typer.Context,
     models: Annotated[int, typer.Option(
-        "--models", help="Models trained together (padded to whole blocks of 8 per device).")] = 16,
+        "--models", help="Models trained together (padded to whole blocks per device).")] = 16,
     epochs: Annotated[int, typer.Option(
         "--epochs", help="Epochs; the first includes compilation, the others are the "
         "steady state.")] = 3,
