@@ -63,14 +63,10 @@ started = time.time()
 from initbench import cli
 imported = time.time()
 out, sys.argv = sys.argv[1], ["initbench", *sys.argv[2:]]
-code = 0
-try:
-    cli.main()
-except SystemExit as stop:
-    code = stop.code
+code = cli.run()
 with open(out, "w") as handle:
     json.dump({"started": started, "cli_imported": imported, "returned": time.time()}, handle)
-sys.exit(code)
+cli.finish(code)
 """
 
 
@@ -240,8 +236,7 @@ def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = 
     epoch_s = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        state, metrics = runner.epoch_fn(state, epoch)
-        sharding.to_host(metrics)
+        state, _ = runner.run_epoch(state, epoch)
         epoch_s.append(time.perf_counter() - start)
     devices = jax.devices()
     peaks = []

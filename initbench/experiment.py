@@ -54,6 +54,32 @@ class SilentReporter:
         pass
 
 
+class StartsAfterFirstStep:
+    """A Reporter passing everything to `reporter` that also starts `task` in a daemon
+    thread at the first progress step: by then compilation is over and the cores mostly
+    wait on XLA, so the task (importing matplotlib, ~1 s) costs the run nothing."""
+
+    def __init__(self, reporter: Reporter, task: Callable[[], None]):
+        self.reporter, self.task, self.started = reporter, task, False
+
+    def notice(self, text: str) -> None:
+        self.reporter.notice(text)
+
+    def start(self, total: int, description: str) -> None:
+        self.reporter.start(total, description)
+
+    def advance(self, amount: int) -> None:
+        if not self.started:
+            import threading
+
+            self.started = True
+            threading.Thread(target=self.task, name="initbench-preload", daemon=True).start()
+        self.reporter.advance(amount)
+
+    def stop(self) -> None:
+        self.reporter.stop()
+
+
 class EverySeconds:
     """Calls `action(*args)` from `maybe(*args)` when `period_s` seconds have passed since
     the last call (or the start): periodic work without patched constants."""
@@ -147,7 +173,14 @@ class Runner:
         self._data = {d: jax.tree.map(lambda a, d=d: self._place(a, d), host)
                       for d in self.devices}
         self._probe_fns: dict[int, Callable] = {}
-        self._init_fn = jax.jit(self._counted("init", jax.vmap(self.cell.init)))
+        self._jits: dict[str, dict] = {}  # program -> {device: its jitted per-block function}
+        self._compiling: list | None = None  # background compilations not yet awaited
+        # Keys arrive as raw key data: a host array, placed without compiling anything.
+        self._init_block = jax.vmap(lambda params, key_data, lr: self.cell.init(
+            params, jax.random.wrap_key_data(key_data), lr))
+        self._init_fn = jax.jit(self._counted("init", self._init_block))
+        self.init_fn = sharding.blockwise({d: lambda tree: self._init_fn(*tree)
+                                           for d in self.devices}, mesh)
         self.eval_fn = self._blockwise("eval", lambda data: lambda state: jax.vmap(
             lambda s: self.cell.evaluate(s, data))(state))
         self.epoch_fn = self._blockwise("epoch", lambda data: lambda state, epoch: jax.vmap(
@@ -165,6 +198,7 @@ class Runner:
             self.traces[name] += 1  # runs once per trace, never per call
             return fn(*args)
 
+        counted_fn.__name__ = f"initbench_{name}"  # how JAX's compile events name it
         return counted_fn
 
     def _blockwise(self, name: str, make_block_fn: Callable, donate: bool = False) -> Callable:
@@ -175,27 +209,64 @@ class Runner:
         from initbench import sharding
 
         options = {"donate_argnums": 0} if donate else {}
-        return sharding.blockwise(
-            {d: jax.jit(self._counted(name, make_block_fn(self._data[d])), **options)
-             for d in self.devices}, self.runtime.mesh)
+        self._jits[name] = {d: jax.jit(self._counted(name, make_block_fn(self._data[d])),
+                                       **options) for d in self.devices}
+        return sharding.blockwise(self._jits[name], self.runtime.mesh)
+
+    def _compile_in_background(self) -> None:
+        """Start compiling the init, evaluation and epoch programs of every device in other
+        threads (XLA compiles without holding the GIL), so that on a cold start they overlap
+        drawing the starting parameters instead of following it. Once per runner; jit's
+        own cache then serves the calls (`_await_compiled` first)."""
+        if self._compiling is not None:
+            return
+        import jax
+
+        from initbench import sharding, starts, train
+
+        cells = [("zeros", 0)] * sharding.cells_per_block()  # every initializer: same shapes
+        params = starts.start_shapes(self.spec, self.dataset, len(cells))
+        keys = jax.eval_shape(lambda: jax.random.key_data(train.data_keys(cells)))
+        lrs = jax.eval_shape(lambda: train.cell_lrs(self.spec, cells))
+        state = jax.eval_shape(self._init_block, params, keys, lrs)
+
+        def on(device, tree):
+            where = None if device is None else jax.sharding.SingleDeviceSharding(device)
+            return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
+                                                               sharding=where), tree)
+
+        jobs = []
+        for d in self.devices:
+            jobs.append(lambda d=d: self._init_fn.lower(*on(d, (params, keys, lrs))).compile())
+            jobs.append(lambda d=d: self._jits["epoch"][d].lower(on(d, state), 1).compile())
+            jobs.append(lambda d=d: self._jits["eval"][d].lower(on(d, state)).compile())
+        pool = sharding.compile_pool()
+        self._compiling = [pool.submit(job) for job in jobs]
+
+    def _await_compiled(self) -> None:
+        """Wait for `_compile_in_background` (its errors are raised here, as a call would)."""
+        compiling, self._compiling = self._compiling or [], []
+        for future in compiling:
+            future.result()
 
     def init_state(self, cells: Sequence[tuple[str, int]]):
-        """(state of `cells` with the cell axis first, LSUV passes per cell), laid out over
-        the mesh: every process builds the whole state and keeps its devices' blocks."""
+        """(state of the padded `cells` as `sharding.Blocks`, LSUV passes per cell): every
+        process draws the whole grid's starts on the host and places its devices' blocks."""
         import jax
 
         from initbench import sharding, starts, train
 
         built = starts.cell_starts(self.spec, cells, self.dataset)
-        # Block by block, like every other program, so chunks of any size share one trace.
-        state = sharding.blockwise({None: lambda tree: self._init_fn(*tree)}, None)(
-            (built.params, train.data_keys(cells), train.cell_lrs(self.spec, cells)))
-        if self.runtime.mesh is not None:
-            cell_sharding = jax.sharding.NamedSharding(self.runtime.mesh,
-                                                       jax.sharding.PartitionSpec("cells"))
-            state = jax.tree.map(lambda a: jax.make_array_from_callback(
-                a.shape, cell_sharding, lambda index: a[index]), state)
-        return state, built.lsuv_passes
+        host = (built.params, np.asarray(jax.random.key_data(train.data_keys(cells))),
+                train.cell_lrs(self.spec, cells))
+        return self.init_fn(sharding.to_blocks(host, self.runtime.mesh)), built.lsuv_passes
+
+    def run_epoch(self, state, epoch: int):
+        """(state after training epoch `epoch`, its metrics as host arrays, padded cells)."""
+        from initbench import sharding
+
+        out = self.epoch_fn(state, epoch)
+        return out.map(lambda o: o[0]), sharding.gather(out.map(lambda o: o[1]))
 
     def padded(self, cells: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
         """`cells` padded to whole blocks on every device (`sharding.pad_cells`)."""
@@ -222,7 +293,7 @@ class Runner:
                 {d: jax.jit(self._counted("probe", make_block_fn(
                     (self._place(x, d), self._place(y, d))))) for d in self.devices},
                 self.runtime.mesh)
-        return sharding.to_host(self._probe_fns[batch_size](state))
+        return sharding.gather(self._probe_fns[batch_size](state))
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
               on_checkpoint: Callable | None = None,
@@ -242,7 +313,11 @@ class Runner:
         spec, runtime = self.spec, self.runtime
         mark = timings.mark if timings is not None else lambda name: None
         padded = self.padded(cells)
-        state, passes = self.init_state(padded)
+        self._compile_in_background()
+        try:
+            state, passes = self.init_state(padded)
+        finally:
+            self._await_compiled()
         if timings is not None:
             jax.block_until_ready(state)
         mark("params")
@@ -252,26 +327,28 @@ class Runner:
         # --no-cache ignores checkpoints too; a damaged one is set aside (a notice) and the
         # chunk starts over.
         checkpointing = not runtime.distributed
-        checkpoint = (results.load_checkpoint(ckpt_path, reporter.notice,
-                                              [_host_shape(a) for a in jax.tree.leaves(state)])
+        first_block = next(iter(state.per_device.values()))[0]
+        checkpoint = (results.load_checkpoint(
+            ckpt_path, reporter.notice,
+            [(len(padded), *_host_shape(a)[1:]) for a in jax.tree.leaves(first_block)])
                       if checkpointing and runtime.use_cache else None)
         if checkpoint is not None:
             leaves, done, history = checkpoint
-            treedef = jax.tree.structure(state)
-            state = jax.tree.unflatten(treedef, [
-                jax.device_put(_from_host(leaf, old), old.sharding)
-                for leaf, old in zip(leaves, jax.tree.leaves(state))
-            ])
+            treedef, like = jax.tree.structure(first_block), jax.tree.leaves(first_block)
+            state = sharding.to_blocks(jax.tree.unflatten(treedef, list(leaves)),
+                                       runtime.mesh).map(
+                lambda tree: jax.tree.unflatten(treedef, [
+                    _from_host(leaf, old) for leaf, old in zip(jax.tree.leaves(tree), like)]))
             history = {k: list(v) for k, v in history.items()}
             reporter.notice(f"resuming {_cells(len(cells))} from epoch {done} (checkpoint)")
             reporter.advance(done * len(cells))
         else:
             done = 0
-            history = {k: [v] for k, v in sharding.to_host(self.eval_fn(state)).items()}
+            history = {k: [v] for k, v in sharding.gather(self.eval_fn(state)).items()}
             mark("epoch_0")
 
         def save(epoch: int, state) -> None:
-            leaves = [_to_host(leaf) for leaf in jax.tree.leaves(state)]
+            leaves = jax.tree.leaves(sharding.gather(state))
             results.save_checkpoint(ckpt_path, leaves, epoch,
                                     {k: np.stack(v) for k, v in history.items()})
             if on_checkpoint is not None:
@@ -279,8 +356,8 @@ class Runner:
 
         periodic = EverySeconds(runtime.checkpoint_every_s, save)
         for epoch in range(done + 1, spec.epochs + 1):
-            state, metrics = self.epoch_fn(state, epoch)
-            for k, v in sharding.to_host(metrics).items():
+            state, metrics = self.run_epoch(state, epoch)
+            for k, v in metrics.items():
                 history[k].append(v)
             mark(f"epoch_{epoch}")
             reporter.advance(len(cells))
@@ -334,7 +411,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     """`run_experiment` once `out` is checked and locked."""
     from initbench import plots, summary
 
-    reporter = reporter or SilentReporter()
+    reporter = StartsAfterFirstStep(reporter or SilentReporter(), plots.preload)
     out = Path(out)
     pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if spec.auto_seeds and runtime.distributed:
@@ -588,17 +665,8 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     return Grid(metrics, layer_metrics, len(missing), passes)
 
 
-def _to_host(leaf) -> np.ndarray:
-    """A state leaf as a NumPy array; typed PRNG keys become their raw key data."""
-    import jax
-
-    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf)
-
-
-def _from_host(array: np.ndarray, like):
-    """Inverse of `_to_host`, for a leaf shaped and typed like `like`."""
+def _from_host(array, like):
+    """Inverse of `sharding.host_array`, for a leaf typed like `like`."""
     import jax
 
     if jax.dtypes.issubdtype(like.dtype, jax.dtypes.prng_key):
@@ -650,7 +718,7 @@ def git_revision() -> str | None:
 
 
 def _host_shape(leaf) -> tuple[int, ...]:
-    """The shape `_to_host(leaf)` will have, without copying it."""
+    """The shape `sharding.host_array(leaf)` will have, without copying it."""
     import jax
 
     if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from initbench import initializers
 from initbench.spec import Spec, kernel_params
@@ -94,22 +95,32 @@ def data_order_key(seed: int, data_seed: int) -> jax.Array:
                               data_seed)
 
 
-def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: int,
-                num_classes: int):
-    """Parameters of one initializer for each seed, stacked on a leading [seed] axis."""
+def cell_draw(spec: Spec, init_name: str, num_features: int,
+              num_classes: int) -> Callable[[jax.Array], dict]:
+    """The function from a cell's `init_key` to its parameters under `init_name`."""
     model = make_model(spec, num_classes, init_name)
     dummy = jnp.zeros((1, num_features), jnp.float32)
-    # One seed at a time and eagerly, not jax.jit(jax.vmap(...)), though the two are bitwise
-    # identical (checked for issue 14: all 14 initializers, hidden 16 and 256-256, bias
-    # zeros and normal, seeds 0-2). Two measured reasons (jax 0.10.2, 2 cores):
-    # - orthogonal/lsuv: the jitted batched QR stalls on the CPU: 3 seeds took 3.3 s, 4 seeds
-    #   16 s, 8 seeds did not finish in 60 s (also with --xla_cpu_multi_thread_eigen=false),
-    #   nor did 3 seeds on each of 2 host devices run concurrently; cause not established.
-    # - every other initializer: a cold jitted init costs 1.2-6 s of compilation per
-    #   initializer, while the eager draw compiles each primitive once per process and later
-    #   initializers reuse them (0.01-0.07 s each after the first).
-    cells = [model.init(init_key(init_name, s), dummy)["params"] for s in seeds]
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *cells)
+    return lambda key: model.init(key, dummy)["params"]
+
+
+def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: int,
+                num_classes: int):
+    """Parameters of one initializer for each seed, stacked on a leading [seed] axis
+    (NumPy arrays)."""
+    return draw_seeds(cell_draw(spec, init_name, num_features, num_classes), init_name, seeds)
+
+
+def draw_seeds(draw: Callable[[jax.Array], dict], init_name: str, seeds: Sequence[int]):
+    """`draw` of each seed's `init_key`, one seed at a time, stacked on the host.
+
+    One compiled program per initializer, called per seed: bitwise the eager draw (checked
+    for all 14 initializers, issue 14), but one compilation (or one persistent-cache load)
+    instead of one per primitive, and no forward pass, which flax's eager `init` runs. Not
+    vmapped over seeds: XLA:CPU's batched QR (orthogonal, lsuv) stalled for 8 seeds.
+    """
+    jitted = jax.jit(draw)
+    cells = jax.device_get([jitted(init_key(init_name, s)) for s in seeds])
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *cells)
 
 
 def layer_names(spec: Spec) -> list[str]:

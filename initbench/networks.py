@@ -206,9 +206,9 @@ def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
 
 def init_params(spec: Spec, network: Network, init_name: str, seeds) -> dict:
     """Parameters of one initializer for each seed, stacked on a leading [seed] axis
-    (one seed at a time and eagerly, like `model.init_params`)."""
-    cells = [draw(spec, network, init_name, model_lib.init_key(init_name, s)) for s in seeds]
-    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *cells)
+    (NumPy arrays; one compiled draw per initializer, like `model.init_params`)."""
+    return model_lib.draw_seeds(functools.partial(draw, spec, network, init_name),
+                                init_name, seeds)
 
 
 def _flatten(tree, prefix: tuple[str, ...] = ()):

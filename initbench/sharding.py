@@ -1,14 +1,15 @@
 """Spread the grid's cells over devices and processes, in blocks of a fixed size.
 
-The grid state is a global `jax.Array` sharded as `P("cells")` over a 1-D mesh of every
-device of every process. Each device trains its share in blocks of exactly
-`cells_per_block()` cells (1 on CPUs, 128 on accelerators; see `initbench.plan` for why
-blocks have one size), every block with the same compiled single-device program (`blockwise`). Cells never talk
-to each other, so nothing is communicated while training; metrics are gathered once per
-epoch. Why not XLA's SPMD partitioner (jit over the mesh, or shard_map): it
-inserts copies that change XLA's algebraic rewrites (Adam's bias correction became
-`m / (b * d)` instead of `m * (1 / b) / d`), so 2 or 4 devices differed from 1 by an ulp.
-tests/test_sharding.py checks 1, 2 and 4 devices and several grid sizes bitwise.
+The cells are split evenly over a 1-D mesh of every device of every process. Each device
+keeps its share as blocks of exactly `cells_per_block()` cells (1 on CPUs, 128 on
+accelerators; see `initbench.plan` for why blocks have one size), held in `Blocks` from
+program to program, and trains every block with the same compiled single-device program
+(`blockwise`). Cells never talk to each other, so nothing is communicated while training;
+metrics are gathered once per epoch (`gather`). Why not XLA's SPMD partitioner (jit over
+the mesh, or shard_map): it inserts copies that change XLA's algebraic rewrites (Adam's
+bias correction became `m / (b * d)` instead of `m * (1 / b) / d`), so 2 or 4 devices
+differed from 1 by an ulp. tests/test_sharding.py checks 1, 2 and 4 devices and several
+grid sizes bitwise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from initbench import plan
@@ -54,40 +54,77 @@ def local_devices(mesh: jax.sharding.Mesh) -> list:
     return [d for d in mesh.devices.flat if d.process_index == jax.process_index()]
 
 
+@jax.tree_util.register_pytree_node_class
+class Blocks:
+    """A per-cell pytree of a grid, kept as blocks where they are trained.
+
+    `per_device` maps each local device (None: the default device, without a mesh) to its
+    blocks in order, each a pytree whose leaves have a leading axis of `cells_per_block()`
+    cells on that device. Kept this way from program to program, a grid is never cut up or
+    put back together on a device (eagerly, every leaf shape would compile its own slice
+    and concatenation: ~2 s of a cold start with blocks of one cell). A pytree itself, so
+    `jax.block_until_ready` works on it.
+    """
+
+    def __init__(self, per_device: dict):
+        self.per_device = per_device
+
+    def map(self, fn: Callable) -> Blocks:
+        """`fn` applied to every block's pytree (host-side restructuring, e.g. a field)."""
+        return Blocks({d: [fn(b) for b in blocks] for d, blocks in self.per_device.items()})
+
+    def tree_flatten(self):
+        return tuple(self.per_device.values()), tuple(self.per_device)
+
+    @classmethod
+    def tree_unflatten(cls, devices, children):
+        return cls(dict(zip(devices, children)))
+
+
+def to_blocks(tree, mesh: jax.sharding.Mesh | None) -> Blocks:
+    """A host (NumPy) pytree of every cell of a padded grid (cells first) as this process's
+    blocks on its devices: device i of the mesh holds the i-th equal share of the cells."""
+    block = cells_per_block()
+    size = jax.tree.leaves(tree)[0].shape[0]
+    if mesh is None:
+        first = {None: 0}
+        share = size
+    else:
+        share = size // mesh.devices.size
+        order = list(mesh.devices.flat)
+        first = {d: order.index(d) * share for d in local_devices(mesh)}
+    if share % block:
+        raise ValueError(f"{size} cells are not whole blocks of {block} on every device")
+
+    def put(array, device):
+        return jax.device_put(array) if device is None else jax.device_put(array, device)
+
+    return Blocks({d: [jax.tree.map(lambda a, i=i, d=d: put(a[i:i + block], d), tree)
+                       for i in range(start, start + share, block)]
+                   for d, start in first.items()})
+
+
 def blockwise(fn_by_device: dict, mesh: jax.sharding.Mesh | None) -> Callable:
-    """Run a per-block function over every block of cells of every local device.
+    """Run a per-block function over every block of every local device.
 
     `fn_by_device[d](tree, *args)` takes and returns pytrees whose leaves have a leading
     axis of `cells_per_block()` cells on device `d` (key None: the default device, when
-    `mesh` is None). The returned `run(tree, *args)` takes and returns pytrees with the
-    whole cell axis first: plain arrays without a mesh, global arrays sharded as
-    `P("cells")` with one. Devices are driven from one thread each, so their first calls
+    `mesh` is None). The returned `run(blocks, *args)` takes `Blocks` and returns the
+    outputs as `Blocks`. Devices are driven from one thread each, so their first calls
     compile in parallel and later calls overlap (JAX dispatch is asynchronous).
     """
-    block = cells_per_block()
-    if mesh is None:
-        return lambda tree, *args: _run_blocks(fn_by_device[None], block, tree, *args)
-    devices = local_devices(mesh)
-    cell_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("cells"))
+    devices = [None] if mesh is None else local_devices(mesh)
+
+    def run_device(device, blocks: Blocks, *args) -> list:
+        return [fn_by_device[device](tree, *args) for tree in blocks.per_device[device]]
+
+    if len(devices) == 1:
+        return lambda blocks, *args: Blocks({devices[0]: run_device(devices[0], blocks, *args)})
     pool = _pool(len(devices))
 
-    def run(tree, *args):
-        leaves, treedef = jax.tree.flatten(tree)
-        shards = [{shard.device: shard.data for shard in leaf.addressable_shards}
-                  for leaf in leaves]
-        futures = [pool.submit(_run_blocks, fn_by_device[d], block,
-                               treedef.unflatten([s[d] for s in shards]), *args)
-                   for d in devices]
-        outs = [future.result() for future in futures]
-        out_leaves = [jax.tree.leaves(out) for out in outs]
-
-        def assemble(i: int) -> jax.Array:
-            local = [leaves_d[i] for leaves_d in out_leaves]
-            shape = (local[0].shape[0] * mesh.devices.size, *local[0].shape[1:])
-            return jax.make_array_from_single_device_arrays(shape, cell_sharding, local)
-
-        return jax.tree.unflatten(jax.tree.structure(outs[0]),
-                                  [assemble(i) for i in range(len(out_leaves[0]))])
+    def run(blocks: Blocks, *args) -> Blocks:
+        futures = {d: pool.submit(run_device, d, blocks, *args) for d in devices}
+        return Blocks({d: future.result() for d, future in futures.items()})
 
     return run
 
@@ -98,30 +135,30 @@ def _pool(num_threads: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(num_threads, thread_name_prefix="initbench-device")
 
 
-def _run_blocks(fn: Callable, block: int, tree, *args):
-    """`fn` over consecutive blocks of `block` cells of `tree`, outputs concatenated."""
-    size = jax.tree.leaves(tree)[0].shape[0]
-    if size == block:
-        return fn(tree, *args)
-    outs = [fn(jax.tree.map(lambda a, start=start: _take(a, start, block), tree), *args)
-            for start in range(0, size, block)]
-    return jax.tree.map(lambda *blocks: jnp.concatenate(blocks)[:size], *outs)
+@functools.cache
+def compile_pool() -> ThreadPoolExecutor:
+    """Threads that compile programs ahead of their first call, one per core."""
+    return ThreadPoolExecutor(plan.num_cores(), thread_name_prefix="initbench-compile")
 
 
-def _take(array, start: int, block: int):
-    """Cells start..start+block of `array`, its last cell repeated past its end."""
-    part = array[start:start + block]
-    missing = block - part.shape[0]
-    return jnp.concatenate([part] + [part[-1:]] * missing) if missing else part
+def host_array(leaf) -> np.ndarray:
+    """A leaf as a NumPy array; typed PRNG keys become their raw key data."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
 
 
-def to_host(tree):
-    """A pytree of (possibly multi-process) arrays as NumPy arrays, gathered on every process."""
-    if all(getattr(leaf, "is_fully_addressable", True) for leaf in jax.tree.leaves(tree)):
-        return jax.tree.map(np.asarray, tree)
-    from jax.experimental import multihost_utils
+def gather(blocks: Blocks, size: int | None = None):
+    """Every cell's values as NumPy arrays, cells first (all processes' cells, gathered on
+    every process), the first `size` cells (None: all, padding included)."""
+    per_device = [jax.tree.map(lambda *parts: np.concatenate([host_array(p) for p in parts]),
+                               *trees) for trees in blocks.per_device.values()]
+    local = jax.tree.map(lambda *parts: np.concatenate(parts), *per_device)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
 
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+        local = jax.tree.map(np.asarray, multihost_utils.process_allgather(local, tiled=True))
+    return local if size is None else jax.tree.map(lambda a: a[:size], local)
 
 
 def from_main_process(values: np.ndarray) -> np.ndarray:

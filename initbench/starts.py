@@ -7,11 +7,11 @@ when it is built.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from initbench import initializers, lsuv, networks
@@ -20,7 +20,8 @@ from initbench.spec import Spec
 
 
 class Starts(NamedTuple):
-    """Parameters of every cell stacked on a leading [M] axis (in the cells' order), and per
+    """Parameters of every cell stacked on a leading [M] axis (in the cells' order; NumPy
+    arrays), and per
     cell the LSUV passes per layer ([L + 1] ints; None for data-independent starts)."""
 
     params: dict
@@ -51,7 +52,8 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
             params, passes[name] = (
                 lsuv.apply_lsuv(spec, params, batch, data.num_classes) if network is None
                 else lsuv.apply_lsuv_network(spec, network, params, batch))
-        stacked[name] = params
+        stacked[name] = jax.tree.map(np.asarray, params)
+    # Reordered on the host: on a device every leaf shape would compile its own gather.
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []
     for name, *_ in cells:
@@ -59,7 +61,19 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         ordered.append(jax.tree.map(lambda a, i=i: a[i], stacked[name]))
         cell_passes.append(passes[name][i] if name in passes else None)
         index[name] += 1
-    return Starts(jax.tree.map(lambda *leaves: jnp.stack(leaves), *ordered), cell_passes)
+    return Starts(jax.tree.map(lambda *leaves: np.stack(leaves), *ordered), cell_passes)
+
+
+def start_shapes(spec: Spec, data, num_cells: int) -> dict:
+    """Shapes and dtypes (`jax.ShapeDtypeStruct`) of `cell_starts`' params for `num_cells`
+    cells, without drawing anything (every initializer gives the same shapes)."""
+    if networks.is_mlp(spec):
+        draw = model_lib.cell_draw(spec, "zeros", data.x_train.shape[1], data.num_classes)
+    else:
+        network = networks.resolve(spec, data.num_classes, data.image_shape)
+        draw = functools.partial(networks.draw, spec, network, "zeros")
+    one = jax.eval_shape(draw, jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct((num_cells, *a.shape), a.dtype), one)
 
 
 def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:

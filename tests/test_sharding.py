@@ -32,17 +32,29 @@ def _env(cache: Path, devices: int) -> dict:
 
 
 def _compare_in_subprocess(devices: int, out: Path) -> None:
-    """`initbench compare` through typer's CliRunner, in a process with `devices` devices."""
+    """`initbench compare` through typer's CliRunner, in a process with `devices` devices
+    and no persistent XLA cache. Also checks that the runner's programs (init, evaluation,
+    epoch) were each compiled once per device, evaluation and epoch ahead of their first
+    call, in the compile threads (init may be first called while still compiling)."""
     code = (
-        "import sys, jax\n"
+        "import sys, threading, jax\n"
         "from typer.testing import CliRunner\n"
         "from initbench.cli import app\n"
         f"assert len(jax.devices()) == {devices}, jax.devices()\n"
+        "threads = []\n"
+        "def listen(event, seconds, **kw):\n"
+        "    if event.endswith('backend_compile_duration') and 'initbench_' in kw['fun_name']:\n"
+        "        threads.append((kw['fun_name'], threading.current_thread().name))\n"
+        "jax.monitoring.register_event_duration_secs_listener(listen)\n"
         f"result = CliRunner().invoke(app, {[*COMPARE, '--out', str(out)]!r})\n"
-        "sys.exit(result.exit_code)\n"
+        "assert result.exit_code == 0, result.output\n"
+        f"assert len(threads) == 3 * {devices}, threads\n"
+        "ahead = [t for f, t in threads if not f.endswith('_init)')]\n"
+        "assert all(t.startswith('initbench-compile') for t in ahead), threads\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], env=_env(out.parent / "cache", devices),
-                          cwd=ROOT, capture_output=True, text=True, timeout=240)
+    env = {**_env(out.parent / "cache", devices), "INITBENCH_XLA_CACHE": "off"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -159,7 +171,7 @@ def test_cpu_blocks_are_one_cell_so_a_grid_never_pads():
     assert len(sharding.pad_cells(cells[:3], FakeMesh())) == 4  # one per device, whole
 
 
-def test_blocks_are_padded_with_the_last_cell_and_cut_back(monkeypatch):
+def test_blocks_run_in_order_and_gather_back(monkeypatch):
     monkeypatch.setattr(sharding, "cells_per_block", lambda: 8)
     calls = []
 
@@ -167,10 +179,14 @@ def test_blocks_are_padded_with_the_last_cell_and_cut_back(monkeypatch):
         calls.append(tree["x"].shape)
         return {"y": tree["x"] * scale}
 
-    x = np.arange(20.0).reshape(10, 2)
-    out = sharding.blockwise({None: fn}, None)({"x": x}, 2.0)
-    np.testing.assert_array_equal(out["y"], x * 2)
+    cells = list(range(10))
+    padded = sharding.pad_cells(cells, None)  # 10 cells -> two blocks of 8
+    x = np.asarray(padded, np.float32)[:, None] * np.ones((1, 2), np.float32)
+    out = sharding.blockwise({None: fn}, None)(sharding.to_blocks({"x": x}, None), 2.0)
+    np.testing.assert_array_equal(sharding.gather(out, len(cells))["y"], x[:10] * 2)
     assert calls == [(8, 2), (8, 2)]
+    with pytest.raises(ValueError, match="whole blocks"):
+        sharding.to_blocks({"x": x[:10]}, None)
 
 
 def test_bytes_per_cell_counts_parameters_and_activations():

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from initbench import data, experiment, lsuv, model, results, train
+from initbench import data, experiment, lsuv, model, results, sharding, train
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -234,7 +234,7 @@ def trainer_data_keys(spec, dataset, cells) -> np.ndarray:
     `cells`, in order (checked against `train.data_keys`, the function it builds them with)."""
     runner = experiment.Runner(spec, dataset, Runtime(use_cache=False))
     state, _ = runner.init_state(cells)
-    keys = np.asarray(jax.random.key_data(state.data_key))
+    keys = sharding.gather(state).data_key  # raw key data
     np.testing.assert_array_equal(keys, np.asarray(jax.random.key_data(train.data_keys(cells))))
     return keys
 
