@@ -8,6 +8,8 @@ imported only inside commands that need them.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import typer
@@ -83,9 +85,34 @@ for _module in (train, catalog, report, probe, inspect, bench):
     _module.register(app)
 
 
+def run() -> int:
+    """The CLI on `sys.argv`; returns the exit status instead of exiting."""
+    try:
+        app()
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            return stop.code or 0
+        print(stop.code, file=sys.stderr)
+        return 1
+    return 0
+
+
+def finish(code: int) -> None:
+    """End the process with `code`, skipping the interpreter's teardown: with JAX and
+    matplotlib loaded it took 0.3-0.8 s (measured, issue 14), after every result was
+    already written and closed. Output is flushed first. A `--distributed` process exits
+    normally, so that jax.distributed's shutdown still runs."""
+    if "--distributed" in sys.argv:
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to show
+            stream.flush()
+    os._exit(code)
+
+
 def main() -> None:
     """Console-script entry point."""
-    app()
+    finish(run())
 
 
 if __name__ == "__main__":

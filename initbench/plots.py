@@ -65,6 +65,16 @@ def wants_log(curves: np.ndarray) -> bool:
     return values.size > 0 and values.max() / values.min() > LOG_RANGE
 
 
+def preload() -> None:
+    """Import what drawing a figure needs (~1 s), e.g. in a thread while training runs."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.backends.backend_agg
+    import matplotlib.figure
+    import matplotlib.ticker
+
+
 def make_figure(result: RunResult, rows: list[SummaryRow]):
     """The figure for `result` and its summary `rows` (ranked, as from `summarize_run`)."""
     import matplotlib
