@@ -104,8 +104,8 @@ def test_plan_on_the_committed_reference_run(tmp_path):
     assert result.exit_code == 0, result.output
     rows = {r["init"]: r for r in read_csv(folder / "plan.csv")}
     assert set(rows) == {"lecun_normal", "orthogonal", "he_normal", "normal"}
-    assert rows["orthogonal"]["seeds_needed"] == "26"
-    assert rows["he_normal"]["seeds_needed"] == "9"
+    assert rows["orthogonal"]["seeds_needed"] == "130"  # README, "How many seeds?"
+    assert rows["he_normal"]["seeds_needed"] == "67"
 
 
 def test_reference_run_keeps_every_existing_summary_column():
