@@ -107,20 +107,32 @@ def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: 
                 num_classes: int):
     """Parameters of one initializer for each seed, stacked on a leading [seed] axis
     (NumPy arrays)."""
-    return draw_seeds(cell_draw(spec, init_name, num_features, num_classes), init_name, seeds)
+    draw = cell_draw(spec, init_name, num_features, num_classes)
+    return draw_cells({init_name: draw}, {init_name: list(seeds)})[init_name]
 
 
-def draw_seeds(draw: Callable[[jax.Array], dict], init_name: str, seeds: Sequence[int]):
-    """`draw` of each seed's `init_key`, one seed at a time, stacked on the host.
+def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
+               seeds: dict[str, Sequence[int]]) -> dict:
+    """For each initializer name, `draws[name]` of each of `seeds[name]`'s `init_key`s,
+    stacked on a leading [seed] axis on the host (NumPy arrays).
 
-    One compiled program per initializer, called per seed: bitwise the eager draw (checked
-    for all 14 initializers, issue 14), but one compilation (or one persistent-cache load)
-    instead of one per primitive, and no forward pass, which flax's eager `init` runs. Not
-    vmapped over seeds: XLA:CPU's batched QR (orthogonal, lsuv) stalled for 8 seeds.
+    One compiled program draws one cell of every initializer, called once per seed: bitwise
+    the eager draw (checked for all 14 initializers, issue 14), but one compilation (or one
+    persistent-cache load) for the whole grid instead of one per primitive or initializer
+    (4 initializers: ~2 s instead of ~4 s cold), and no forward pass, which flax's eager
+    `init` runs. Not vmapped over seeds: XLA:CPU's batched QR (orthogonal, lsuv) stalled
+    for 8 seeds. Shorter seed lists repeat their last seed; the repeats are dropped.
     """
-    jitted = jax.jit(draw)
-    cells = jax.device_get([jitted(init_key(init_name, s)) for s in seeds])
-    return jax.tree.map(lambda *leaves: np.stack(leaves), *cells)
+    names = list(draws)
+    program = jax.jit(lambda keys: [draws[name](key) for name, key in zip(names, keys)])
+    drawn: dict[str, list] = {name: [] for name in names}
+    for i in range(max(len(seeds[name]) for name in names)):
+        keys = [init_key(name, seeds[name][min(i, len(seeds[name]) - 1)]) for name in names]
+        for name, cell in zip(names, jax.device_get(program(keys))):
+            if i < len(seeds[name]):
+                drawn[name].append(cell)
+    return {name: jax.tree.map(lambda *leaves: np.stack(leaves), *cells)
+            for name, cells in drawn.items()}
 
 
 def layer_names(spec: Spec) -> list[str]:

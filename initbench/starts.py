@@ -38,21 +38,21 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     groups: dict[str, list[int]] = {}
     for name, seed, *_ in cells:  # a data order (--data-seeds) does not change the start
         groups.setdefault(name, []).append(seed)
-    stacked, passes = {}, {}
     network = (None if networks.is_mlp(spec)
                else networks.resolve(spec, data.num_classes, data.image_shape))
-    for name, seeds in groups.items():
-        if network is None:  # the MLP's own path, so its numbers never move
-            params = model_lib.init_params(spec, name, seeds, data.x_train.shape[1],
-                                           data.num_classes)
-        else:
-            params = networks.init_params(spec, network, name, seeds)
+    if network is None:  # the MLP's own path, so its numbers never move
+        draws = {name: model_lib.cell_draw(spec, name, data.x_train.shape[1], data.num_classes)
+                 for name in groups}
+    else:
+        draws = {name: functools.partial(networks.draw, spec, network, name) for name in groups}
+    stacked, passes = model_lib.draw_cells(draws, groups), {}
+    for name in groups:
         if initializers.is_data_dependent(name):
             batch = lsuv.lsuv_batch(data.x_train)
             params, passes[name] = (
-                lsuv.apply_lsuv(spec, params, batch, data.num_classes) if network is None
-                else lsuv.apply_lsuv_network(spec, network, params, batch))
-        stacked[name] = jax.tree.map(np.asarray, params)
+                lsuv.apply_lsuv(spec, stacked[name], batch, data.num_classes) if network is None
+                else lsuv.apply_lsuv_network(spec, network, stacked[name], batch))
+            stacked[name] = jax.tree.map(np.asarray, params)
     # Reordered on the host: on a device every leaf shape would compile its own gather.
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []

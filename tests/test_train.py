@@ -301,3 +301,18 @@ def test_each_optimizer_name_is_that_optimizer(name, steps):
         updates, state = tx.update(grads, state, params)
         if expected is not None:
             np.testing.assert_allclose(updates, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_one_program_draws_every_initializer_as_if_alone():
+    """model.draw_cells compiles one program for all initializers of a grid and calls it per
+    seed position; every cell equals its own eager draw, with uneven seed lists too."""
+    spec = small_spec(hidden=(8,))
+    seeds = {"xavier": [0, 1, 2], "orthogonal": [5], "normal": [1, 3]}
+    draws = {name: model.cell_draw(spec, name, 64, 10) for name in seeds}
+    drawn = model.draw_cells(draws, seeds)
+    for name, name_seeds in seeds.items():
+        assert jax.tree.leaves(drawn[name])[0].shape[0] == len(name_seeds)
+        for i, seed in enumerate(name_seeds):
+            alone = jax.device_get(draws[name](model.init_key(name, seed)))
+            for got, want in zip(jax.tree.leaves(drawn[name]), jax.tree.leaves(alone)):
+                np.testing.assert_array_equal(got[i], want)
