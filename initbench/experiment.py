@@ -173,7 +173,7 @@ class Runner:
         self._data = {d: jax.tree.map(lambda a, d=d: self._place(a, d), host)
                       for d in self.devices}
         self._probe_fns: dict[int, Callable] = {}
-        self._jits: dict[str, dict] = {}  # program -> {device: its jitted per-block function}
+        self._jits: dict[str, Callable] = {}  # program -> its jitted per-block function
         self._compiling: list | None = None  # background compilations not yet awaited
         # Keys arrive as raw key data: a host array, placed without compiling anything.
         self._init_block = jax.vmap(lambda params, key_data, lr: self.cell.init(
@@ -181,9 +181,9 @@ class Runner:
         self._init_fn = jax.jit(self._counted("init", self._init_block))
         self.init_fn = sharding.blockwise({d: lambda tree: self._init_fn(*tree)
                                            for d in self.devices}, mesh)
-        self.eval_fn = self._blockwise("eval", lambda data: lambda state: jax.vmap(
+        self.eval_fn = self._blockwise("eval", lambda state, data: jax.vmap(
             lambda s: self.cell.evaluate(s, data))(state))
-        self.epoch_fn = self._blockwise("epoch", lambda data: lambda state, epoch: jax.vmap(
+        self.epoch_fn = self._blockwise("epoch", lambda state, data, epoch: jax.vmap(
             lambda s: self.cell.epoch(s, epoch, data))(state), donate=True)
 
     @staticmethod
@@ -201,17 +201,21 @@ class Runner:
         counted_fn.__name__ = f"initbench_{name}"  # how JAX's compile events name it
         return counted_fn
 
-    def _blockwise(self, name: str, make_block_fn: Callable, donate: bool = False) -> Callable:
-        """One jitted per-block program per local device (its data closed over), run over
-        every block of the grid by `sharding.blockwise`."""
+    def _blockwise(self, name: str, block_fn: Callable, donate: bool = False) -> Callable:
+        """`block_fn(state, data, *args)` jitted once (traced once, compiled per device) and
+        run over every block of the grid by `sharding.blockwise`, each device with its own
+        copy of the data. The data is an argument, never closed over: closed over, it was
+        embedded as a constant in every compiled program (2.3 GB more memory for a 100-cell
+        grid on 55,000 examples and 2 devices, and in every persistent-cache entry)."""
         import jax
 
         from initbench import sharding
 
         options = {"donate_argnums": 0} if donate else {}
-        self._jits[name] = {d: jax.jit(self._counted(name, make_block_fn(self._data[d])),
-                                       **options) for d in self.devices}
-        return sharding.blockwise(self._jits[name], self.runtime.mesh)
+        self._jits[name] = jitted = jax.jit(self._counted(name, block_fn), **options)
+        return sharding.blockwise(
+            {d: lambda state, *args, data=self._data[d]: jitted(state, data, *args)
+             for d in self.devices}, self.runtime.mesh)
 
     def _compile_in_background(self) -> None:
         """Start compiling the init, evaluation and epoch programs of every device in other
@@ -238,8 +242,11 @@ class Runner:
         jobs = []
         for d in self.devices:
             jobs.append(lambda d=d: self._init_fn.lower(*on(d, (params, keys, lrs))).compile())
-            jobs.append(lambda d=d: self._jits["epoch"][d].lower(on(d, state), 1).compile())
-            jobs.append(lambda d=d: self._jits["eval"][d].lower(on(d, state)).compile())
+            data = self._data[d]
+            jobs.append(lambda d=d, data=data: self._jits["epoch"].lower(on(d, state), data,
+                                                                         1).compile())
+            jobs.append(lambda d=d, data=data: self._jits["eval"].lower(on(d, state),
+                                                                        data).compile())
         pool = sharding.compile_pool()
         self._compiling = [pool.submit(job) for job in jobs]
 

@@ -516,7 +516,7 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
 # The version of the training program (train.py, model.py, initializers.py, lsuv.py) in the
 # cache key: bump it whenever a change there alters any cell's numbers, so no cached cell of
 # the old program is ever reused.
-TRAINING_CODE_VERSION = 2  # 2: CPU blocks of one cell (plan.CELLS_PER_BLOCK)
+TRAINING_CODE_VERSION = 3  # 2: CPU blocks of one cell; 3: data as program arguments
 DAMAGED_SUFFIX = ".damaged"
 
 
