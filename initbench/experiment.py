@@ -219,9 +219,10 @@ class Runner:
 
     def _compile_in_background(self) -> None:
         """Start compiling the init, evaluation and epoch programs of every device in other
-        threads (XLA compiles without holding the GIL), so that on a cold start they overlap
-        drawing the starting parameters instead of following it. Once per runner; jit's
-        own cache then serves the calls (`_await_compiled` first)."""
+        threads while the starting parameters are drawn, so no device thread compiles on
+        its first call. Once per runner; jit's own cache then serves the calls
+        (`_await_compiled` first). On 2 cores the gain is small: compilation and the draw
+        are both CPU-bound (BENCHMARKS.md)."""
         if self._compiling is not None:
             return
         import jax
