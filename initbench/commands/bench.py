@@ -137,8 +137,10 @@ def bench_table(row: dict):
                       f"{t:.3f}", f"{n / t:,.0f}", f"{row['torch_gflops']:.1f}",
                       f"{row['torch_floor_fraction']:.0%}", "none (eager)",
                       f"RSS {mb(row['torch_peak_rss_mb'])} (both)")
-        table.caption = (f"initbench is {row['speedup_vs_torch']:.2f}x faster than eager PyTorch "
-                         "per model-epoch. ")
+        speedup = row["speedup_vs_torch"]
+        table.caption = (f"initbench is {speedup:.2f}x faster than eager PyTorch per model-epoch. "
+                         if speedup >= 1 else f"initbench is {1 / speedup:.2f}x slower than "
+                         "eager PyTorch per model-epoch. ")
     else:
         table.caption = row.get("torch_note", "")
     table.caption += (f"Data: {row['data_text']}. Steady state = median of epochs 2..{row['epochs']}"
