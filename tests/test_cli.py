@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -212,6 +213,29 @@ def test_gain_and_mode_change_the_cells_and_are_not_served_from_the_cache(tmp_pa
     default = epoch0_loss()
     gained, fan_out = epoch0_loss("--gain", "3"), epoch0_loss("--mode", "fan_out")
     assert gained != default and fan_out != default and gained != fan_out
+
+
+def test_the_console_script_exits_with_the_commands_code_and_all_its_output(tmp_path):
+    """`main` ends the process with os._exit (no interpreter teardown): the exit code, the
+    error line and a training run's whole output and folder must survive that."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
+    env["INITBENCH_CACHE"] = str(tmp_path / "c")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "initbench", *args], capture_output=True,
+                              text=True, timeout=240, env=env)
+
+    bad = cli("compare", "--seeds", "x")
+    assert bad.returncode == 2 and bad.stderr.startswith("error:") and bad.stdout == ""
+    assert len(bad.stderr.strip().splitlines()) == 1
+    out = tmp_path / "run"
+    good = cli("compare", *TINY, "--inits", "xavier,normal", "--out", str(out))
+    assert good.returncode == 0, good.stderr
+    assert "baseline" in good.stdout and good.stdout.endswith("\n")
+    assert "results written to" in good.stderr
+    assert {"curves.csv", "summary.csv", "spec.json", "curves.png"} <= {p.name for p in out.iterdir()}
+    report = cli("report", str(out), "--json")  # plain print(): block-buffered into a pipe
+    assert report.returncode == 0 and json.loads(report.stdout)
 
 
 def test_python_dash_m_and_fast_help():

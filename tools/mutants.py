@@ -238,6 +238,9 @@ MUTANTS = [
            "LSUV batch other than the documented first 1,000 training examples"),
     Mutant("L6", "initbench/lsuv.py", "(jnp.abs(v - 1.0) >= tol)", "(jnp.abs(v - 1.0) > tol)",
            (PROBE,), "LSUV tolerance boundary"),
+    Mutant("C1", "initbench/cli.py", "            stream.flush()\n", "            pass\n",
+           (CLI + "::test_the_console_script_exits_with_the_commands_code_and_all_its_output",),
+           "the console script ends the process without flushing stdout"),
 ]
 
 EQUIVALENT = {
