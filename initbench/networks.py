@@ -204,13 +204,6 @@ def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
     return _unflatten(flat)
 
 
-def init_params(spec: Spec, network: Network, init_name: str, seeds) -> dict:
-    """Parameters of one initializer for each seed, stacked on a leading [seed] axis
-    (NumPy arrays; one compiled draw per initializer, like `model.init_params`)."""
-    return model_lib.draw_cells({init_name: functools.partial(draw, spec, network, init_name)},
-                                {init_name: list(seeds)})[init_name]
-
-
 def _flatten(tree, prefix: tuple[str, ...] = ()):
     for name, value in tree.items():
         if isinstance(value, dict) or hasattr(value, "items"):

@@ -21,8 +21,8 @@ from initbench.spec import Spec
 
 class Starts(NamedTuple):
     """Parameters of every cell stacked on a leading [M] axis (in the cells' order; NumPy
-    arrays), and per
-    cell the LSUV passes per layer ([L + 1] ints; None for data-independent starts)."""
+    arrays), and per cell the LSUV passes per layer ([L + 1] ints; None for
+    data-independent starts)."""
 
     params: dict
     lsuv_passes: list[np.ndarray | None]
@@ -40,11 +40,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         groups.setdefault(name, []).append(seed)
     network = (None if networks.is_mlp(spec)
                else networks.resolve(spec, data.num_classes, data.image_shape))
-    if network is None:  # the MLP's own path, so its numbers never move
-        draws = {name: model_lib.cell_draw(spec, name, data.x_train.shape[1], data.num_classes)
-                 for name in groups}
-    else:
-        draws = {name: functools.partial(networks.draw, spec, network, name) for name in groups}
+    draws = {name: _cell_draw(spec, data, network, name) for name in groups}
     stacked, passes = model_lib.draw_cells(draws, groups), {}
     for name in groups:
         if initializers.is_data_dependent(name):
@@ -67,13 +63,19 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
 def start_shapes(spec: Spec, data, num_cells: int) -> dict:
     """Shapes and dtypes (`jax.ShapeDtypeStruct`) of `cell_starts`' params for `num_cells`
     cells, without drawing anything (every initializer gives the same shapes)."""
-    if networks.is_mlp(spec):
-        draw = model_lib.cell_draw(spec, "zeros", data.x_train.shape[1], data.num_classes)
-    else:
-        network = networks.resolve(spec, data.num_classes, data.image_shape)
-        draw = functools.partial(networks.draw, spec, network, "zeros")
-    one = jax.eval_shape(draw, jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
+    network = (None if networks.is_mlp(spec)
+               else networks.resolve(spec, data.num_classes, data.image_shape))
+    one = jax.eval_shape(_cell_draw(spec, data, network, "zeros"),
+                         jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((num_cells, *a.shape), a.dtype), one)
+
+
+def _cell_draw(spec: Spec, data, network, init_name: str):
+    """A cell's draw under `init_name`: key -> parameters (`network` None: the MLP's own
+    path, so its numbers never move)."""
+    if network is None:
+        return model_lib.cell_draw(spec, init_name, data.x_train.shape[1], data.num_classes)
+    return functools.partial(networks.draw, spec, network, init_name)
 
 
 def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
