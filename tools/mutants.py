@@ -14,6 +14,10 @@ runs (after a refactor, re-anchor the mutant rather than let it skip silently).
     python tools/mutants.py --only T1 SU1    # some of them
     python tools/mutants.py --list           # ids, files and what each breaks
     python tools/mutants.py --csv results/mutants.csv
+    python tools/mutants.py --blind blind.json --tests tests/test_stats.py
+                                             # mutants written by someone who has not read
+                                             # the tests: a JSON list of {id, file, old, new,
+                                             # breaks[, tests]}; --tests is the default set
 
 Exit status: 0 when every non-equivalent mutant was killed, 1 otherwise, 2 on a stale
 snippet or a suite that fails without any mutation.
@@ -256,6 +260,25 @@ EQUIVALENT = {
 }
 
 
+def load_blind(path: Path, default_tests: tuple[str, ...]) -> list[Mutant]:
+    """Blind mutants from a JSON list; those whose snippet does not occur exactly once are
+    reported and dropped, since nobody re-anchors another person's mutants by guessing."""
+    import json
+
+    mutants = []
+    for entry in json.loads(path.read_text()):
+        m = Mutant(entry["id"], entry["file"], entry["old"], entry["new"],
+                   tuple(entry.get("tests") or default_tests), entry["breaks"])
+        problem = check_snippets([m])
+        if problem:
+            print("skipped, stale:", *problem, file=sys.stderr)
+            continue
+        if not m.tests:
+            raise SystemExit(f"{m.id}: no tests named and no --tests given")
+        mutants.append(m)
+    return mutants
+
+
 def check_snippets(mutants: list[Mutant]) -> list[str]:
     """Messages for every mutant whose snippet does not occur exactly once in its file."""
     problems = []
@@ -294,19 +317,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv", type=Path, help="also write the results to this CSV file")
     parser.add_argument("--skip-baseline", action="store_true",
                         help="do not first check that the named tests pass unmutated")
+    parser.add_argument("--blind", type=Path, metavar="FILE.json",
+                        help="run these mutants instead of the curated list (not re-anchored: "
+                             "a stale snippet is reported and skipped)")
+    parser.add_argument("--tests", nargs="+", default=[],
+                        help="with --blind: the tests for mutants that name none")
     args = parser.parse_args(argv)
     mutants = MUTANTS
+    if args.blind:
+        mutants = load_blind(args.blind, tuple(args.tests))
     if args.only:
-        unknown = set(args.only) - {m.id for m in MUTANTS}
+        unknown = set(args.only) - {m.id for m in mutants}
         if unknown:
             parser.error(f"unknown mutant ids: {', '.join(sorted(unknown))}")
-        mutants = [m for m in MUTANTS if m.id in args.only]
+        mutants = [m for m in mutants if m.id in args.only]
     if args.list:
         for m in mutants:
             note = "  [equivalent]" if m.id in EQUIVALENT else ""
             print(f"{m.id:5} {m.file:28} {m.breaks}{note}")
         return 0
-    problems = check_snippets(MUTANTS)
+    problems = check_snippets(MUTANTS if not args.blind else [])
     if problems:
         print("stale mutants (re-anchor them to the current source):", *problems, sep="\n  ",
               file=sys.stderr)
@@ -349,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 path.write_text(original)
             outcome = "survived" if status == "passed" else "killed"
-            if m.id in EQUIVALENT and outcome == "survived":
+            if m.id in EQUIVALENT and not args.blind and outcome == "survived":
                 outcome = "equivalent"
             rows.append({"id": m.id, "file": m.file, "outcome": outcome, "tests_status": status,
                          "seconds": round(seconds, 1), "killed_by": killed_by,
