@@ -92,6 +92,9 @@ def _note(rows: list[SummaryRow], result: RunResult | None = None) -> str:
 
     first = rows[0]
     auto = report.seeds_note(result) if result is not None else None
+    if not report.is_comparison(rows):  # one initializer: nothing was compared
+        return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
+                f"{first.bootstrap_resamples} resamples." + (f" {auto}" if auto else ""))
     return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
             f"{first.bootstrap_resamples} resamples. Δ: final test accuracy minus "
             f"{first.baseline}'s on the same seed, {100 * first.paired_ci_level:g}% CI "

@@ -130,13 +130,14 @@ def compact_table(rows: list[SummaryRow]):
     with its interval, epochs to --target (when asked), Δ with its interval and the verdict,
     as ([(header, justify)], [[cell]]). `--wide` and the files hold the rest."""
     first = rows[0]
+    # Two-line headers: a header no wider than its values keeps the table in 100 columns.
     columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
-               (f"test acc % [{100 * first.ci_level:g}% CI]", "right")]
+               (f"test acc %\n[{100 * first.ci_level:g}% CI]", "right")]
     if first.target is not None:
         columns.append((f"epochs to {100 * first.target:.4g}%", "right"))
     compared = is_comparison(rows)
     if compared:
-        columns += [(f"Δ vs {first.baseline} (pt) [{100 * first.paired_ci_level:g}% CI]",
+        columns += [(f"Δ vs {first.baseline}\n(pt) [{100 * first.paired_ci_level:g}% CI]",
                      "right"), ("verdict", "left")]
     body = []
     for row in rows:
@@ -163,7 +164,7 @@ def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None
                           "(chosen on validation), test accuracy there" if tuned
                           else title(result))
     table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)),
-                  show_edge=False)
+                  show_edge=False, pad_edge=False)
     columns, body = ranked_table(rows, detailed=True) if wide else compact_table(rows)
     for header, justify in columns:
         # A narrow terminal wraps cells at their spaces rather than cutting them (`fold`);
@@ -173,7 +174,7 @@ def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None
                          overflow="fold",
                          min_width=max(len(c[1]) for c in body) if name else None)
     if tuned:
-        table.add_column(Text("best lr"), justify="right", no_wrap=True)
+        table.add_column(Text("best\nlr"), justify="right", no_wrap=True)
     verdicts = is_comparison(rows)
     for row, cells in zip(rows, body):
         texts = [Text(c) for c in cells]
@@ -196,7 +197,7 @@ def at_grid_edge(rates, lr: float) -> bool:
     return len(rates) > 1 and lr in (min(rates), max(rates))
 
 
-def per_rate_tables(result: RunResult) -> list[Table]:
+def per_rate_tables(result: RunResult, wide: bool = False) -> list[Table]:
     """One ranked table per learning rate of a multi-rate run (none otherwise): every
     initializer against the baseline at the same rate."""
     tables = []
@@ -205,7 +206,7 @@ def per_rate_tables(result: RunResult) -> list[Table]:
         tables.append(summary_table(result.at_lr(lr), rows,
                                     heading=f"at lr {lr:g} (validation accuracy "
                                     + ", ".join(f"{row.init} {pct(row.val_accuracy_mean)}"
-                                                for row in rows) + ")"))
+                                                for row in rows) + ")", wide=wide))
     return tables
 
 
@@ -333,6 +334,45 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
                         for m in ("train_loss", "test_loss", "test_accuracy")},
     }
 
+
+
+def print_result(console, result: RunResult, rows: list[SummaryRow], *, quiet: bool = False,
+                 wide: bool = False, curves: bool = False) -> None:
+    """A run's answer on `console`: the per-rate tables of a multi-rate run (not `quiet`),
+    the ranked table, every pair for `--pairs all`, the edge warning of a multi-rate run,
+    then, with `curves`, the terminal charts."""
+    if not quiet:
+        for table in per_rate_tables(result, wide):
+            console.print(table)
+    console.print(summary_table(result.view, rows, wide=wide))
+    if rows[0].pairs == "all":
+        console.print(pairs_table(result.view, rows))
+    warning = edge_warning(result, rows)
+    if warning and not quiet:
+        console.print(Text.assemble(("note:", "yellow"), f" {warning}"))
+    if curves and not quiet:
+        console.print(curves_group(result.view))
+
+
+def edge_warning(result: RunResult, rows: list[SummaryRow]) -> str | None:
+    """One line when an initializer's chosen rate is the smallest or largest tried: the best
+    rate may lie outside the grid, so it names the next rate to add (one grid step further,
+    on the grid's own log spacing). None otherwise."""
+    rates = sorted(result.spec.lr)
+    if len(rates) < 2:
+        return None
+    edge = [(row.init, row.lr) for row in rows
+            if row.lr is not None and at_grid_edge(rates, row.lr)]
+    if not edge:
+        return None
+    parts = []
+    for init, lr in edge:
+        low = lr == rates[0]
+        step = rates[1] / rates[0] if low else rates[-1] / rates[-2]
+        parts.append(f"{init} at {lr:g}, the {'smallest' if low else 'largest'} rate tried "
+                     f"(try adding {float(f'{(lr / step if low else lr * step):.2g}'):g})")
+    return ("chosen rate at the edge of the grid: " + "; ".join(parts)
+            + ". Its best rate may lie beyond it (marked * in the tuned table).")
 
 
 def print_run_notes(console, result: RunResult, out) -> None:

@@ -83,21 +83,22 @@ def test_report_rerenders_the_table_without_training(runs, monkeypatch):
         monkeypatch.setattr(module, name, no_training)
     watched = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     before = {p: p.read_bytes() for p in watched}
-    result = invoke("report", runs["a"])
+    result = invoke("report", runs["a"], "--curves")
     assert result.exit_code == 0, result.output
     assert "digits · MLP 64-16-10 relu" in result.output
     assert "4 seeds" in result.output
     assert "test loss, mean over 4 seeds" in result.output  # the terminal chart
+    assert result.output.index("verdict") < result.output.index("test loss, mean")  # after
     for init in INITS:
         assert init in result.output
-    assert "Δ acc vs xavier" in result.output
+    assert "Δ vs xavier" in result.output
     after = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     assert sorted(after) == sorted(watched)  # nothing written, in the run or the cache
     assert {p: p.read_bytes() for p in after} == before
 
 
 def test_report_json_and_baseline(runs):
-    result = invoke("report", runs["a"], "--json", "--baseline", "normal", "--target", "0.5")
+    result = invoke("report", runs["a"], "--json", "--baseline", "normal", "--target", "50")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     rows = {row["init"]: row for row in document["summary"]}

@@ -1,0 +1,148 @@
+"""What a new user meets first: a table that fits the terminal, one unit for accuracies,
+reading commands that write nothing, one-initializer runs without comparison columns, and
+a warning when a chosen learning rate sits at the edge of the grid."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from initbench import report, results, summary
+from initbench.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = ROOT / "results" / "reference"
+LR_RUN = ROOT / "results" / "lr-mnist-5k"
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def rendered(table, width: int) -> str:
+    """`table` as a terminal of `width` columns shows it (no colour)."""
+    console = Console(width=width, file=io.StringIO(), color_system=None)
+    console.print(table)
+    return console.file.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reference():
+    result = results.read_run(REFERENCE)
+    return result, summary.summarize_saved(result)
+
+
+@pytest.mark.parametrize("width", [100, 200])
+def test_reference_table_fits_and_shows_every_value_in_full(reference, width):
+    """At 100 columns (and wider) each row shows on one line its rank, name, seeds, accuracy
+    with its interval, Δ with its interval and the verdict, none of them cut."""
+    result, rows = reference
+    text = rendered(report.summary_table(result, rows), width)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert "…" not in text
+    for row in rows:
+        line = next(line for line in lines if f"│ {row.init} " in line)
+        assert line.lstrip().startswith(f"{row.rank} ")
+        assert report.accuracy_text(row) in line
+        assert f" {row.seeds} " in line
+        assert row.verdict in line
+        if row.verdict != "baseline":
+            assert report.diff_text(row) in line
+    assert "P(better)" not in text and "min–max" not in text  # behind --wide
+
+
+def test_reference_table_at_80_columns_wraps_but_cuts_nothing(reference):
+    result, rows = reference
+    text = rendered(report.summary_table(result, rows), 80)
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "…" not in text
+    words = text.split()
+    for row in rows:
+        assert row.init in words  # names are never folded
+        for part in [*report.accuracy_text(row).split(), *row.verdict.split()]:
+            assert part in words
+
+
+def test_wide_table_adds_the_rest(reference):
+    result, rows = reference
+    text = rendered(report.summary_table(result, rows, wide=True), 250)
+    for header in ("P(better)", "min–max", "test loss", "best ep", "acc % mean ± std"):
+        assert header in text
+
+
+def test_cli_table_follows_columns():
+    """The CLI's console takes its width from COLUMNS even when piped."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "COLUMNS": "100", "PYTHONPATH": str(ROOT)}  # this checkout's package
+    out = subprocess.run([sys.executable, "-m", "initbench", "report", str(REFERENCE), "-q"],
+                         capture_output=True, text=True, env=env, check=True)
+    assert max(len(line) for line in out.stdout.splitlines()) <= 100
+    assert "no clear difference" in out.stdout and "lecun_normal" in out.stdout
+
+
+def test_target_is_in_percent_and_the_old_fraction_is_refused(reference, tmp_path):
+    folder = tmp_path / "ref"
+    shutil.copytree(REFERENCE, folder)
+    ok = invoke("report", folder, "--target", "93", "-q")
+    assert ok.exit_code == 0, ok.output
+    assert "epochs to 93%" in ok.output
+    old = invoke("report", folder, "--target", "0.93")
+    assert old.exit_code == 2
+    lines = [line for line in old.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "--target 93" in lines[0]
+    assert invoke("export", folder, "--target", "150").exit_code == 2
+
+
+def test_reading_commands_leave_the_run_folder_unchanged(tmp_path):
+    folder = tmp_path / "ref"
+    shutil.copytree(REFERENCE, folder)
+    before = {p: p.read_bytes() for p in folder.rglob("*")}
+    for args in (["plan", folder], ["report", folder], ["export", folder],
+                 ["export", folder, "--format", "json"]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+    plot = invoke("plot", folder)  # plot needs a named file
+    assert plot.exit_code == 2 and "--out" in plot.output
+    assert {p: p.read_bytes() for p in folder.rglob("*")} == before
+    assert sorted(tmp_path.iterdir()) == [folder]
+    written = invoke("plan", folder, "--out", tmp_path / "plan.csv")
+    assert written.exit_code == 0 and (tmp_path / "plan.csv").read_text().startswith("init,")
+
+
+def test_edge_of_the_grid_is_marked_and_warned_once():
+    """The committed rate run chose 0.03, its largest rate, for normal."""
+    result = results.read_run(LR_RUN)
+    rows = summary.summarize_saved(result)
+    warning = report.edge_warning(result, rows)
+    assert warning.count("normal at 0.03, the largest rate tried") == 1
+    assert "try adding 0.09" in warning and "xavier" not in warning
+    table = rendered(report.summary_table(result.view, rows), 100)
+    normal = next(line for line in table.splitlines() if "│ normal " in line)
+    assert normal.rstrip().endswith("0.03*")
+    xavier = next(line for line in table.splitlines() if "│ xavier " in line)
+    assert xavier.rstrip().endswith("0.003")
+    output = invoke("report", LR_RUN).output
+    assert output.count("edge of the grid") == 1
+    single = results.read_run(REFERENCE)
+    assert report.edge_warning(single, summary.summarize_saved(single)) is None
+
+
+def test_run_with_one_initializer_has_no_comparison(tmp_path):
+    out = tmp_path / "one"
+    result = invoke("run", "--init", "xavier", "--dataset", "digits", "--hidden", "16",
+                    "--epochs", "1", "--seeds", "3", "--out", out)
+    assert result.exit_code == 0, result.output
+    for word in ("baseline", "Δ", "verdict", "Holm", "comparisons"):
+        assert word not in result.stdout
+    assert "xavier" in result.stdout and "test acc %" in result.stdout
+    markdown = invoke("export", out).output
+    assert "Δ" not in markdown and "verdict" not in markdown and "xavier" in markdown
