@@ -146,3 +146,58 @@ def test_run_with_one_initializer_has_no_comparison(tmp_path):
     assert "xavier" in result.stdout and "test acc %" in result.stdout
     markdown = invoke("export", out).output
     assert "Δ" not in markdown and "verdict" not in markdown and "xavier" in markdown
+
+
+def _line_colours(fig, names) -> dict[str, tuple]:
+    """{initializer: RGB} of the labelled lines of `fig` (a label may add text after a space)."""
+    from matplotlib.colors import to_rgb
+
+    found: dict[str, set] = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            name = str(line.get_label()).split(" ")[0]
+            if name in names:
+                found.setdefault(name, set()).add(to_rgb(line.get_color()))
+    assert all(len(c) == 1 for c in found.values()), found  # one colour per name in a figure
+    return {name: next(iter(c)) for name, c in found.items()}
+
+
+def test_an_initializer_has_one_colour_in_every_figure_and_run():
+    """curves.png, lr.png and pairs.png of one run give each initializer one colour, by its
+    name: xavier ranks 1st in the rate run and 3rd in the reference run, same colour."""
+    from initbench import plots
+
+    run = results.read_run(LR_RUN)
+    rows = summary.summarize_saved(run)
+    every = summary.summarize_saved(run, pairs="all")
+    pair_rows = summary.compare_family(run.view, every[0].baseline, "all", None)
+    names = set(run.inits)
+    figures = [plots.make_figure(run.view, rows), plots.make_lr_figure(run, run.per_rate, rows),
+               plots.make_pairs_figure(run.view, every, pair_rows)]
+    colours = [_line_colours(fig, names) for fig in figures]
+    for found in colours:
+        assert set(found) == names
+        assert found == colours[0]
+    assert len(set(colours[0].values())) == len(names)  # told apart
+    reference = results.read_run(REFERENCE)
+    other = _line_colours(plots.make_figure(reference, summary.summarize_saved(reference)),
+                          set(reference.inits))
+    for name in names & set(other):
+        assert other[name] == colours[0][name]
+
+
+def test_a_collapsed_initializer_does_not_squeeze_the_others():
+    """On the CNN reference N(0, 1) ends at 28-81%: the final panels keep to the other four
+    (their spread stays readable) and point at it with a labelled arrow."""
+    from initbench import plots
+
+    run = results.read_run(ROOT / "results" / "cnn-reference")
+    fig = plots.make_figure(run, summary.summarize_saved(run))
+    final = next(ax for ax in fig.axes if ax.get_title().startswith("final test accuracy"))
+    low, high = final.get_ylim()
+    assert low > 90 and high < 100
+    assert any(t.get_text().startswith("below: mean 67.1%") for t in final.texts)
+    paired = next(ax for ax in fig.axes if ax.get_title().startswith("paired"))
+    assert paired.get_ylim()[0] > -10  # normal's -28 points is an arrow, not the scale
+    legend_axes = [ax for ax in fig.axes if ax.get_legend() is not None]
+    assert [ax.axison for ax in legend_axes] == [False]  # the legend has its own, empty cell
