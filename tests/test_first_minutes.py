@@ -201,3 +201,21 @@ def test_a_collapsed_initializer_does_not_squeeze_the_others():
     assert paired.get_ylim()[0] > -10  # normal's -28 points is an arrow, not the scale
     legend_axes = [ax for ax in fig.axes if ax.get_legend() is not None]
     assert [ax.axison for ax in legend_axes] == [False]  # the legend has its own, empty cell
+
+
+def test_the_card_says_what_a_kept_parameter_holds():
+    """A LayerNorm's scale is 'kept: ones', not a 'drawn std' of 0."""
+    from initbench.networks import kept_values
+
+    net = ROOT / "tests" / "fixtures" / "user_net.py"
+    result = invoke("inspect", "--model", f"{net}:make_net", "--dataset", "digits", "--json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    rows = {row["path"]: row for row in json.loads(result.stdout)["parameters"]}
+    assert rows["norm/scale"]["kept"] == "ones" and rows["norm/bias"]["kept"] == "zeros"
+    assert "kept" not in rows["head/kernel"]
+    import numpy as np
+
+    assert kept_values(np.full(3, 0.5)) == "constant 0.5"
+    assert kept_values(np.array([0.0, 2.0])) == "mean 1, std 1"

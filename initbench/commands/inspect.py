@@ -63,7 +63,7 @@ def card_table(document: dict):
     for header in ("layer", "parameter", "shape", "fan_in", "fan_out", "rule",
                    "expected std", "drawn std"):
         table.add_column(header, justify="right" if header not in ("parameter", "rule")
-                         else "left", no_wrap=header != "rule")
+                         else "left", no_wrap=header != "rule", overflow="fold")
     for row in document["parameters"]:
         table.add_row(
             "—" if row["layer"] is None else str(row["layer"]), Text(row["path"]),
