@@ -23,7 +23,6 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
 
     from initbench import experiment, jax_setup, starts
     from initbench.console import stderr, stdout
-
     from initbench.progress import RichReporter
 
     spec = o.build_spec(values).replace(seeds=(values["seed"],))

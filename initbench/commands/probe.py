@@ -27,9 +27,8 @@ def probe(values: dict, runtime: Runtime) -> None:
     from initbench import jax_setup
     from initbench import probe as probe_lib
     from initbench.console import stderr, stdout
-    from initbench.results import new_run_folder
-
     from initbench.progress import RichReporter
+    from initbench.results import new_run_folder
 
     spec = o.build_spec(values)
     reporter = RichReporter(stderr, show=not values["as_json"])
