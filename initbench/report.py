@@ -306,9 +306,11 @@ def curves_group(result: RunResult) -> Group:
 
 
 def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) -> dict:
-    """The JSON document printed by --json: settings, summary rows, mean curves, how the
-    seeds were chosen (`seeds_auto`, None for a fixed count) and, for `--pairs all`, every
-    pair (`summary.PairRow`)."""
+    """The one JSON document of a run (`--json` of run/compare/report, `export --format
+    json`; docs/files.md lists its keys): settings, how the intervals and verdicts were
+    made, the summary rows (summary.csv's columns, fractions), mean curves, how the seeds
+    were chosen (`seeds_auto`, None for a fixed count) and, for `--pairs all`, every pair
+    (`summary.PairRow`)."""
     from initbench import summary
 
     pairs = None
@@ -317,13 +319,24 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
         pairs = [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                  for row in summary.compare_family(view, rows[0].baseline, "all",
                                                    rows[0].equivalence_margin)]
+    first = rows[0]
     return {
         "out": out,
+        "title": title(result),
         "dataset": result.dataset,
         "spec": result.spec.to_dict(),
         "meta": result.meta,
         "seeds": result.seeds,
         "seeds_auto": result.meta.get("seeds_auto"),
+        "merged_from": result.meta.get("merged_from"),
+        "baseline": first.baseline,
+        "target": first.target,
+        "ci_method": first.ci_method, "ci_level": first.ci_level,
+        "bootstrap_resamples": first.bootstrap_resamples,
+        "paired_ci_method": first.paired_ci_method,
+        "paired_ci_level": first.paired_ci_level,
+        "comparisons": first.pairs, "correction": first.correction,
+        "equivalence_margin": first.equivalence_margin,
         "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                     for row in rows],
         "pairs": pairs,

@@ -219,3 +219,16 @@ def test_the_card_says_what_a_kept_parameter_holds():
 
     assert kept_values(np.full(3, 0.5)) == "constant 0.5"
     assert kept_values(np.array([0.0, 2.0])) == "mean 1, std 1"
+
+
+def test_report_json_and_export_json_are_one_document():
+    import json
+
+    reported = json.loads(invoke("report", REFERENCE, "--json").stdout)
+    exported = json.loads(invoke("export", REFERENCE, "--format", "json").stdout)
+    assert reported == exported
+    documented = (ROOT / "docs" / "files.md").read_text()
+    for key in reported:  # every key is documented
+        assert f"`{key}`" in documented, key
+    for column in summary.SUMMARY_COLUMNS:
+        assert f"`{column}`" in documented, column

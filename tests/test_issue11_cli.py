@@ -123,8 +123,8 @@ def test_equivalence_margin_is_a_report_time_choice(small_run):
     plain = invoke("export", small_run, "--format", "json")
     wide = invoke("export", small_run, "--format", "json", "--equivalence-margin", "99")
     assert plain.exit_code == 0 and wide.exit_code == 0, wide.output
-    before = {r["init"]: r for r in json.loads(plain.stdout)["rows"]}
-    after = {r["init"]: r for r in json.loads(wide.stdout)["rows"]}
+    before = {r["init"]: r for r in json.loads(plain.stdout)["summary"]}
+    after = {r["init"]: r for r in json.loads(wide.stdout)["summary"]}
     assert after["he_normal"]["verdict"] == "equivalent"  # 99 points: every CI is inside
     assert before["he_normal"]["verdict"] != "equivalent"
     assert after["he_normal"]["equivalence_margin"] == pytest.approx(0.99)

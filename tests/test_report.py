@@ -243,8 +243,8 @@ def test_export_formats(runs, tmp_path):
     exported = list(csv.DictReader(invoke("export", runs["a"], "-f", "csv").output.splitlines()))
     assert exported == table  # same numbers as summary.csv, full precision
     document = json.loads(invoke("export", runs["a"], "--format", "json").output)
-    assert document["bootstrap_resamples"] == 10000 and len(document["rows"]) == 2
-    assert {row["verdict"] for row in document["rows"]} <= {
+    assert document["bootstrap_resamples"] == 10000 and len(document["summary"]) == 2
+    assert {row["verdict"] for row in document["summary"]} <= {
         "baseline", "better", "worse", "no clear difference"}
     result = invoke("export", runs["a"], "--out", tmp_path / "table.tex")
     assert result.exit_code == 0, result.output
