@@ -41,7 +41,7 @@ class RichReporter:
         if not self.show or self._progress is not None:
             return
         self._end_phase()
-        self._phase = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+        self._phase = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
                                TimeElapsedColumn(), console=self.console, transient=True)
         self._phase.start()
         self._phase.add_task(text, total=None)
@@ -55,7 +55,7 @@ class RichReporter:
             self._end_phase()
             total, description = self._pending
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
                 TextColumn("model-epochs"), TimeElapsedColumn(), TextColumn("ETA"),
                 TimeRemainingColumn(), console=self.console, transient=False,
             )

@@ -232,3 +232,30 @@ def test_report_json_and_export_json_are_one_document():
         assert f"`{key}`" in documented, key
     for column in summary.SUMMARY_COLUMNS:
         assert f"`{column}`" in documented, column
+
+
+def test_every_phase_of_a_run_is_named_and_quiet_names_none(tmp_path):
+    """On a terminal a run names what it does before each long step (user text verbatim,
+    never markup); --quiet and --json print none of it."""
+    from initbench import experiment
+    from initbench.progress import RichReporter
+    from initbench.runtime import Runtime
+    from initbench.spec import Spec
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=200, color_system=None)
+    spec = Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits", hidden=(8,),
+                epochs=2)
+    out = tmp_path / "a[/]b"
+    experiment.run_experiment(spec, out, Runtime.from_environment(), RichReporter(console))
+    text = console.file.getvalue()
+    phases = ["loading digits", "looking for 4 cells in the cache", "placing the data",
+              "compiling", "drawing the starting parameters of 4 cells", "training 4 cells",
+              "drawing figures", f"writing {out}"]
+    where = [text.find(phase) for phase in phases]
+    assert -1 not in where and where == sorted(where), (where, text[-2000:])
+    assert "ETA" in text
+    for flag in ("--quiet", "--json"):
+        result = invoke("compare", "--inits", "xavier,normal", "--dataset", "digits",
+                        "--hidden", "8", "--epochs", "2", "--seeds", "2", flag,
+                        "--out", tmp_path / flag.strip("-"))
+        assert result.exit_code == 0 and result.stderr == "", result.stderr
