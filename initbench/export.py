@@ -13,7 +13,6 @@ import dataclasses
 import json
 
 from initbench.errors import unknown_name
-from initbench.formatting import json_value
 from initbench.results import RunResult, csv_text
 from initbench.summary import SUMMARY_COLUMNS, SummaryRow
 
