@@ -259,3 +259,46 @@ def test_every_phase_of_a_run_is_named_and_quiet_names_none(tmp_path):
                         "--hidden", "8", "--epochs", "2", "--seeds", "2", flag,
                         "--out", tmp_path / flag.strip("-"))
         assert result.exit_code == 0 and result.stderr == "", result.stderr
+
+
+def _readme_commands() -> list[str]:
+    """The `initbench ...` command lines of the README's code blocks (continuations joined)."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.strip().removeprefix("$ ").removeprefix(".venv/bin/")
+            if line.startswith("initbench "):
+                commands.append(line.split("  #")[0].strip())
+    return commands
+
+
+def test_readme_commands_write_only_where_git_does_not_look():
+    """Every file a README command names (--out, --csv) lies in an ignored place (a run
+    folder under results/), never the repository root or a committed result."""
+    import subprocess
+
+    commands = _readme_commands()
+    assert len(commands) > 20
+    named = [arg for command in commands for flag, arg in zip(command.split(), command.split()[1:])
+             if flag in ("--out", "--csv")]
+    assert "results/my-run/curves.svg" in named and "results/my-bench.csv" in named
+    for path in named:
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=ROOT)
+        assert ignored.returncode == 0, f"{path} would show in git status"
+    assert not any(command.startswith("initbench bench") and "--csv" not in command
+                   for command in commands)  # its default appends to the committed bench.csv
+
+
+def test_readme_network_is_the_shipped_example():
+    """`--model examples/my_nets.py:make_net` runs as written: the file is the README's code."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(import flax.linen as nn\n\nclass SmallNet.*?)```", text,
+                      flags=re.S).group(1)
+    assert (ROOT / "examples" / "my_nets.py").read_text() == block
+    assert any("--model examples/my_nets.py:make_net" in c for c in _readme_commands())
