@@ -59,8 +59,10 @@ class RichReporter:
                 TextColumn("model-epochs"), TimeElapsedColumn(), TextColumn("ETA"),
                 TimeRemainingColumn(), console=self.console, transient=False,
             )
-            self._progress.start()
             self._task = self._progress.add_task(description, total=total)
+            self._progress.advance(self._task, amount)
+            self._progress.start()  # after the first step: its first frame is not 0/total
+            return
         if self._progress is not None:
             self._progress.advance(self._task, amount)
 

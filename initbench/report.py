@@ -385,7 +385,7 @@ def edge_warning(result: RunResult, rows: list[SummaryRow]) -> str | None:
         parts.append(f"{init} at {lr:g}, the {'smallest' if low else 'largest'} rate tried "
                      f"(try adding {float(f'{(lr / step if low else lr * step):.2g}'):g})")
     return ("chosen rate at the edge of the grid: " + "; ".join(parts)
-            + ". Its best rate may lie beyond it (marked * in the tuned table).")
+            + ". The best rate may lie beyond the grid (marked * in the tuned table).")
 
 
 def print_run_notes(console, result: RunResult, out) -> None:
