@@ -276,6 +276,9 @@ def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
     import plotext as plt
 
     curves = mean_curves(result, metric)
+    percent = metric.endswith("accuracy")  # percent on every screen, like the tables
+    if percent:
+        curves = 100 * curves
     epochs = list(range(curves.shape[1]))
     plt.clf()
     plt.plotsize(width, height)
@@ -288,7 +291,7 @@ def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
         if finite.any():
             plt.plot([e for e, ok in zip(epochs, finite) if ok], curve[finite].tolist(),
                      label=name, marker="braille")
-    label = metric.replace("_", " ") + (" (log scale)" if log else "")
+    label = metric.replace("_", " ") + (" (%)" if percent else "") + (" (log scale)" if log else "")
     plt.title(f"{label}, mean over {len(result.seeds)} seeds")
     plt.xlabel("epoch")
     return Text.from_ansi(plt.build())

@@ -88,6 +88,7 @@ def test_report_rerenders_the_table_without_training(runs, monkeypatch):
     assert "digits · MLP 64-16-10 relu" in result.output
     assert "4 seeds" in result.output
     assert "test loss, mean over 4 seeds" in result.output  # the terminal chart
+    assert "test accuracy (%), mean over 4 seeds" in result.output  # percent, like the table
     assert result.output.index("verdict") < result.output.index("test loss, mean")  # after
     for init in INITS:
         assert init in result.output
