@@ -266,9 +266,17 @@ def _readme_commands() -> list[str]:
     import re
 
     text = (ROOT / "README.md").read_text()
+    blocks, block, fenced = [], [], False
+    for line in text.splitlines():  # fences pair in order: ```python ... ``` is one block
+        if line.startswith("```"):
+            if fenced:
+                blocks.append("\n".join(block))
+            block, fenced = [], not fenced
+        elif fenced:
+            block.append(line)
     commands = []
-    for block in re.findall(r"```\n(.*?)```", text, flags=re.S):
-        joined = re.sub(r"\\\n\s*", " ", block)
+    for code in blocks:
+        joined = re.sub(r"\\\n\s*", " ", code)
         for line in joined.splitlines():
             line = line.strip().removeprefix("$ ").removeprefix(".venv/bin/")
             if line.startswith("initbench "):
