@@ -270,6 +270,9 @@ def variance_note(result: RunResult, rows: list[SummaryRow]) -> str | None:
             f"seeds × {k} data orders, paired over all {len(result.slots)}): " + ", ".join(parts))
 
 
+CHART_MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%", "=", "~")
+
+
 def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
                 height: int = 18) -> Text:
     """A terminal line chart (plotext) of `metric`'s mean over seeds per initializer."""
@@ -286,11 +289,11 @@ def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
     log = metric.endswith("loss") and _wants_log(curves)
     if log:
         plt.yscale("log")
-    for name, curve in zip(result.inits, curves):
+    for k, (name, curve) in enumerate(zip(result.inits, curves)):
         finite = np.isfinite(curve) & ((curve > 0) if log else True)
-        if finite.any():
+        if finite.any():  # one character per initializer: legible without colour too
             plt.plot([e for e, ok in zip(epochs, finite) if ok], curve[finite].tolist(),
-                     label=name, marker="braille")
+                     label=name, marker=CHART_MARKERS[k % len(CHART_MARKERS)])
     label = metric.replace("_", " ") + (" (%)" if percent else "") + (" (log scale)" if log else "")
     plt.title(f"{label}, mean over {len(result.seeds)} seeds")
     plt.xlabel("epoch")

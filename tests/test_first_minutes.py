@@ -310,3 +310,14 @@ def test_readme_network_is_the_shipped_example():
                       flags=re.S).group(1)
     assert (ROOT / "examples" / "my_nets.py").read_text() == block
     assert any("--model examples/my_nets.py:make_net" in c for c in _readme_commands())
+
+
+def test_terminal_curves_tell_initializers_apart_without_colour():
+    """`--curves`: each initializer's legend entry has its own character, in percent."""
+    run = results.read_run(REFERENCE)
+    text = report.curve_chart(run, "test_accuracy").plain
+    assert "test accuracy (%)" in text
+    shown = [marker for marker in report.CHART_MARKERS[:len(run.inits)]]
+    assert len(set(shown)) == len(run.inits)
+    for marker, name in zip(shown, run.inits):
+        assert f"{marker}{marker} {name}" in text
