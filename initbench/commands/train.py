@@ -40,15 +40,20 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
                                               values.get("equivalence_margin"))
     target = o.target_fraction(values["target"])
     num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)  # the grid's cells
-    runtime = jax_setup.start(
-        runtime.replace(use_cache=not values["no_cache"]),
-        plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
-        values["distributed"], values["coordinator_address"], values["num_processes"],
-        values["process_id"])
+    quiet, as_json = values["quiet"], values["as_json"]
+    reporter = RichReporter(stderr, show=not (quiet or as_json))
+    reporter.phase("starting JAX")
+    try:
+        runtime = jax_setup.start(
+            runtime.replace(use_cache=not values["no_cache"]),
+            plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
+            values["distributed"], values["coordinator_address"], values["num_processes"],
+            values["process_id"])
+    finally:
+        reporter.stop()
+    reporter.show = reporter.show and runtime.main  # one process of several speaks
     reserved = values["out"] is None
     out = new_run_folder(command) if reserved else Path(values["out"])
-    quiet, as_json = values["quiet"], values["as_json"]
-    reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
 
     def print_tables(result) -> None:  # before the figures are drawn: they take seconds
         if as_json:
