@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("initbench", "tests", "bench", "pyproject.toml", "results/reference")  # tests read it
+COPIED = ("initbench", "tests", "bench", "tools", "pyproject.toml", "results", "README.md", "docs",
+          "examples", "Makefile")  # tests read them
 
 
 @dataclass(frozen=True)
