@@ -70,6 +70,8 @@ def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
         "paired_ci_level": first.paired_ci_level,
         "pairs": first.pairs, "correction": first.correction,
         "equivalence_margin": first.equivalence_margin,
+        "verdict_rule": report.verdict_note(rows),
+        "definitions": report.definitions(rows),
         "seeds_auto": result.meta.get("seeds_auto"),
         "merged_from": result.meta.get("merged_from"),
         "rows": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()} for row in rows],
@@ -92,11 +94,10 @@ def _note(rows: list[SummaryRow], result: RunResult | None = None) -> str:
 
     first = rows[0]
     auto = report.seeds_note(result) if result is not None else None
-    return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
-            f"{first.bootstrap_resamples} resamples. Δ: final test accuracy minus "
-            f"{first.baseline}'s on the same seed, {100 * first.paired_ci_level:g}% CI "
-            f"({first.paired_ci_method}). {report.verdict_note(rows)} P(better): share of "
-            "seeds on which the initializer beats the baseline." + (f" {auto}" if auto else ""))
+    notes = [report.verdict_note(rows), report.definitions_note(rows).replace("\n", " ")]
+    if result is not None:
+        notes += [n for n in (auto, report.sequential_note(result)) if n]
+    return " ".join(notes)
 
 
 def markdown(result: RunResult, rows: list[SummaryRow]) -> str:

@@ -65,17 +65,17 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     The terminal shows it `detailed` (min–max, loss at epoch 0, best epoch); markdown and
     LaTeX exports show the rest. Accuracies in percent, differences in points.
     """
+    level = f"{100 * rows[0].ci_level:g}%"
     columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
                ("acc % mean ± std" if detailed else "test acc % (mean ± std)", "right"),
-               ("95% CI", "right")]
+               (f"{level} CI", "right")]
     columns += ([("min–max", "right"), ("test loss", "right"), ("loss @ ep 0", "right"),
                  ("best ep", "right")] if detailed else [("test loss", "right")])
     has_target = rows[0].target is not None
     if has_target:
         columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
     points = "" if detailed else " (pt)"
-    level = f"{100 * rows[0].paired_ci_level:g}%"
-    columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
+    columns += [(f"Δ acc vs {rows[0].baseline}{points} [Holm CI]", "right"),
                 ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
@@ -111,7 +111,8 @@ def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None
     heading = heading or (f"{title(result)} — tuned: each initializer at its best lr "
                           "(chosen on validation), test accuracy there" if tuned
                           else title(result))
-    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)))
+    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)),
+                  caption_justify="left")
     columns, body = ranked_table(rows, detailed=True)
     for header, justify in columns:
         table.add_column(Text(header), justify=justify,
@@ -140,19 +141,62 @@ def per_rate_tables(result: RunResult) -> list[Table]:
 
 
 def verdict_note(rows: list[SummaryRow]) -> str:
-    """How the verdicts were reached: the paired test, its level, the Holm family, TOST."""
+    """How the verdicts were reached: the family level, the Holm family, the deciding
+    interval's levels, the equivalence rule."""
     first = rows[0]
     num = sum(row.verdict != "baseline" for row in rows)
     k = len(rows)
     family = (f"all {k * (k - 1) // 2} pairs" if first.pairs == "all"
               else f"the {num} comparison{'s' * (num != 1)} with {first.baseline}")
-    level = first.paired_ci_level
-    text = (f"Verdict: paired t test at {100 * (1 - level):g}%, Holm-corrected over {family}")
+    alpha = 100 * (1 - first.paired_ci_level)
+    levels = sorted({round(100 * row.accuracy_diff_ci_level, 4) for row in rows
+                     if row.accuracy_diff_ci_level is not None
+                     and math.isfinite(row.accuracy_diff_ci_level)}, reverse=True)
+    shown = "/".join(f"{x:g}%" for x in levels) or "n/a"
+    text = (f"Verdict: paired t test, Holm-corrected over {family}, {alpha:g}% family-wise. "
+            f"Δ [Holm CI]: the Student t interval that decided the verdict, at "
+            f"1 − {alpha:g}%/k for its Holm step k (here {shown}); better/worse exactly when it "
+            "excludes 0")
     if first.equivalence_margin is not None:
-        tost_level = 100 * (1 - 2 * (1 - level))
-        text += (f"; equivalent: the {tost_level:g}% CI of Δ lies inside "
-                 f"±{100 * first.equivalence_margin:g} pt (TOST)")
+        text += (f", equivalent exactly when it lies inside ±{100 * first.equivalence_margin:g} "
+                 "pt (checked first)")
     return text + "."
+
+
+def sequential_note(result: RunResult) -> str | None:
+    """Why the family level is 97%: seeds chosen by `--seeds auto` or added after a look."""
+    from initbench import summary
+
+    if result.spec.auto_seeds:
+        return None  # seeds_note says so
+    if summary.seeds_added_later(result):
+        merged = result.meta.get("merged_from") or []
+        return (f"Merged from {len(merged)} runs with different seeds: adding seeds after "
+                "looking is a sequential look, so the verdicts use the 97% level of "
+                "--seeds auto (docs/statistics.md).")
+    return None
+
+
+def definitions(rows: list[SummaryRow]) -> dict[str, str]:
+    """One line per column of the ranked table, keyed by a short column name."""
+    first = rows[0]
+    level = f"{100 * first.ci_level:g}%"
+    return {
+        "acc": "final test accuracy over seeds, mean ± sample std (ddof 1)",
+        "CI": f"{level} Student t interval of that mean over seeds, clipped to [0, 100]",
+        "Δ": f"final test accuracy minus {first.baseline}'s on the same seed, mean in points",
+        "Holm CI": "the interval of Δ that decided the verdict (see the verdict line)",
+        "P(better)": f"share of seeds on which the initializer beats {first.baseline} "
+                     "(ties count 1/2)",
+        "IQM": "interquartile mean over seeds: mean of the middle 50% (rliable's trim 25%)",
+        "mde_80": "the true Δ this test finds 80% of the time with these seeds "
+                  "(Holm's first step over the family)",
+    }
+
+
+def definitions_note(rows: list[SummaryRow]) -> str:
+    """`definitions` as one '; '-separated line per column."""
+    return "\n".join(f"{name}: {text}." for name, text in definitions(rows).items())
 
 
 def seeds_note(result: RunResult) -> str | None:
@@ -169,13 +213,10 @@ def seeds_note(result: RunResult) -> str | None:
 
 def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
     notice = result.meta.get("dataset_notice")
-    level = rows[0].paired_ci_level
-    lines = [f"95% CIs: {rows[0].ci_method}, {rows[0].bootstrap_resamples} resamples; "
-             f"Δ: {100 * level:g}% {rows[0].paired_ci_method} (same seed, same minibatches). "
-             + verdict_note(rows)]
-    auto = seeds_note(result)
-    if auto:
-        lines.append(auto)
+    lines = [verdict_note(rows), definitions_note(rows)]
+    for note in (seeds_note(result), sequential_note(result)):
+        if note:
+            lines.append(note)
     shares = variance_note(result, rows)
     if shares:
         lines.append(shares)
@@ -290,8 +331,10 @@ def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
     pair_rows = summary.compare_family(result, first.baseline, "all", first.equivalence_margin)
     level = f"{100 * first.paired_ci_level:g}%"
     table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
-                  title_style="bold")
-    for header in ("a", "b", f"Δ acc (pt) [{level} CI]", "p", "p (Holm)",
+                  title_style="bold", caption=Text(
+                      "Δ [Holm CI]: the interval that decided the verdict, at its Holm step's "
+                      f"level; d_z CI at {level}, unadjusted."))
+    for header in ("a", "b", "Δ acc (pt) [Holm CI]", "p", "p (Holm)",
                    f"d_z [{level} CI]", "verdict (a vs b)"):
         table.add_column(Text(header), justify="left" if header[0] in "abv" else "right")
     for row in pair_rows:
@@ -309,8 +352,13 @@ def plan_table(result: RunResult, plan_rows: list) -> Table:
     """`initbench plan`: per comparison, the sd of the paired differences, the seeds needed
     for 80% power at 5% and the minimum detectable effect at the seeds used (points)."""
     effect = plan_rows[0].effect_pt if plan_rows else float("nan")
+    first = plan_rows[0] if plan_rows else None
+    level = (f"{100 * first.alpha:.3g}% level (Holm's first step: "
+             f"{100 * first.alpha * first.family_size:g}% over the family of "
+             f"{first.family_size} comparison{'s' * (first.family_size != 1)})"
+             if first else "5% level")
     table = Table(title=Text(f"seed plan · {title(result)}"), title_style="bold",
-                  caption=Text("Paired t test, two-sided, 5% level, 80% power; sd of the "
+                  caption=Text(f"Paired t test, two-sided, {level}, 80% power; sd of the "
                                "per-seed differences in final test accuracy from this run. "
                                "mde_80: the true difference found 80% of the time with the "
                                "seeds used."))
