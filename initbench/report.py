@@ -149,7 +149,7 @@ def verdict_note(rows: list[SummaryRow]) -> str:
     family = (f"all {k * (k - 1) // 2} pairs" if first.pairs == "all"
               else f"the {num} comparison{'s' * (num != 1)} with {first.baseline}")
     alpha = 100 * (1 - first.paired_ci_level)
-    levels = sorted({round(100 * row.accuracy_diff_ci_level, 4) for row in rows
+    levels = sorted({round(100 * row.accuracy_diff_ci_level, 2) for row in rows
                      if row.accuracy_diff_ci_level is not None
                      and math.isfinite(row.accuracy_diff_ci_level)}, reverse=True)
     shown = "/".join(f"{x:g}%" for x in levels) or "n/a"
@@ -164,16 +164,17 @@ def verdict_note(rows: list[SummaryRow]) -> str:
 
 
 def sequential_note(result: RunResult) -> str | None:
-    """Why the family level is 97%: seeds chosen by `--seeds auto` or added after a look."""
+    """For a merge of runs with different seeds: why the family level is above 95%."""
     from initbench import summary
 
     if result.spec.auto_seeds:
         return None  # seeds_note says so
-    if summary.seeds_added_later(result):
-        merged = result.meta.get("merged_from") or []
-        return (f"Merged from {len(merged)} runs with different seeds: adding seeds after "
-                "looking is a sequential look, so the verdicts use the 97% level of "
-                "--seeds auto (docs/statistics.md).")
+    looks = summary.num_looks(result)
+    if looks > 1:
+        level = 100 * summary.paired_level(result)
+        return (f"Merged from runs with {looks} different seed sets: adding seeds after looking "
+                f"is a sequential look, so the verdicts hold at {level:.4g}% (5% split over "
+                f"{looks} looks; docs/statistics.md).")
     return None
 
 
@@ -332,10 +333,11 @@ def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
     level = f"{100 * first.paired_ci_level:g}%"
     table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
                   title_style="bold", caption=Text(
-                      "Δ [Holm CI]: the interval that decided the verdict, at its Holm step's "
-                      f"level; d_z CI at {level}, unadjusted."))
+                      "Δ and d_z [Holm CI]: the intervals that decided the verdict, at 1 − "
+                      f"{100 * (1 - first.paired_ci_level):g}%/k for the comparison's Holm step k "
+                      "(the two exclude 0 together)."))
     for header in ("a", "b", "Δ acc (pt) [Holm CI]", "p", "p (Holm)",
-                   f"d_z [{level} CI]", "verdict (a vs b)"):
+                   "d_z [Holm CI]", "verdict (a vs b)"):
         table.add_column(Text(header), justify="left" if header[0] in "abv" else "right")
     for row in pair_rows:
         table.add_row(row.a, row.b,

@@ -426,6 +426,64 @@ def holm_divisors(p_values, alpha: float = ALPHA) -> np.ndarray:
     return np.where(finite, divisor, np.nan)
 
 
+@dataclass(frozen=True)
+class DecisionIntervals:
+    """The interval shown beside each verdict of a family, `[..., num_comparisons]`: the
+    Student t interval of the mean difference at `level` = 1 - alpha / `divisor`."""
+
+    n: np.ndarray
+    mean: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    level: np.ndarray
+    divisor: np.ndarray
+
+
+def decision_intervals(diffs, alpha: float = ALPHA, margin: float | None = None
+                       ) -> DecisionIntervals:
+    """The intervals that decide the verdicts of one Holm family `diffs[..., m, num_seeds]`.
+
+    Each comparison's t interval at 1 - alpha / k, k its Holm divisor (`holm_divisors` of
+    the paired t p-values): it excludes 0 exactly when Holm rejects. With a `margin`, the
+    comparisons whose Bonferroni interval (k = m) or Holm-step interval lies inside +/- margin
+    show the Bonferroni one instead: "equivalent" is then a TOST at alpha / (2m) per
+    comparison, so the chance of any false "equivalent" in the family is at most alpha / 2,
+    and no row shows an interval inside the margin without being called equivalent. (A
+    Holm-step interval inside the margin with a Bonferroni one that is not turns into "no
+    clear difference" or keeps its better/worse when the wider interval still excludes 0: a
+    difference smaller than the margin is not worth calling better anyway.) NaN for rows with
+    fewer than 2 finite differences.
+    """
+    from scipy.special import stdtrit
+
+    if margin is not None and not margin > 0:
+        raise ValueError(f"margin must be > 0, got {margin!r}")
+    n, mean, sd = _moments(diffs)
+    p = np.asarray(paired_t_test(diffs).p_value, dtype=float)
+    divisor = holm_divisors(np.atleast_1d(p), alpha).reshape(np.shape(p))
+    m = np.isfinite(p).sum(axis=-1, keepdims=True)
+
+    def interval(k):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            half = stdtrit(np.maximum(n - 1, 1), 1.0 - alpha / (2.0 * k)) * sd / np.sqrt(n)
+        half = np.where(sd == 0, 0.0, half)
+        return mean - half, mean + half
+
+    low, high = interval(divisor)
+    if margin is not None:
+        b_low, b_high = interval(np.broadcast_to(m, divisor.shape).astype(float))
+        inside = ((b_low > -margin) & (b_high < margin)) | ((low > -margin) & (high < margin))
+        low, high = np.where(inside, b_low, low), np.where(inside, b_high, high)
+        divisor = np.where(inside & np.isfinite(divisor), m, divisor)
+    ok = (n >= 2) & np.isfinite(divisor)
+    nan = np.nan
+    return DecisionIntervals(
+        _scalar(n), _scalar(mean), _scalar(np.where(ok, low, nan)),
+        _scalar(np.where(ok, high, nan)),
+        _scalar(np.where(ok, 1.0 - alpha / np.where(ok, divisor, 1.0), nan)),
+        _scalar(np.where(ok, divisor, nan)))
+
+
 def interval_verdict(ci_low: float, ci_high: float, n: int, margin: float | None = None,
                      higher_is_better: bool = True) -> str:
     """The verdict read off the interval shown beside it (`ci_low`, `ci_high` of a - b).
@@ -488,7 +546,8 @@ def effect_size(diffs, level: float = CI_LEVEL) -> EffectSize:
     """
     from scipy.special import nctdtrinc
 
-    if not 0.0 < level < 1.0:
+    level = np.asarray(level, dtype=float)  # one level, or one per row of `diffs`
+    if np.any(~((level > 0.0) & (level < 1.0))):
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     n, mean, sd = _moments(diffs)
     ok = (n >= 2) & (sd > 0)

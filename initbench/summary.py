@@ -206,7 +206,7 @@ class PairRow:
     decided the verdict: the Student t interval at `diff_ci_level` = 1 - (1 - ci_level) /
     `holm_divisor`, the level of the Holm step that tested it (`stats.holm_divisors`). The
     verdict ("a is better/worse than b", equivalent, no clear difference) is read off that
-    interval (`stats.interval_verdict`). The d_z CI is at `ci_level`, unadjusted."""
+    interval (`stats.interval_verdict`). The d_z CI is at `diff_ci_level` too."""
 
     a: str
     b: str
@@ -231,32 +231,42 @@ class PairRow:
 PAIR_COLUMNS = [f.name for f in dataclasses.fields(PairRow)]
 
 
-def seeds_added_later(result: RunResult) -> bool:
-    """Whether the run merges runs of one setting that hold different seeds: seeds added after
-    a first look at the verdicts, a sequential look like `--seeds auto`'s rounds."""
+def num_looks(result: RunResult) -> int:
+    """How many times seeds were added after looking at the verdicts: the number of distinct
+    seed sets among the runs a report merges (1 for a single run or a side-by-side merge)."""
     merged = result.meta.get("merged_from") or []
     if result.meta.get("mixed_settings") or len(merged) < 2:
-        return False
-    return len({tuple(sorted(run.get("seeds") or ())) for run in merged}) > 1
+        return 1
+    return len({tuple(sorted(run.get("seeds") or ())) for run in merged})
+
+
+def seeds_added_later(result: RunResult) -> bool:
+    """Whether the run merges runs of one setting that hold different seeds: seeds added after
+    a first look at the verdicts, a sequential look."""
+    return num_looks(result) > 1
 
 
 def paired_level(result: RunResult) -> float:
-    """The family level of a run's paired verdicts: SEQUENTIAL_LEVEL for `--seeds auto` and
-    for a merge of runs with different seeds (`seeds_added_later`), else CI_LEVEL."""
+    """The family level of a run's paired verdicts. CI_LEVEL for one fixed-seed run;
+    SEQUENTIAL_LEVEL for `--seeds auto`; for a merge of L runs with different seeds
+    (`num_looks`), 1 - ALPHA / L, Bonferroni over the looks: a user may stop at the first
+    look that says "better", and 1 - ALPHA / L keeps that below ALPHA whatever the stopping
+    rule (--seeds auto's 97% does not: simulations.peeking_false_claims, docs/statistics.md).
+    The strictest applies when several do."""
     from initbench import sequential
 
-    sequential_look = result.spec.auto_seeds or seeds_added_later(result)
-    return sequential.SEQUENTIAL_LEVEL if sequential_look else stats.CI_LEVEL
+    level = sequential.SEQUENTIAL_LEVEL if result.spec.auto_seeds else stats.CI_LEVEL
+    return max(level, 1.0 - stats.ALPHA / num_looks(result))
 
 
 def compare_family(result: RunResult, baseline: str | None = None, pairs: str = "baseline",
                    margin: float | None = None) -> list[PairRow]:
     """Every comparison of the family `pairs` ("baseline": each initializer minus the
     baseline; "all": every pair, in `stats.comparison_pairs` order) on final test accuracy,
-    Holm-corrected together. Each row's interval is the t interval at its Holm step's level,
-    and its verdict is read off that interval: better/worse when it excludes 0, and, with
-    `margin` (a fraction), "equivalent" when it lies inside +/- margin (a TOST at
-    alpha / (2k), k the row's Holm divisor: docs/statistics.md)."""
+    Holm-corrected together. Each row's interval is `stats.decision_intervals`' (the t
+    interval at its Holm step's level; with `margin`, a fraction, the Bonferroni one where
+    either lies inside +/- margin), and its verdict is read off that interval: "equivalent"
+    when it lies inside +/- margin, else better/worse when it excludes 0."""
     inits = result.inits
     base = inits.index(baseline or inits[0])
     level = paired_level(result)
@@ -269,14 +279,18 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
     test = stats.paired_t_test(diffs)
     p = np.atleast_1d(test.p_value)
     p_holm = stats.holm(p)
-    divisors = stats.holm_divisors(p, alpha)
-    effect = stats.effect_size(diffs, level)
+    shown = stats.decision_intervals(diffs, alpha, margin)
+    row_levels = np.atleast_1d(shown.level)
+    # d_z's CI at the same level as Δ's: it inverts the same t statistic, so it excludes 0
+    # exactly when Δ's interval does (no second interval that could disagree).
+    effect = stats.effect_size(diffs, np.where(np.isfinite(row_levels), row_levels, level))
     rows = []
     for k, (i, j) in enumerate(family):
         d = diffs[k][np.isfinite(diffs[k])]
         n = int(d.size)
-        row_level = 1.0 - alpha / divisors[k] if n >= 2 else float("nan")
-        low, high = stats.t_ci(d, row_level) if n >= 2 else (float("nan"),) * 2
+        row_level = float(row_levels[k])
+        low = float(np.atleast_1d(shown.ci_low)[k])
+        high = float(np.atleast_1d(shown.ci_high)[k])
         mean = float(np.mean(d)) if n else float("nan")
         rows.append(PairRow(
             a=inits[i], b=inits[j], seeds=n, diff_mean=mean, diff_ci_low=low,
@@ -287,7 +301,7 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
             d_z_ci_high=float(np.atleast_1d(effect.ci_high)[k]),
             verdict=stats.interval_verdict(low, high, n, margin),
             ci_level=level, correction=CORRECTION, equivalence_margin=margin,
-            diff_ci_level=row_level, holm_divisor=float(divisors[k])))
+            diff_ci_level=row_level, holm_divisor=float(np.atleast_1d(shown.divisor)[k])))
     return rows
 
 

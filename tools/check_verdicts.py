@@ -54,17 +54,23 @@ def _margin(value) -> float | None:
 
 def check_csv(path: Path, low_col: str, high_col: str) -> tuple[int, list[str]]:
     """(rows checked, problems) of one CSV with a verdict column and a margin column
-    (fractions, like the interval)."""
+    (fractions, like the interval). Where the row has a d_z interval too, it must exclude 0
+    exactly when the Δ interval does (a second interval must not tell another story)."""
     checked, problems = 0, []
     with open(path, newline="") as f:
         for i, row in enumerate(csv.DictReader(f), start=2):
             if row["verdict"] in SKIPPED:
                 continue
             checked += 1
-            why = problem(row["verdict"], float(row[low_col]), float(row[high_col]),
-                          _margin(row.get("equivalence_margin")))
+            low, high = float(row[low_col]), float(row[high_col])
+            why = problem(row["verdict"], low, high, _margin(row.get("equivalence_margin")))
             if why:
                 problems.append(f"{path.name} line {i}: {why}")
+            if row.get("d_z_ci_low") not in (None, ""):
+                d_low, d_high = float(row["d_z_ci_low"]), float(row["d_z_ci_high"])
+                if (d_low > 0 or d_high < 0) != (low > 0 or high < 0):
+                    problems.append(f"{path.name} line {i}: d_z [{d_low:g}, {d_high:g}] and "
+                                    f"Δ [{low:g}, {high:g}] disagree about 0")
     return checked, problems
 
 
