@@ -159,7 +159,8 @@ def verdict_note(rows: list[SummaryRow]) -> str:
             "excludes 0")
     if first.equivalence_margin is not None:
         text += (f", equivalent exactly when it lies inside ±{100 * first.equivalence_margin:g} "
-                 "pt (checked first)")
+                 "pt (TOST; checked first, with the interval at 1 − "
+                 f"{alpha:g}%/m, Bonferroni over the family)")
     return text + "."
 
 
