@@ -70,7 +70,7 @@ def nct_cdf(df, nc, x):
     below 1e-3 and it is used only where nctdtr gives NaN, where the answer is within
     1e-13 of 0 or 1 (measured on n = 2..200, nc up to 1e6).
     """
-    from scipy.special import chdtri, ndtr, nctdtr
+    from scipy.special import chdtri, nctdtr, ndtr
 
     df, nc, x = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (df, nc, x)))
     cdf = np.array(nctdtr(df, nc, x), dtype=float, ndmin=1).reshape(df.shape)

@@ -197,7 +197,7 @@ def definitions(rows: list[SummaryRow]) -> dict[str, str]:
 
 
 def definitions_note(rows: list[SummaryRow]) -> str:
-    """`definitions` as one '; '-separated line per column."""
+    """`definitions` as text, one line per column."""
     return "\n".join(f"{name}: {text}." for name, text in definitions(rows).items())
 
 
@@ -331,7 +331,6 @@ def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
 
     first = rows[0]
     pair_rows = summary.compare_family(result, first.baseline, "all", first.equivalence_margin)
-    level = f"{100 * first.paired_ci_level:g}%"
     table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
                   title_style="bold", caption=Text(
                       "Δ and d_z [Holm CI]: the intervals that decided the verdict, at 1 − "

@@ -110,7 +110,7 @@ INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
 def test_every_file_and_rendering_of_a_run_agrees(tmp_path, pairs, margin_pt):
     """summary.csv, pairs.csv, the terminal table, markdown, LaTeX and JSON: every verdict
     agrees with the interval shown beside it (tools/check_verdicts.py)."""
-    from initbench import export, experiment
+    from initbench import experiment, export
 
     run = _run(_family_grid(), INITS, {"pairs": pairs, "equivalence_margin": margin_pt})
     rows = summary.summarize_saved(run)
@@ -146,7 +146,7 @@ def test_check_verdicts_catches_a_disagreeing_row(tmp_path):
         writer = csv.DictWriter(f, fieldnames=list(table[0]))
         writer.writeheader()
         writer.writerows(table)
-    checked, problems = check_verdicts.check_run(tmp_path / "run")
+    _, problems = check_verdicts.check_run(tmp_path / "run")
     assert len(problems) == 1 and "summary.csv" in problems[0]
 
 
@@ -305,3 +305,29 @@ def test_looking_then_adding_seeds():
 def test_equivalence_over_a_family_stays_below_alpha_over_two():
     for sd, n in ((0.25, 10), (0.5, 30)):
         assert simulations.equivalence_family_error(5, n, 0.5, sd, num_runs=4000, seed=4) <= 0.03
+
+
+def test_a_fresh_compare_with_every_pair_and_a_margin_agrees(tmp_path):
+    """Done when: a fresh `compare --pairs all --equivalence-margin 1` passes the check, and
+    so does its re-rendering with a margin wide enough for "equivalent" rows."""
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    out = tmp_path / "all"
+    result = CliRunner().invoke(app, [
+        "compare", "--inits", "xavier,he_normal,normal", "--dataset", "digits",
+        "--epochs", "1", "--hidden", "8", "--seeds", "4", "--pairs", "all",
+        "--equivalence-margin", "1", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    checked, problems = check_verdicts.check_run(out)
+    assert problems == [] and checked == 2 * 5 + 3  # 2 rows x (csv + 4 renderings) + 3 pairs
+    wide = tmp_path / "wide"
+    result = CliRunner().invoke(app, ["report", str(out), "--equivalence-margin", "30",
+                                      "--out", str(wide), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with open(wide / "pairs.csv", newline="") as f:
+        verdicts = [row["verdict"] for row in csv.DictReader(f)]
+    assert "equivalent" in verdicts
+    checked, problems = check_verdicts.check_run(wide)
+    assert problems == []
