@@ -195,3 +195,38 @@ def equivalence_family_error(num_inits: int = 5, num_seeds: int = 5, margin: flo
     shown = stats.decision_intervals(diffs, alpha, margin)
     inside = (shown.ci_low > -margin) & (shown.ci_high < margin)
     return float(np.mean(inside.any(axis=-1)))
+
+
+def print_interval_tables(num_runs: int = 20_000) -> None:
+    """Print the coverage tables of docs/statistics.md that `mean_ci_coverage`,
+    `holm_interval_rates`, `peeking_false_claims` and `equivalence_family_error` measure
+    (`python -m initbench.simulations`; about 15 s on 2 cores)."""
+    print("per-initializer CI coverage (95%), seed 1: seeds, t normal / skewed / very skewed,"
+          " old bootstrap normal")
+    for n in (2, 3, 5, 10, 30):
+        t = [mean_ci_coverage(n, d, num_runs=num_runs, seed=1)
+             for d in ("normal", "skewed", "very skewed")]
+        boot = mean_ci_coverage(n, "normal", "bootstrap", num_runs=num_runs // 10, seed=1)
+        print(n, " / ".join(f"{100 * c:.1f}%" for c in (*t, boot)))
+    print("Holm-step intervals, seed 2: effects, seeds, all cover / each covers / false claims"
+          " / mismatches")
+    for effects in ([0] * 5, [0, 3, 0, 0, 0], [0, 1, 1, 0, 0], [0, 3, 3, 3, 3],
+                    [0, 3, 3, 3, 0.5], [0] * 10):
+        for n in (3, 5, 10):
+            r = holm_interval_rates(effects, n, num_runs=num_runs, seed=2)
+            print(effects, n, f"{100 * r.coverage:.1f}% / {100 * r.row_coverage:.1f}% / "
+                  f"{100 * r.false_claim:.1f}% / {r.mismatches}")
+    print("looking then adding seeds, seed 3: looks, false claims at 95% / 97% / 1 - 5%/L")
+    for looks in (2, 3, 4, 6):
+        rates = [peeking_false_claims(level, max_seeds=5 * looks, num_runs=num_runs, seed=3)
+                 for level in (0.95, 0.97, 1 - stats.ALPHA / looks)]
+        print(looks, " / ".join(f"{100 * r:.1f}%" for r in rates))
+    print("false 'equivalent' over 4 comparisons at the margin, seed 4: sd, seeds 3/5/10/30")
+    for sd in (0.25, 0.5, 1.0):
+        rates = [equivalence_family_error(5, n, 0.5, sd, num_runs=num_runs, seed=4)
+                 for n in (3, 5, 10, 30)]
+        print(sd, " / ".join(f"{100 * r:.1f}%" for r in rates))
+
+
+if __name__ == "__main__":
+    print_interval_tables()

@@ -362,7 +362,7 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     for i, init in enumerate(inits):
         acc_summary = stats.summarize(final_acc[i], level)
         # An accuracy lies in [0, 1], so clipping its CI there never loses coverage (with 2
-        # seeds the t interval is about 9 times the range wide).
+        # seeds the t interval is 12.7 times as wide as their range).
         acc_summary = dataclasses.replace(acc_summary,
                                           ci_low=max(acc_summary.ci_low, 0.0),
                                           ci_high=min(acc_summary.ci_high, 1.0))
