@@ -331,3 +331,27 @@ def test_a_fresh_compare_with_every_pair_and_a_margin_agrees(tmp_path):
     assert "equivalent" in verdicts
     checked, problems = check_verdicts.check_run(wide)
     assert problems == []
+
+
+def test_report_merging_runs_with_different_seeds_says_its_level(tmp_path):
+    """Through the CLI: `report run-a run-b` with seeds added later holds its verdicts at
+    97.5% and says why in the caption; the merged folder keeps that level when reopened."""
+    from typer.testing import CliRunner
+
+    from initbench import results
+    from initbench.cli import app
+
+    grid = _family_grid()
+    for name, seeds in (("a", slice(0, 3)), ("b", slice(3, 6))):
+        part = _run(grid[:, seeds], INITS)
+        part = RunResult(part.spec.replace(seeds=tuple(range(6))[seeds]), part.metrics, {})
+        write_run(tmp_path / name, part, summary.summarize_run(part))
+    shown = CliRunner().invoke(app, ["report", str(tmp_path / "a"), str(tmp_path / "b"),
+                                     "--out", str(tmp_path / "ab")])
+    assert shown.exit_code == 0, shown.output
+    assert "97.5%" in shown.output and "sequential look" in shown.output
+    with open(tmp_path / "ab" / "summary.csv", newline="") as f:
+        levels = {row["paired_ci_level"] for row in csv.DictReader(f)}
+    assert levels == {"0.975"}
+    reopened = results.read_run(tmp_path / "ab")
+    assert summary.paired_level(reopened) == pytest.approx(0.975)
