@@ -135,14 +135,18 @@ def check_run(folder: Path) -> tuple[int, list[str]]:
              for line in table_lines]
     add(check_table("latex export", cells[0], cells[1:], margin_pt))
     document = json.loads(export.render(run, rows, "json"))
-    for row in document["rows"]:
+    shown = [(row, f"json summary row '{row['init']}'", "accuracy_diff_ci")
+             for row in document["summary"]]
+    shown += [(row, f"json pair '{row['a']} - {row['b']}'", "diff_ci")
+              for row in document.get("pairs") or []]
+    for row, name, prefix in shown:
         if row["verdict"] in SKIPPED:
             continue
         checked += 1
-        why = problem(row["verdict"], row["accuracy_diff_ci_low"], row["accuracy_diff_ci_high"],
+        why = problem(row["verdict"], row[f"{prefix}_low"], row[f"{prefix}_high"],
                       row["equivalence_margin"])
         if why:
-            problems.append(f"json export row '{row['init']}': {why}")
+            problems.append(f"{name}: {why}")
     return checked, problems
 
 
