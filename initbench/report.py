@@ -162,7 +162,7 @@ def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None
     heading = heading or (f"{title(result)} — tuned: each initializer at its best lr "
                           "(chosen on validation), test accuracy there" if tuned
                           else title(result))
-    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)),
+    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows, wide)),
                   show_edge=False, pad_edge=False, caption_justify="left")
     columns, body = ranked_table(rows, detailed=True) if wide else compact_table(rows)
     for header, justify in columns:
@@ -270,9 +270,15 @@ def definitions(rows: list[SummaryRow]) -> dict[str, str]:
     }
 
 
-def definitions_note(rows: list[SummaryRow]) -> str:
-    """`definitions` as text, one line per column."""
-    return "\n".join(f"{name}: {text}." for name, text in definitions(rows).items())
+# The columns each terminal view shows (the files, markdown, LaTeX and JSON define them all).
+COMPACT_DEFINED = ("CI", "Δ", "Holm CI")
+WIDE_DEFINED = ("acc", "CI", "Δ", "Holm CI", "P(better)")
+
+
+def definitions_note(rows: list[SummaryRow], keys: tuple[str, ...] | None = None) -> str:
+    """`definitions` as text, one line per column; only `keys` when given."""
+    return "\n".join(f"{name}: {text}." for name, text in definitions(rows).items()
+                     if keys is None or name in keys)
 
 
 def seeds_note(result: RunResult) -> str | None:
@@ -287,9 +293,9 @@ def seeds_note(result: RunResult) -> str | None:
             f"{auto['max_seeds']}){widest}.")
 
 
-def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
+def _caption(result: RunResult, rows: list[SummaryRow], wide: bool = False) -> str:
     lines = [verdict_note(rows)] if is_comparison(rows) else []
-    lines.append(definitions_note(rows))
+    lines.append(definitions_note(rows, WIDE_DEFINED if wide else COMPACT_DEFINED))
     for note in (seeds_note(result), sequential_note(result)):
         if note:
             lines.append(note)

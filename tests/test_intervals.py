@@ -186,8 +186,10 @@ def test_one_level_per_table_and_definitions(tmp_path):
     md = export.render(run, rows, "markdown")
     assert "| 97% CI |" in md and "P(better): share of seeds" in md and "IQM:" in md
     assert "3% family-wise" in md
-    caption = report._caption(run, rows)
-    assert "P(better): " in caption and "IQM: " in caption and "95%" not in caption
+    caption = report._caption(run, rows, wide=True)  # the terminal defines what it shows
+    assert "P(better): " in caption and "CI: 97% Student t" in caption and "95%" not in caption
+    compact = report._caption(run, rows)
+    assert "Holm CI: " in compact and "P(better)" not in compact  # not shown: not defined
 
 
 def test_merged_runs_with_different_seeds_use_a_level_split_over_the_looks():
