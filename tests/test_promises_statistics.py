@@ -1,0 +1,163 @@
+"""README promises about the numbers in a run's rows, checked one call above the statistics
+functions (where a statistic is wired to its row): levels by the interval's width against
+scipy, designs asymmetric enough that a transposed or mis-grouped axis gives another answer."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+from scipy import optimize
+from scipy import stats as sps
+
+from initbench import stats, summary
+from initbench.results import RunResult
+from initbench.spec import Spec
+
+# One comparison (b minus a): Holm over one comparison is the raw p (issue 20 leaves that).
+# p = 0.041: significant at 5%, not at 3%.
+DIFFS = np.array([0.010, -0.004, 0.022, 0.003, 0.015, -0.008]) + 0.0065
+BASE = np.array([0.80, 0.84, 0.78, 0.83, 0.81, 0.86])
+
+
+def result_from_finals(a, b, **spec_changes):
+    """A two-initializer run (a = baseline) whose final test accuracies are `a` and `b`."""
+    n = len(a)
+    spec = Spec(inits=("xavier", "he_normal"), seeds=tuple(range(n)), dataset="digits",
+                epochs=1, hidden=(4,)).replace(**spec_changes)
+    final = np.stack([a, b])
+    acc = np.stack([np.full_like(final, 0.1), final], axis=-1)
+    loss = 1.0 - acc
+    return RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": acc})
+
+
+def row_of(result, margin=None, init="he_normal"):
+    return {r.init: r for r in summary.summarize_run(result, margin=margin)}[init]
+
+
+def t_half(d, level):
+    return sps.t.ppf(0.5 + level / 2, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+
+
+def test_reference_design_is_significant_at_5_but_not_at_3_percent():
+    p = sps.ttest_1samp(DIFFS, 0).pvalue
+    assert 0.03 < p < 0.05
+
+
+@pytest.mark.parametrize("auto, level", [(False, 0.95), (True, 0.97)])
+def test_paired_intervals_and_verdict_are_at_the_runs_level(auto, level):
+    """`--seeds auto`: verdicts at 3%, the Δ and d_z intervals under "[97% CI]" at 97%;
+    otherwise 95% and 5%."""
+    changes = {"precision": 0.5} if auto else {}
+    row = row_of(result_from_finals(BASE, BASE + DIFFS, **changes))
+    assert row.paired_ci_level == level
+    width = row.accuracy_diff_ci_high - row.accuracy_diff_ci_low
+    assert width == pytest.approx(2 * t_half(DIFFS, level), rel=1e-9)
+    assert row.p_value == pytest.approx(sps.ttest_1samp(DIFFS, 0).pvalue, rel=1e-9)
+    assert row.verdict == (stats.VERDICT_UNCLEAR if auto else stats.VERDICT_BETTER)
+    # d_z interval: invert the noncentral t (scipy) at the same level.
+    n = DIFFS.size
+    t_obs = DIFFS.mean() / DIFFS.std(ddof=1) * np.sqrt(n)
+    tail = (1 - level) / 2
+
+    def bound(q):
+        nc = optimize.brentq(lambda nc: sps.nct.cdf(t_obs, n - 1, nc) - q, -50, 50)
+        return nc / np.sqrt(n)
+
+    assert row.d_z_ci_low == pytest.approx(bound(1 - tail), rel=1e-5)
+    assert row.d_z_ci_high == pytest.approx(bound(tail), rel=1e-5)
+    pair = summary.compare_family(result_from_finals(BASE, BASE + DIFFS, **changes))[0]
+    assert pair.ci_level == level
+    assert pair.diff_ci_high - pair.diff_ci_low == pytest.approx(2 * t_half(-DIFFS, level))
+
+
+EQ = DIFFS - DIFFS.mean() + 0.001  # a small difference, same spread
+
+
+def _margin_between(level_inside, level_outside):
+    """A margin (fraction) that the `level_inside` t CI of EQ lies inside and the
+    `level_outside` one does not."""
+    return EQ.mean() + (t_half(EQ, level_inside) + t_half(EQ, level_outside)) / 2
+
+
+@pytest.mark.parametrize("auto, margin, equivalent", [
+    (False, _margin_between(0.90, 0.95), True),   # fixed seeds: the 90% CI decides
+    (False, _margin_between(0.85, 0.90), False),
+    (True, _margin_between(0.90, 0.94), False),   # --seeds auto: the 94% CI decides
+    (True, _margin_between(0.94, 0.97), True),
+])
+def test_equivalence_uses_the_90_or_under_auto_the_94_percent_interval(auto, margin, equivalent):
+    changes = {"precision": 0.5} if auto else {}
+    row = row_of(result_from_finals(BASE, BASE + EQ, **changes), margin=margin)
+    assert (row.verdict == stats.VERDICT_EQUIVALENT) == equivalent
+
+
+def _two_way_shares(y):
+    """Reference: ANOVA estimates of a [W, K] table via scipy-free sums (by hand)."""
+    w, k = y.shape
+    g = y.mean()
+    r, c = y.mean(1), y.mean(0)
+    ms_w = k * ((r - g) ** 2).sum() / (w - 1)
+    ms_k = w * ((c - g) ** 2).sum() / (k - 1)
+    ms_e = ((y - r[:, None] - c[None, :] + g) ** 2).sum() / ((w - 1) * (k - 1))
+    parts = np.array([max((ms_w - ms_e) / k, 0), max((ms_k - ms_e) / w, 0), ms_e])
+    return parts / parts.sum()
+
+
+# 3 weight seeds x 2 data orders, slots seed-major: [w0d0, w0d1, w1d0, w1d1, w2d0, w2d1].
+# The weights move accuracy most, the data order a little, one residual wiggle.
+TABLE = np.array([[0.90, 0.87], [0.80, 0.78], [0.70, 0.69]])
+LOSS_TABLE = np.array([[0.30, 0.50], [0.40, 0.41], [0.60, 0.62]])
+
+
+def data_seeds_result():
+    spec = Spec(inits=("xavier", "he_normal"), seeds=(0, 1, 2), dataset="digits", epochs=1,
+                hidden=(4,), data_seeds=2)
+    acc_final = np.stack([TABLE.ravel(), TABLE.ravel()[::-1].copy()])
+    loss_final = np.stack([LOSS_TABLE.ravel(), LOSS_TABLE.ravel()[::-1].copy()])
+    acc = np.stack([np.full_like(acc_final, 0.1), acc_final], axis=-1)
+    loss = np.stack([np.full_like(loss_final, 2.0), loss_final], axis=-1)
+    return RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": acc})
+
+
+def test_variance_shares_are_weights_data_rest_in_that_order():
+    row = row_of(data_seeds_result(), init="xavier")
+    want = _two_way_shares(TABLE)
+    assert len(set(np.round(want, 6))) == 3  # the three shares differ: an order swap shows
+    got = [row.var_share_weights, row.var_share_data, row.var_share_residual]
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+
+
+def test_loss_and_accuracy_statistics_are_over_weight_seeds():
+    """Under --data-seeds every statistic is over weight seeds, each the mean of its K data
+    orders (so the sd and CI are of 3 numbers, not 6)."""
+    row = row_of(data_seeds_result(), init="xavier")
+    for prefix, table in (("test_accuracy", TABLE), ("test_loss", LOSS_TABLE)):
+        units = table.mean(axis=1)
+        assert getattr(row, f"{prefix}_mean") == pytest.approx(units.mean())
+        assert getattr(row, f"{prefix}_std") == pytest.approx(units.std(ddof=1))
+    other = row_of(data_seeds_result(), init="he_normal")
+    loss_units = LOSS_TABLE.ravel()[::-1].reshape(3, 2).mean(1) - LOSS_TABLE.mean(1)
+    assert other.loss_diff_mean == pytest.approx(loss_units.mean())
+    half = other.loss_diff_ci_high - other.loss_diff_mean
+    assert half == pytest.approx(t_half(loss_units, 0.95))
+
+
+def test_best_lr_is_the_highest_mean_validation_accuracy_not_the_last_seed():
+    """3 rates x 3 seeds where the last seed prefers another rate than the mean does."""
+    spec = Spec(inits=("xavier", "he_normal"), seeds=(0, 1, 2), dataset="digits", epochs=1,
+                hidden=(4,), lr=(0.001, 0.01, 0.1))
+    val = np.array([[0.70, 0.72, 0.95],    # lr 0.001: mean 0.79, best last seed
+                    [0.90, 0.91, 0.80],    # lr 0.01:  mean 0.87 (the choice)
+                    [0.92, 0.93, 0.70]])   # lr 0.1:   mean 0.85, best median, first seed
+    assert np.argmax(val.mean(1)) != np.argmax(val[:, -1])
+    assert np.argmax(val.mean(1)) != np.argmax(np.median(val, 1))
+    assert np.argmax(val.mean(1)) != np.argmax(val[:, 0])
+    finals = np.stack([val, val[::-1]])  # he_normal: the mean prefers the middle rate too
+    vals = np.stack([np.full_like(finals, 0.1), finals], axis=-1)  # [init, lr, seed, epoch]
+    loss = 1 - vals
+    result = RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": vals,
+                              "val_accuracy": vals})
+    _, rows, _ = summary.summarize_lrs(result)
+    assert {r.init: r.lr for r in rows} == {"xavier": 0.01, "he_normal": 0.01}
+    assert {r.init: r.val_accuracy_mean for r in rows} == pytest.approx(
+        {"xavier": 0.87, "he_normal": 0.87})
