@@ -29,6 +29,15 @@ def test_spec_json_records_the_true_training_key_under_data_seeds(tmp_path):
     assert spec.data_seeds == 2
     assert document["training_key"] == spec.training_key()
     assert document["training_key"] != spec.replace(data_seeds=1).training_key()
+    # spec.json: every setting, the training key, the command line, versions, device, git.
+    assert {"spec", "training_key", "command", "versions", "device", "git_revision"} <= set(document)
+    assert document["command"][:2] == ["initbench", "compare"]
+    # curves.csv: the README's columns in its order, data_seed after seed; 2 inits x 5 seeds (compare's default) x 2 orders x 2 epochs.
+    lines = (out / "curves.csv").read_text().splitlines()
+    assert lines[0].split(",") == ["dataset", "init", "bias_init", "lr", "seed", "data_seed",
+                                   "epoch", "train_loss", "test_loss", "test_accuracy",
+                                   "diverged"]
+    assert len(lines) - 1 == 2 * 5 * 2 * 2
     again = invoke(*command)
     assert again.exit_code == 0, again.output
 
