@@ -5,7 +5,6 @@ parameters are drawn, biases use their kernel's fan_in, the card tells the truth
 import math
 import textwrap
 
-import numpy as np
 import pytest
 
 from initbench import data, networks, starts

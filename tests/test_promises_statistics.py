@@ -2,7 +2,6 @@
 functions (where a statistic is wired to its row): levels by the interval's width against
 scipy, designs asymmetric enough that a transposed or mis-grouped axis gives another answer."""
 
-import dataclasses
 
 import numpy as np
 import pytest
