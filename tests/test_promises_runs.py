@@ -151,3 +151,15 @@ def test_validation_split_is_stratified_by_class():
     val = data.split_validation(base, 0.1)
     share = np.bincount(val.y_val, minlength=10) / np.bincount(base.y_train, minlength=10)
     assert np.all(np.abs(share - 0.1) < 0.03)
+
+
+def test_no_cache_reads_no_cached_cell():
+    spec = Spec(inits=("xavier",), seeds=(0, 1), dataset="digits", epochs=1, hidden=(4,))
+    dataset, _ = experiment.load_data(spec)
+    runtime = Runtime.from_environment()
+    experiment.train_grid(spec, dataset, runtime, SilentReporter(),
+                          make_runner=lambda: _FakeRunner(spec))
+    fake = _FakeRunner(spec)
+    grid = experiment.train_grid(spec, dataset, runtime.replace(use_cache=False),
+                                 SilentReporter(), make_runner=lambda: fake)
+    assert grid.trained == 2 and len(fake.trained) == 2
