@@ -8,6 +8,7 @@ import textwrap
 import pytest
 
 from initbench import data, networks, starts
+from initbench.errors import InitbenchError
 from initbench.spec import Spec
 
 USER_NET = textwrap.dedent("""
@@ -86,3 +87,40 @@ def test_user_network_biases_use_their_kernels_fan_in(user_card):
     cnn = networks.resolve(Spec(model="cnn", bias_init="torch_default"), 10, (8, 8, 1))
     fans = {rule.name: rule.fan_in for rule in cnn.rules if rule.kind == "bias"}
     assert fans == {"conv_0/bias": 9, "conv_1/bias": 72, "dense_0/bias": 64, "dense_1/bias": 64}
+
+
+def test_a_factory_named_by_package_module_is_resolved(tmp_path, monkeypatch):
+    package = tmp_path / "promise_nets_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "nets.py").write_text(USER_NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    network = networks.resolve(Spec(model="promise_nets_pkg.nets:make_net"), 10, (8, 8, 1))
+    assert type(network.module).__name__ == "Net"
+    assert network.marked == ("table", "*/embedding")
+    assert network.fingerprint.startswith("make_net@sha256:")
+
+
+def test_an_nnx_module_is_refused_with_the_to_linen_hint(tmp_path):
+    (tmp_path / "nnx_net.py").write_text(textwrap.dedent("""
+        from flax import nnx
+
+
+        def make_net(num_classes):
+            return nnx.Linear(64, num_classes, rngs=nnx.Rngs(0))
+    """))
+    with pytest.raises(InitbenchError, match="to_linen"):
+        networks.resolve(Spec(model=f"{tmp_path / 'nnx_net.py'}:make_net"), 10, (8, 8, 1))
+
+
+def test_xla_cache_off_keeps_no_compiled_programs(monkeypatch):
+    from initbench import jax_setup
+    from initbench.runtime import Runtime
+
+    monkeypatch.setenv("INITBENCH_XLA_CACHE", "off")
+    runtime = Runtime.from_environment()
+    assert runtime.xla_cache is None
+    calls = []
+    monkeypatch.setattr("jax.config.update", lambda *args: calls.append(args))
+    jax_setup.enable_compilation_cache(runtime.xla_cache)
+    assert calls == []
