@@ -112,15 +112,3 @@ def test_an_nnx_module_is_refused_with_the_to_linen_hint(tmp_path):
     with pytest.raises(InitbenchError, match="to_linen"):
         networks.resolve(Spec(model=f"{tmp_path / 'nnx_net.py'}:make_net"), 10, (8, 8, 1))
 
-
-def test_xla_cache_off_keeps_no_compiled_programs(monkeypatch):
-    from initbench import jax_setup
-    from initbench.runtime import Runtime
-
-    monkeypatch.setenv("INITBENCH_XLA_CACHE", "off")
-    runtime = Runtime.from_environment()
-    assert runtime.xla_cache is None
-    calls = []
-    monkeypatch.setattr("jax.config.update", lambda *args: calls.append(args))
-    jax_setup.enable_compilation_cache(runtime.xla_cache)
-    assert calls == []

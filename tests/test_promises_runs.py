@@ -163,3 +163,16 @@ def test_no_cache_reads_no_cached_cell():
     grid = experiment.train_grid(spec, dataset, runtime.replace(use_cache=False),
                                  SilentReporter(), make_runner=lambda: fake)
     assert grid.trained == 2 and len(fake.trained) == 2
+
+
+def test_xla_cache_off_keeps_no_compiled_programs(monkeypatch):
+    from initbench import jax_setup
+    from initbench.runtime import Runtime
+
+    monkeypatch.setenv("INITBENCH_XLA_CACHE", "off")
+    runtime = Runtime.from_environment()
+    assert runtime.xla_cache is None
+    calls = []
+    monkeypatch.setattr("jax.config.update", lambda *args: calls.append(args))
+    jax_setup.enable_compilation_cache(runtime.xla_cache)
+    assert calls == []
