@@ -58,3 +58,13 @@ def test_rewriting_with_pairs_baseline_leaves_no_stale_pairs_files(tmp_path):
     assert not (out / "pairs.png").exists()
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "summary.csv").is_file()
+
+
+def test_curves_csv_puts_validation_metrics_before_diverged():
+    from initbench.spec import Spec
+
+    spec = Spec(dataset="digits", hidden=(4,), lr=(0.01, 0.1))  # several rates: a split
+    assert spec.val_fraction == 0.1
+    assert results.curve_columns(spec) == (
+        "dataset", "init", "bias_init", "lr", "seed", "epoch", "train_loss", "test_loss",
+        "test_accuracy", "val_loss", "val_accuracy", "diverged")
