@@ -51,6 +51,8 @@ def test_paired_intervals_and_verdict_are_at_the_runs_level(auto, level):
     assert row.paired_ci_level == level
     width = row.accuracy_diff_ci_high - row.accuracy_diff_ci_low
     assert width == pytest.approx(2 * t_half(DIFFS, level), rel=1e-9)
+    loss_width = row.loss_diff_ci_high - row.loss_diff_ci_low  # loss = 1 - accuracy here
+    assert loss_width == pytest.approx(2 * t_half(DIFFS, level), rel=1e-9)
     assert row.p_value == pytest.approx(sps.ttest_1samp(DIFFS, 0).pvalue, rel=1e-9)
     assert row.verdict == (stats.VERDICT_UNCLEAR if auto else stats.VERDICT_BETTER)
     # d_z interval: invert the noncentral t (scipy) at the same level.
