@@ -173,24 +173,28 @@ def test_best_lr_is_the_highest_mean_validation_accuracy_not_the_last_seed():
 
 def test_summary_row_columns_by_hand():
     """The other summary.csv numbers of one row, by hand on 3 seeds x 4 epochs: loss at
-    epoch 0, best epoch, area under the test loss curve, the IQM, the final train loss; lr,
-    val_accuracy_mean among the last columns. (--target's unit moves with issue 21: not here.)"""
+    epoch 0, best epoch, epochs to --target (as the fraction summaries hold; the option's
+    percent is converted by `options.target_fraction`) and how many reached it, area under
+    the test loss curve, the IQM, the final train loss; lr, val_accuracy_mean among the
+    last columns."""
     spec = Spec(inits=("xavier", "he_normal"), seeds=(0, 1, 2), dataset="digits", epochs=3,
                 hidden=(4,))
-    acc = np.array([[[0.10, 0.50, 0.90, 0.80],     # best epoch 2
-                     [0.10, 0.86, 0.70, 0.88],     # best epoch 3
-                     [0.10, 0.40, 0.60, 0.70]],    # best epoch 3
+    acc = np.array([[[0.10, 0.50, 0.90, 0.80],     # best epoch 2, reaches 0.85 at 2
+                     [0.10, 0.86, 0.70, 0.88],     # best epoch 3, reaches at 1
+                     [0.10, 0.40, 0.60, 0.70]],    # best epoch 3, never reaches
                     [[0.10, 0.20, 0.30, 0.40]] * 3])
     test_loss = np.array([[[2.3, 1.0, 0.5, 0.4], [2.2, 0.9, 0.8, 0.6], [2.4, 1.2, 1.0, 0.9]],
                           [[2.0, 1.5, 1.2, 1.1]] * 3])
     train_loss = test_loss + 0.05
     result = RunResult(spec, {"train_loss": train_loss, "test_loss": test_loss,
                               "test_accuracy": acc})
-    row = {r.init: r for r in summary.summarize_run(result)}["xavier"]
+    row = {r.init: r for r in summary.summarize_run(result, target=0.85)}["xavier"]
     assert row.epoch0_test_loss_mean == pytest.approx(np.mean([2.3, 2.2, 2.4]))
     assert row.epoch0_train_loss_mean == pytest.approx(np.mean([2.35, 2.25, 2.45]))
     assert row.train_loss_mean == pytest.approx(np.mean([0.45, 0.65, 0.95]))
     assert row.best_epoch_mean == pytest.approx(np.mean([2, 3, 3]))
+    assert row.epochs_to_target_mean == pytest.approx(np.mean([2, 1]))
+    assert row.reached_target == 2
     aucs = [np.trapezoid(c) if hasattr(np, "trapezoid") else np.trapz(c) for c in test_loss[0]]
     assert row.test_loss_auc_mean == pytest.approx(np.mean(aucs))
     assert row.test_accuracy_iqm == pytest.approx(sps.trim_mean([0.80, 0.88, 0.70], 0.25))
@@ -216,3 +220,12 @@ def test_tuned_csv_gives_the_chosen_rate_and_its_validation_score():
     assert csv_rows["he_normal"]["best_lr"] == 0.01
     assert csv_rows["he_normal"]["val_score"] == pytest.approx(0.92)
     assert list(csv_rows["xavier"])[:2] == ["best_lr", "val_score"]
+
+
+def test_target_is_typed_in_percent():
+    from initbench.commands import options
+    from initbench.errors import InitbenchError
+
+    assert options.target_fraction(85) == pytest.approx(0.85)
+    with pytest.raises(InitbenchError, match="percent"):
+        options.target_fraction(0.85)  # the old fraction form is refused, not guessed
