@@ -358,3 +358,30 @@ def test_report_merging_runs_with_different_seeds_says_its_level(tmp_path):
     assert levels == {"0.975"}
     reopened = results.read_run(tmp_path / "ab")
     assert summary.paired_level(reopened) == pytest.approx(0.975)
+
+
+def test_per_initializer_ci_is_clipped_to_the_accuracy_range():
+    """With 2 seeds near 100% the t interval runs past 1; the row's CI stops at 1 and 0
+    (fractions), never beyond."""
+    rows = summary.summarize_run(_run([[0.999, 0.97], [0.03, 0.001]], ["xavier", "normal"]))
+    by_init = {row.init: row for row in rows}
+    assert by_init["xavier"].test_accuracy_ci_high == 1.0
+    assert by_init["normal"].test_accuracy_ci_low == 0.0
+    assert by_init["xavier"].test_accuracy_ci_low < 0.97  # clipped only at the range's ends
+
+
+@pytest.mark.parametrize("auto", [False, True])
+def test_per_initializer_ci_is_at_the_tables_one_level(auto):
+    """The accuracy CI is the Student t interval at the row's `ci_level` (97% under --seeds
+    auto), computed here with scipy."""
+    from scipy import stats as sps
+
+    final = [[0.90, 0.92, 0.95, 0.91], [0.80, 0.85, 0.83, 0.86]]
+    rows = summary.summarize_run(_run(final, ["xavier", "normal"], auto=auto))
+    for row in rows:
+        values = np.asarray(final[["xavier", "normal"].index(row.init)])
+        assert row.ci_level == (0.97 if auto else 0.95)
+        low, high = sps.t.interval(row.ci_level, len(values) - 1, loc=values.mean(),
+                                   scale=sps.sem(values))
+        assert row.test_accuracy_ci_low == pytest.approx(low, abs=1e-12)
+        assert row.test_accuracy_ci_high == pytest.approx(high, abs=1e-12)
