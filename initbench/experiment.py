@@ -463,7 +463,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
-        **({"model": {"name": spec.model, "fingerprint": network.fingerprint,
+        **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
+                          spec, network.num_classes, network.image_shape),
                       "image_shape": list(network.image_shape),
                       "layers": network.layer_names()}} if network is not None else {}),
         "cells_trained": grid.trained,

@@ -537,7 +537,8 @@ def cache_key(spec: Spec, dataset) -> str:
     The training settings (`Spec.training_key`), the data actually used (`data.fingerprint`
     of its arrays, not its name), the platform and device kind, the cells per compiled block,
     the jax and jaxlib versions and `TRAINING_CODE_VERSION`; for a non-MLP model also
-    `networks.fingerprint` (the built-in's version, or the user factory's source hash).
+    `networks.fingerprint` (the built-in's version, or the user factory's source and lowered
+    computation).
     """
     import jax
     import jaxlib
@@ -551,7 +552,7 @@ def cache_key(spec: Spec, dataset) -> str:
         "cells_per_block": sharding.cells_per_block(), "jax": jax.__version__,
         "jaxlib": jaxlib.__version__, "training_code": TRAINING_CODE_VERSION,
     }
-    model = networks.fingerprint(spec)
+    model = networks.fingerprint(spec, dataset.num_classes, dataset.image_shape)
     if model is not None:  # the MLP's keys never change
         parts["model"] = model
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
