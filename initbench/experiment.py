@@ -444,6 +444,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
+    from initbench import data as data_lib
     from initbench import networks
 
     network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
@@ -463,6 +464,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
+        # merges compare it: two runs of "mnist" may have seen different imported files
+        "data_fingerprint": data_lib.fingerprint(dataset),
         **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
                           spec, network.num_classes, network.image_shape),
                       "image_shape": list(network.image_shape),

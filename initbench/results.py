@@ -681,6 +681,7 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
         raise InitbenchError(f"{tuned[0]} has several learning rates (--lr list); such runs "
                              "cannot be merged yet: rerun the union of its seeds (cached cells "
                              "are reused).")
+    _check_same_data(runs, names)
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         groups.setdefault(run.spec.training_key(), []).append(k)
@@ -690,12 +691,11 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
     firsts = [names[ks[0]] for ks in groups.values()]
     differing = _differing_settings([p.spec for p in pooled])
     if not allow_mixed:
-        a, b = pooled[0].spec.to_dict(), pooled[1].spec.to_dict()
-        what = ", ".join(f"{f} {_setting_text(a[f])} vs {_setting_text(b[f])}"
-                         for f in differing if a[f] != b[f])
+        field_name, a, b = _first_difference(pooled[0].spec, pooled[1].spec)
         raise InitbenchError(
-            f"{firsts[0]} and {firsts[1]} have different training settings ({what}); "
-            "only runs of one setting are merged (pass --allow-mixed to show them side by side)."
+            f"{firsts[0]} and {firsts[1]} have different training settings ({field_name} "
+            f"{a} vs {b}); only runs of one setting are merged (pass --allow-mixed to show "
+            "them side by side)."
         )
     return _side_by_side(pooled, firsts, differing)
 
@@ -714,11 +714,9 @@ def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
             spelling.setdefault(canon, init)
             for s, seed in enumerate(run.seeds):
                 if (canon, seed) in where:
-                    other = names[where[(canon, seed)][0]]
-                    raise InitbenchError(
-                        f"{other} and {names[k]} both hold {spelling[canon]} seed {seed}; "
-                        "a seed can be merged only once (rerun with other --seeds)."
-                    )
+                    _check_same_cell(runs, names, where[(canon, seed)], (k, i, s),
+                                     f"{spelling[canon]} seed {seed}")
+                    continue  # bitwise the same cell: the first run's copy is kept
                 where[(canon, seed)] = (k, i, s)
     canons = list(spelling)
     seeds = sorted({seed for _, seed in where})
@@ -753,6 +751,64 @@ def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
          "command": run.meta.get("command")} for name, run in zip(names, runs)
     ]
     return RunResult(spec, metrics, meta, layer_metrics)
+
+
+def _check_same_cell(runs: list[RunResult], names: list[str], first: tuple[int, int, int],
+                     second: tuple[int, int, int], cell: str) -> None:
+    """InitbenchError unless two runs' copies of one cell are bitwise equal (NaN equal to
+    NaN), naming the first metric and epoch where they differ."""
+    (k1, i1, s1), (k2, i2, s2) = first, second
+    for metric in METRICS:
+        a, b = runs[k1].metrics[metric][i1, s1], runs[k2].metrics[metric][i2, s2]
+        if a.shape != b.shape:
+            raise InitbenchError(f"{names[k1]} and {names[k2]} both hold {cell} with different "
+                                 f"numbers of epochs ({a.shape[-1] - 1} vs {b.shape[-1] - 1}).")
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        if not same.all():
+            epoch = int(np.argmin(same))
+            raise InitbenchError(
+                f"{names[k1]} and {names[k2]} both hold {cell} with different numbers "
+                f"({metric} at epoch {epoch}: {a[epoch]!r} vs {b[epoch]!r}); a cell is merged "
+                "only when its copies are bitwise equal.")
+
+
+def _first_difference(a: Spec, b: Spec) -> tuple[str, str, str]:
+    """(setting, value in a, value in b) of the first training setting (in `training_key`'s
+    order, then data orders, validation split, model) in which `a` and `b` differ.
+
+    Compared as attributes, not as `to_dict` entries: a default left out of one spec.json
+    (`val_fraction`, `data_seeds`) still differs from the other's value."""
+    from initbench.spec import _TRAINING_FIELDS
+
+    for name in (*_TRAINING_FIELDS, "data_seeds", "val_fraction", "model"):
+        value_a, value_b = getattr(a, name), getattr(b, name)
+        if value_a != value_b:
+            return name, _setting_text(value_a), _setting_text(value_b)
+    raise ValueError("the specs have the same training settings")
+
+
+def _check_same_data(runs: list[RunResult], names: list[str]) -> None:
+    """InitbenchError naming the first two runs whose data (the arrays' fingerprint in
+    spec.json) or user model (its computation's fingerprint) differ. A run folder written
+    before the data fingerprint was recorded is not compared (nothing to compare with)."""
+    for what, get in (("data", lambda run: run.meta.get("data_fingerprint")),
+                      ("model", lambda run: (run.meta.get("model") or {}).get("fingerprint")
+                       if isinstance(run.meta.get("model"), dict) else None)):
+        seen: tuple[str, str] | None = None
+        for name, run in zip(names, runs):
+            value = get(run)
+            if not isinstance(value, str):
+                continue
+            if seen is None:
+                seen = (name, value)
+            elif value != seen[1]:
+                dataset = runs[0].spec.dataset
+                kind = (f"different data under the name {dataset} (fingerprints "
+                        if what == "data" else "different networks (model fingerprints ")
+                raise InitbenchError(
+                    f"{seen[0]} and {name} were trained on {kind}{seen[1][:12]} vs "
+                    f"{value[:12]}); runs are merged only when they saw the same "
+                    f"{'data' if what == 'data' else 'network'}.")
 
 
 def _differing_settings(specs: list[Spec]) -> list[str]:

@@ -68,3 +68,65 @@ def test_model_fingerprint_changes_with_an_imported_helper(tmp_path, monkeypatch
     assert narrow != wide
     assert narrow == narrow_again
     assert narrow.startswith("make@sha256:")
+
+
+# ---------------------------------------------------------------- merges compare everything
+
+
+def tiny_run(seeds=(0, 1), data_fingerprint="a" * 64, **changes) -> results.RunResult:
+    """A hand-built 2-init run of 1 epoch (no training)."""
+    import numpy as np
+
+    spec = Spec(inits=("xavier", "normal"), seeds=tuple(seeds), dataset="digits", hidden=(16,),
+                epochs=1).replace(**changes)
+    metrics = {name: np.full((2, len(seeds), 2), 0.5) for name in results.METRICS}
+    return results.RunResult(spec, metrics, {"data_fingerprint": data_fingerprint})
+
+
+def test_merge_refuses_runs_trained_on_different_data():
+    with pytest.raises(results.InitbenchError) as err:
+        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), data_fingerprint="b" * 64)],
+                           ["A", "B"])
+    assert "A and B were trained on different data under the name digits" in str(err.value)
+    # --allow-mixed does not put different data side by side either
+    with pytest.raises(results.InitbenchError):
+        results.merge_runs([tiny_run((0, 1)), tiny_run((0, 1), data_fingerprint="b" * 64,
+                                                       lr=0.1)], ["A", "B"], allow_mixed=True)
+    assert results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3))]).seeds == [0, 1, 2, 3]
+
+
+def test_merge_names_the_first_differing_setting_even_a_default_left_out():
+    # val_fraction is left out of spec.json when unset: it still names the difference
+    with pytest.raises(results.InitbenchError) as err:
+        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), val_fraction=0.2)], ["A", "B"])
+    assert "different training settings (val_fraction None vs 0.2)" in str(err.value)
+    with pytest.raises(results.InitbenchError) as err:
+        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), lr=0.1, epochs=1)], ["A", "B"])
+    assert "(lr 0.01 vs 0.1)" in str(err.value)
+
+
+def test_run_folder_records_the_data_fingerprint(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "--init", "xavier", "--seeds", "1", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    recorded = json.loads((out / "spec.json").read_text())["data_fingerprint"]
+    assert recorded == data.fingerprint(data.load("digits"))
+
+
+def test_a_tampered_parsed_split_is_rebuilt_not_trusted():
+    import numpy as np
+
+    from initbench.paths import user_cache_dir
+
+    clean = data._load_digits()
+    [cached] = user_cache_dir("datasets").glob("digits-split1-*.npz")
+    with np.load(cached) as saved:
+        arrays = {name: saved[name] for name in saved.files}
+    arrays["y_train"] = np.roll(arrays["y_train"], 1)  # the labels permuted, the hash kept
+    with open(cached, "wb") as handle:
+        np.savez(handle, **arrays)
+    again = data._load_digits()
+    np.testing.assert_array_equal(again.y_train, clean.y_train)
+    assert data.fingerprint(again) == data.fingerprint(clean)
+    with np.load(cached) as saved:  # and the cache holds the clean split again
+        np.testing.assert_array_equal(saved["y_train"], clean.y_train)
