@@ -130,3 +130,25 @@ def test_a_tampered_parsed_split_is_rebuilt_not_trusted():
     assert data.fingerprint(again) == data.fingerprint(clean)
     with np.load(cached) as saved:  # and the cache holds the clean split again
         np.testing.assert_array_equal(saved["y_train"], clean.y_train)
+
+
+# ---------------------------------------------------------------- options that change nothing
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--inits", "xavier,normal", "--gain", "2"],
+     "--gain 2 has no effect on normal (no gain in its formula)"),
+    (["--inits", "zeros,he_normal", "--gain", "2"], "--gain 2 has no effect on zeros"),
+    (["--inits", "orthogonal,xavier", "--mode", "fan_in"], "--mode fan_in has no effect on orthogonal"),
+    (["--inits", "he_normal,lecun_normal", "--mode", "fan_in"],
+     "--mode fan_in has no effect: it is already the mode of he_normal, lecun_normal"),
+    (["--inits", "xavier,he_normal", "--model", "cnn", "--activation", "tanh"],
+     "--activation has no effect with --model cnn"),
+    (["--inits", "xavier,he_normal", "--model", "cnn", "--hidden", "16"],
+     "--hidden has no effect with --model cnn"),
+])
+def test_an_option_with_no_effect_is_refused(args, expected, tmp_path):
+    result = invoke("compare", "--dataset", "digits", "--epochs", "1", "--seeds", "1", *args,
+                    "--out", tmp_path / "run")
+    assert expected in one_error(result)
+    assert not (tmp_path / "run").exists()
