@@ -186,11 +186,13 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str = "png") -> bytes
     return buffer.getvalue()
 
 
-def save_plot(result: RunResult, rows: list[SummaryRow], path: Path) -> Path:
-    """Write the figure to `path` (format by extension), atomically; return the path."""
+def save_plot(result: RunResult, rows: list[SummaryRow], path: Path,
+              figure_of: Path | None = None) -> Path:
+    """Write the figure to `path` (format by extension), atomically; return the path.
+    `figure_of`: the run folder drawn, whose own curves.png may be replaced."""
     path = Path(path)
     data = render(result, rows, plot_format(path))
-    write_output(path, data)
+    write_output(path, data, figure_of)
     return path
 
 

@@ -859,11 +859,34 @@ def _side_by_side(pooled: list[RunResult], names: list[str], differing: list[str
                      labels=tuple(labels))
 
 
-def write_output(path: Path, data: str | bytes) -> None:
-    """Write a user-named output file atomically; InitbenchError (nothing written) if it can't."""
+# The files commands write into a run (or probe) folder: reading it back needs them, or
+# they describe it. No user-named output may replace one of them.
+_OWN_FILES = frozenset(RUN_FILES) | {"probe.csv", "probe.json", "probe.png"}
+
+
+def check_output_path(path: Path, figure_of: Path | None = None) -> None:
+    """InitbenchError if `path` (links followed) is one of a run folder's own files.
+
+    `figure_of`: the one run folder a figure is drawn from; its own `curves.png` may be drawn
+    again (`plot RUN` rewrites RUN/curves.png), no other run's file may be."""
+    target = Path(path).resolve()
+    folder = target.parent
+    if target.name not in _OWN_FILES or not (folder / "spec.json").is_file():
+        return
+    if (figure_of is not None and target.name == "curves.png"
+            and Path(figure_of).resolve() == folder):
+        return
+    raise InitbenchError(f"--out {path} is the file {target.name} of the run folder {folder}; "
+                         "writing it would overwrite the run's own file: choose another name.")
+
+
+def write_output(path: Path, data: str | bytes, figure_of: Path | None = None) -> None:
+    """Write a user-named output file atomically; InitbenchError (nothing written) if it can't
+    or if it is a run folder's own file (`check_output_path`)."""
     path = Path(path)
     if path.is_dir():
         raise InitbenchError(f"--out {path} is a folder; give a file name.")
+    check_output_path(path, figure_of)
     try:
         write_atomic(path, data)
     except OSError as err:

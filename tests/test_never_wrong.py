@@ -152,3 +152,37 @@ def test_an_option_with_no_effect_is_refused(args, expected, tmp_path):
                     "--out", tmp_path / "run")
     assert expected in one_error(result)
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- outputs onto a run's files
+
+
+@pytest.fixture(scope="module")
+def one_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("one") / "run"
+    result = invoke("run", *TINY, "--init", "xavier", "--seeds", "2", "--out", out, "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.mark.parametrize("command, name", [
+    ("export", "curves.csv"), ("export", "summary.csv"), ("export", "spec.json"),
+    ("plot", "curves.png"), ("plot", "link.png"),
+])
+def test_no_output_lands_on_a_run_folders_own_files(one_run, tmp_path, command, name):
+    other = tmp_path / "other"
+    import shutil
+
+    shutil.copytree(one_run, other)
+    (other / "link.png").symlink_to(other / "curves.png")  # a link to a run's file counts
+    before = {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()}
+    line = one_error(invoke(command, one_run, "--out", other / name))
+    assert "of the run folder" in line and "overwrite the run's own file" in line
+    assert {p.name: p.read_bytes() for p in other.iterdir() if p.is_file()} == before
+
+
+def test_a_run_figure_may_be_drawn_again_in_its_own_folder(one_run, tmp_path):
+    result = invoke("plot", one_run)  # the default: RUN/curves.png
+    assert result.exit_code == 0, result.output
+    result = invoke("export", one_run, "--out", one_run / "summary.md")
+    assert result.exit_code == 0, result.output

@@ -128,9 +128,11 @@ def plot(
             raise InitbenchError("--out is needed when plotting several folders.")
         out = Path(dirs[0]) / "curves.png"
     plots.plot_format(out)  # a bad extension fails before any reading
+    figure_of = dirs[0] if len(dirs) == 1 else None
+    results.check_output_path(out, figure_of)  # before reading and drawing
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
-    plots.save_plot(result.view, rows, out)
+    plots.save_plot(result.view, rows, out, figure_of)
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
@@ -153,6 +155,8 @@ def export(
     from initbench.console import stderr
 
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
+    if out is not None:
+        results.check_output_path(out)  # before reading
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     text = export_lib.render(result.view, rows, fmt)
