@@ -54,32 +54,6 @@ class SilentReporter:
         pass
 
 
-class StartsAfterFirstStep:
-    """A Reporter passing everything to `reporter` that also starts `task` in a daemon
-    thread at the first progress step: by then compilation is over and the cores mostly
-    wait on XLA, so the task (importing matplotlib, ~1 s) costs the run nothing."""
-
-    def __init__(self, reporter: Reporter, task: Callable[[], None]):
-        self.reporter, self.task, self.started = reporter, task, False
-
-    def notice(self, text: str) -> None:
-        self.reporter.notice(text)
-
-    def start(self, total: int, description: str) -> None:
-        self.reporter.start(total, description)
-
-    def advance(self, amount: int) -> None:
-        if not self.started:
-            import threading
-
-            self.started = True
-            threading.Thread(target=self.task, name="initbench-preload", daemon=True).start()
-        self.reporter.advance(amount)
-
-    def stop(self) -> None:
-        self.reporter.stop()
-
-
 class EverySeconds:
     """Calls `action(*args)` from `maybe(*args)` when `period_s` seconds have passed since
     the last call (or the start): periodic work without patched constants."""
@@ -417,9 +391,13 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
 def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,
                     baseline, target, pairs, margin_pt, max_cells_per_chunk, on_summary=None):
     """`run_experiment` once `out` is checked and locked."""
-    from initbench import plots, summary
+    from initbench import summary
 
-    reporter = StartsAfterFirstStep(reporter or SilentReporter(), plots.preload)
+    # Nothing is imported in a background thread (matplotlib used to be, while training): a
+    # C extension's initializer run by dlopen there can wait for the GIL while holding the
+    # loader lock, and the main thread, holding the GIL, then waits in its own dlopen for
+    # that lock forever. The end of the run imports what it draws with in this thread.
+    reporter = reporter or SilentReporter()
     out = Path(out)
     pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if spec.auto_seeds and runtime.distributed:
@@ -490,6 +468,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     if on_summary is not None:
         on_summary(result)
         timings.mark("printed")
+    from initbench import plots
+
     figure = plots.render(result.view, result.summary, "png")
     files = run_files(result, result.summary, pairs, margin)
     timings.mark("figures")

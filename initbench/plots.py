@@ -66,7 +66,8 @@ def wants_log(curves: np.ndarray) -> bool:
 
 
 def preload() -> None:
-    """Import what drawing a figure needs (~1 s), e.g. in a thread while training runs."""
+    """Import what drawing a figure needs (~1 s). Only ever from the main thread: an import
+    (a dlopen) in a background thread can deadlock with one in the main thread."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)

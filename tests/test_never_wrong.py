@@ -186,3 +186,40 @@ def test_a_run_figure_may_be_drawn_again_in_its_own_folder(one_run, tmp_path):
     assert result.exit_code == 0, result.output
     result = invoke("export", one_run, "--out", one_run / "summary.md")
     assert result.exit_code == 0, result.output
+
+
+# ---------------------------------------------------------------- no imports off the main thread
+
+
+_RECORD_OFF_MAIN_IMPORTS = """
+import sys, threading
+off_main = []
+
+def record(event, args):
+    if event in ("import", "ctypes.dlopen") and threading.current_thread() is not threading.main_thread():
+        off_main.append(f"{threading.current_thread().name}: {args[0]}")
+
+sys.addaudithook(record)
+from initbench.cli import run
+code = run()
+assert "matplotlib" in sys.modules, "the figure was not drawn"
+print("OFF-MAIN IMPORTS:", sorted(set(off_main)), file=sys.stderr)
+sys.stderr.flush()
+sys.exit(code)
+"""
+
+
+def test_a_run_imports_nothing_in_a_background_thread(tmp_path):
+    """A dlopen in a background thread can deadlock with one in the main thread (the loader
+    lock against the GIL): a whole run, its figure and files included, imports in the main
+    thread only (a fresh process, so that matplotlib is not imported yet)."""
+    import os
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", _RECORD_OFF_MAIN_IMPORTS, "compare", *TINY, "--inits",
+         "xavier,normal", "--seeds", "2", "--out", str(tmp_path / "run"), "-q"],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1],
+        env={**os.environ, "INITBENCH_CACHE": str(tmp_path / "cache")})
+    assert out.returncode == 0, out.stderr
+    assert "OFF-MAIN IMPORTS: []" in out.stderr, out.stderr
