@@ -322,6 +322,9 @@ def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the da
         got = tuple(logits.shape) if hasattr(logits, "shape") else type(logits).__name__
         raise InitbenchError(f"--model {spec.model} returns logits of shape {got} for one "
                              f"image; expected (1, {num_classes}) ([N, classes]).")
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise InitbenchError(f"--model {spec.model} returns logits of dtype {logits.dtype}; "
+                             "expected floating point (the loss and its gradient need it).")
     if not any(rule.kind == "kernel" for rule in network.rules):
         raise InitbenchError(f"--model {spec.model} has no weight an initializer can draw (a "
                              "'kernel' of rank >= 2, or a parameter named in the module's "

@@ -223,3 +223,34 @@ def test_a_run_imports_nothing_in_a_background_thread(tmp_path):
         env={**os.environ, "INITBENCH_CACHE": str(tmp_path / "cache")})
     assert out.returncode == 0, out.stderr
     assert "OFF-MAIN IMPORTS: []" in out.stderr, out.stderr
+
+
+# ---------------------------------------------------------------- one line, the right code
+
+
+INT_LOGITS = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+class Net(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
+        return jnp.round(x).astype(jnp.int32)
+
+def make(num_classes):
+    return Net(num_classes)
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "compare", "probe"])
+def test_a_model_with_integer_logits_is_one_line(tmp_path, command):
+    factory = tmp_path / "intnet.py"
+    factory.write_text(INT_LOGITS)
+    args = {"run": ["--init", "xavier", "--epochs", "1"], "probe": ["--inits", "xavier"],
+            "compare": ["--inits", "xavier,he_normal", "--epochs", "1"]}[command]
+    result = invoke(command, "--model", f"{factory}:make", "--dataset", "digits", *args,
+                    "--out", tmp_path / "out")
+    assert "returns logits of dtype int32; expected floating point" in one_error(result)
