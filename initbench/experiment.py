@@ -23,7 +23,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from initbench import plan, results, stats
+from initbench import interrupts, plan, results, stats
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -338,11 +338,16 @@ class Runner:
 
         periodic = EverySeconds(runtime.checkpoint_every_s, save)
         for epoch in range(done + 1, spec.epochs + 1):
-            state, metrics = self.run_epoch(state, epoch)
-            for k, v in metrics.items():
-                history[k].append(v)
+            with interrupts.deferred():  # the state is donated: stop between epochs
+                state, metrics = self.run_epoch(state, epoch)
+                for k, v in metrics.items():
+                    history[k].append(v)
             mark(f"epoch_{epoch}")
             reporter.advance(len(cells))
+            if interrupts.pending():  # Ctrl-C or SIGTERM: keep this epoch, then stop
+                if checkpointing and epoch < spec.epochs:
+                    save(epoch, state)
+                interrupts.check()
             if checkpointing and epoch < spec.epochs:
                 periodic.maybe(epoch, state)
         stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
@@ -435,6 +440,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         grid = train_grid(spec, dataset, runtime, reporter,
                           max_cells_per_chunk=max_cells_per_chunk, timings=timings)
     timings.mark("trained")
+    interrupts.check()  # a Ctrl-C that Python swallowed (in a GC callback) still stops here
     if not runtime.main:
         return None
     meta = {

@@ -254,3 +254,93 @@ def test_a_model_with_integer_logits_is_one_line(tmp_path, command):
     result = invoke(command, "--model", f"{factory}:make", "--dataset", "digits", *args,
                     "--out", tmp_path / "out")
     assert "returns logits of dtype int32; expected floating point" in one_error(result)
+
+
+def _cli_subprocess(prelude: str, *args, env=None, timeout=300):
+    """Run the CLI in a fresh process after `prelude` (Python code); (returncode, stderr)."""
+    import os
+    import subprocess
+
+    code = prelude + "\nfrom initbench.__main__ import main\nmain()\n"
+    out = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                         text=True, timeout=timeout, cwd=Path(__file__).parents[1],
+                         env={**os.environ, **(env or {})})
+    return out.returncode, out.stderr
+
+
+def test_ctrl_c_while_importing_is_one_line_and_130():
+    prelude = textwrap.dedent("""
+        import sys
+
+        class Interrupt:  # Ctrl-C while the CLI (JAX, rich, typer...) is being imported
+            def find_spec(self, name, path=None, target=None):
+                if name == "initbench.cli":
+                    raise KeyboardInterrupt
+
+        sys.meta_path.insert(0, Interrupt())
+    """)
+    code, stderr = _cli_subprocess(prelude, "datasets")
+    assert code == 130, stderr
+    assert stderr.strip() == "error: interrupted while starting; nothing was done."
+
+
+def test_sigterm_checkpoints_stops_with_143_and_the_same_command_resumes(tmp_path):
+    prelude = textwrap.dedent("""
+        import os, signal
+        from initbench import experiment
+
+        run_epoch = experiment.Runner.run_epoch
+
+        def preempted(self, state, epoch):  # the scheduler's SIGTERM arrives in epoch 3
+            out = run_epoch(self, state, epoch)
+            if epoch == 3:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return out
+
+        experiment.Runner.run_epoch = preempted
+    """)
+    args = ["run", "--dataset", "digits", "--hidden", "16", "--epochs", "6", "--init",
+            "xavier", "--seeds", "1", "-q"]
+    env = {"INITBENCH_CACHE": str(tmp_path / "cache")}
+    code, stderr = _cli_subprocess(prelude, *args, "--out", tmp_path / "run", env=env)
+    assert code == 143, stderr
+    lines = stderr.strip().splitlines()
+    assert lines == ["error: terminated (SIGTERM): finished cells and the last epoch are "
+                     "cached; the same command resumes."], stderr
+    assert len(list((tmp_path / "cache").glob("*/checkpoint-*.npz"))) == 1
+    assert not (tmp_path / "run").exists()
+    resumed = invoke(*args[:-1], "--out", tmp_path / "run")
+    assert resumed.exit_code == 0, resumed.output
+    assert "from epoch 3 (checkpoint)" in resumed.output
+    fresh = invoke(*args, "--no-cache", "--out", tmp_path / "fresh")
+    assert fresh.exit_code == 0, fresh.output
+    assert (tmp_path / "run" / "curves.csv").read_bytes() == (
+        tmp_path / "fresh" / "curves.csv").read_bytes()
+
+
+def test_a_ctrl_c_in_a_gc_callback_is_not_lost():
+    """Python drops a KeyboardInterrupt raised in a GC callback: the handler records it
+    there instead, and the next check raises it."""
+    import gc
+    import signal
+
+    from initbench import interrupts
+
+    frames = []
+
+    def callback(phase, info):
+        if not frames:
+            frames.append(sys._getframe())
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+        interrupts._handle(signal.SIGINT, frames[0])  # no raise inside the callback
+        assert interrupts.pending() and interrupts.received() == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.check()
+        with pytest.raises(KeyboardInterrupt):  # anywhere else it raises at once
+            interrupts._handle(signal.SIGINT, sys._getframe())
+    finally:
+        gc.callbacks.remove(callback)
+        interrupts._received.clear()
