@@ -104,6 +104,9 @@ def run() -> int:
     """The CLI on `sys.argv`; returns the exit status instead of exiting."""
     interrupts.install()
     try:
+        if sys.stdout is None:  # started with stdout closed (`>&-`): results would vanish
+            _fail("standard output is closed; redirect it to a file or /dev/null instead "
+                  "(e.g. > out.txt).", 2)
         app()
     except KeyboardInterrupt:  # while Typer builds the command, before any of ours runs
         try:
