@@ -2,43 +2,52 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
+# One stamp per set of extras: `make run` installs only what a run needs (no TensorFlow);
+# `make test`, `lint`, ... add the test tools and TFDS (for the TFDS tests).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: install run test lint bench mutants reference clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-install: $(STAMP)
+$(RUN_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+$(DEV_STAMP): pyproject.toml | $(VENV)/bin/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,tfds]'
+	touch $(RUN_STAMP) $(DEV_STAMP)
+
+install: $(RUN_STAMP)
 
 # The main job: the default comparison, offline (falls back to the embedded mnist-5k
 # when full MNIST is not available).
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/initbench compare
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check initbench tests tools
 
 # torch 2.13.0 is the CPU build on this machine's local disk; other versions download GBs.
 # The eager PyTorch peer's test is skipped where torch is missing; here it runs.
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0 psutil
 	$(BIN)/python -m pytest tests/test_bench.py -k torch
 	$(BIN)/initbench bench
 
 # Does the suite notice plausible one-line bugs? Not part of `make test` (tens of minutes on
 # 2 cores). Mutates a temporary copy, never this clone; see tools/mutants.py.
-mutants: $(STAMP)
+mutants: $(DEV_STAMP)
 	$(BIN)/python tools/mutants.py --csv results/mutants.csv
 
 # The committed reference comparison (README): default initializers, 5 seeds, mnist-5k.
-reference: $(STAMP)
+reference: $(RUN_STAMP)
 	rm -rf results/reference.tmp
 	$(BIN)/initbench compare --dataset mnist-5k --seeds 5 --out results/reference.tmp --quiet
 	$(BIN)/initbench plot results/reference.tmp --out results/reference.tmp/curves.png

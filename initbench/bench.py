@@ -372,6 +372,9 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     from initbench import experiment
 
     validate(config)
+    # Each part says what it does before it starts, as a plain line: a live spinner's
+    # refresh thread would share the cores being timed.
+    notice("loading the data" if config.data == "auto" else f"loading the {config.data} data")
     dataset, data_text = load_data(config.data, config.num_train)
     notice(f"data: {data_text}")
     flops = (cnn_epoch_flops(len(dataset.x_train), len(dataset.x_test)) if config.model == "cnn"
@@ -380,12 +383,16 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
 
     on_cpu = jax.default_backend() == "cpu"
     if on_cpu:  # before training, while the machine is idle
+        notice(f"timing numpy's float32 matmul ({MATMUL_SIZE}^3), the floor")
         rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
     from initbench.runtime import Runtime
 
     runtime = runtime or Runtime.from_environment(xla_cache=None)
+    notice(f"timing initbench: compiling, then {config.num_models} {config.model} models x "
+           f"{config.epochs} epochs (the first epoch includes compilation)")
     jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime, config.model)
     if not on_cpu:
+        notice("timing the device's float32 matmul, the floor")
         rate = device_matmul_gflops()
         floor_source = f"JAX float32 matmul {DEVICE_MATMUL_SIZE}^3 on {jax_run['device_kind']}"
     floor_s = flops / (rate * 1e9)
@@ -423,6 +430,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
         row["torch_note"] = ("eager PyTorch not measured: torch is not installed "
                              "(`pip install torch==2.13.0`, the `bench` extra). ")
     else:
+        notice(f"timing eager PyTorch: 1 {config.model} model x {config.torch_epochs} epochs")
         torch_run = time_torch(dataset, 1, config.torch_epochs, model=config.model)
         torch_per_model = statistics.median(torch_run["epoch_s"])
         row.update({
@@ -628,9 +636,12 @@ def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
         workdir = Path(tempfile.mkdtemp(prefix="initbench-race-"))
         try:
             load = os.getloadavg()[0]
+            notice(f"race {repeat + 1}/{config.repeats}: a cold `initbench compare` in its own "
+                   "process")
             row = race_initbench(config, workdir)
             notice(f"race {repeat + 1}/{config.repeats}: initbench {row['initbench_wall_s']:.1f} s")
             if use_torch:
+                notice(f"race {repeat + 1}/{config.repeats}: the same grid in eager PyTorch")
                 row.update(race_torch(config, torch_script()))
                 row["race_speedup"] = round(row["torch_wall_s"] / row["initbench_wall_s"], 3)
                 notice(f"race {repeat + 1}/{config.repeats}: eager PyTorch "

@@ -15,9 +15,9 @@ import sys
 
 import typer
 
+from initbench import interrupts
 from initbench.commands import bench, catalog, inspect, probe, report, train
 from initbench.console import stderr
-from initbench import interrupts
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 

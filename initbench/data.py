@@ -219,6 +219,14 @@ def _prepared_dir(tfds_name: str, data_dir: Path) -> Path | None:
     return data_dir / tfds_name / ".".join(map(str, max(versions)))
 
 
+def tfds_installed() -> bool:
+    """Whether TensorFlow Datasets can be imported (looked up, not imported: that takes seconds)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None
+               for m in ("tensorflow_datasets", "tensorflow"))
+
+
 def is_available_offline(name: str) -> bool:
     """Return whether `name` loads without the network (checks files only, imports no TF)."""
     if info(name).source == "embedded":
@@ -247,7 +255,11 @@ def load(name: str) -> Dataset:
 def load_default() -> tuple[Dataset, str | None]:
     """Load full MNIST if possible, else embedded mnist-5k with a one-line notice saying why."""
     data_dir = tfds_data_dir()
-    if is_available_offline(DEFAULT_DATASET) or network_available(*_TFDS_HOSTS[DEFAULT_DATASET]):
+    way_out = "for full MNIST connect to the network or run `initbench data import DIR`"
+    if not tfds_installed():  # no network probe either: without TFDS it cannot be used
+        reason = "full MNIST needs TensorFlow Datasets, which is not installed"
+        way_out = "for full MNIST: pip install 'initbench[tfds]'"
+    elif is_available_offline(DEFAULT_DATASET) or network_available(*_TFDS_HOSTS[DEFAULT_DATASET]):
         try:
             return load(DEFAULT_DATASET), None
         except InitbenchError as err:
@@ -256,7 +268,7 @@ def load_default() -> tuple[Dataset, str | None]:
         reason = f"full MNIST not available offline (not in {data_dir}, no network)"
     notice = (
         f"{reason} - using embedded {FALLBACK_DATASET}: {info(FALLBACK_DATASET).description}; "
-        "for full MNIST connect to the network or run `initbench data import DIR`."
+        f"{way_out}."
     )
     return load(FALLBACK_DATASET), notice
 

@@ -33,6 +33,7 @@ class Reporter(Protocol):
     """Where progress goes (a rich progress bar in the CLI, nothing in tests)."""
 
     def notice(self, text: str) -> None: ...
+    def phase(self, text: str) -> None: ...  # what runs now, until the next phase or step
     def start(self, total: int, description: str) -> None: ...
     def advance(self, amount: int) -> None: ...
     def stop(self) -> None: ...
@@ -42,6 +43,9 @@ class SilentReporter:
     """A Reporter that reports nothing."""
 
     def notice(self, text: str) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
         pass
 
     def start(self, total: int, description: str) -> None:
@@ -191,14 +195,14 @@ class Runner:
             {d: lambda state, *args, data=self._data[d]: jitted(state, data, *args)
              for d in self.devices}, self.runtime.mesh)
 
-    def _compile_in_background(self) -> None:
+    def _compile_in_background(self) -> int:
         """Start compiling the init, evaluation and epoch programs of every device in other
         threads while the starting parameters are drawn, so no device thread compiles on
         its first call. Once per runner; jit's own cache then serves the calls
         (`_await_compiled` first). On 2 cores the gain is small: compilation and the draw
         are both CPU-bound (BENCHMARKS.md)."""
         if self._compiling is not None:
-            return
+            return 0
         import jax
 
         from initbench import sharding, starts, train
@@ -224,6 +228,7 @@ class Runner:
                                                                         data).compile())
         pool = sharding.compile_pool()
         self._compiling = [pool.submit(job) for job in jobs]
+        return len(jobs)
 
     def _await_compiled(self) -> None:
         """Wait for `_compile_in_background` (its errors are raised here, as a call would)."""
@@ -295,7 +300,9 @@ class Runner:
         spec, runtime = self.spec, self.runtime
         mark = timings.mark if timings is not None else lambda name: None
         padded = self.padded(cells)
-        self._compile_in_background()
+        programs = self._compile_in_background()
+        reporter.phase((f"compiling {programs} programs, " if programs else "")
+                       + f"drawing the starting parameters of {_cells(len(cells))}")
         try:
             state, passes = self.init_state(padded)
         finally:
@@ -414,6 +421,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     started = time.perf_counter()
     timings = Timings()
     timings.mark("start")
+    reporter.phase(f"loading {spec.dataset or 'the dataset'}")
     dataset, notice = load_data(spec)
     timings.mark("data")
     if notice:
@@ -471,16 +479,22 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     margin = None if margin_pt is None else margin_pt / 100.0
     result.summary = summary.summarize_all(result, baseline, target, pairs, margin)
     timings.mark("summary")
+    reporter.stop()  # the tables print on stdout; no spinner may run across them
     if on_summary is not None:
         on_summary(result)
         timings.mark("printed")
+    reporter.phase("drawing figures")
     from initbench import plots
 
     figure = plots.render(result.view, result.summary, "png")
     files = run_files(result, result.summary, pairs, margin)
     timings.mark("figures")
     meta["timings"] = timings.record()
-    results.write_run(out, result, result.per_rate or result.summary, figure, files)
+    reporter.phase(f"writing {out}")
+    try:
+        results.write_run(out, result, result.per_rate or result.summary, figure, files)
+    finally:
+        reporter.stop()
     return result
 
 
@@ -596,6 +610,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     cells = [(init, seed, d, lr) for init in spec.inits for lr in spec.lr for seed, d in slots]
     found: dict[tuple, dict] = {}
     if runtime.use_cache and runtime.main:
+        reporter.phase(f"looking for {_cells(len(cells))} in the cache")
         for cell in cells:
             cached = results.load_cell(runtime.cell_cache, spec.at_lr(cell[3]),
                                        initializers.canonical(cell[0]), cell[1], cell[2],
@@ -614,6 +629,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         chunk_size = sharding.cells_per_chunk(spec, dataset, max_cells_per_chunk)
         if runtime.distributed:
             chunk_size = int(sharding.from_main_process(np.array([chunk_size]))[0])
+        reporter.phase("placing the data on the devices")
         runner = make_runner() if make_runner is not None else Runner(spec, dataset, runtime)
         if timings is not None:
             timings.mark("runner")

@@ -13,7 +13,6 @@ import dataclasses
 import json
 
 from initbench.errors import unknown_name
-from initbench.formatting import json_value
 from initbench.results import RunResult, csv_text
 from initbench.summary import SUMMARY_COLUMNS, SummaryRow
 
@@ -44,7 +43,7 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
     if fmt == "csv":
         return csv_text([dataclasses.asdict(row) for row in rows], SUMMARY_COLUMNS)
     if fmt == "json":
-        return json.dumps(json_document(result, rows), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(json_document(result, rows), indent=2) + "\n"
     if fmt == "markdown":
         return markdown(result, rows)
     if fmt == "latex":
@@ -53,27 +52,11 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
 
 
 def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
-    """Settings, CI method and every summary column, NaN written as null."""
+    """The run's JSON document (`report.result_document`, docs/files.md): the same one
+    `report --json` and `compare --json` print, without an output folder."""
     from initbench import report
 
-    first = rows[0]
-    return {
-        "title": report.title(result),
-        "dataset": result.dataset,
-        "spec": result.spec.to_dict(),
-        "seeds": result.seeds,
-        "baseline": first.baseline,
-        "target": first.target,
-        "ci_method": first.ci_method, "ci_level": first.ci_level,
-        "bootstrap_resamples": first.bootstrap_resamples,
-        "paired_ci_method": first.paired_ci_method,
-        "paired_ci_level": first.paired_ci_level,
-        "pairs": first.pairs, "correction": first.correction,
-        "equivalence_margin": first.equivalence_margin,
-        "seeds_auto": result.meta.get("seeds_auto"),
-        "merged_from": result.meta.get("merged_from"),
-        "rows": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()} for row in rows],
-    }
+    return report.result_document(result, rows, None)
 
 
 _LEFT = ("init", "verdict")  # text columns; the rest are right-aligned numbers
@@ -92,6 +75,9 @@ def _note(rows: list[SummaryRow], result: RunResult | None = None) -> str:
 
     first = rows[0]
     auto = report.seeds_note(result) if result is not None else None
+    if not report.is_comparison(rows):  # one initializer: nothing was compared
+        return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
+                f"{first.bootstrap_resamples} resamples." + (f" {auto}" if auto else ""))
     return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
             f"{first.bootstrap_resamples} resamples. Δ: final test accuracy minus "
             f"{first.baseline}'s on the same seed, {100 * first.paired_ci_level:g}% CI "

@@ -454,6 +454,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
         else:
             row["rule"] = "module's own initialization (not drawn)"
             row["expected_std"] = None
+            row["kept"] = kept_values(values)
         row["layer"] = order.get(rule.path[:-1])
         rows.append(row)
     kinds = {"kernel": 0, "bias": 1, "own": 2}
@@ -461,3 +462,12 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
     return sorted(rows, key=lambda row: (
         row["layer"] if row["layer"] is not None else len(order),
         kinds[by_path[row["path"]].kind], row["path"]))
+
+
+def kept_values(values: np.ndarray) -> str:
+    """What a parameter the initializer left alone holds: 'ones', 'zeros', 'constant 0.5',
+    or 'mean m, std s' for a module's own random draw (a std of 0 alone misread as a draw)."""
+    flat = np.ravel(values)
+    if flat.size and np.all(flat == flat[0]):
+        return {0.0: "zeros", 1.0: "ones"}.get(float(flat[0]), f"constant {float(flat[0]):.4g}")
+    return f"mean {float(flat.mean()):.4g}, std {float(flat.std()):.4g}"

@@ -1,6 +1,7 @@
 """Figures of a run with matplotlib (Agg backend, no display): curves with CI bands, final accuracy.
 
-One figure, four panels, one colour per initializer throughout:
+One figure, five panels and a legend beside them. Every figure of every run gives an
+initializer the same colour, chosen by its name (`init_color`), never by its rank:
 
 - train loss, test loss and test accuracy per epoch: the mean over seeds (line) and the 95%
   confidence band of that mean. The band at each epoch is `stats.bootstrap_ci` of that epoch's
@@ -10,6 +11,11 @@ One figure, four panels, one colour per initializer throughout:
   than a factor of `LOG_RANGE`.
 - final test accuracy per initializer (ranked as in the table): every seed as a dot, the mean
   as a bar with its 95% CI, and the paired verdict against the baseline under the name.
+- the paired design: each seed's final accuracy minus the baseline's on the same seed, the
+  mean difference and the interval beside the verdict (`accuracy_diff_ci_*`).
+In both final panels an initializer far below the others (e.g. N(0, 1) weights on the CNN)
+is not allowed to squeeze them together: the axis keeps to the others, and the outlier is
+drawn as an arrow at the bottom edge labelled with its mean and range.
 """
 
 from __future__ import annotations
@@ -76,6 +82,61 @@ def preload() -> None:
     import matplotlib.ticker
 
 
+# Fixed colours for the initializers met most (tab10 order); other names hash into tab20.
+_NAMED_COLORS = {"xavier": 0, "glorot_uniform": 0, "he_normal": 1, "lecun_normal": 2,
+                 "normal": 3, "orthogonal": 4, "he_uniform": 5, "lecun_uniform": 6,
+                 "lsuv": 8, "torch_default": 9, "glorot_normal": 7}
+
+
+def init_color(name: str) -> tuple:
+    """The colour of initializer `name` in every figure of every run (RGB)."""
+    import zlib
+
+    import matplotlib
+
+    if name in _NAMED_COLORS:
+        return matplotlib.colormaps["tab10"].colors[_NAMED_COLORS[name]]
+    base = name.split(" ")[0]  # a side-by-side label such as "xavier lr=0.1"
+    if base != name:
+        return init_color(base)
+    palette = matplotlib.colormaps["tab20"].colors
+    return palette[zlib.crc32(name.encode()) % len(palette)]
+
+
+def _outliers(values: dict[str, np.ndarray]) -> set[str]:
+    """Initializers whose values lie far below the others' (more than max(5 points, 4x the
+    widest spread of the others) under the median of the means), given as {init: finite
+    values in points}; never more than half of them."""
+    means = {k: float(np.mean(v)) for k, v in values.items() if v.size}
+    if len(means) < 3:
+        return set()
+    middle = float(np.median(list(means.values())))
+    spreads = [float(np.ptp(v)) for k, v in values.items() if v.size]
+    limit = middle - max(5.0, 4 * float(np.median(spreads)))
+    low = {k for k, m in means.items() if m < limit}
+    return low if len(low) <= len(means) // 2 else set()
+
+
+def _keep_readable(ax, values: dict[str, np.ndarray], xs: dict[str, float], unit: str) -> None:
+    """Limit the y axis to the initializers that are not outliers and draw each outlier as an
+    arrow at the bottom edge with its mean and range (`_outliers`)."""
+    low = _outliers(values)
+    if not low:
+        return
+    kept = np.concatenate([v for k, v in values.items() if k not in low and v.size])
+    pad = max(0.5, 0.15 * float(np.ptp(kept)))
+    bottom, top = float(kept.min()) - 2.5 * pad, float(kept.max()) + pad
+    ax.set_ylim(bottom, top)
+    for name in low:
+        v = values[name]
+        y = bottom + 0.04 * (top - bottom)
+        ax.annotate("", (xs[name], bottom), xytext=(xs[name], y + 0.12 * (top - bottom)),
+                    arrowprops={"arrowstyle": "-|>", "color": init_color(name), "lw": 2})
+        ax.annotate(f"below: mean {np.mean(v):.1f}{unit}\n({v.min():.1f} to {v.max():.1f})",
+                    (xs[name], y + 0.14 * (top - bottom)), ha="center", va="bottom",
+                    fontsize=8, color="0.2")
+
+
 def make_figure(result: RunResult, rows: list[SummaryRow]):
     """The figure for `result` and its summary `rows` (ranked, as from `summarize_run`)."""
     import matplotlib
@@ -87,12 +148,12 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     from initbench import report
 
     ranked = [row.init for row in rows]
-    palette = matplotlib.colormaps["tab10"].colors
-    colors = {init: palette[k % len(palette)] for k, init in enumerate(ranked)}
-    fig = Figure(figsize=(13, 9.2), dpi=110, layout="constrained")
-    axes = fig.subplots(2, 2)
+    colors = {init: init_color(init) for init in ranked}
+    fig = Figure(figsize=(16, 9.2), dpi=110, layout="constrained")
+    axes = fig.subplot_mosaic([["train_loss", "test_loss", "test_accuracy"],
+                               ["final", "paired", "legend"]])
     epochs = np.arange(result.spec.epochs + 1)
-    for ax, (metric, label) in zip(axes.flat, _CURVE_PANELS):
+    for ax, (metric, label) in zip((axes[m] for m, _ in _CURVE_PANELS), _CURVE_PANELS):
         scale = 100.0 if metric == "test_accuracy" else 1.0
         bands = {init: mean_and_band(result.metrics[metric][result.inits.index(init)] * scale)
                  for init in ranked}
@@ -109,11 +170,13 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
         ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, which="major", alpha=0.3)
-    _final_panel(axes[1, 1], result, rows, colors)
-    # Accuracy curves rise, so the lower right of their panel is the free corner.
-    handles, _ = axes[1, 0].get_legend_handles_labels()
-    axes[1, 0].legend(handles, [_legend_label(row) for row in rows], loc="lower right",
-                      title="final test accuracy, mean", fontsize=10, framealpha=0.9)
+    _final_panel(axes["final"], result, rows, colors)
+    _paired_panel(axes["paired"], result, rows, colors)
+    # The legend has a cell of its own: in a panel it covered data (a band, a low point).
+    handles, _ = axes["test_accuracy"].get_legend_handles_labels()
+    axes["legend"].axis("off")
+    axes["legend"].legend(handles, [_legend_label(row) for row in rows], loc="center",
+                          title="final test accuracy, mean", fontsize=11, frameon=False)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
     resamples = rows[0].bootstrap_resamples
     fig.text(0.5, -0.005,
@@ -153,6 +216,8 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
                             ecolor="black", elinewidth=1.5, capsize=4, zorder=4)
             ax.annotate(f"{mean:.2f}", (x + 0.34, mean), xytext=(3, 0),
                         textcoords="offset points", va="center", fontsize=9)
+    _keep_readable(ax, {row.init: _finite(final[result.inits.index(row.init)]) for row in rows},
+                   {row.init: x for x, row in enumerate(rows)}, "%")
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([f"{row.init}\n{_verdict_text(row)}" for row in rows], fontsize=9)
     for tick, row in zip(ax.get_xticklabels(), rows):
@@ -161,6 +226,48 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and 95% CI (bar)",
                  fontsize=12)
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -> None:
+    """The paired design: per seed, this initializer's final accuracy minus the baseline's on
+    the same seed (dots), the mean difference and the interval beside its verdict (bar)."""
+    final = result.metrics["test_accuracy"][:, :, -1] * 100
+    first = rows[0]
+    base = final[result.inits.index(first.baseline)]
+    others = [row for row in rows if row.verdict != "baseline"]
+    num_seeds = final.shape[1]
+    offsets = np.linspace(-0.2, 0.15, num_seeds) if num_seeds > 1 else np.zeros(1)
+    diffs = {}
+    for x, row in enumerate(others):
+        d = final[result.inits.index(row.init)] - base
+        finite = np.isfinite(d)
+        diffs[row.init] = d[finite]
+        ax.scatter(x + offsets[finite], d[finite], s=28, color=colors[row.init], alpha=0.75,
+                   edgecolor="white", linewidth=0.5, zorder=3)
+        mean = row.accuracy_diff_mean
+        if isinstance(mean, float) and math.isfinite(mean):
+            ax.hlines(100 * mean, x - 0.25, x + 0.3, color="black", lw=2, zorder=4)
+            low, high = row.accuracy_diff_ci_low, row.accuracy_diff_ci_high
+            if isinstance(low, float) and math.isfinite(low):
+                ax.errorbar(x + 0.3, 100 * mean, yerr=[[100 * (mean - low)], [100 * (high - mean)]],
+                            fmt="none", ecolor="black", elinewidth=1.5, capsize=4, zorder=4)
+    ax.axhline(0, color="0.3", lw=1, ls="--")
+    _keep_readable(ax, diffs, {row.init: x for x, row in enumerate(others)}, " pt")
+    ax.set_xticks(range(len(others)))
+    ax.set_xticklabels([f"{row.init}\n{row.verdict.replace('no clear ', 'no clear' + chr(10))}"
+                        for row in others], fontsize=9)
+    for tick, row in zip(ax.get_xticklabels(), others):
+        tick.set_color(colors[row.init])
+    ax.set_xlim(-0.5, max(len(others), 1) - 0.25)
+    ax.set_ylabel(f"Δ final test accuracy vs {first.baseline} (pt)")
+    level = f"{100 * first.paired_ci_level:g}%"
+    ax.set_title(f"paired: each seed minus {first.baseline} on the same seed,\n"
+                 f"mean and {level} CI of the verdict (bar)", fontsize=12)
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -208,8 +315,7 @@ def make_lr_figure(result: RunResult, per_rate: list[SummaryRow], tuned: list[Su
 
     from initbench import report, stats
 
-    palette = matplotlib.colormaps["tab10"].colors
-    colors = {init: palette[k % len(palette)] for k, init in enumerate(result.inits)}
+    colors = {init: init_color(init) for init in result.inits}
     chosen = {row.init: row.lr for row in tuned}
     lrs = np.array(result.spec.lr)
     fig = Figure(figsize=(13, 5.4), dpi=110, layout="constrained")
@@ -234,7 +340,9 @@ def make_lr_figure(result: RunResult, per_rate: list[SummaryRow], tuned: list[Su
         ax.set_title(label, fontsize=12)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].legend(loc="lower left", fontsize=10, framealpha=0.9)
+    # Outside the panels: inside, it covered the lowest points of a rising curve.
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=10, frameon=False)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
     fig.text(0.5, -0.01, "Lines: mean over seeds (a diverged cell is left out of its rate's "
              "mean and counts as 0 when choosing). Bands: 95% CI of the mean, percentile "
@@ -288,7 +396,7 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
         y = y_of[inits.index(row.init)]
         mean = 100 * row.test_accuracy_mean
         if math.isfinite(mean):
-            ax.plot(mean, y, "o", color="black", ms=6, zorder=3)
+            ax.plot(mean, y, "o", color=init_color(row.init), ms=7, zorder=3, label=row.init)
             low, high = 100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high
             if math.isfinite(low):
                 ax.hlines(y, low, high, color="0.4", lw=2)
@@ -299,12 +407,15 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
     ax.set_ylim(-0.6, len(ranked) - 0.4)
     left, right = ax.get_xlim()
     span = right - left
+    # Grey bars, not initializer-like colours: a bar is a group, not an initializer.
     for g, group in enumerate(groups):
         x = right + span * (0.04 + 0.05 * g)
         ys = [y_of[i] for i in group]
-        ax.plot([x, x], [min(ys) - 0.15, max(ys) + 0.15], color=f"C{g % 10}", lw=5,
-                solid_capstyle="round")
+        ax.plot([x, x], [min(ys) - 0.15, max(ys) + 0.15], color="0.45", lw=5,
+                solid_capstyle="round", label="_group" if g else
+                "not separated (Holm-corrected\npaired t tests): one bar per group")
     ax.set_xlim(left, right + span * (0.08 + 0.05 * len(groups)))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8.5, frameon=False)
     ax.set_xlabel("final test accuracy (%), mean and 95% CI over seeds")
     ax.grid(True, axis="x", alpha=0.3)
     level = pair_rows[0].ci_level if pair_rows else stats.CI_LEVEL

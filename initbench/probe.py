@@ -67,14 +67,17 @@ def run_probe(spec: Spec, data, runtime: Runtime | None = None,
 
 
 def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
-              batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
-    """Load the spec's dataset, probe it and write `out`/probe.csv, probe.png, probe.json."""
+              batch_size: int = DEFAULT_BATCH_SIZE, reporter=None) -> ProbeResult:
+    """Load the spec's dataset, probe it and write `out`/probe.csv, probe.png, probe.json;
+    each phase is announced to `reporter` (`experiment.Reporter`; default: silent)."""
     import json
 
     from initbench import experiment
 
     runtime = runtime or Runtime.from_environment()
+    reporter = reporter or experiment.SilentReporter()
     out = results.check_writable(Path(out))
+    reporter.phase(f"loading {spec.dataset or 'the dataset'}")
     dataset, notice = experiment.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
     from initbench import sharding
@@ -83,12 +86,15 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
     from initbench import networks
 
     network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
+    reporter.phase(f"drawing {len(spec.inits) * len(spec.seeds)} starting points and "
+                   f"measuring every layer on {batch_size} examples")
     result = run_probe(spec, dataset, runtime, batch_size)
     if network is not None:
         result.meta["layers"] = network.layer_names()
     result.meta.update({"command": list(runtime.command), "dataset_notice": notice,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
+    reporter.phase(f"drawing probe.png and writing {out}")
     results.write_folder_with(out, lambda staging: (
         write_csv(staging / "probe.csv", result),
         plot(staging / "probe.png", result, title(result)),

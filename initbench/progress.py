@@ -1,4 +1,6 @@
-"""A rich progress bar over model-epochs, implementing experiment.Reporter."""
+"""Progress on the terminal, implementing experiment.Reporter: a spinner naming the phase
+that runs now (loading data, compiling, drawing starting parameters, writing, ...) and a
+bar over model-epochs while training."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -14,12 +17,17 @@ from rich.progress import (
 
 
 class RichReporter:
-    """Progress and notices on `console` (stderr in the CLI); silent when `show` is False."""
+    """Progress and notices on `console` (stderr in the CLI); silent when `show` is False.
+
+    The bar appears at the first finished epoch, not at `start`: started earlier, it sat at
+    0 with no ETA through compilation and then jumped. Until then the current phase shows."""
 
     def __init__(self, console: Console, show: bool = True):
         self.console, self.show = console, show
         self._progress: Progress | None = None
         self._task = None
+        self._phase: Progress | None = None
+        self._pending: tuple[int, str] | None = None
 
     def notice(self, text: str) -> None:
         if self.show:
@@ -27,22 +35,45 @@ class RichReporter:
 
             self.console.print(f"[yellow]note:[/] {escape(text)}", highlight=False)
 
-    def start(self, total: int, description: str) -> None:
-        if not self.show:
+    def phase(self, text: str) -> None:
+        """Show `text` with a spinner and its elapsed time until the next phase, the first
+        training step or `stop` (not while the bar runs: it moves by itself)."""
+        if not self.show or self._progress is not None:
             return
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("model-epochs"), TimeElapsedColumn(), TextColumn("ETA"),
-            TimeRemainingColumn(), console=self.console, transient=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task(description, total=total)
+        self._end_phase()
+        self._phase = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
+                               TimeElapsedColumn(), console=self.console, transient=True)
+        self._phase.start()
+        self._phase.add_task(text, total=None)
+
+    def start(self, total: int, description: str) -> None:
+        if self.show:
+            self._pending = (total, description)
 
     def advance(self, amount: int) -> None:
+        if self._progress is None and self._pending is not None:
+            self._end_phase()
+            total, description = self._pending
+            self._progress = Progress(
+                TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(),
+                TextColumn("model-epochs"), TimeElapsedColumn(), TextColumn("ETA"),
+                TimeRemainingColumn(), console=self.console, transient=False,
+            )
+            self._task = self._progress.add_task(description, total=total)
+            self._progress.advance(self._task, amount)
+            self._progress.start()  # after the first step: its first frame is not 0/total
+            return
         if self._progress is not None:
             self._progress.advance(self._task, amount)
 
     def stop(self) -> None:
+        self._end_phase()
+        self._pending = None
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+    def _end_phase(self) -> None:
+        if self._phase is not None:
+            self._phase.stop()
+            self._phase = None

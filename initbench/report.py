@@ -73,10 +73,12 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     has_target = rows[0].target is not None
     if has_target:
         columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
+    compared = is_comparison(rows)
     points = "" if detailed else " (pt)"
     level = f"{100 * rows[0].paired_ci_level:g}%"
-    columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
-                ("P(better)", "right"), ("verdict", "left")]
+    if compared:
+        columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
+                    ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
         seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
@@ -94,39 +96,108 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
             reached = row.reached_target
             cells.append("never" if not reached else
                          f"{row.epochs_to_target_mean:.1f} ({reached}/{row.seeds})")
+        if not compared:
+            body.append([str(row.rank), row.init, seeds, *cells])
+            continue
         if row.verdict == "baseline":
             cells += ["—", "—"]
         else:
-            cells += [f"{signed_pct(row.accuracy_diff_mean)} [{signed_pct(row.accuracy_diff_ci_low)}, "
-                      f"{signed_pct(row.accuracy_diff_ci_high)}]", num(row.p_better, ".2f")]
+            cells += [diff_text(row), num(row.p_better, ".2f")]
         body.append([str(row.rank), row.init, seeds, *cells, row.verdict])
     return columns, body
 
 
-def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None = None
-                  ) -> Table:
-    """The ranked rich table: accuracy over seeds with its CI, losses, the paired verdict.
-    For the tuned cells of a multi-rate run, a column names each initializer's chosen rate."""
+def is_comparison(rows: list[SummaryRow]) -> bool:
+    """Whether the rows compare initializers: one initializer has no baseline, Δ or verdict."""
+    return len(rows) > 1
+
+
+def accuracy_text(row: SummaryRow) -> str:
+    """Mean final test accuracy with its interval, in percent: '93.96 [93.48, 94.60]'."""
+    return (f"{pct(row.test_accuracy_mean)} "
+            f"[{pct(row.test_accuracy_ci_low)}, {pct(row.test_accuracy_ci_high)}]")
+
+
+def diff_text(row: SummaryRow) -> str:
+    """The paired difference to the baseline with the interval beside its verdict, in
+    points: '+0.54 [-1.24, +2.32]'."""
+    return (f"{signed_pct(row.accuracy_diff_mean)} [{signed_pct(row.accuracy_diff_ci_low)}, "
+            f"{signed_pct(row.accuracy_diff_ci_high)}]")
+
+
+def compact_table(rows: list[SummaryRow]):
+    """The ranked table as it fits 100 terminal columns: rank, initializer, seeds, accuracy
+    with its interval, epochs to --target (when asked), Δ with its interval and the verdict,
+    as ([(header, justify)], [[cell]]). `--wide` and the files hold the rest."""
+    first = rows[0]
+    # Two-line headers: a header no wider than its values keeps the table in 100 columns.
+    columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
+               (f"test acc %\n[{100 * first.ci_level:g}% CI]", "right")]
+    if first.target is not None:
+        columns.append((f"epochs to {100 * first.target:.4g}%", "right"))
+    compared = is_comparison(rows)
+    if compared:
+        columns += [(f"Δ vs {first.baseline}\n(pt) [{100 * first.paired_ci_level:g}% CI]",
+                     "right"), ("verdict", "left")]
+    body = []
+    for row in rows:
+        seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
+        cells = [str(row.rank), row.init, seeds,
+                 "diverged" if row.all_diverged else accuracy_text(row)]
+        if first.target is not None:
+            cells.append("never" if not row.reached_target else
+                         f"{row.epochs_to_target_mean:.1f} ({row.reached_target}/{row.seeds})")
+        if compared:
+            cells += ["—" if row.verdict == "baseline" else diff_text(row), row.verdict]
+        body.append(cells)
+    return columns, body
+
+
+def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None = None,
+                  wide: bool = False) -> Table:
+    """The ranked rich table: accuracy over seeds with its CI and the paired verdict, in 100
+    columns; `wide` adds the spread, losses, best epoch and P(better). For the tuned cells
+    of a multi-rate run, a column names each initializer's chosen rate (`*` at an edge of
+    the rates tried)."""
     tuned = result.spec.multi_lr and heading is None
     heading = heading or (f"{title(result)} — tuned: each initializer at its best lr "
                           "(chosen on validation), test accuracy there" if tuned
                           else title(result))
-    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)))
-    columns, body = ranked_table(rows, detailed=True)
+    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)),
+                  show_edge=False, pad_edge=False)
+    columns, body = ranked_table(rows, detailed=True) if wide else compact_table(rows)
     for header, justify in columns:
-        table.add_column(Text(header), justify=justify,
-                         no_wrap=not header.startswith(("epochs to", "P(better)")))
+        # A narrow terminal wraps cells at their spaces rather than cutting them (`fold`);
+        # names have no spaces, so their column never shrinks below the longest.
+        name = header == "init"
+        table.add_column(Text(header), justify=justify, no_wrap=name or header == "#",
+                         overflow="fold",
+                         min_width=max(len(c[1]) for c in body) if name else None)
     if tuned:
-        table.add_column(Text("best lr"), justify="right", no_wrap=True)
+        table.add_column(Text("best\nlr"), justify="right", no_wrap=True)
+    verdicts = is_comparison(rows)
     for row, cells in zip(rows, body):
-        verdict = cells[-1]
-        extra = [Text("—" if row.lr is None else f"{row.lr:g}")] if tuned else []
-        table.add_row(*(Text(c) for c in cells[:-1]),
-                      Text(verdict, style=VERDICT_STYLES.get(verdict, "")), *extra)
+        texts = [Text(c) for c in cells]
+        if verdicts:
+            texts[-1].stylize(VERDICT_STYLES.get(cells[-1], ""))
+        extra = [Text(lr_text(result, row))] if tuned else []
+        table.add_row(*texts, *extra)
     return table
 
 
-def per_rate_tables(result: RunResult) -> list[Table]:
+def lr_text(result: RunResult, row: SummaryRow) -> str:
+    """A tuned row's chosen rate, starred when it is the smallest or largest tried."""
+    if row.lr is None:
+        return "—"
+    return f"{row.lr:g}" + ("*" if at_grid_edge(result.spec.lr, row.lr) else "")
+
+
+def at_grid_edge(rates, lr: float) -> bool:
+    """Whether `lr` is the smallest or the largest of several rates tried."""
+    return len(rates) > 1 and lr in (min(rates), max(rates))
+
+
+def per_rate_tables(result: RunResult, wide: bool = False) -> list[Table]:
     """One ranked table per learning rate of a multi-rate run (none otherwise): every
     initializer against the baseline at the same rate."""
     tables = []
@@ -135,7 +206,7 @@ def per_rate_tables(result: RunResult) -> list[Table]:
         tables.append(summary_table(result.at_lr(lr), rows,
                                     heading=f"at lr {lr:g} (validation accuracy "
                                     + ", ".join(f"{row.init} {pct(row.val_accuracy_mean)}"
-                                                for row in rows) + ")"))
+                                                for row in rows) + ")", wide=wide))
     return tables
 
 
@@ -168,19 +239,17 @@ def seeds_note(result: RunResult) -> str | None:
 
 
 def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
-    notice = result.meta.get("dataset_notice")
     level = rows[0].paired_ci_level
-    lines = [f"95% CIs: {rows[0].ci_method}, {rows[0].bootstrap_resamples} resamples; "
-             f"Δ: {100 * level:g}% {rows[0].paired_ci_method} (same seed, same minibatches). "
-             + verdict_note(rows)]
+    lines = [f"{100 * rows[0].ci_level:g}% CIs: {rows[0].ci_method}, "
+             f"{rows[0].bootstrap_resamples} resamples"
+             + (f"; Δ: {100 * level:g}% {rows[0].paired_ci_method} (same seed, same "
+                f"minibatches). {verdict_note(rows)}" if is_comparison(rows) else ".")]
     auto = seeds_note(result)
     if auto:
         lines.append(auto)
     shares = variance_note(result, rows)
     if shares:
         lines.append(shares)
-    if notice:
-        lines.append(f"dataset: {result.dataset} — {notice}")
     return "\n".join(lines)
 
 
@@ -201,12 +270,18 @@ def variance_note(result: RunResult, rows: list[SummaryRow]) -> str | None:
             f"seeds × {k} data orders, paired over all {len(result.slots)}): " + ", ".join(parts))
 
 
+CHART_MARKERS = ("•", "+", "x", "o", "*", "#", "@", "%", "=", "~")
+
+
 def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
                 height: int = 18) -> Text:
     """A terminal line chart (plotext) of `metric`'s mean over seeds per initializer."""
     import plotext as plt
 
     curves = mean_curves(result, metric)
+    percent = metric.endswith("accuracy")  # percent on every screen, like the tables
+    if percent:
+        curves = 100 * curves
     epochs = list(range(curves.shape[1]))
     plt.clf()
     plt.plotsize(width, height)
@@ -214,12 +289,12 @@ def curve_chart(result: RunResult, metric: str = "test_loss", width: int = 90,
     log = metric.endswith("loss") and _wants_log(curves)
     if log:
         plt.yscale("log")
-    for name, curve in zip(result.inits, curves):
+    for k, (name, curve) in enumerate(zip(result.inits, curves)):
         finite = np.isfinite(curve) & ((curve > 0) if log else True)
-        if finite.any():
+        if finite.any():  # one character per initializer: legible without colour too
             plt.plot([e for e, ok in zip(epochs, finite) if ok], curve[finite].tolist(),
-                     label=name, marker="braille")
-    label = metric.replace("_", " ") + (" (log scale)" if log else "")
+                     label=name, marker=CHART_MARKERS[k % len(CHART_MARKERS)])
+    label = metric.replace("_", " ") + (" (%)" if percent else "") + (" (log scale)" if log else "")
     plt.title(f"{label}, mean over {len(result.seeds)} seeds")
     plt.xlabel("epoch")
     return Text.from_ansi(plt.build())
@@ -237,9 +312,11 @@ def curves_group(result: RunResult) -> Group:
 
 
 def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) -> dict:
-    """The JSON document printed by --json: settings, summary rows, mean curves, how the
-    seeds were chosen (`seeds_auto`, None for a fixed count) and, for `--pairs all`, every
-    pair (`summary.PairRow`)."""
+    """The one JSON document of a run (`--json` of run/compare/report, `export --format
+    json`; docs/files.md lists its keys): settings, how the intervals and verdicts were
+    made, the summary rows (summary.csv's columns, fractions), mean curves, how the seeds
+    were chosen (`seeds_auto`, None for a fixed count) and, for `--pairs all`, every pair
+    (`summary.PairRow`)."""
     from initbench import summary
 
     pairs = None
@@ -248,13 +325,24 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
         pairs = [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                  for row in summary.compare_family(view, rows[0].baseline, "all",
                                                    rows[0].equivalence_margin)]
+    first = rows[0]
     return {
         "out": out,
+        "title": title(result),
         "dataset": result.dataset,
         "spec": result.spec.to_dict(),
         "meta": result.meta,
         "seeds": result.seeds,
         "seeds_auto": result.meta.get("seeds_auto"),
+        "merged_from": result.meta.get("merged_from"),
+        "baseline": first.baseline,
+        "target": first.target,
+        "ci_method": first.ci_method, "ci_level": first.ci_level,
+        "bootstrap_resamples": first.bootstrap_resamples,
+        "paired_ci_method": first.paired_ci_method,
+        "paired_ci_level": first.paired_ci_level,
+        "comparisons": first.pairs, "correction": first.correction,
+        "equivalence_margin": first.equivalence_margin,
         "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                     for row in rows],
         "pairs": pairs,
@@ -267,11 +355,48 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
 
 
 
+def print_result(console, result: RunResult, rows: list[SummaryRow], *, quiet: bool = False,
+                 wide: bool = False, curves: bool = False) -> None:
+    """A run's answer on `console`: the per-rate tables of a multi-rate run (not `quiet`),
+    the ranked table, every pair for `--pairs all`, the edge warning of a multi-rate run,
+    then, with `curves`, the terminal charts."""
+    if not quiet:
+        for table in per_rate_tables(result, wide):
+            console.print(table)
+    console.print(summary_table(result.view, rows, wide=wide))
+    if rows[0].pairs == "all":
+        console.print(pairs_table(result.view, rows))
+    warning = edge_warning(result, rows)
+    if warning and not quiet:
+        console.print(Text.assemble(("note:", "yellow"), f" {warning}"))
+    if curves and not quiet:
+        console.print(curves_group(result.view))
+
+
+def edge_warning(result: RunResult, rows: list[SummaryRow]) -> str | None:
+    """One line when an initializer's chosen rate is the smallest or largest tried: the best
+    rate may lie outside the grid, so it names the next rate to add (one grid step further,
+    on the grid's own log spacing). None otherwise."""
+    rates = sorted(result.spec.lr)
+    if len(rates) < 2:
+        return None
+    edge = [(row.init, row.lr) for row in rows
+            if row.lr is not None and at_grid_edge(rates, row.lr)]
+    if not edge:
+        return None
+    parts = []
+    for init, lr in edge:
+        low = lr == rates[0]
+        step = rates[1] / rates[0] if low else rates[-1] / rates[-2]
+        parts.append(f"{init} at {lr:g}, the {'smallest' if low else 'largest'} rate tried "
+                     f"(try adding {float(f'{(lr / step if low else lr * step):.2g}'):g})")
+    return ("chosen rate at the edge of the grid: " + "; ".join(parts)
+            + ". The best rate may lie beyond the grid (marked * in the tuned table).")
+
+
 def print_run_notes(console, result: RunResult, out) -> None:
-    """The lines after a run's table: the dataset actually used, where the files went."""
-    notice = result.meta.get("dataset_notice")
-    if notice:
-        console.print(Text.assemble(("note:", "yellow"), f" dataset used: {result.dataset} — {notice}"))
+    """The line after a run's table: where the files went. (The dataset notice, if any,
+    was said once, before training; the table's title names the dataset used.)"""
     cached = result.meta.get("cells_cached", 0)
     extra = f" ({plural(cached, 'cell')} reused from the cache)" if cached else ""
     files = "curves.csv, summary.csv, spec.json, curves.png"

@@ -74,6 +74,11 @@ def test_bench_runs_without_tfds_tensorflow_or_mlxtend(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "s / model-epoch" in done.stdout and "floor" in done.stdout
     assert "torch is not installed" in done.stdout
+    # every part longer than a moment says what it does, before it starts, in order
+    phases = ["starting JAX", "loading the data", "timing numpy's float32 matmul",
+              "timing initbench: compiling"]
+    where = [done.stderr.find(phase) for phase in phases]
+    assert -1 not in where and where == sorted(where), done.stderr
     with open(csv_path, newline="") as handle:
         (row,) = list(csv.DictReader(handle))
     assert row["data"] == "synthetic" and row["num_train"] == "300"

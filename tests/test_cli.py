@@ -45,7 +45,8 @@ def test_run_writes_curves_summary_and_spec(tmp_path):
 def table_rows(text: str) -> list[list[str]]:
     """The body rows of the rich tables in `text`, as lists of stripped cells."""
     return [[cell.strip() for cell in line.strip().strip("│").split("│")]
-            for line in text.splitlines() if line.startswith("│")]
+            for line in text.splitlines()
+            if line.startswith("│") or (" │ " in line and line.split("│")[0].strip().isdigit())]
 
 
 def test_compare_ranks_and_quiet_prints_only_the_table(tmp_path):
@@ -84,8 +85,10 @@ def test_default_dataset_falls_back_visibly(tmp_path):
     out = tmp_path / "fallback"
     result = invoke("run", "--epochs", "1", "--hidden", "8", "--seeds", "1", "--out", out)
     assert result.exit_code == 0, result.output
-    assert result.stderr.count("mnist-5k") >= 2  # said at the start and at the end
-    assert "mnist-5k" in result.stdout  # and in the table
+    notices = [line for line in result.stderr.splitlines() if "using embedded mnist-5k" in line]
+    assert len(notices) == 1 and notices[0].startswith("note:")  # said once, at the start
+    assert "mnist-5k" in result.stdout.splitlines()[0]  # and the table's title names it
+    assert "using embedded" not in result.stdout
     assert {r["dataset"] for r in read_csv(out / "curves.csv")} == {"mnist-5k"}
 
 

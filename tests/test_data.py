@@ -263,3 +263,14 @@ def test_import_idx_rejects_missing_dir(tfds_dir, tmp_path):
     with pytest.raises(InitbenchError, match="does not exist"):
         data.import_idx(tmp_path / "nowhere")
     assert not tfds_dir.exists()
+
+
+def test_load_default_without_tfds_says_how_to_install_it(tfds_dir, monkeypatch):
+    """Without TensorFlow Datasets (a plain `pip install initbench`) the default run uses
+    mnist-5k, names the extra to install in its one notice, and probes no network."""
+    monkeypatch.setattr(data, "tfds_installed", lambda: False)
+    monkeypatch.setattr(data, "network_available",
+                        lambda *a, **k: pytest.fail("probed the network without TFDS"))
+    dataset, notice = data.load_default()
+    assert dataset.name == "mnist-5k"
+    assert "pip install 'initbench[tfds]'" in notice and "\n" not in notice

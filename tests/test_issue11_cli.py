@@ -84,7 +84,7 @@ def small_run(tmp_path_factory):
 def test_plan_writes_a_table_and_plan_csv(small_run, tmp_path):
     folder = tmp_path / "run"
     shutil.copytree(small_run, folder)
-    result = invoke("plan", folder, "--effect", "2")
+    result = invoke("plan", folder, "--effect", "2", "--out", folder / "plan.csv")
     assert result.exit_code == 0, result.output
     assert "seeds for 2 pt" in result.stdout and "mde_80" in result.stdout
     rows = read_csv(folder / "plan.csv")
@@ -100,7 +100,7 @@ def test_plan_writes_a_table_and_plan_csv(small_run, tmp_path):
 def test_plan_on_the_committed_reference_run(tmp_path):
     folder = tmp_path / "reference"
     shutil.copytree(REFERENCE, folder)
-    result = invoke("plan", folder)
+    result = invoke("plan", folder, "--out", folder / "plan.csv")
     assert result.exit_code == 0, result.output
     rows = {r["init"]: r for r in read_csv(folder / "plan.csv")}
     assert set(rows) == {"lecun_normal", "orthogonal", "he_normal", "normal"}
@@ -123,8 +123,8 @@ def test_equivalence_margin_is_a_report_time_choice(small_run):
     plain = invoke("export", small_run, "--format", "json")
     wide = invoke("export", small_run, "--format", "json", "--equivalence-margin", "99")
     assert plain.exit_code == 0 and wide.exit_code == 0, wide.output
-    before = {r["init"]: r for r in json.loads(plain.stdout)["rows"]}
-    after = {r["init"]: r for r in json.loads(wide.stdout)["rows"]}
+    before = {r["init"]: r for r in json.loads(plain.stdout)["summary"]}
+    after = {r["init"]: r for r in json.loads(wide.stdout)["summary"]}
     assert after["he_normal"]["verdict"] == "equivalent"  # 99 points: every CI is inside
     assert before["he_normal"]["verdict"] != "equivalent"
     assert after["he_normal"]["equivalence_margin"] == pytest.approx(0.99)

@@ -182,7 +182,7 @@ def test_no_output_lands_on_a_run_folders_own_files(one_run, tmp_path, command, 
 
 
 def test_a_run_figure_may_be_drawn_again_in_its_own_folder(one_run, tmp_path):
-    result = invoke("plot", one_run)  # the default: RUN/curves.png
+    result = invoke("plot", one_run, "--out", one_run / "curves.png")
     assert result.exit_code == 0, result.output
     result = invoke("export", one_run, "--out", one_run / "summary.md")
     assert result.exit_code == 0, result.output

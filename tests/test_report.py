@@ -83,21 +83,23 @@ def test_report_rerenders_the_table_without_training(runs, monkeypatch):
         monkeypatch.setattr(module, name, no_training)
     watched = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     before = {p: p.read_bytes() for p in watched}
-    result = invoke("report", runs["a"])
+    result = invoke("report", runs["a"], "--curves")
     assert result.exit_code == 0, result.output
     assert "digits · MLP 64-16-10 relu" in result.output
     assert "4 seeds" in result.output
     assert "test loss, mean over 4 seeds" in result.output  # the terminal chart
+    assert "test accuracy (%), mean over 4 seeds" in result.output  # percent, like the table
+    assert result.output.index("verdict") < result.output.index("test loss, mean")  # after
     for init in INITS:
         assert init in result.output
-    assert "Δ acc vs xavier" in result.output
+    assert "Δ vs xavier" in result.output
     after = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     assert sorted(after) == sorted(watched)  # nothing written, in the run or the cache
     assert {p: p.read_bytes() for p in after} == before
 
 
 def test_report_json_and_baseline(runs):
-    result = invoke("report", runs["a"], "--json", "--baseline", "normal", "--target", "0.5")
+    result = invoke("report", runs["a"], "--json", "--baseline", "normal", "--target", "50")
     assert result.exit_code == 0, result.output
     document = json.loads(result.output)
     rows = {row["init"]: row for row in document["summary"]}
@@ -252,8 +254,8 @@ def test_export_formats(runs, tmp_path):
     exported = list(csv.DictReader(invoke("export", runs["a"], "-f", "csv").output.splitlines()))
     assert exported == table  # same numbers as summary.csv, full precision
     document = json.loads(invoke("export", runs["a"], "--format", "json").output)
-    assert document["bootstrap_resamples"] == 10000 and len(document["rows"]) == 2
-    assert {row["verdict"] for row in document["rows"]} <= {
+    assert document["bootstrap_resamples"] == 10000 and len(document["summary"]) == 2
+    assert {row["verdict"] for row in document["summary"]} <= {
         "baseline", "better", "worse", "no clear difference"}
     result = invoke("export", runs["a"], "--out", tmp_path / "table.tex")
     assert result.exit_code == 0, result.output

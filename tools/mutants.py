@@ -352,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.copytree(src, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(src, copy / name)
+        # some tests ask git what it ignores: the copy is a repository of its own, not a clone
+        shutil.copy2(ROOT / ".gitignore", copy / ".gitignore")
+        subprocess.run(["git", "init", "-q"], cwd=copy, check=True)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "XLA_FLAGS")}
         # the copy, not this clone (nor an installed initbench), is what the tests import;
         # one temporary cache folder for every run, so unchanged programs compile once

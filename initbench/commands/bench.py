@@ -93,6 +93,7 @@ def bench(
     if not jax_setup.backends_started():
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     runtime = ctx.find_object(Runtime) or Runtime.from_environment()
+    notice("starting JAX")
     runtime = jax_setup.start(runtime.replace(xla_cache=None),
                               devices if devices is not None else plan.host_devices_for(models))
 

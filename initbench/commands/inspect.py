@@ -23,12 +23,20 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
 
     from initbench import experiment, jax_setup, starts
     from initbench.console import stderr, stdout
+    from initbench.progress import RichReporter
 
     spec = o.build_spec(values).replace(seeds=(values["seed"],))
+    reporter = RichReporter(stderr, show=not values["as_json"])
+    reporter.phase("starting JAX")
     jax_setup.start(runtime)
+    reporter.phase(f"loading {spec.dataset or 'the dataset'}")
     dataset, notice = experiment.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
-    rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
+    reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
+    try:
+        rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
+    finally:
+        reporter.stop()
     document = {"model": spec.model, "init": spec.inits[0], "seed": values["seed"],
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
                 "bias_init": spec.bias_init, "parameters": rows}
@@ -54,14 +62,14 @@ def card_table(document: dict):
     for header in ("layer", "parameter", "shape", "fan_in", "fan_out", "rule",
                    "expected std", "drawn std"):
         table.add_column(header, justify="right" if header not in ("parameter", "rule")
-                         else "left", no_wrap=header != "rule")
+                         else "left", no_wrap=header != "rule", overflow="fold")
     for row in document["parameters"]:
         table.add_row(
             "—" if row["layer"] is None else str(row["layer"]), Text(row["path"]),
             "x".join(map(str, row["shape"])), _int(row["fan_in"]), _int(row["fan_out"]),
             Text(row["rule"]),
             "—" if row["expected_std"] is None else f"{row['expected_std']:.4g}",
-            f"{row['drawn_std']:.4g}")
+            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}")
     return table
 
 

@@ -141,7 +141,13 @@ EQUIVALENCE_MARGIN = Opt("equivalence_margin", ("--equivalence-margin",), float 
 EFFECT = Opt("effect", ("--effect",), float, 0.5,
              "The true difference, in accuracy points, the next run should detect.")
 TARGET = Opt("target", ("--target",), float | None, None,
-             "Report the epochs needed to reach this test accuracy (e.g. 0.97).")
+             "Report the epochs needed to reach this test accuracy, in percent (e.g. 97).")
+WIDE = Opt("wide", ("--wide",), bool, False,
+           "Show every column of the ranked table (spread, losses, best epoch, P(better)); "
+           "the files always hold them.")
+CURVES = Opt("curves", ("--curves",), bool, False,
+             "Also draw the mean train loss, test loss and test accuracy curves in the "
+             "terminal, after the table.")
 DISTRIBUTED = Opt("distributed", ("--distributed",), bool, False,
                   "Train across processes/hosts with jax.distributed: the cluster (SLURM, ...) "
                   "is detected, or give the three options below. Process 0 writes the results.")
@@ -158,8 +164,8 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
 NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
 TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
             OPTIMIZER, *NETWORK,
-            TRACK_LAYERS, OUT, QUIET, JSON, NO_CACHE, TARGET, DISTRIBUTED, COORDINATOR, NUM_PROCESSES,
-            PROCESS_ID)
+            TRACK_LAYERS, OUT, QUIET, JSON, WIDE, CURVES, NO_CACHE, TARGET, DISTRIBUTED,
+            COORDINATOR, NUM_PROCESSES, PROCESS_ID)
 
 
 def command_options(*opts: Opt, **defaults: Any) -> Callable:
@@ -225,3 +231,21 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
     if not auto and fields.get("precision") is not None:
         raise InitbenchError("--precision applies only with --seeds auto.")
     return spec_lib.Spec(**fields)
+
+
+def target_fraction(percent: float | None) -> float | None:
+    """`--target` (a test accuracy in percent) as the fraction the summaries hold.
+
+    A value of 1 or less is refused rather than guessed: 0.97 was the old fraction form, but
+    could as well be a (useless) target of 0.97%."""
+    import math
+
+    if percent is None:
+        return None
+    if not math.isfinite(percent) or not 0 < percent <= 100:
+        raise InitbenchError(f"--target must be a test accuracy in percent, in (1, 100], got "
+                             f"{percent:g}.")
+    if percent <= 1:
+        raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
+                             f"write --target {100 * percent:g}.")
+    return percent / 100.0

@@ -27,15 +27,19 @@ def probe(values: dict, runtime: Runtime) -> None:
     from initbench import jax_setup
     from initbench import probe as probe_lib
     from initbench.console import stderr, stdout
+    from initbench.progress import RichReporter
     from initbench.results import new_run_folder
 
     spec = o.build_spec(values)
+    reporter = RichReporter(stderr, show=not values["as_json"])
+    reporter.phase("starting JAX")
     runtime = jax_setup.start(runtime)
     reserved = values["out"] is None
     out = new_run_folder("probe") if reserved else values["out"]
     try:
-        result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"])
+        result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"], reporter)
     finally:
+        reporter.stop()
         if reserved:  # a default folder whose probe failed is not left behind
             from initbench.safeio import remove_if_empty
 

@@ -26,7 +26,8 @@ Baseline = Annotated[str | None, typer.Option(
     "--baseline", help="Initializer every other is compared with, seed by seed "
     "(default: the run's own baseline).")]
 Target = Annotated[float | None, typer.Option(
-    "--target", help="Report the epochs needed to reach this test accuracy (default: the run's).")]
+    "--target", help="Report the epochs needed to reach this test accuracy, in percent (e.g. "
+    "97; default: the run's).")]
 AllowMixed = Annotated[bool, typer.Option(
     "--allow-mixed", help="Show runs with different training settings side by side "
     "(rows labelled by the differing settings) instead of refusing them.")]
@@ -45,6 +46,8 @@ def report(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print one JSON document on stdout, nothing else.")] = False,
+    wide: o.WIDE.annotated = False,
+    curves: o.CURVES.annotated = False,
 ) -> None:
     """Re-render the ranked table and curves of saved runs; merge several. No training."""
     import json
@@ -53,6 +56,7 @@ def report(
     from initbench import results, summary
     from initbench.console import stderr, stdout
 
+    target = o.target_fraction(target)
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
@@ -61,13 +65,7 @@ def report(
         print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
                          indent=2))
         return
-    if not quiet:
-        stdout.print(report_lib.curves_group(result.view))
-        for table in report_lib.per_rate_tables(result):
-            stdout.print(table)
-    stdout.print(report_lib.summary_table(result.view, rows))
-    if rows[0].pairs == "all":
-        stdout.print(report_lib.pairs_table(result.view, rows))
+    report_lib.print_result(stdout, result, rows, quiet=quiet, wide=wide, curves=curves)
     if not quiet:
         merged = result.meta.get("merged_from")
         if merged:
@@ -111,8 +109,8 @@ def _seed_text(seeds: list[int]) -> str:
 def plot(
     dirs: Dirs,
     out: Annotated[Path | None, typer.Option(
-        "--out", help="Figure file: .png, .svg or .pdf (default: DIR/curves.png for one "
-        "folder).")] = None,
+        "--out", help="Figure file to write: .png, .svg or .pdf (DIR/curves.png replaces "
+        "the run's own). Required: reading a run never changes it by itself.")] = None,
     baseline: Baseline = None,
     allow_mixed: AllowMixed = False,
     pairs: Pairs = None,
@@ -123,14 +121,14 @@ def plot(
     from initbench.console import stderr
     from initbench.errors import InitbenchError
 
-    if out is None:
-        if len(dirs) != 1:
-            raise InitbenchError("--out is needed when plotting several folders.")
-        out = Path(dirs[0]) / "curves.png"
-    plots.plot_format(out)  # a bad extension fails before any reading
-    figure_of = dirs[0] if len(dirs) == 1 else None
-    results.check_output_path(out, figure_of)  # before reading and drawing
+    figure_of = dirs[0] if len(dirs) == 1 else None  # its own curves.png may be redrawn
+    if out is not None:
+        plots.plot_format(out)  # a bad extension fails before any reading
+        results.check_output_path(out, figure_of)
     result = results.open_runs(dirs, allow_mixed)
+    if out is None:  # after reading: a broken folder is named first
+        raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
+                             f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
     rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
     plots.save_plot(result.view, rows, out, figure_of)
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
@@ -157,6 +155,7 @@ def export(
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
     if out is not None:
         results.check_output_path(out)  # before reading
+    target = o.target_fraction(target)
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     text = export_lib.render(result.view, rows, fmt)
@@ -172,9 +171,13 @@ def plan(
                                             show_default=False)],
     effect: o.EFFECT.annotated = o.EFFECT.default,
     baseline: Baseline = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Also write the plan as CSV to this file (e.g. RUN_DIR/plan.csv). "
+        "Without it nothing is written.")] = None,
 ) -> None:
     """How many seeds? Per comparison: sd of the paired differences, seeds needed for 80%
-    power at 5% for --effect points, and the minimum detectable effect now. Writes plan.csv."""
+    power at 5% for --effect points, and the minimum detectable effect now. Reads the run,
+    writes nothing unless --out is given."""
     import dataclasses
     import math
 
@@ -192,13 +195,11 @@ def plan(
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
     stdout.print(report_lib.plan_table(result.view, plan_rows))
-    path = Path(run_dir) / "plan.csv"
-    try:
-        results.write_atomic(path, results.csv_text([dataclasses.asdict(r) for r in plan_rows],
-                                                    summary.PLAN_COLUMNS))
-    except OSError as err:
-        raise InitbenchError(f"cannot write {path}: {err.strerror or err}.") from None
-    stderr.print(f"plan written to {path}")
+    if out is None:
+        return
+    results.write_output(out, results.csv_text([dataclasses.asdict(r) for r in plan_rows],
+                                               summary.PLAN_COLUMNS))
+    stderr.print(f"plan written to {out}", markup=False, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

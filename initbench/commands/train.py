@@ -12,7 +12,6 @@ from pathlib import Path
 import typer
 
 from initbench.commands import options as o
-from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
 
@@ -39,31 +38,28 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     spec = o.build_spec(values)
     pairs, margin_pt = summary.resolve_family(values.get("pairs"),
                                               values.get("equivalence_margin"))
-    target = values["target"]
-    if target is not None and not 0 < target <= 1:
-        raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
+    target = o.target_fraction(values["target"])
     num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)  # the grid's cells
-    runtime = jax_setup.start(
-        runtime.replace(use_cache=not values["no_cache"]),
-        plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
-        values["distributed"], values["coordinator_address"], values["num_processes"],
-        values["process_id"])
+    quiet, as_json = values["quiet"], values["as_json"]
+    reporter = RichReporter(stderr, show=not (quiet or as_json))
+    reporter.phase("starting JAX")
+    try:
+        runtime = jax_setup.start(
+            runtime.replace(use_cache=not values["no_cache"]),
+            plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
+            values["distributed"], values["coordinator_address"], values["num_processes"],
+            values["process_id"])
+    finally:
+        reporter.stop()
+    reporter.show = reporter.show and runtime.main  # one process of several speaks
     reserved = values["out"] is None
     out = new_run_folder(command) if reserved else Path(values["out"])
-    quiet, as_json = values["quiet"], values["as_json"]
-    reporter = RichReporter(stderr, show=runtime.main and not (quiet or as_json))
 
     def print_tables(result) -> None:  # before the figures are drawn: they take seconds
         if as_json:
             return
-        rows = result.summary
-        if not quiet:
-            stdout.print(report.curves_group(result.view))
-            for table in report.per_rate_tables(result):
-                stdout.print(table)
-        stdout.print(report.summary_table(result.view, rows))
-        if pairs == "all":
-            stdout.print(report.pairs_table(result.view, rows))
+        report.print_result(stdout, result, result.summary, quiet=quiet, wide=values["wide"],
+                            curves=values["curves"])
 
     try:
         result = experiment.run_experiment(spec, out, runtime, reporter,
