@@ -136,7 +136,7 @@ def finish(code: int) -> None:
     if "--distributed" in sys.argv:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to show
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed: nothing to show
             stream.flush()
     os._exit(code)
 

@@ -344,3 +344,15 @@ def test_a_ctrl_c_in_a_gc_callback_is_not_lost():
     finally:
         gc.callbacks.remove(callback)
         interrupts._received.clear()
+
+
+def test_a_closed_stdout_is_one_line_and_2():
+    import os
+    import subprocess
+
+    out = subprocess.run(f"'{sys.executable}' -m initbench datasets >&-", shell=True,
+                         capture_output=False, stderr=subprocess.PIPE, text=True, timeout=120,
+                         cwd=Path(__file__).parents[1], env=dict(os.environ))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().startswith("error: standard output is closed"), out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
