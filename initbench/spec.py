@@ -259,6 +259,9 @@ def validate(spec: Spec) -> None:
                 or spec.max_seeds < AUTO_FIRST_ROUND):
             raise InitbenchError(f"--max-seeds must be an integer >= {AUTO_FIRST_ROUND} (the "
                                  f"first round), got {spec.max_seeds}.")
+        if spec.max_seeds > MAX_NUM_SEEDS:  # more could never be run: the cap would not hold
+            raise InitbenchError(f"--max-seeds {spec.max_seeds} is too many: a run has at most "
+                                 f"{MAX_NUM_SEEDS:,} seeds.")
     if not spec.hidden or any(not isinstance(w, int) or isinstance(w, bool) or w < 1
                               for w in spec.hidden):
         raise InitbenchError(f"hidden widths must be positive integers, got {_short(spec.hidden)}.")

@@ -356,3 +356,26 @@ def test_a_closed_stdout_is_one_line_and_2():
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().startswith("error: standard output is closed"), out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture(scope="module")
+def two_inits(tmp_path_factory) -> Path:
+    """A real 2x2 compare (xavier, normal x seeds 0-1)."""
+    out = tmp_path_factory.mktemp("two") / "run"
+    result = invoke("compare", *TINY, "--inits", "xavier,normal", "--seeds", "2", "--out", out,
+                    "-q")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_plan_with_an_unreachable_effect_is_one_line(two_inits):
+    line = one_error(invoke("plan", two_inits, "--effect", "1e-9"))
+    assert "--effect 1e-09: normal vs xavier" in line and "give a larger --effect" in line
+    assert not (two_inits / "plan.csv").exists()
+
+
+def test_max_seeds_above_the_run_cap_is_refused(tmp_path):
+    line = one_error(invoke("compare", *TINY, "--inits", "xavier,normal", "--seeds", "auto",
+                            "--precision", "0.5", "--max-seeds", "100001",
+                            "--out", tmp_path / "run"))
+    assert "--max-seeds 100001 is too many: a run has at most 100,000 seeds" in line
