@@ -578,7 +578,21 @@ def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
     default: the settings' hash); `data_seed` is its data order under `--data-seeds`."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(root, spec, canonical_init, seed, data_seed, key), buffer.getvalue())
+    path = _cell_path(root, spec, canonical_init, seed, data_seed, key)
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as err:
+        raise _cache_write_error(path, err) from None
+
+
+def _cache_write_error(path: Path, err: OSError) -> InitbenchError:
+    """The one line for a cell cache that cannot be written (a full disk, EIO): the path, and
+    no claim that this run's cells are cached, since this one is not."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return InitbenchError(
+        f"cannot write the cell cache {path}: {reason}. This cell and those after it are not "
+        "cached (cells saved before it are); free space or set $INITBENCH_CACHE, and the same "
+        "command trains only what is missing.")
 
 
 def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,
@@ -628,7 +642,10 @@ def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
     payload = {f"leaf_{i}": leaf for i, leaf in enumerate(leaves)}
     payload.update({f"history_{k}": v for k, v in history.items()})
     np.savez(buffer, epoch=np.array(epoch), num_leaves=np.array(len(leaves)), **payload)
-    write_atomic(path, buffer.getvalue())
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as err:
+        raise _cache_write_error(path, err) from None
 
 
 def load_checkpoint(path: Path, notice=None, like: list | None = None

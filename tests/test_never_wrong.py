@@ -379,3 +379,26 @@ def test_max_seeds_above_the_run_cap_is_refused(tmp_path):
                             "--precision", "0.5", "--max-seeds", "100001",
                             "--out", tmp_path / "run"))
     assert "--max-seeds 100001 is too many: a run has at most 100,000 seeds" in line
+
+
+def test_a_full_cell_cache_names_its_path_and_claims_nothing(tmp_path, monkeypatch):
+    import errno
+    from unittest import mock
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("INITBENCH_CACHE", str(cache))
+    real = results.write_atomic
+
+    def full(path, data):
+        if Path(path).suffix == ".npz":  # cells and checkpoints: the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device")  # write(): no filename
+        return real(path, data)
+
+    with mock.patch.object(results, "write_atomic", full):
+        result = invoke("run", *TINY, "--init", "xavier", "--seeds", "1",
+                        "--out", tmp_path / "run")
+    line = one_error(result)
+    assert f"cannot write the cell cache {cache}" in line, line
+    assert "No space left" in line, line
+    assert "are not cached" in line and "Finished cells are cached" not in line
+    assert not list(cache.glob("*/*.npz")) and not (tmp_path / "run").exists()
