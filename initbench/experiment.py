@@ -9,6 +9,7 @@ devices and every program traced once per run, whatever the number of chunks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -387,17 +388,38 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     drawn and the folder is written (the CLI prints its tables then); the folder still
     appears whole, after it.
     """
-    import contextlib
-
     from initbench import safeio
 
     runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
         out = results.check_writable(out, results.estimate_run_bytes(spec))
-    with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
+    lock = safeio.folder_lock(out) if runtime.main else contextlib.nullcontext()
+    with lock, model_prints_to_stderr() as results_stdout:
+        if on_summary is not None:
+            on_summary = results_stdout(on_summary)
         return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
                                pairs=pairs, margin_pt=margin_pt,
                                max_cells_per_chunk=max_cells_per_chunk, on_summary=on_summary)
+
+
+@contextlib.contextmanager
+def model_prints_to_stderr():
+    """Within: `print` (a user model's, while it is traced) goes to stderr, so that stdout
+    holds only results (`--json` stays one document). Yields a wrapper that runs a function
+    (one printing results) with the real stdout."""
+    import sys
+
+    real = sys.stdout
+
+    def results_stdout(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with contextlib.redirect_stdout(real):
+                return fn(*args, **kwargs)
+        return wrapped
+
+    with contextlib.redirect_stdout(sys.stderr):
+        yield results_stdout
 
 
 def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,

@@ -402,3 +402,34 @@ def test_a_full_cell_cache_names_its_path_and_claims_nothing(tmp_path, monkeypat
     assert "No space left" in line, line
     assert "are not cached" in line and "Finished cells are cached" not in line
     assert not list(cache.glob("*/*.npz")) and not (tmp_path / "run").exists()
+
+
+PRINTING = """
+import flax.linen as nn
+
+class Net(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        print("tracing Net with", x.shape)
+        x = nn.relu(nn.Dense(16)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.num_classes)(x)
+
+def make(num_classes):
+    return Net(num_classes)
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "probe", "inspect"])
+def test_a_models_prints_while_traced_go_to_stderr(tmp_path, command):
+    factory = tmp_path / "printing.py"
+    factory.write_text(PRINTING)
+    args = {"run": ["--init", "xavier", "--epochs", "1", "--out", tmp_path / "out"],
+            "probe": ["--inits", "xavier", "--out", tmp_path / "out"],
+            "inspect": ["--init", "xavier"]}[command]
+    result = invoke(command, "--model", f"{factory}:make", "--dataset", "digits", *args,
+                    "--json")
+    assert result.exit_code == 0, result.output
+    json.loads(result.stdout)  # stdout is the one JSON document
+    assert "tracing Net with" in result.stderr
