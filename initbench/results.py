@@ -354,7 +354,7 @@ def _read_spec(path: Path) -> tuple[Spec, dict]:
     """(Spec, whole document) of a spec.json; InitbenchError naming the file for anything a
     hand edit or a damaged disk can do to it."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # an editor's byte-order mark is no error
         document = json.loads(text)
     except OSError as err:
         raise InitbenchError(f"{path} cannot be read: {err.strerror or err}.") from None
@@ -377,7 +377,9 @@ def _read_spec(path: Path) -> tuple[Spec, dict]:
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     try:
-        with open(path, newline="") as handle:
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark, which
+        # would otherwise become part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             text = handle.read()
         rows = list(csv.DictReader(io.StringIO(text)))
     except (OSError, csv.Error, UnicodeDecodeError) as err:

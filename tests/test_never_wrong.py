@@ -433,3 +433,15 @@ def test_a_models_prints_while_traced_go_to_stderr(tmp_path, command):
     assert result.exit_code == 0, result.output
     json.loads(result.stdout)  # stdout is the one JSON document
     assert "tracing Net with" in result.stderr
+
+
+def test_a_run_saved_with_a_byte_order_mark_is_read(two_inits, tmp_path):
+    import shutil
+
+    copy = tmp_path / "bom"
+    shutil.copytree(two_inits, copy)
+    for name in ("curves.csv", "spec.json"):  # as a spreadsheet or an editor saves them
+        (copy / name).write_bytes(b"\xef\xbb\xbf" + (copy / name).read_bytes())
+    result = invoke("export", copy, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == invoke("export", two_inits, "--format", "csv").stdout
