@@ -445,3 +445,17 @@ def test_a_run_saved_with_a_byte_order_mark_is_read(two_inits, tmp_path):
     result = invoke("export", copy, "--format", "csv")
     assert result.exit_code == 0, result.output
     assert result.stdout == invoke("export", two_inits, "--format", "csv").stdout
+
+
+def test_plan_on_a_run_where_every_cell_diverged_says_so(two_inits, tmp_path):
+    import numpy as np
+
+    from initbench import summary
+
+    run = results.read_run(two_inits)
+    for name in results.METRICS:
+        run.metrics[name][..., 1:] = np.nan  # every cell diverged in its first epoch
+    results.write_run(tmp_path / "diverged", run, summary.summarize_run(run))
+    line = one_error(invoke("plan", tmp_path / "diverged", "--effect", "1"))
+    assert "every cell diverged" in line
+    assert not (tmp_path / "diverged" / "plan.csv").exists()

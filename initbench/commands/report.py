@@ -181,6 +181,8 @@ def plan(
     import dataclasses
     import math
 
+    import numpy as np
+
     from initbench import report as report_lib
     from initbench import results, summary
     from initbench.console import stderr, stdout
@@ -194,6 +196,13 @@ def plan(
     plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
+    if not any(math.isfinite(row.diff_sd_pt) and row.seeds >= 2 for row in plan_rows):
+        # every row would be NaN: nothing in this run says how much seeds differ
+        diverged = not np.isfinite(result.view.metrics["test_accuracy"][..., -1]).any()
+        why = ("every cell diverged" if diverged else
+               "no comparison has 2 seeds on which both cells finished without diverging")
+        raise InitbenchError(f"{run_dir}: {why}, so there is no spread of paired differences "
+                             "to plan from; rerun with a smaller --lr or other initializers.")
     stdout.print(report_lib.plan_table(result.view, plan_rows))
     if out is None:
         return
