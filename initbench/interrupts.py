@@ -21,7 +21,9 @@ _deferring = 0
 
 
 def install() -> None:
-    """Handle SIGINT and SIGTERM in this (main) thread from now on."""
+    """Handle SIGINT and SIGTERM in this (main) thread from now on; forget earlier ones
+    (a second command in the same process starts clean)."""
+    _received.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, _handle)
 
