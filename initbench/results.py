@@ -879,8 +879,9 @@ def _side_by_side(pooled: list[RunResult], names: list[str], differing: list[str
 
 
 # The files commands write into a run (or probe) folder: reading it back needs them, or
-# they describe it. No user-named output may replace one of them.
-_OWN_FILES = frozenset(RUN_FILES) | {"probe.csv", "probe.json", "probe.png"}
+# they describe it. No user-named output may replace one of them. plan.csv is not one: it
+# is `plan --out`'s own output, derived from the others, and may be written again.
+_OWN_FILES = (frozenset(RUN_FILES) - {"plan.csv"}) | {"probe.csv", "probe.json", "probe.png"}
 
 
 def check_output_path(path: Path, figure_of: Path | None = None) -> None:
