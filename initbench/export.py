@@ -1,8 +1,9 @@
 """The summary of a run as paste-ready text: markdown, CSV, JSON or LaTeX (booktabs).
 
-Every format carries, per initializer: seeds, mean final test accuracy ± std, its 95% CI,
-the final test loss, the paired difference against the baseline with its 95% CI, P(better),
-and the verdict; the CI method and the number of bootstrap resamples go with the table.
+Every format carries, per initializer: seeds, mean final test accuracy ± std, its CI at the
+table's one level, the final test loss, the paired difference against the baseline with the
+interval that decided its verdict, P(better), and the verdict; the verdict rule and a
+one-line definition of every column go with the table.
 CSV and JSON hold every column of summary.csv at full precision; markdown and LaTeX show
 accuracies in percent and differences in percentage points, rounded to 2 decimals.
 """
@@ -73,16 +74,12 @@ def _table(rows: list[SummaryRow]) -> tuple[list[str], list[list[str]]]:
 def _note(rows: list[SummaryRow], result: RunResult | None = None) -> str:
     from initbench import report
 
-    first = rows[0]
     auto = report.seeds_note(result) if result is not None else None
-    if not report.is_comparison(rows):  # one initializer: nothing was compared
-        return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
-                f"{first.bootstrap_resamples} resamples." + (f" {auto}" if auto else ""))
-    return (f"{100 * first.ci_level:g}% CIs: {first.ci_method}, "
-            f"{first.bootstrap_resamples} resamples. Δ: final test accuracy minus "
-            f"{first.baseline}'s on the same seed, {100 * first.paired_ci_level:g}% CI "
-            f"({first.paired_ci_method}). {report.verdict_note(rows)} P(better): share of "
-            "seeds on which the initializer beats the baseline." + (f" {auto}" if auto else ""))
+    notes = [report.verdict_note(rows)] if report.is_comparison(rows) else []
+    notes.append(report.definitions_note(rows).replace("\n", " "))
+    if result is not None:
+        notes += [n for n in (auto, report.sequential_note(result)) if n]
+    return " ".join(notes)
 
 
 def markdown(result: RunResult, rows: list[SummaryRow]) -> str:

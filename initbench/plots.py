@@ -3,9 +3,9 @@
 One figure, five panels and a legend beside them. Every figure of every run gives an
 initializer the same colour, chosen by its name (`init_color`), never by its rank:
 
-- train loss, test loss and test accuracy per epoch: the mean over seeds (line) and the 95%
-  confidence band of that mean. The band at each epoch is `stats.bootstrap_ci` of that epoch's
-  finite values over seeds, the same percentile bootstrap (fixed seed, `BOOTSTRAP_RESAMPLES`)
+- train loss, test loss and test accuracy per epoch: the mean over seeds (line) and the
+  confidence band of that mean. The band at each epoch is `stats.t_ci` of that epoch's
+  finite values over seeds at the table's level, the same Student t interval
   as the CIs in summary.csv, so the band at the last epoch is the CI in the table. With one
   finite seed there is no band. A loss panel is log-scaled when its mean curves span more
   than a factor of `LOG_RANGE`.
@@ -49,10 +49,14 @@ def plot_format(path: Path) -> str:
     return ext
 
 
-def mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_and_band(values: np.ndarray, level: float = stats.CI_LEVEL,
+                  bounds: tuple[float, float] = (-np.inf, np.inf)
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(mean, ci_low, ci_high), each [num_epochs + 1], of `values[num_seeds, num_epochs + 1]`.
 
     Over the finite values of each epoch; NaN where none (mean) or fewer than two (CI) are.
+    The band is the Student t CI at `level` (`stats.t_ci`, the table's), clipped to `bounds`
+    (an accuracy's [0, 100]: clipping never loses coverage).
     """
     num_epochs = values.shape[1]
     mean, low, high = (np.full(num_epochs, np.nan) for _ in range(3))
@@ -61,7 +65,7 @@ def mean_and_band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         finite = column[np.isfinite(column)]
         if finite.size:
             mean[epoch] = finite.mean()
-            low[epoch], high[epoch] = stats.bootstrap_ci(finite)
+            low[epoch], high[epoch] = np.clip(stats.t_ci(finite, level), *bounds)
     return mean, low, high
 
 
@@ -155,7 +159,9 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     epochs = np.arange(result.spec.epochs + 1)
     for ax, (metric, label) in zip((axes[m] for m, _ in _CURVE_PANELS), _CURVE_PANELS):
         scale = 100.0 if metric == "test_accuracy" else 1.0
-        bands = {init: mean_and_band(result.metrics[metric][result.inits.index(init)] * scale)
+        bounds = (0.0, 100.0) if metric == "test_accuracy" else (-np.inf, np.inf)
+        bands = {init: mean_and_band(result.metrics[metric][result.inits.index(init)] * scale,
+                                     rows[0].ci_level, bounds)
                  for init in ranked}
         log = metric.endswith("loss") and wants_log(np.array([b[0] for b in bands.values()]))
         for init in ranked:
@@ -178,10 +184,9 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     axes["legend"].legend(handles, [_legend_label(row) for row in rows], loc="center",
                           title="final test accuracy, mean", fontsize=11, frameon=False)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
-    resamples = rows[0].bootstrap_resamples
     fig.text(0.5, -0.005,
-             f"Lines: mean over seeds. Bands and error bars: 95% CI of the mean, percentile "
-             f"bootstrap over seeds ({resamples} resamples). Verdicts: paired by seed against "
+             f"Lines: mean over seeds. Bands and accuracy error bars: {100 * rows[0].ci_level:g}% "
+             f"CI of the mean, Student t over seeds. Verdicts: paired by seed against "
              f"{rows[0].baseline}; {report.verdict_note(rows)[len('Verdict: '):]}",
              ha="center", va="top", fontsize=9, color="0.35", wrap=True)
     return fig
@@ -224,7 +229,8 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
         tick.set_color(colors[row.init])
     ax.set_xlim(-0.5, len(rows) - 0.25)
     ax.set_ylabel("final test accuracy (%)")
-    ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and 95% CI (bar)",
+    ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and "
+                 f"{100 * rows[0].ci_level:g}% CI (bar)",
                  fontsize=12)
     ax.grid(True, axis="y", alpha=0.3)
 
@@ -265,9 +271,8 @@ def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -
         tick.set_color(colors[row.init])
     ax.set_xlim(-0.5, max(len(others), 1) - 0.25)
     ax.set_ylabel(f"Δ final test accuracy vs {first.baseline} (pt)")
-    level = f"{100 * first.paired_ci_level:g}%"
     ax.set_title(f"paired: each seed minus {first.baseline} on the same seed,\n"
-                 f"mean and {level} CI of the verdict (bar)", fontsize=12)
+                 "mean and the Holm CI that decided the verdict (bar)", fontsize=12)
     ax.grid(True, axis="y", alpha=0.3)
 
 
@@ -306,7 +311,7 @@ def save_plot(result: RunResult, rows: list[SummaryRow], path: Path,
 
 def make_lr_figure(result: RunResult, per_rate: list[SummaryRow], tuned: list[SummaryRow]):
     """Final accuracy against learning rate (log axis) for a multi-rate run: validation
-    (what chooses the rate) left, test right; one line per initializer, 95% bootstrap CI
+    (what chooses the rate) left, test right; one line per initializer, 95% Student t CI
     bands over seeds, each initializer's chosen rate marked with a star."""
     import matplotlib
 
@@ -345,8 +350,8 @@ def make_lr_figure(result: RunResult, per_rate: list[SummaryRow], tuned: list[Su
     fig.legend(handles, labels, loc="outside right center", fontsize=10, frameon=False)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
     fig.text(0.5, -0.01, "Lines: mean over seeds (a diverged cell is left out of its rate's "
-             "mean and counts as 0 when choosing). Bands: 95% CI of the mean, percentile "
-             "bootstrap over seeds. Star: the rate chosen on validation accuracy; test accuracy "
+             "mean and counts as 0 when choosing). Bands: 95% CI of the mean, Student t "
+             "over seeds. Star: the rate chosen on validation accuracy; test accuracy "
              "is only reported there.", ha="center", va="top", fontsize=9, color="0.35",
              wrap=True)
     return fig
@@ -364,11 +369,12 @@ def render_lr(result: RunResult, per_rate: list[SummaryRow], tuned: list[Summary
 
 def separated_matrix(inits: list[str], pair_rows: list) -> np.ndarray:
     """[num_inits, num_inits] bool, True where the Holm-corrected test of `pair_rows`
-    (`summary.PairRow`, every pair) separates the two at its level."""
+    (`summary.PairRow`, every pair) separates the two: its verdict, read off the interval shown
+    beside it, is better or worse."""
     index = {name: k for k, name in enumerate(inits)}
     sep = np.zeros((len(inits), len(inits)), bool)
     for row in pair_rows:
-        hit = bool(np.isfinite(row.p_value_holm) and row.p_value_holm < 1.0 - row.ci_level)
+        hit = row.verdict in (stats.VERDICT_BETTER, stats.VERDICT_WORSE)
         sep[index[row.a], index[row.b]] = sep[index[row.b], index[row.a]] = hit
     return sep
 
@@ -416,7 +422,7 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
                 "not separated (Holm-corrected\npaired t tests): one bar per group")
     ax.set_xlim(left, right + span * (0.08 + 0.05 * len(groups)))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8.5, frameon=False)
-    ax.set_xlabel("final test accuracy (%), mean and 95% CI over seeds")
+    ax.set_xlabel(f"final test accuracy (%), mean and {100 * rows[0].ci_level:g}% CI over seeds")
     ax.grid(True, axis="x", alpha=0.3)
     level = pair_rows[0].ci_level if pair_rows else stats.CI_LEVEL
     ax.set_title(report.title(result), fontsize=11, fontweight="bold")

@@ -65,9 +65,10 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     The terminal shows it `detailed` (min–max, loss at epoch 0, best epoch); markdown and
     LaTeX exports show the rest. Accuracies in percent, differences in points.
     """
+    level = f"{100 * rows[0].ci_level:g}%"
     columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
                ("acc % mean ± std" if detailed else "test acc % (mean ± std)", "right"),
-               ("95% CI", "right")]
+               (f"{level} CI", "right")]
     columns += ([("min–max", "right"), ("test loss", "right"), ("loss @ ep 0", "right"),
                  ("best ep", "right")] if detailed else [("test loss", "right")])
     has_target = rows[0].target is not None
@@ -75,9 +76,8 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
         columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
     compared = is_comparison(rows)
     points = "" if detailed else " (pt)"
-    level = f"{100 * rows[0].paired_ci_level:g}%"
     if compared:
-        columns += [(f"Δ acc vs {rows[0].baseline}{points} [{level} CI]", "right"),
+        columns += [(f"Δ acc vs {rows[0].baseline}{points} [Holm CI]", "right"),
                     ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
@@ -137,8 +137,7 @@ def compact_table(rows: list[SummaryRow]):
         columns.append((f"epochs to {100 * first.target:.4g}%", "right"))
     compared = is_comparison(rows)
     if compared:
-        columns += [(f"Δ vs {first.baseline}\n(pt) [{100 * first.paired_ci_level:g}% CI]",
-                     "right"), ("verdict", "left")]
+        columns += [(f"Δ vs {first.baseline}\n(pt) [Holm CI]", "right"), ("verdict", "left")]
     body = []
     for row in rows:
         seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
@@ -163,8 +162,8 @@ def summary_table(result: RunResult, rows: list[SummaryRow], heading: str | None
     heading = heading or (f"{title(result)} — tuned: each initializer at its best lr "
                           "(chosen on validation), test accuracy there" if tuned
                           else title(result))
-    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows)),
-                  show_edge=False, pad_edge=False)
+    table = Table(title=Text(heading), title_style="bold", caption=Text(_caption(result, rows, wide)),
+                  show_edge=False, pad_edge=False, caption_justify="left")
     columns, body = ranked_table(rows, detailed=True) if wide else compact_table(rows)
     for header, justify in columns:
         # A narrow terminal wraps cells at their spaces rather than cutting them (`fold`);
@@ -211,19 +210,75 @@ def per_rate_tables(result: RunResult, wide: bool = False) -> list[Table]:
 
 
 def verdict_note(rows: list[SummaryRow]) -> str:
-    """How the verdicts were reached: the paired test, its level, the Holm family, TOST."""
+    """How the verdicts were reached: the family level, the Holm family, the deciding
+    interval's levels, the equivalence rule."""
     first = rows[0]
     num = sum(row.verdict != "baseline" for row in rows)
     k = len(rows)
     family = (f"all {k * (k - 1) // 2} pairs" if first.pairs == "all"
               else f"the {num} comparison{'s' * (num != 1)} with {first.baseline}")
-    level = first.paired_ci_level
-    text = (f"Verdict: paired t test at {100 * (1 - level):g}%, Holm-corrected over {family}")
+    alpha = 100 * (1 - first.paired_ci_level)
+    levels = sorted({round(100 * row.accuracy_diff_ci_level, 2) for row in rows
+                     if row.accuracy_diff_ci_level is not None
+                     and math.isfinite(row.accuracy_diff_ci_level)}, reverse=True)
+    shown = "/".join(f"{x:g}%" for x in levels) or "n/a"
+    text = (f"Verdict: paired t test, Holm-corrected over {family}, {alpha:g}% family-wise. "
+            f"Δ [Holm CI]: the Student t interval that decided the verdict, at "
+            f"1 − {alpha:g}%/k for its Holm step k (here {shown}); better/worse exactly when it "
+            "excludes 0")
     if first.equivalence_margin is not None:
-        tost_level = 100 * (1 - 2 * (1 - level))
-        text += (f"; equivalent: the {tost_level:g}% CI of Δ lies inside "
-                 f"±{100 * first.equivalence_margin:g} pt (TOST)")
+        text += (f", equivalent exactly when it lies inside ±{100 * first.equivalence_margin:g} "
+                 "pt (TOST; checked first, with the interval at 1 − "
+                 f"{alpha:g}%/m, Bonferroni over the family)")
     return text + "."
+
+
+def sequential_note(result: RunResult) -> str | None:
+    """For a merge of runs with different seeds: why the family level is above 95%."""
+    from initbench import summary
+
+    if result.spec.auto_seeds:
+        return None  # seeds_note says so
+    looks = summary.num_looks(result)
+    if looks > 1:
+        level = 100 * summary.paired_level(result)
+        return (f"Merged from runs with {looks} different seed sets: adding seeds after looking "
+                f"is a sequential look, so the verdicts hold at {level:.4g}% (5% split over "
+                f"{looks} looks; docs/statistics.md).")
+    return None
+
+
+def definitions(rows: list[SummaryRow]) -> dict[str, str]:
+    """One line per column of the ranked table, keyed by a short column name."""
+    first = rows[0]
+    level = f"{100 * first.ci_level:g}%"
+    own = {
+        "acc": "final test accuracy over seeds, mean ± sample std (ddof 1)",
+        "CI": f"{level} Student t interval of that mean over seeds, clipped to [0, 100]",
+        "IQM": "interquartile mean over seeds: mean of the middle 50% (rliable's trim 25%)",
+    }
+    if not is_comparison(rows):  # one initializer: no baseline, Δ or verdict
+        return own
+    return {
+        **own,
+        "Δ": f"final test accuracy minus {first.baseline}'s on the same seed, mean in points",
+        "Holm CI": "the interval of Δ that decided the verdict (see the verdict line)",
+        "P(better)": f"share of seeds on which the initializer beats {first.baseline} "
+                     "(ties count 1/2)",
+        "mde_80": "the true Δ this test finds 80% of the time with these seeds "
+                  "(Holm's first step over the family)",
+    }
+
+
+# The columns each terminal view shows (the files, markdown, LaTeX and JSON define them all).
+COMPACT_DEFINED = ("CI", "Δ", "Holm CI")
+WIDE_DEFINED = ("acc", "CI", "Δ", "Holm CI", "P(better)")
+
+
+def definitions_note(rows: list[SummaryRow], keys: tuple[str, ...] | None = None) -> str:
+    """`definitions` as text, one line per column; only `keys` when given."""
+    return "\n".join(f"{name}: {text}." for name, text in definitions(rows).items()
+                     if keys is None or name in keys)
 
 
 def seeds_note(result: RunResult) -> str | None:
@@ -238,15 +293,12 @@ def seeds_note(result: RunResult) -> str | None:
             f"{auto['max_seeds']}){widest}.")
 
 
-def _caption(result: RunResult, rows: list[SummaryRow]) -> str:
-    level = rows[0].paired_ci_level
-    lines = [f"{100 * rows[0].ci_level:g}% CIs: {rows[0].ci_method}, "
-             f"{rows[0].bootstrap_resamples} resamples"
-             + (f"; Δ: {100 * level:g}% {rows[0].paired_ci_method} (same seed, same "
-                f"minibatches). {verdict_note(rows)}" if is_comparison(rows) else ".")]
-    auto = seeds_note(result)
-    if auto:
-        lines.append(auto)
+def _caption(result: RunResult, rows: list[SummaryRow], wide: bool = False) -> str:
+    lines = [verdict_note(rows)] if is_comparison(rows) else []
+    lines.append(definitions_note(rows, WIDE_DEFINED if wide else COMPACT_DEFINED))
+    for note in (seeds_note(result), sequential_note(result)):
+        if note:
+            lines.append(note)
     shares = variance_note(result, rows)
     if shares:
         lines.append(shares)
@@ -343,6 +395,8 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
         "paired_ci_level": first.paired_ci_level,
         "comparisons": first.pairs, "correction": first.correction,
         "equivalence_margin": first.equivalence_margin,
+        "verdict_rule": verdict_note(rows) if is_comparison(rows) else None,
+        "definitions": definitions(rows),
         "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
                     for row in rows],
         "pairs": pairs,
@@ -413,11 +467,13 @@ def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
 
     first = rows[0]
     pair_rows = summary.compare_family(result, first.baseline, "all", first.equivalence_margin)
-    level = f"{100 * first.paired_ci_level:g}%"
     table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
-                  title_style="bold")
-    for header in ("a", "b", f"Δ acc (pt) [{level} CI]", "p", "p (Holm)",
-                   f"d_z [{level} CI]", "verdict (a vs b)"):
+                  title_style="bold", caption=Text(
+                      "Δ and d_z [Holm CI]: the intervals that decided the verdict, at 1 − "
+                      f"{100 * (1 - first.paired_ci_level):g}%/k for the comparison's Holm step k "
+                      "(the two exclude 0 together)."))
+    for header in ("a", "b", "Δ acc (pt) [Holm CI]", "p", "p (Holm)",
+                   "d_z [Holm CI]", "verdict (a vs b)"):
         table.add_column(Text(header), justify="left" if header[0] in "abv" else "right")
     for row in pair_rows:
         table.add_row(row.a, row.b,
@@ -434,8 +490,13 @@ def plan_table(result: RunResult, plan_rows: list) -> Table:
     """`initbench plan`: per comparison, the sd of the paired differences, the seeds needed
     for 80% power at 5% and the minimum detectable effect at the seeds used (points)."""
     effect = plan_rows[0].effect_pt if plan_rows else float("nan")
+    first = plan_rows[0] if plan_rows else None
+    level = (f"{100 * first.alpha:.3g}% level (Holm's first step: "
+             f"{100 * first.alpha * first.family_size:g}% over the family of "
+             f"{first.family_size} comparison{'s' * (first.family_size != 1)})"
+             if first else "5% level")
     table = Table(title=Text(f"seed plan · {title(result)}"), title_style="bold",
-                  caption=Text("Paired t test, two-sided, 5% level, 80% power; sd of the "
+                  caption=Text(f"Paired t test, two-sided, {level}, 80% power; sd of the "
                                "per-seed differences in final test accuracy from this run. "
                                "mde_80: the true difference found 80% of the time with the "
                                "seeds used."))

@@ -32,14 +32,22 @@ class SummaryRow:
     divergence rate with its exact 95% CI, the comparison family (`pairs`: baseline or all)
     and its correction, the raw and Holm p-values of this initializer against the baseline,
     d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable
-    with 80% power at the 5% level with these seeds), the TOST margin (a fraction, like the
-    differences; None without `--equivalence-margin`), the level of the paired CIs (0.97 for
-    `--seeds auto`), how the seeds were chosen and why `--seeds auto` stopped. Under
+    with 80% power with these seeds by the verdict's test: Holm's first step over the
+    family, `plan_alpha`), the TOST margin (a fraction, like the differences; None without
+    `--equivalence-margin`), the family level of the verdicts (`paired_ci_level`: 0.97 for
+    `--seeds auto` and merged runs with different seeds), how the seeds were chosen and why
+    `--seeds auto` stopped. Under
     `--data-seeds K > 1` every statistic is over the weight seeds (`seeds` of them), each
     the mean of its K data orders (`seed_units`); the divergence rate counts (seed, data
     order) slots; and the last three fields are the shares of the variance of final
     accuracy due to the weight seed, the data order and the rest
-    (`stats.variance_components`; None when K = 1)."""
+    (`stats.variance_components`; None when K = 1).
+
+    The Δ interval (`accuracy_diff_ci_low`/`_high`) is the one that decided the verdict: the
+    Student t interval at `accuracy_diff_ci_level` = 1 - (1 - paired_ci_level) /
+    `holm_divisor`, the level of the Holm step that tested this comparison (see
+    `compare_family`). The per-initializer CI (`test_accuracy_ci_*`) is a Student t interval
+    over seeds at `ci_level`, clipped to [0, 1]."""
 
     rank: int
     dataset: str
@@ -102,6 +110,8 @@ class SummaryRow:
     var_share_residual: float | None = None
     lr: float | None = None
     val_accuracy_mean: float | None = None
+    accuracy_diff_ci_level: float | None = None
+    holm_divisor: float | None = None
 
     @property
     def all_diverged(self) -> bool:
@@ -190,9 +200,13 @@ def tuned_rows_csv(result: RunResult, rows: list[SummaryRow]) -> list[dict]:
 @dataclass(frozen=True)
 class PairRow:
     """One comparison of a run's family: final test accuracy of `a` minus `b`, seed by seed
-    (fractions). `seeds` counts the seeds where both are finite; CIs are Student t at
-    `ci_level`; `p_value_holm` is Holm-adjusted over every comparison of the family; the
-    verdict reads "a is better/worse than b" (or equivalent, no clear difference)."""
+    (fractions). `seeds` counts the seeds where both are finite. `ci_level` is the family's
+    level (0.95, 0.97 for `--seeds auto` and merged runs); `p_value_holm` is Holm-adjusted
+    over every comparison of the family. `diff_ci_low`/`diff_ci_high` is the interval that
+    decided the verdict: the Student t interval at `diff_ci_level` = 1 - (1 - ci_level) /
+    `holm_divisor`, the level of the Holm step that tested it (`stats.holm_divisors`). The
+    verdict ("a is better/worse than b", equivalent, no clear difference) is read off that
+    interval (`stats.interval_verdict`). The d_z CI is at `diff_ci_level` too."""
 
     a: str
     b: str
@@ -210,24 +224,49 @@ class PairRow:
     ci_level: float
     correction: str
     equivalence_margin: float | None
+    diff_ci_level: float = float("nan")
+    holm_divisor: float = float("nan")
 
 
 PAIR_COLUMNS = [f.name for f in dataclasses.fields(PairRow)]
 
 
+def num_looks(result: RunResult) -> int:
+    """How many times seeds were added after looking at the verdicts: the number of distinct
+    seed sets among the runs a report merges (1 for a single run or a side-by-side merge)."""
+    merged = result.meta.get("merged_from") or []
+    if result.meta.get("mixed_settings") or len(merged) < 2:
+        return 1
+    return len({tuple(sorted(run.get("seeds") or ())) for run in merged})
+
+
+def seeds_added_later(result: RunResult) -> bool:
+    """Whether the run merges runs of one setting that hold different seeds: seeds added after
+    a first look at the verdicts, a sequential look."""
+    return num_looks(result) > 1
+
+
 def paired_level(result: RunResult) -> float:
-    """The level of a run's paired CIs and verdicts: SEQUENTIAL_LEVEL for `--seeds auto`."""
+    """The family level of a run's paired verdicts. CI_LEVEL for one fixed-seed run;
+    SEQUENTIAL_LEVEL for `--seeds auto`; for a merge of L runs with different seeds
+    (`num_looks`), 1 - ALPHA / L, Bonferroni over the looks: a user may stop at the first
+    look that says "better", and 1 - ALPHA / L keeps that below ALPHA whatever the stopping
+    rule (--seeds auto's 97% does not: simulations.peeking_false_claims, docs/statistics.md).
+    The strictest applies when several do."""
     from initbench import sequential
 
-    return sequential.SEQUENTIAL_LEVEL if result.spec.auto_seeds else stats.CI_LEVEL
+    level = sequential.SEQUENTIAL_LEVEL if result.spec.auto_seeds else stats.CI_LEVEL
+    return max(level, 1.0 - stats.ALPHA / num_looks(result))
 
 
 def compare_family(result: RunResult, baseline: str | None = None, pairs: str = "baseline",
                    margin: float | None = None) -> list[PairRow]:
     """Every comparison of the family `pairs` ("baseline": each initializer minus the
     baseline; "all": every pair, in `stats.comparison_pairs` order) on final test accuracy,
-    Holm-corrected together. `margin` (a fraction) adds TOST: "equivalent" when the
-    1 - 2 * alpha t CI lies inside +/- margin."""
+    Holm-corrected together. Each row's interval is `stats.decision_intervals`' (the t
+    interval at its Holm step's level; with `margin`, a fraction, the Bonferroni one where
+    either lies inside +/- margin), and its verdict is read off that interval: "equivalent"
+    when it lies inside +/- margin, else better/worse when it excludes 0."""
     inits = result.inits
     base = inits.index(baseline or inits[0])
     level = paired_level(result)
@@ -240,14 +279,18 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
     test = stats.paired_t_test(diffs)
     p = np.atleast_1d(test.p_value)
     p_holm = stats.holm(p)
-    effect = stats.effect_size(diffs, level)
-    equivalent = (np.atleast_1d(stats.tost(diffs, margin, alpha).equivalent)
-                  if margin is not None else np.zeros(len(family), bool))
+    shown = stats.decision_intervals(diffs, alpha, margin)
+    row_levels = np.atleast_1d(shown.level)
+    # d_z's CI at the same level as Δ's: it inverts the same t statistic, so it excludes 0
+    # exactly when Δ's interval does (no second interval that could disagree).
+    effect = stats.effect_size(diffs, np.where(np.isfinite(row_levels), row_levels, level))
     rows = []
     for k, (i, j) in enumerate(family):
         d = diffs[k][np.isfinite(diffs[k])]
         n = int(d.size)
-        low, high = stats.t_ci(d, level) if n >= 2 else (float("nan"),) * 2
+        row_level = float(row_levels[k])
+        low = float(np.atleast_1d(shown.ci_low)[k])
+        high = float(np.atleast_1d(shown.ci_high)[k])
         mean = float(np.mean(d)) if n else float("nan")
         rows.append(PairRow(
             a=inits[i], b=inits[j], seeds=n, diff_mean=mean, diff_ci_low=low,
@@ -256,9 +299,9 @@ def compare_family(result: RunResult, baseline: str | None = None, pairs: str = 
             d_z=float(np.atleast_1d(effect.d_z)[k]),
             d_z_ci_low=float(np.atleast_1d(effect.ci_low)[k]),
             d_z_ci_high=float(np.atleast_1d(effect.ci_high)[k]),
-            verdict=stats.paired_verdict(mean, float(p_holm[k]), n, bool(equivalent[k]),
-                                         alpha=alpha),
-            ci_level=level, correction=CORRECTION, equivalence_margin=margin))
+            verdict=stats.interval_verdict(low, high, n, margin),
+            ci_level=level, correction=CORRECTION, equivalence_margin=margin,
+            diff_ci_level=row_level, holm_divisor=float(np.atleast_1d(shown.divisor)[k])))
     return rows
 
 
@@ -317,8 +360,13 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     auto = result.meta.get("seeds_auto") or {}
     rows = []
     for i, init in enumerate(inits):
-        acc_summary = stats.summarize(final_acc[i])
-        loss_summary = stats.summarize(final_loss[i])
+        acc_summary = stats.summarize(final_acc[i], level)
+        # An accuracy lies in [0, 1], so clipping its CI there never loses coverage (with 2
+        # seeds the t interval is 12.7 times as wide as their range).
+        acc_summary = dataclasses.replace(acc_summary,
+                                          ci_low=max(acc_summary.ci_low, 0.0),
+                                          ci_high=min(acc_summary.ci_high, 1.0))
+        loss_summary = stats.summarize(final_loss[i], level)
         rate, rate_low, rate_high = stats.divergence_rate(slot_acc[i])
         row = {
             "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
@@ -332,8 +380,8 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             "test_loss_auc_mean": _mean(stats.area_under_curve(loss[i])),
             "target": target, "epochs_to_target_mean": None, "reached_target": None,
             "baseline": baseline,
-            "ci_method": stats.CI_METHOD, "ci_level": stats.CI_LEVEL,
-            "bootstrap_resamples": stats.BOOTSTRAP_RESAMPLES,
+            "ci_method": stats.CI_METHOD, "ci_level": level,  # one level per table
+            "bootstrap_resamples": 0,  # the CI is a t interval: no resampling
             "paired_ci_method": stats.PAIRED_CI_METHOD,
             **dict.fromkeys(("accuracy_diff_mean", "accuracy_diff_ci_low",
                              "accuracy_diff_ci_high", "p_better", "loss_diff_mean",
@@ -362,20 +410,23 @@ def summarize_run(result: RunResult, baseline: str | None = None,
             pair = family.get((init, baseline)) or family[(baseline, init)]
             flip = -1.0 if pair.a == baseline else 1.0
             d_z_low, d_z_high = sorted((flip * pair.d_z_ci_low, flip * pair.d_z_ci_high))
+            diff_low, diff_high = sorted((flip * pair.diff_ci_low, flip * pair.diff_ci_high))
             verdict = pair.verdict
             if flip < 0 and verdict in (stats.VERDICT_BETTER, stats.VERDICT_WORSE):
                 verdict = ({stats.VERDICT_BETTER: stats.VERDICT_WORSE,
                             stats.VERDICT_WORSE: stats.VERDICT_BETTER}[verdict])
             row.update({
-                "accuracy_diff_mean": acc_pair.mean_diff, "accuracy_diff_ci_low": acc_pair.ci_low,
-                "accuracy_diff_ci_high": acc_pair.ci_high, "p_better": acc_pair.p_better,
+                "accuracy_diff_mean": acc_pair.mean_diff, "accuracy_diff_ci_low": diff_low,
+                "accuracy_diff_ci_high": diff_high, "p_better": acc_pair.p_better,
+                "accuracy_diff_ci_level": pair.diff_ci_level, "holm_divisor": pair.holm_divisor,
                 "verdict": verdict, "loss_diff_mean": loss_pair.mean_diff,
                 "loss_diff_ci_low": loss_pair.ci_low, "loss_diff_ci_high": loss_pair.ci_high,
                 "loss_verdict": loss_pair.verdict,
                 "p_value": pair.p_value, "p_value_holm": pair.p_value_holm,
                 "d_z": flip * pair.d_z, "d_z_ci_low": d_z_low, "d_z_ci_high": d_z_high,
                 "accuracy_diff_sd": pair.diff_sd,
-                "mde_80": (float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd))
+                "mde_80": (float(power.minimum_detectable_effect(
+                    pair.seeds, pair.diff_sd, alpha=plan_alpha(len(family), level)))
                            if pair.seeds >= 2 else float("nan")),
             })
         else:
@@ -386,12 +437,22 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     return [dataclasses.replace(row, rank=rank) for rank, row in enumerate(rows, start=1)]
 
 
+def plan_alpha(num_comparisons: int, level: float) -> float:
+    """The per-comparison alpha that seed plans and mde_80 use: Holm's first step over the
+    family (`power.family_alpha`), at the run's family level."""
+    from initbench import power
+
+    return power.family_alpha(max(num_comparisons, 1), level)
+
+
 @dataclass(frozen=True)
 class PlanRow:
     """Seed planning for one comparison with the baseline, in accuracy points: the sd of the
-    per-seed paired differences, the seeds needed for 80% power at the 5% level for a true
-    difference of `effect_pt`, and the difference detectable with 80% power at `seeds`.
-    `seeds_needed` is None where the sd is 0 or unknown (fewer than 2 paired seeds)."""
+    per-seed paired differences, the seeds needed for 80% power for a true difference of
+    `effect_pt`, and the difference detectable with 80% power at `seeds`, both for the
+    verdict the run gives: a two-sided paired t test at `alpha` = (1 - family level) /
+    `family_size`, Holm's first step over the run's family (so the power holds for every
+    comparison). `seeds_needed` is None where the sd is 0 or unknown (fewer than 2 seeds)."""
 
     init: str
     baseline: str
@@ -401,18 +462,21 @@ class PlanRow:
     effect_pt: float
     seeds_needed: int | None
     mde_80_pt: float
+    family_size: int = 1
+    alpha: float = stats.ALPHA
 
 
 PLAN_COLUMNS = [f.name for f in dataclasses.fields(PlanRow)]
 
 
-def _seeds_needed(effect_pt: float, sd_pt: float, init: str, baseline: str) -> int:
+def _seeds_needed(effect_pt: float, sd_pt: float, init: str, baseline: str,
+                  alpha: float) -> int:
     """`power.seeds_needed`, or InitbenchError when no search bound is enough."""
     from initbench import power
     from initbench.errors import InitbenchError
 
     try:
-        return power.seeds_needed(effect_pt, sd_pt)
+        return power.seeds_needed(effect_pt, sd_pt, alpha=alpha)
     except ValueError:
         raise InitbenchError(
             f"--effect {effect_pt:g}: {init} vs {baseline} (sd of the differences "
@@ -422,12 +486,17 @@ def _seeds_needed(effect_pt: float, sd_pt: float, init: str, baseline: str) -> i
 
 def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> list[PlanRow]:
     """One `PlanRow` per comparison of `result` with the baseline of its summary `rows`, in
-    rank order. `effect_pt` (> 0, points) is the true difference the next run should detect;
-    power is at the 5% level, whatever the run's own level."""
+    rank order. `effect_pt` (> 0, points) is the true difference the next run should detect.
+    Power is for the run's verdicts: its family (`pairs` of `rows`, so k - 1 or k(k-1)/2
+    comparisons) at its family level (0.97 for `--seeds auto` and merged runs), tested at
+    Holm's first-step alpha (`plan_alpha`)."""
     from initbench import power
 
     baseline = rows[0].baseline
     pairs = {row.a: row for row in compare_family(result, baseline, "baseline")}
+    k = len(result.inits)
+    family_size = k * (k - 1) // 2 if rows[0].pairs == "all" else k - 1
+    alpha = plan_alpha(family_size, paired_level(result))
     out = []
     for row in rows:
         if row.init == baseline:
@@ -438,10 +507,12 @@ def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> li
         out.append(PlanRow(
             init=row.init, baseline=baseline, seeds=pair.seeds,
             diff_mean_pt=100 * pair.diff_mean, diff_sd_pt=sd, effect_pt=effect_pt,
-            seeds_needed=_seeds_needed(effect_pt, sd, row.init, baseline) if ok and sd > 0
-            else None,
-            mde_80_pt=(100 * float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd))
-                       if ok else float("nan"))))
+            seeds_needed=(_seeds_needed(effect_pt, sd, row.init, baseline, alpha)
+                          if ok and sd > 0 else None),
+            mde_80_pt=(100 * float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd,
+                                                                   alpha=alpha))
+                       if ok else float("nan")),
+            family_size=family_size, alpha=alpha))
     return out
 
 

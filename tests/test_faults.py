@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import os
 import shutil
@@ -341,19 +342,30 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
     cache = shutil.copytree(base["cache"], tmp_path / "cache")
     monkeypatch.setenv("INITBENCH_CACHE", str(cache))
     cells = sorted(cache.glob("*/glorot_uniform-seed0.npz"))  # one per cached setting
-    for cell in cells:
-        content = cell.read_bytes()
+    originals = {cell: cell.read_bytes() for cell in cells}
+    for cell, content in originals.items():
         cell.write_bytes(content[: len(content) // 2] if damage == "truncate" else b"")
     result = invoke("compare", *TINY, "--inits", "xavier,normal", "--seeds", "2",
                     "--out", tmp_path / "o")
     assert result.exit_code == 0, result.output
     assert "damaged cache file" in result.stderr and "trained again" in result.stderr
-    assert sum(cell.with_name(cell.name + ".damaged").exists() for cell in cells) == 1
+    # The run's own cell (its key, whatever TRAINING_CODE_VERSION is) was set aside and
+    # written again; damaged cells of other settings are left alone.
+    spec = spec_lib.Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits",
+                         epochs=1, hidden=(16,))
+    key = results.cache_key(spec, data.load("digits"))
+    retrained = cache / key / "glorot_uniform-seed0.npz"
+    assert retrained in originals
+    assert [c for c in cells if c.with_name(c.name + ".damaged").exists()] == [retrained]
     meta = json.loads((tmp_path / "o" / "spec.json").read_text())
     assert (meta["cells_trained"], meta["cells_cached"]) == (1, 3)
     # the retrained cell is bitwise the cell it replaced
     assert (tmp_path / "o" / "curves.csv").read_bytes() == (base["grid"] / "curves.csv").read_bytes()
-    assert cell.read_bytes() != b""
+    with np.load(retrained) as new, np.load(io.BytesIO(originals[retrained])) as old:
+        assert set(new.files) == set(old.files)
+        for name in old.files:
+            if name != "meta":
+                np.testing.assert_array_equal(new[name], old[name])
 
 
 def _checkpoint_path(spec):

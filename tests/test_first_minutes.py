@@ -321,3 +321,64 @@ def test_terminal_curves_tell_initializers_apart_without_colour():
     assert len(set(shown)) == len(run.inits)
     for marker, name in zip(shown, run.inits):
         assert f"{marker}{marker} {name}" in text
+
+
+def test_a_table_narrower_than_its_words_folds_rather_than_cuts(reference):
+    """Where the table must shrink below its longest words (50 columns), cells fold onto the
+    next line; no value is cut with an ellipsis."""
+    result, rows = reference
+    text = rendered(report.summary_table(result, rows), 50)
+    assert max(len(line) for line in text.splitlines()) <= 50
+    assert "…" not in text
+    digits = sum(ch.isdigit() for ch in text)  # every digit of every interval still shows
+    wide = rendered(report.summary_table(result, rows), 200)
+    assert digits == sum(ch.isdigit() for ch in wide)
+
+
+def test_lr_figure_legend_lies_outside_every_panel():
+    """lr.png's legend sits beside the panels, never over their data."""
+    from initbench import plots
+
+    run = results.read_run(LR_RUN)
+    rows = summary.summarize_saved(run)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = plots.make_lr_figure(run, run.per_rate, rows)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    assert all(ax.get_legend() is None for ax in fig.axes)  # no legend inside a panel
+    assert len(fig.legends) == 1
+    legend_box = fig.legends[0].get_window_extent(renderer)
+    for ax in fig.axes:
+        assert not legend_box.overlaps(ax.get_window_extent(renderer)), ax.get_title()
+
+
+def test_the_json_document_has_exactly_the_documented_keys():
+    """docs/files.md's table of the JSON document and `report --json` name the same keys:
+    none missing from the document, none undocumented."""
+    import json
+    import re
+
+    reported = {key for run in (REFERENCE, LR_RUN)  # per_rate: several rates only
+                for key in json.loads(invoke("report", run, "--json").stdout)}
+    section = (ROOT / "docs" / "files.md").read_text().split("## The JSON document")[1]
+    section = section.split("\n## ")[0]
+    documented = {key for line in section.splitlines() if line.startswith("| `")
+                  for key in re.findall(r"`([a-z_0-9]+)`", line.split("|")[1])}
+    assert reported == documented
+
+
+def test_the_training_bar_counts_every_model_epoch():
+    """The bar appears after the first finished step and still counts it: it ends at
+    total/total."""
+    from initbench.progress import RichReporter
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=120, color_system=None)
+    reporter = RichReporter(console)
+    reporter.start(6, "training")
+    for _ in range(3):
+        reporter.advance(2)
+    task = reporter._progress.tasks[0]
+    assert (task.completed, task.total) == (6, 6)
+    reporter.stop()

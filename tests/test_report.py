@@ -223,7 +223,7 @@ def test_plot_bad_output_leaves_nothing(runs, tmp_path):
 
 
 def test_plot_bands_are_the_table_cis(runs):
-    """The band at each epoch is the documented bootstrap of the seeds' values, written out
+    """The band at each epoch is the documented Student t CI of the seeds' values, written out
     again here; at the last epoch it is the table's CI."""
     from initbench import plots
 
@@ -231,10 +231,10 @@ def test_plot_bands_are_the_table_cis(runs):
     table = {row["init"]: row for row in read_csv(runs["a"] / "summary.csv")}
     for i, init in enumerate(result.inits):
         values = result.metrics["test_accuracy"][i]
-        mean, low, high = plots.mean_and_band(values)
+        mean, low, high = plots.mean_and_band(values, bounds=(0.0, 1.0))
         np.testing.assert_allclose(mean, values.mean(axis=0), rtol=1e-12)
         for epoch in range(SPEC.epochs + 1):
-            assert (low[epoch], high[epoch]) == pytest.approx(bootstrap_ci(values[:, epoch]),
+            assert (low[epoch], high[epoch]) == pytest.approx(t_interval(values[:, epoch]),
                                                               rel=1e-9)
         assert (low[-1], high[-1]) == pytest.approx(
             (float(table[init]["test_accuracy_ci_low"]), float(table[init]["test_accuracy_ci_high"])),
@@ -249,12 +249,12 @@ def test_export_formats(runs, tmp_path):
     markdown = invoke("export", runs["a"])
     assert markdown.exit_code == 0, markdown.output
     assert "| # | init | seeds |" in markdown.output and "| baseline |" in markdown.output
-    assert "percentile bootstrap over seeds, 10000 resamples" in markdown.output
+    assert "95% Student t interval of that mean over seeds" in markdown.output
     table = read_csv(runs["a"] / "summary.csv")
     exported = list(csv.DictReader(invoke("export", runs["a"], "-f", "csv").output.splitlines()))
     assert exported == table  # same numbers as summary.csv, full precision
     document = json.loads(invoke("export", runs["a"], "--format", "json").output)
-    assert document["bootstrap_resamples"] == 10000 and len(document["summary"]) == 2
+    assert document["ci_method"] == "Student t over seeds" and len(document["summary"]) == 2
     assert {row["verdict"] for row in document["summary"]} <= {
         "baseline", "better", "worse", "no clear difference"}
     result = invoke("export", runs["a"], "--out", tmp_path / "table.tex")
@@ -275,14 +275,13 @@ def test_export_bad_format_overwrites_nothing(runs, tmp_path):
 # ------------------------------------------------------------------ the numbers
 
 
-def bootstrap_ci(x: np.ndarray) -> tuple[float, float]:
-    """The percentile bootstrap documented in stats.py, written out again."""
+def t_interval(x: np.ndarray) -> tuple[float, float]:
+    """The 95% Student t CI of an accuracy's mean documented in stats.py, written out again
+    (clipped to [0, 1] as the table does)."""
     if np.all(x == x[0]):
         return float(x[0]), float(x[0])
-    rng = np.random.default_rng(0)
-    means = x[rng.integers(0, len(x), size=(10_000, len(x)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+    half = scipy.stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return float(max(x.mean() - half, 0.0)), float(min(x.mean() + half, 1.0))
 
 
 def test_summary_csv_agrees_with_hand_computation_from_curves(runs):
@@ -297,7 +296,7 @@ def test_summary_csv_agrees_with_hand_computation_from_curves(runs):
         row = summary[init]
         assert float(row["test_accuracy_mean"]) == pytest.approx(acc[init].mean(), rel=1e-12)
         assert float(row["test_accuracy_std"]) == pytest.approx(acc[init].std(ddof=1), rel=1e-9)
-        low, high = bootstrap_ci(acc[init])
+        low, high = t_interval(acc[init])
         assert float(row["test_accuracy_ci_low"]) == pytest.approx(low, rel=1e-9)
         assert float(row["test_accuracy_ci_high"]) == pytest.approx(high, rel=1e-9)
         if init == "xavier":

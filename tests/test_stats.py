@@ -29,7 +29,7 @@ def test_constants():
     assert stats.CI_LEVEL == 0.95
     assert stats.BOOTSTRAP_RESAMPLES == 10_000
     assert stats.BOOTSTRAP_SEED == 0
-    assert stats.CI_METHOD == "percentile bootstrap over seeds"
+    assert stats.CI_METHOD == "Student t over seeds"
     assert stats.PAIRED_CI_METHOD == "Student t over per-seed paired differences"
     assert set(stats.VERDICTS) == {"better", "worse", "no clear difference", "no verdict (n<3)"}
 
@@ -41,8 +41,9 @@ def test_summarize_exact():
     assert s.std == pytest.approx(math.sqrt(5 / 3))  # squared deviations 2.25+0.25+0.25+2.25 = 5
     assert s.sem == pytest.approx(math.sqrt(5 / 3) / 2)
     assert (s.min, s.max, s.median) == (1.0, 4.0, 2.5)
-    assert s.ci_low <= s.mean <= s.ci_high
-    assert 1.0 <= s.ci_low < s.ci_high <= 4.0
+    # Student t: 2.5 +/- t_{0.975, 3} * sem, t_{0.975, 3} = 3.182446305284263 (tables)
+    half = 3.182446305284263 * math.sqrt(5 / 3) / 2
+    assert (s.ci_low, s.ci_high) == pytest.approx((2.5 - half, 2.5 + half), rel=1e-12)
 
 
 def test_summarize_drops_and_counts_nonfinite():
@@ -50,7 +51,7 @@ def test_summarize_drops_and_counts_nonfinite():
     assert (s.n, s.n_diverged) == (2, 2)
     assert (s.mean, s.min, s.max, s.median) == (3.0, 2.0, 4.0, 3.0)
     assert s.std == pytest.approx(math.sqrt(2))
-    assert (s.ci_low, s.ci_high) == stats.bootstrap_ci([2.0, 4.0])
+    assert (s.ci_low, s.ci_high) == stats.t_ci([2.0, 4.0])
 
 
 def test_summarize_one_and_none():

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-COPIED = ("initbench", "tests", "bench", "pyproject.toml", "results/reference")  # tests read it
+COPIED = ("initbench", "tests", "bench", "tools", "pyproject.toml", "results", "README.md", "docs",
+          "examples", "Makefile")  # tests read them
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ STATS, INITS, PROBE = "tests/test_stats.py", "tests/test_initializers.py", "test
 CLI, REPORT = "tests/test_cli.py", "tests/test_report.py"
 FAULTS, DSEEDS = "tests/test_faults.py", "tests/test_data_seeds.py"
 STATS11, CLI11 = "tests/test_stats_issue11.py", "tests/test_issue11_cli.py"
+INTERVALS = "tests/test_intervals.py"
 
 MUTANTS = [
     # ---- spec.py: the cache key and validation
@@ -116,8 +118,8 @@ MUTANTS = [
     Mutant("SU1", "initbench/summary.py", "higher_is_better=False, level=level)",
            "higher_is_better=True, level=level)",
            (RESULTS, REPORT), "loss verdict computed with the wrong direction"),
-    Mutant("SU2", "initbench/summary.py", "n, bool(equivalent[k]),",
-           "n, bool(equivalent[k]), higher_is_better=False,", (RESULTS, REPORT),
+    Mutant("SU2", "initbench/summary.py", "verdict=stats.interval_verdict(low, high, n, margin),",
+           "verdict=stats.interval_verdict(-high, -low, n, margin),", (RESULTS, INTERVALS),
            "accuracy verdict computed with the wrong direction"),
     Mutant("SU3", "initbench/summary.py", "rows.sort(key=lambda r: -r.test_accuracy_mean if",
            "rows.sort(key=lambda r: r.test_accuracy_mean if", (RESULTS, CLI),
@@ -134,9 +136,19 @@ MUTANTS = [
     Mutant("SU8", "initbench/summary.py", "if flip < 0 and verdict in",
            "if False and verdict in", (RESULTS,),
            "--pairs all: a verdict of (baseline, init) not turned round for init's row"),
-    Mutant("SU9", "initbench/summary.py", "verdict=stats.paired_verdict(mean, float(p_holm[k]),",
-           "verdict=stats.paired_verdict(mean, float(p[k]),", (RESULTS, CLI11),
-           "verdicts from the raw p-values, not the Holm-corrected ones"),
+    Mutant("SU9", "initbench/stats.py",
+           "divisor = np.where(rejected, m - rank, m - failed).astype(float)",
+           "divisor = np.ones_like(m - rank).astype(float)", (RESULTS, INTERVALS),
+           "verdicts and intervals at the raw 95%, not at Holm's step"),
+    Mutant("SU12", "initbench/summary.py", "return max(level, 1.0 - stats.ALPHA / num_looks(result))",
+           "return level", (INTERVALS,),
+           "a merge of runs with different seeds keeps 95%: looking, then adding seeds, unpaid"),
+    Mutant("ST14", "initbench/stats.py",
+           "inside = ((b_low > -margin) & (b_high < margin)) | ((low > -margin) & (high < margin))",
+           "inside = (b_low > -margin) & (b_high < margin)", (INTERVALS,),
+           "a Holm-step interval inside the margin shown beside a verdict other than equivalent"),
+    Mutant("PW1", "initbench/power.py", "    bad = np.isnan(cdf)\n", "    bad = np.zeros(cdf.shape, bool)\n",
+           (INTERVALS,), "nctdtr's NaN tails read as numbers: mde_80 at 2 seeds 5.36 sd, not 11.55"),
     Mutant("SU10", "initbench/summary.py", "    if k == 1:\n        return values\n    grouped",
            "    if True:\n        return values\n    grouped", (DSEEDS,),
            "--data-seeds: every (seed, data order) slot counted as an independent seed"),
