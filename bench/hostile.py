@@ -164,7 +164,7 @@ def cases() -> list[Case]:
         opt("--lsuv-tol", v)
     for v in ["0", "-1", "99999999999"]:
         opt("--lsuv-max-iter", v)
-    for v in ["0", "1.5", "nan", "-1", "inf"]:
+    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # percent since issue 21
         opt("--target", v)
     for v in ["[/]", "[red]", "", "xavir", " ", "lsuv[", "\x00"]:
         opt("--init", v)
@@ -295,7 +295,7 @@ def cases() -> list[Case]:
         ("report nothing", ["report"]), ("report missing", ["report", "{tmp}/nope"]),
         ("report a file", ["report", "{tmp}/afile"]), ("report empty folder", ["report", "{tmp}/other"]),
         ("report twice", ["report", "{tmp}/grid", "{tmp}/grid"]),
-        ("report target 2", ["report", "{tmp}/grid", "--target", "2"]),
+        ("report target 101", ["report", "{tmp}/grid", "--target", "101"]),
         ("report baseline unknown", ["report", "{tmp}/grid", "--baseline", "[/]"]),
         ("report out /proc", ["report", "{tmp}/grid", "--out", "/proc/x"]),
         ("report out existing run", ["report", "{tmp}/grid", "--out", "{tmp}/grid"]),
