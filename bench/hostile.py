@@ -43,6 +43,7 @@ class Case:
     env: dict = field(default_factory=dict)
     patch: Callable[[], contextlib.AbstractContextManager] | None = None
     out: str | None = "out"  # the folder to check afterwards, relative to the case folder
+    json_stdout: bool = False  # stdout must be exactly one JSON document
 
 
 def _grid(tmp: Path, name: str = "grid", inits: str = "xavier,normal", seeds: str = "2") -> Path:
@@ -163,7 +164,7 @@ def cases() -> list[Case]:
         opt("--lsuv-tol", v)
     for v in ["0", "-1", "99999999999"]:
         opt("--lsuv-max-iter", v)
-    for v in ["0", "1.5", "nan", "-1", "inf"]:
+    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # percent since issue 21
         opt("--target", v)
     for v in ["[/]", "[red]", "", "xavir", " ", "lsuv[", "\x00"]:
         opt("--init", v)
@@ -294,7 +295,7 @@ def cases() -> list[Case]:
         ("report nothing", ["report"]), ("report missing", ["report", "{tmp}/nope"]),
         ("report a file", ["report", "{tmp}/afile"]), ("report empty folder", ["report", "{tmp}/other"]),
         ("report twice", ["report", "{tmp}/grid", "{tmp}/grid"]),
-        ("report target 2", ["report", "{tmp}/grid", "--target", "2"]),
+        ("report target 101", ["report", "{tmp}/grid", "--target", "101"]),
         ("report baseline unknown", ["report", "{tmp}/grid", "--baseline", "[/]"]),
         ("report out /proc", ["report", "{tmp}/grid", "--out", "/proc/x"]),
         ("report out existing run", ["report", "{tmp}/grid", "--out", "{tmp}/grid"]),
@@ -351,6 +352,131 @@ def cases() -> list[Case]:
                               ("option without value", ["run", "--seeds"], (2,)),
                               ("epochs not int", ["run", "--epochs", "[/]"], (2,))]:
         c.append(Case(name, args, codes, out=None))
+    c.extend(_silently_wrong_cases())
+    return c
+
+
+_INT_LOGITS = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+class Net(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
+        return jnp.round(x).astype(jnp.int32)
+
+def make(num_classes):
+    return Net(num_classes)
+"""
+
+_PRINTING = """
+import flax.linen as nn
+
+class Net(nn.Module):
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        print("tracing", x.shape)
+        x = nn.relu(nn.Dense(16)(x.reshape(x.shape[0], -1)))
+        return nn.Dense(self.num_classes)(x)
+
+def make(num_classes):
+    return Net(num_classes)
+"""
+
+
+def _write(name: str, text: str) -> Callable[[Path], None]:
+    def setup(tmp: Path) -> None:
+        (tmp / name).write_text(text)
+    return setup
+
+
+def _grid_edited(change: Callable[[Path], None]) -> Callable[[Path], None]:
+    """A real grid, then `change(grid)`."""
+    def setup(tmp: Path) -> None:
+        change(_grid(tmp))
+    return setup
+
+
+def _all_diverged(grid: Path) -> None:
+    from initbench import results, summary
+
+    run = results.read_run(grid)
+    for name in results.METRICS:
+        run.metrics[name][..., 1:] = float("nan")
+    shutil.rmtree(grid)
+    results.write_run(grid, run, summary.summarize_run(run))
+
+
+def _with_bom(grid: Path) -> None:
+    for name in ("curves.csv", "spec.json"):
+        (grid / name).write_bytes(b"\xef\xbb\xbf" + (grid / name).read_bytes())
+
+
+def _other_data_copy(grid: Path) -> None:
+    import json
+
+    shutil.copytree(grid, grid.parent / "grid2")
+    document = json.loads((grid.parent / "grid2" / "spec.json").read_text())
+    document["data_fingerprint"] = "0" * 64  # the same name, other arrays
+    document["spec"]["seeds"] = [2, 3]
+    (grid.parent / "grid2" / "spec.json").write_text(json.dumps(document))
+
+
+def _silently_wrong_cases() -> list[Case]:
+    """Issue 23's classes: options without effect, outputs onto a run's files, models that
+    return integers or print, unreachable plans, full caches, merges of other data."""
+    c: list[Case] = []
+    run = ["run", *TINY, "--out", "{tmp}/out"]
+    for name, extra in [("gain on normal", ["--init", "normal", "--gain", "2"]),
+                        ("gain on zeros", ["--init", "zeros", "--gain", "2"]),
+                        ("mode on orthogonal", ["--init", "orthogonal", "--mode", "fan_in"]),
+                        ("mode already he's", ["--init", "he_normal", "--mode", "fan_in"])]:
+        c.append(Case(name, [*run, *extra]))
+    cnn = ["run", "--init", "xavier", "--model", "cnn", "--dataset", "digits", "--epochs", "1",
+           "--seeds", "1", "-q", "--out", "{tmp}/out"]
+    c.append(Case("activation with cnn", [*cnn, "--activation", "tanh"]))
+    c.append(Case("hidden with cnn", [*cnn, "--hidden", "16"]))
+    for name in ("curves.csv", "summary.csv", "spec.json"):
+        c.append(Case(f"export onto the run's {name}",
+                      ["export", "{tmp}/grid", "--out", f"{{tmp}}/grid/{name}"], setup=_grid,
+                      out="grid"))
+    c.append(Case("plot onto another run's curves.png",
+                  ["plot", "{tmp}/grid", "--out", "{tmp}/grid2/curves.png"],
+                  setup=_grid_edited(lambda g: shutil.copytree(g, g.parent / "grid2")),
+                  out="grid2"))
+    for command, extra in [("run", ["--init", "xavier", "--epochs", "1"]),
+                           ("compare", ["--inits", "xavier,normal", "--epochs", "1"]),
+                           ("probe", ["--inits", "xavier"])]:
+        c.append(Case(f"{command} integer logits",
+                      [command, "--model", "{tmp}/intnet.py:make", "--dataset", "digits",
+                       "--seeds", "1", *extra, "--out", "{tmp}/out"],
+                      setup=_write("intnet.py", _INT_LOGITS)))
+    c.append(Case("model prints with --json",
+                  ["run", "--model", "{tmp}/printing.py:make", "--init", "xavier", "--dataset",
+                   "digits", "--epochs", "1", "--seeds", "1", "--json", "--out", "{tmp}/out"],
+                  (0,), setup=_write("printing.py", _PRINTING), json_stdout=True))
+    c.append(Case("plan effect 1e-9", ["plan", "{tmp}/grid", "--effect", "1e-9"], setup=_grid,
+                  out="grid"))
+    c.append(Case("plan all diverged", ["plan", "{tmp}/grid", "--effect", "1"],
+                  setup=_grid_edited(_all_diverged), out="grid"))
+    c.append(Case("max-seeds 100001", ["compare", "--inits", "xavier,normal", *TINY[:-3],
+                                       "--seeds", "auto", "--precision", "0.5", "--max-seeds",
+                                       "100001", "--out", "{tmp}/out"]))
+    c.append(Case("cell cache full", ["run", "--init", "he_normal", *TINY, "--out", "{tmp}/out"],
+                  patch=lambda: mock.patch("initbench.results.write_atomic", side_effect=OSError(
+                      errno.ENOSPC, os.strerror(errno.ENOSPC)))))
+    c.append(Case("curves.csv with a BOM", ["export", "{tmp}/grid", "--format", "csv"], (0,),
+                  setup=_grid_edited(_with_bom), out=None))
+    c.append(Case("report of other data", ["report", "{tmp}/grid", "{tmp}/grid2"],
+                  setup=_grid_edited(_other_data_copy), out=None))
+    c.append(Case("report identical overlap", ["report", "{tmp}/grid", "{tmp}/grid2"], (0,),
+                  setup=_grid_edited(lambda g: shutil.copytree(g, g.parent / "grid2")),
+                  out=None))
     return c
 
 
@@ -429,6 +555,13 @@ def check(case: Case, root: Path, warm_cache: Path) -> list[str]:
         problems.append(f"uncaught {type(result.exception).__name__}: {tb[-1][:160]}")
     if "Traceback" in output:
         problems.append("traceback printed")
+    if case.json_stdout:
+        import json
+
+        try:
+            json.loads(result.stdout)
+        except ValueError:
+            problems.append(f"stdout is not one JSON document: {result.stdout[:120]!r}")
     if result.exit_code not in case.codes:
         problems.append(f"exit {result.exit_code}, expected {case.codes}: "
                         f"{output.strip().splitlines()[-1][:160] if output.strip() else ''}")

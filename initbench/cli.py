@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 
 import typer
 
+from initbench import interrupts
 from initbench.commands import bench, catalog, inspect, probe, report, train
 from initbench.console import stderr
 from initbench.errors import InitbenchError
@@ -50,7 +52,7 @@ class _Group(typer.core.TyperGroup):
             # No command at all: the help is the message (rich printed it already).
             _fail(err.format_message(), getattr(err, "exit_code", 2))
         except (typer.Abort, KeyboardInterrupt, _Interrupted):
-            _fail("interrupted: finished cells are cached; the same command resumes.", 130)
+            _fail_interrupted()
         except OSError as err:  # the safety net: every expected one is an InitbenchError
             from initbench.safeio import describe_os_error
 
@@ -66,10 +68,23 @@ class _Group(typer.core.TyperGroup):
         sys.exit(code if isinstance(code, int) else 0)
 
 
+def _fail_interrupted():
+    """The one line and exit code of a Ctrl-C (130) or a SIGTERM (143 = 128 + 15)."""
+    if interrupts.received() == signal.SIGTERM:  # a scheduler's preemption
+        _fail("terminated (SIGTERM): finished cells and the last epoch are cached; the same "
+              "command resumes.", 143)
+    _fail("interrupted: finished cells are cached; the same command resumes.", 130)
+
+
+_failed = False  # whether `_fail` printed its line
+
+
 def _fail(message: str, code: int):
     """One line on stderr (user text printed verbatim, never as markup), then exit."""
     from rich.text import Text
 
+    global _failed
+    _failed = True
     if message.strip() and not message.lstrip().startswith("Usage:"):
         stderr.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False)
     elif message.strip():
@@ -87,9 +102,25 @@ for _module in (train, catalog, report, probe, inspect, bench):
 
 def run() -> int:
     """The CLI on `sys.argv`; returns the exit status instead of exiting."""
+    interrupts.install()
     try:
+        if sys.stdout is None:  # started with stdout closed (`>&-`): results would vanish
+            _fail("standard output is closed; redirect it to a file or /dev/null instead "
+                  "(e.g. > out.txt).", 2)
         app()
+    except KeyboardInterrupt:  # while Typer builds the command, before any of ours runs
+        try:
+            _fail_interrupted()
+        except SystemExit as again:
+            return again.code
     except SystemExit as stop:
+        if stop.code == 130 and not _failed and interrupts.received() is not None:
+            # Typer turns a KeyboardInterrupt outside the command (while parsing) into a
+            # silent exit 130: say what happened, as inside it.
+            try:
+                _fail_interrupted()
+            except SystemExit as again:
+                return again.code
         if stop.code is None or isinstance(stop.code, int):
             return stop.code or 0
         print(stop.code, file=sys.stderr)
@@ -105,7 +136,7 @@ def finish(code: int) -> None:
     if "--distributed" in sys.argv:
         sys.exit(code)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to show
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # closed: nothing to show
             stream.flush()
     os._exit(code)
 

@@ -329,7 +329,8 @@ def _load_mnist_5k() -> Dataset:
 def _cached_split(key: str, make_split: Callable[[], tuple]) -> tuple:
     """`make_split()`'s (x_train, y_train, x_test, y_test), kept in the user cache
     (`paths.user_cache_dir("datasets") / key`) after the first call; a cache that cannot be
-    written is skipped, a damaged one rebuilt."""
+    written is skipped; one that is damaged or whose arrays do not match the SHA-256 stored
+    with them is rebuilt."""
     from initbench.paths import user_cache_dir
 
     cached = user_cache_dir("datasets") / key
@@ -363,9 +364,27 @@ def _read_split(path: Path) -> tuple | None:
 
     try:
         with np.load(path) as saved:
-            return tuple(saved[name] for name in SPLIT_NAMES)
+            split = tuple(saved[name] for name in SPLIT_NAMES)
+            stored = str(saved["sha256"])
     except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # absent, or cut off
         return None
+    # A file that loads may still hold other arrays (labels permuted, a bit flipped, an
+    # older file without the hash): it would train silently on wrong data, so it is rebuilt.
+    return split if stored == _split_digest(split) else None
+
+
+def _split_digest(split: tuple) -> str:
+    """SHA-256 of a split's arrays (names, dtypes, shapes and bytes)."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name, array in zip(SPLIT_NAMES, split, strict=True):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
+        digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
 
 
 def _write_split(path: Path, split: tuple) -> None:
@@ -376,7 +395,7 @@ def _write_split(path: Path, split: tuple) -> None:
     from initbench.safeio import write_atomic
 
     buffer = io.BytesIO()
-    np.savez(buffer, **dict(zip(SPLIT_NAMES, split, strict=True)))
+    np.savez(buffer, **dict(zip(SPLIT_NAMES, split, strict=True)), sha256=_split_digest(split))
     with contextlib.suppress(OSError):
         write_atomic(path, buffer.getvalue())
 

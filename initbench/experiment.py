@@ -9,6 +9,7 @@ devices and every program traced once per run, whatever the number of chunks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -23,7 +24,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from initbench import plan, results, stats
+from initbench import interrupts, plan, results, stats
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -56,35 +57,6 @@ class SilentReporter:
 
     def stop(self) -> None:
         pass
-
-
-class StartsAfterFirstStep:
-    """A Reporter passing everything to `reporter` that also starts `task` in a daemon
-    thread at the first progress step: by then compilation is over and the cores mostly
-    wait on XLA, so the task (importing matplotlib, ~1 s) costs the run nothing."""
-
-    def __init__(self, reporter: Reporter, task: Callable[[], None]):
-        self.reporter, self.task, self.started = reporter, task, False
-
-    def notice(self, text: str) -> None:
-        self.reporter.notice(text)
-
-    def phase(self, text: str) -> None:
-        self.reporter.phase(text)
-
-    def start(self, total: int, description: str) -> None:
-        self.reporter.start(total, description)
-
-    def advance(self, amount: int) -> None:
-        if not self.started:
-            import threading
-
-            self.started = True
-            threading.Thread(target=self.task, name="initbench-preload", daemon=True).start()
-        self.reporter.advance(amount)
-
-    def stop(self) -> None:
-        self.reporter.stop()
 
 
 class EverySeconds:
@@ -374,11 +346,16 @@ class Runner:
 
         periodic = EverySeconds(runtime.checkpoint_every_s, save)
         for epoch in range(done + 1, spec.epochs + 1):
-            state, metrics = self.run_epoch(state, epoch)
-            for k, v in metrics.items():
-                history[k].append(v)
+            with interrupts.deferred():  # the state is donated: stop between epochs
+                state, metrics = self.run_epoch(state, epoch)
+                for k, v in metrics.items():
+                    history[k].append(v)
             mark(f"epoch_{epoch}")
             reporter.advance(len(cells))
+            if interrupts.pending():  # Ctrl-C or SIGTERM: keep this epoch, then stop
+                if checkpointing and epoch < spec.epochs:
+                    save(epoch, state)
+                interrupts.check()
             if checkpointing and epoch < spec.epochs:
                 periodic.maybe(epoch, state)
         stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
@@ -411,25 +388,50 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
     drawn and the folder is written (the CLI prints its tables then); the folder still
     appears whole, after it.
     """
-    import contextlib
-
     from initbench import safeio
 
     runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
         out = results.check_writable(out, results.estimate_run_bytes(spec))
-    with safeio.folder_lock(out) if runtime.main else contextlib.nullcontext():
+    lock = safeio.folder_lock(out) if runtime.main else contextlib.nullcontext()
+    with lock, model_prints_to_stderr() as results_stdout:
+        if on_summary is not None:
+            on_summary = results_stdout(on_summary)
         return _run_experiment(spec, out, runtime, reporter, baseline=baseline, target=target,
                                pairs=pairs, margin_pt=margin_pt,
                                max_cells_per_chunk=max_cells_per_chunk, on_summary=on_summary)
 
 
+@contextlib.contextmanager
+def model_prints_to_stderr():
+    """Within: `print` (a user model's, while it is traced) goes to stderr, so that stdout
+    holds only results (`--json` stays one document). Yields a wrapper that runs a function
+    (one printing results) with the real stdout."""
+    import sys
+
+    real = sys.stdout
+
+    def results_stdout(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with contextlib.redirect_stdout(real):
+                return fn(*args, **kwargs)
+        return wrapped
+
+    with contextlib.redirect_stdout(sys.stderr):
+        yield results_stdout
+
+
 def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter | None, *,
                     baseline, target, pairs, margin_pt, max_cells_per_chunk, on_summary=None):
     """`run_experiment` once `out` is checked and locked."""
-    from initbench import plots, summary
+    from initbench import summary
 
-    reporter = StartsAfterFirstStep(reporter or SilentReporter(), plots.preload)
+    # Nothing is imported in a background thread (matplotlib used to be, while training): a
+    # C extension's initializer run by dlopen there can wait for the GIL while holding the
+    # loader lock, and the main thread, holding the GIL, then waits in its own dlopen for
+    # that lock forever. The end of the run imports what it draws with in this thread.
+    reporter = reporter or SilentReporter()
     out = Path(out)
     pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if spec.auto_seeds and runtime.distributed:
@@ -455,6 +457,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
             f"--batch-size {spec.batch_size} is larger than the training set of "
             f"{dataset.name} ({len(dataset.x_train)} examples)."
         )
+    from initbench import data as data_lib
     from initbench import networks
 
     network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
@@ -467,6 +470,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         grid = train_grid(spec, dataset, runtime, reporter,
                           max_cells_per_chunk=max_cells_per_chunk, timings=timings)
     timings.mark("trained")
+    interrupts.check()  # a Ctrl-C that Python swallowed (in a GC callback) still stops here
     if not runtime.main:
         return None
     meta = {
@@ -474,7 +478,10 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
         "dataset_notice": notice,
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
-        **({"model": {"name": spec.model, "fingerprint": network.fingerprint,
+        # merges compare it: two runs of "mnist" may have seen different imported files
+        "data_fingerprint": data_lib.fingerprint(dataset),
+        **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
+                          spec, network.num_classes, network.image_shape),
                       "image_shape": list(network.image_shape),
                       "layers": network.layer_names()}} if network is not None else {}),
         "cells_trained": grid.trained,
@@ -499,6 +506,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         on_summary(result)
         timings.mark("printed")
     reporter.phase("drawing figures")
+    from initbench import plots
+
     figure = plots.render(result.view, result.summary, "png")
     files = run_files(result, result.summary, pairs, margin)
     timings.mark("figures")

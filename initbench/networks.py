@@ -95,7 +95,7 @@ class Network:
     module: nn.Module
     image_shape: tuple[int, ...]
     num_classes: int
-    fingerprint: str
+    fingerprint: str  # the factory's source and name (the cache key: `fingerprint()`)
     marked: tuple[str, ...] = ()
 
     def images(self, x: jax.Array) -> jax.Array:
@@ -255,6 +255,31 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     return Network(spec.model, module, image_shape, num_classes, fingerprint, marked)
 
 
+def _computation_fingerprint(network: Network) -> str:
+    """"NAME@sha256:DIGEST" of what the user's network computes, wherever its code lives.
+
+    The factory file's hash alone misses the modules it imports (a helper's WIDTH edited
+    from 8 to 64 gave back the 8-wide network's cells), so the digest also covers the
+    lowered StableHLO (without source locations) of the module's `init` and `apply` for
+    these images and classes, and the parameters it marks for the initializers: a change
+    anywhere that changes the numbers changes the key. InitbenchError if the network cannot
+    be lowered (the same error `check` reports)."""
+    name, _, digest = network.fingerprint.rpartition("@sha256:")
+    hasher = hashlib.sha256(digest.encode())
+    try:
+        key = jax.random.key(0)
+        variables = jax.eval_shape(network.module.init, key, network.dummy())
+        for lowered in (jax.jit(network.module.init).lower(key, network.dummy()),
+                        jax.jit(network.module.apply).lower(variables, network.dummy())):
+            hasher.update(b"\0" + lowered.as_text(debug_info=False).encode())
+    except Exception as err:
+        raise InitbenchError(f"--model {network.model} cannot take images "
+                             f"[N, {', '.join(map(str, network.image_shape))}]: "
+                             f"{_one_line(err)}") from None
+    hasher.update(("\0" + "\0".join(network.marked)).encode())
+    return f"{name}@sha256:{hasher.hexdigest()[:16]}"
+
+
 def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
     """`apply(variables, x, **kwargs) -> logits` for flat rows x [N, D] of images of
     `image_shape`: the MLP's own `apply` (unchanged), or the network's, which reshapes."""
@@ -265,14 +290,16 @@ def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
     return resolve(spec, num_classes, image_shape).apply
 
 
-def fingerprint(spec: Spec) -> str | None:
-    """What the cache key holds about a non-MLP model: the built-in's version, or a hash of
-    the user factory's source file and name; None for the MLP (its keys never change)."""
+def fingerprint(spec: Spec, num_classes: int, image_shape) -> str | None:
+    """What the cache key holds about a non-MLP model: the built-in's version, or for a user
+    factory a hash of its source file, its name and the lowered computation of the network
+    it builds for `num_classes` and `image_shape` (`_computation_fingerprint`); None for the
+    MLP (its keys never change)."""
     if is_mlp(spec):
         return None
     if spec.model == "cnn":
         return CNN_VERSION
-    return load_factory(spec.model)[1]
+    return _computation_fingerprint(resolve(spec, num_classes, image_shape))
 
 
 def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the dataset") -> Network | None:
@@ -295,6 +322,9 @@ def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the da
         got = tuple(logits.shape) if hasattr(logits, "shape") else type(logits).__name__
         raise InitbenchError(f"--model {spec.model} returns logits of shape {got} for one "
                              f"image; expected (1, {num_classes}) ([N, classes]).")
+    if not jnp.issubdtype(logits.dtype, jnp.floating):
+        raise InitbenchError(f"--model {spec.model} returns logits of dtype {logits.dtype}; "
+                             "expected floating point (the loss and its gradient need it).")
     if not any(rule.kind == "kernel" for rule in network.rules):
         raise InitbenchError(f"--model {spec.model} has no weight an initializer can draw (a "
                              "'kernel' of rank >= 2, or a parameter named in the module's "

@@ -76,7 +76,8 @@ def wants_log(curves: np.ndarray) -> bool:
 
 
 def preload() -> None:
-    """Import what drawing a figure needs (~1 s), e.g. in a thread while training runs."""
+    """Import what drawing a figure needs (~1 s). Only ever from the main thread: an import
+    (a dlopen) in a background thread can deadlock with one in the main thread."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -298,11 +299,13 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str = "png") -> bytes
     return buffer.getvalue()
 
 
-def save_plot(result: RunResult, rows: list[SummaryRow], path: Path) -> Path:
-    """Write the figure to `path` (format by extension), atomically; return the path."""
+def save_plot(result: RunResult, rows: list[SummaryRow], path: Path,
+              figure_of: Path | None = None) -> Path:
+    """Write the figure to `path` (format by extension), atomically; return the path.
+    `figure_of`: the run folder drawn, whose own curves.png may be replaced."""
     path = Path(path)
     data = render(result, rows, plot_format(path))
-    write_output(path, data)
+    write_output(path, data, figure_of)
     return path
 
 

@@ -354,7 +354,7 @@ def _read_spec(path: Path) -> tuple[Spec, dict]:
     """(Spec, whole document) of a spec.json; InitbenchError naming the file for anything a
     hand edit or a damaged disk can do to it."""
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8-sig")  # an editor's byte-order mark is no error
         document = json.loads(text)
     except OSError as err:
         raise InitbenchError(f"{path} cannot be read: {err.strerror or err}.") from None
@@ -377,7 +377,9 @@ def _read_spec(path: Path) -> tuple[Spec, dict]:
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
     try:
-        with open(path, newline="") as handle:
+        # utf-8-sig: a CSV saved by a spreadsheet starts with a byte-order mark, which
+        # would otherwise become part of the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             text = handle.read()
         rows = list(csv.DictReader(io.StringIO(text)))
     except (OSError, csv.Error, UnicodeDecodeError) as err:
@@ -537,7 +539,8 @@ def cache_key(spec: Spec, dataset) -> str:
     The training settings (`Spec.training_key`), the data actually used (`data.fingerprint`
     of its arrays, not its name), the platform and device kind, the cells per compiled block,
     the jax and jaxlib versions and `TRAINING_CODE_VERSION`; for a non-MLP model also
-    `networks.fingerprint` (the built-in's version, or the user factory's source hash).
+    `networks.fingerprint` (the built-in's version, or the user factory's source and lowered
+    computation).
     """
     import jax
     import jaxlib
@@ -551,7 +554,7 @@ def cache_key(spec: Spec, dataset) -> str:
         "cells_per_block": sharding.cells_per_block(), "jax": jax.__version__,
         "jaxlib": jaxlib.__version__, "training_code": TRAINING_CODE_VERSION,
     }
-    model = networks.fingerprint(spec)
+    model = networks.fingerprint(spec, dataset.num_classes, dataset.image_shape)
     if model is not None:  # the MLP's keys never change
         parts["model"] = model
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -577,7 +580,21 @@ def save_cell(root: Path, spec: Spec, canonical_init: str, seed: int,
     default: the settings' hash); `data_seed` is its data order under `--data-seeds`."""
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(json.dumps(meta, default=str)), **arrays)
-    write_atomic(_cell_path(root, spec, canonical_init, seed, data_seed, key), buffer.getvalue())
+    path = _cell_path(root, spec, canonical_init, seed, data_seed, key)
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as err:
+        raise _cache_write_error(path, err) from None
+
+
+def _cache_write_error(path: Path, err: OSError) -> InitbenchError:
+    """The one line for a cell cache that cannot be written (a full disk, EIO): the path, and
+    no claim that this run's cells are cached, since this one is not."""
+    reason = err.strerror or str(err) or type(err).__name__
+    return InitbenchError(
+        f"cannot write the cell cache {path}: {reason}. This cell and those after it are not "
+        "cached (cells saved before it are); free space or set $INITBENCH_CACHE, and the same "
+        "command trains only what is missing.")
 
 
 def load_cell(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,
@@ -627,7 +644,10 @@ def save_checkpoint(path: Path, leaves: list[np.ndarray], epoch: int,
     payload = {f"leaf_{i}": leaf for i, leaf in enumerate(leaves)}
     payload.update({f"history_{k}": v for k, v in history.items()})
     np.savez(buffer, epoch=np.array(epoch), num_leaves=np.array(len(leaves)), **payload)
-    write_atomic(path, buffer.getvalue())
+    try:
+        write_atomic(path, buffer.getvalue())
+    except OSError as err:
+        raise _cache_write_error(path, err) from None
 
 
 def load_checkpoint(path: Path, notice=None, like: list | None = None
@@ -680,6 +700,7 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
         raise InitbenchError(f"{tuned[0]} has several learning rates (--lr list); such runs "
                              "cannot be merged yet: rerun the union of its seeds (cached cells "
                              "are reused).")
+    _check_same_data(runs, names)
     groups: dict[str, list[int]] = {}
     for k, run in enumerate(runs):
         groups.setdefault(run.spec.training_key(), []).append(k)
@@ -689,12 +710,11 @@ def merge_runs(runs: list[RunResult], names: list[str] | None = None,
     firsts = [names[ks[0]] for ks in groups.values()]
     differing = _differing_settings([p.spec for p in pooled])
     if not allow_mixed:
-        a, b = pooled[0].spec.to_dict(), pooled[1].spec.to_dict()
-        what = ", ".join(f"{f} {_setting_text(a[f])} vs {_setting_text(b[f])}"
-                         for f in differing if a[f] != b[f])
+        field_name, a, b = _first_difference(pooled[0].spec, pooled[1].spec)
         raise InitbenchError(
-            f"{firsts[0]} and {firsts[1]} have different training settings ({what}); "
-            "only runs of one setting are merged (pass --allow-mixed to show them side by side)."
+            f"{firsts[0]} and {firsts[1]} have different training settings ({field_name} "
+            f"{a} vs {b}); only runs of one setting are merged (pass --allow-mixed to show "
+            "them side by side)."
         )
     return _side_by_side(pooled, firsts, differing)
 
@@ -713,11 +733,9 @@ def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
             spelling.setdefault(canon, init)
             for s, seed in enumerate(run.seeds):
                 if (canon, seed) in where:
-                    other = names[where[(canon, seed)][0]]
-                    raise InitbenchError(
-                        f"{other} and {names[k]} both hold {spelling[canon]} seed {seed}; "
-                        "a seed can be merged only once (rerun with other --seeds)."
-                    )
+                    _check_same_cell(runs, names, where[(canon, seed)], (k, i, s),
+                                     f"{spelling[canon]} seed {seed}")
+                    continue  # bitwise the same cell: the first run's copy is kept
                 where[(canon, seed)] = (k, i, s)
     canons = list(spelling)
     seeds = sorted({seed for _, seed in where})
@@ -752,6 +770,64 @@ def _pool(runs: list[RunResult], names: list[str]) -> RunResult:
          "command": run.meta.get("command")} for name, run in zip(names, runs)
     ]
     return RunResult(spec, metrics, meta, layer_metrics)
+
+
+def _check_same_cell(runs: list[RunResult], names: list[str], first: tuple[int, int, int],
+                     second: tuple[int, int, int], cell: str) -> None:
+    """InitbenchError unless two runs' copies of one cell are bitwise equal (NaN equal to
+    NaN), naming the first metric and epoch where they differ."""
+    (k1, i1, s1), (k2, i2, s2) = first, second
+    for metric in METRICS:
+        a, b = runs[k1].metrics[metric][i1, s1], runs[k2].metrics[metric][i2, s2]
+        if a.shape != b.shape:
+            raise InitbenchError(f"{names[k1]} and {names[k2]} both hold {cell} with different "
+                                 f"numbers of epochs ({a.shape[-1] - 1} vs {b.shape[-1] - 1}).")
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        if not same.all():
+            epoch = int(np.argmin(same))
+            raise InitbenchError(
+                f"{names[k1]} and {names[k2]} both hold {cell} with different numbers "
+                f"({metric} at epoch {epoch}: {a[epoch]!r} vs {b[epoch]!r}); a cell is merged "
+                "only when its copies are bitwise equal.")
+
+
+def _first_difference(a: Spec, b: Spec) -> tuple[str, str, str]:
+    """(setting, value in a, value in b) of the first training setting (in `training_key`'s
+    order, then data orders, validation split, model) in which `a` and `b` differ.
+
+    Compared as attributes, not as `to_dict` entries: a default left out of one spec.json
+    (`val_fraction`, `data_seeds`) still differs from the other's value."""
+    from initbench.spec import _TRAINING_FIELDS
+
+    for name in (*_TRAINING_FIELDS, "data_seeds", "val_fraction", "model"):
+        value_a, value_b = getattr(a, name), getattr(b, name)
+        if value_a != value_b:
+            return name, _setting_text(value_a), _setting_text(value_b)
+    raise ValueError("the specs have the same training settings")
+
+
+def _check_same_data(runs: list[RunResult], names: list[str]) -> None:
+    """InitbenchError naming the first two runs whose data (the arrays' fingerprint in
+    spec.json) or user model (its computation's fingerprint) differ. A run folder written
+    before the data fingerprint was recorded is not compared (nothing to compare with)."""
+    for what, get in (("data", lambda run: run.meta.get("data_fingerprint")),
+                      ("model", lambda run: (run.meta.get("model") or {}).get("fingerprint")
+                       if isinstance(run.meta.get("model"), dict) else None)):
+        seen: tuple[str, str] | None = None
+        for name, run in zip(names, runs):
+            value = get(run)
+            if not isinstance(value, str):
+                continue
+            if seen is None:
+                seen = (name, value)
+            elif value != seen[1]:
+                dataset = runs[0].spec.dataset
+                kind = (f"different data under the name {dataset} (fingerprints "
+                        if what == "data" else "different networks (model fingerprints ")
+                raise InitbenchError(
+                    f"{seen[0]} and {name} were trained on {kind}{seen[1][:12]} vs "
+                    f"{value[:12]}); runs are merged only when they saw the same "
+                    f"{'data' if what == 'data' else 'network'}.")
 
 
 def _differing_settings(specs: list[Spec]) -> list[str]:
@@ -802,11 +878,35 @@ def _side_by_side(pooled: list[RunResult], names: list[str], differing: list[str
                      labels=tuple(labels))
 
 
-def write_output(path: Path, data: str | bytes) -> None:
-    """Write a user-named output file atomically; InitbenchError (nothing written) if it can't."""
+# The files commands write into a run (or probe) folder: reading it back needs them, or
+# they describe it. No user-named output may replace one of them. plan.csv is not one: it
+# is `plan --out`'s own output, derived from the others, and may be written again.
+_OWN_FILES = (frozenset(RUN_FILES) - {"plan.csv"}) | {"probe.csv", "probe.json", "probe.png"}
+
+
+def check_output_path(path: Path, figure_of: Path | None = None) -> None:
+    """InitbenchError if `path` (links followed) is one of a run folder's own files.
+
+    `figure_of`: the one run folder a figure is drawn from; its own `curves.png` may be drawn
+    again (`plot RUN` rewrites RUN/curves.png), no other run's file may be."""
+    target = Path(path).resolve()
+    folder = target.parent
+    if target.name not in _OWN_FILES or not (folder / "spec.json").is_file():
+        return
+    if (figure_of is not None and target.name == "curves.png"
+            and Path(figure_of).resolve() == folder):
+        return
+    raise InitbenchError(f"--out {path} is the file {target.name} of the run folder {folder}; "
+                         "writing it would overwrite the run's own file: choose another name.")
+
+
+def write_output(path: Path, data: str | bytes, figure_of: Path | None = None) -> None:
+    """Write a user-named output file atomically; InitbenchError (nothing written) if it can't
+    or if it is a run folder's own file (`check_output_path`)."""
     path = Path(path)
     if path.is_dir():
         raise InitbenchError(f"--out {path} is a folder; give a file name.")
+    check_output_path(path, figure_of)
     try:
         write_atomic(path, data)
     except OSError as err:

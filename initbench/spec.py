@@ -259,6 +259,9 @@ def validate(spec: Spec) -> None:
                 or spec.max_seeds < AUTO_FIRST_ROUND):
             raise InitbenchError(f"--max-seeds must be an integer >= {AUTO_FIRST_ROUND} (the "
                                  f"first round), got {spec.max_seeds}.")
+        if spec.max_seeds > MAX_NUM_SEEDS:  # more could never be run: the cap would not hold
+            raise InitbenchError(f"--max-seeds {spec.max_seeds} is too many: a run has at most "
+                                 f"{MAX_NUM_SEEDS:,} seeds.")
     if not spec.hidden or any(not isinstance(w, int) or isinstance(w, bool) or w < 1
                               for w in spec.hidden):
         raise InitbenchError(f"hidden widths must be positive integers, got {_short(spec.hidden)}.")
@@ -271,6 +274,35 @@ def validate(spec: Spec) -> None:
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
     _check_model(spec.model)
+    _check_has_effect(spec)
+
+
+def _check_has_effect(spec: Spec) -> None:
+    """Refuse an option that changes nothing it is recorded for: it would be written in
+    spec.json and change the cache key as if it had drawn or trained something else."""
+    from initbench import initializers
+
+    for option, value in (("gain", spec.gain), ("mode", spec.mode)):
+        if value is None:
+            continue
+        shown = f"--{option} {value:g}" if option == "gain" else f"--{option} {value}"
+        without = [name for name in spec.inits if option not in initializers.params(name)]
+        if without:
+            raise InitbenchError(
+                f"{shown} has no effect on {', '.join(without)} (no {option} in "
+                f"{'its' if len(without) == 1 else 'their'} formula); drop --{option} or "
+                f"list only initializers that take a {option}.")
+        if all(initializers.params(name)[option] == value for name in spec.inits):
+            raise InitbenchError(
+                f"{shown} has no effect: it is already the {option} of "
+                f"{', '.join(spec.inits)}; drop --{option}.")
+    if spec.model != "mlp":
+        defaults = Spec()
+        for option, field_name in (("--activation", "activation"), ("--hidden", "hidden")):
+            if getattr(spec, field_name) != getattr(defaults, field_name):
+                raise InitbenchError(
+                    f"{option} has no effect with --model {spec.model} (it shapes the MLP "
+                    "only; the network defines its own layers); drop it.")
 
 
 def _check_model(model) -> None:

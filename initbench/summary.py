@@ -469,6 +469,21 @@ class PlanRow:
 PLAN_COLUMNS = [f.name for f in dataclasses.fields(PlanRow)]
 
 
+def _seeds_needed(effect_pt: float, sd_pt: float, init: str, baseline: str,
+                  alpha: float) -> int:
+    """`power.seeds_needed`, or InitbenchError when no search bound is enough."""
+    from initbench import power
+    from initbench.errors import InitbenchError
+
+    try:
+        return power.seeds_needed(effect_pt, sd_pt, alpha=alpha)
+    except ValueError:
+        raise InitbenchError(
+            f"--effect {effect_pt:g}: {init} vs {baseline} (sd of the differences "
+            f"{sd_pt:.3g} points) would need more than {power.MAX_SEEDS_SEARCHED:,} seeds; "
+            "give a larger --effect.") from None
+
+
 def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> list[PlanRow]:
     """One `PlanRow` per comparison of `result` with the baseline of its summary `rows`, in
     rank order. `effect_pt` (> 0, points) is the true difference the next run should detect.
@@ -492,8 +507,8 @@ def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> li
         out.append(PlanRow(
             init=row.init, baseline=baseline, seeds=pair.seeds,
             diff_mean_pt=100 * pair.diff_mean, diff_sd_pt=sd, effect_pt=effect_pt,
-            seeds_needed=(power.seeds_needed(effect_pt, sd, alpha=alpha) if ok and sd > 0
-                          else None),
+            seeds_needed=(_seeds_needed(effect_pt, sd, row.init, baseline, alpha)
+                          if ok and sd > 0 else None),
             mde_80_pt=(100 * float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd,
                                                                    alpha=alpha))
                        if ok else float("nan")),

@@ -186,7 +186,7 @@ def test_every_training_option_reaches_the_spec(tmp_path):
     result = invoke("run", "--init", "lsuv", "--seeds", "3,5", "--dataset", "digits",
                     "--epochs", "1", "--batch-size", "50", "--lr", "0.003", "--optimizer", "sgd",
                     "--hidden", "8,8", "--activation", "tanh", "--bias-init", "normal",
-                    "--gain", "1.5", "--mode", "fan_out", "--lsuv-tol", "0.05",
+                    "--gain", "1.5", "--lsuv-tol", "0.05",
                     "--lsuv-max-iter", "3", "--track-layers", "--data-seeds", "2",
                     "--val-fraction", "0.2", "--model", "mlp", "--out", out)
     assert result.exit_code == 0, result.output
@@ -194,7 +194,7 @@ def test_every_training_option_reaches_the_spec(tmp_path):
     assert recorded == {
         "inits": ["lsuv"], "seeds": [3, 5], "dataset": "digits", "epochs": 1, "batch_size": 50,
         "lr": 0.003, "optimizer": "sgd", "hidden": [8, 8], "activation": "tanh",
-        "bias_init": "normal", "gain": 1.5, "mode": "fan_out", "lsuv_tol": 0.05,
+        "bias_init": "normal", "gain": 1.5, "mode": None, "lsuv_tol": 0.05,
         "lsuv_max_iter": 3, "track_layers": True, "data_seeds": 2,
         "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_issue11_cli.py)
         "val_fraction": 0.2, "model": "mlp",  # other models: tests/test_networks.py

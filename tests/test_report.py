@@ -130,10 +130,20 @@ def test_report_merges_runs_of_one_setting(runs, tmp_path):
     assert (tmp_path / "ab" / "summary.csv").read_bytes() == before
 
 
-def test_report_refuses_duplicate_seeds(runs, tmp_path):
-    overlap = copy_run(runs["a"], tmp_path / "again")
-    line = one_error_line(invoke("report", runs["a"], overlap))
-    assert "both hold xavier seed 0" in line
+def test_report_merges_identical_overlapping_cells_and_refuses_differing_ones(runs, tmp_path):
+    # c (seeds 0-1 from the cache) overlaps a (seeds 0-3) with bitwise the same cells
+    result = invoke("report", runs["a"], runs["c"], "--out", tmp_path / "ac")
+    assert result.exit_code == 0, result.output
+    merged, a = results.read_run(tmp_path / "ac"), results.read_run(runs["a"])
+    assert merged.seeds == a.seeds
+    for name in results.METRICS:
+        np.testing.assert_array_equal(merged.metrics[name], a.metrics[name])
+    # one number changed in one copy: refused, naming the cell, metric and epoch
+    changed = results.read_run(runs["c"])
+    changed.metrics["test_accuracy"][0, 1, 2] += 0.01
+    results.write_run(tmp_path / "changed", changed, summary.summarize_run(changed))
+    line = one_error_line(invoke("report", runs["a"], tmp_path / "changed"))
+    assert "both hold xavier seed 1 with different numbers (test_accuracy at epoch 2" in line
     assert "given twice" in one_error_line(invoke("report", runs["a"], runs["a"]))
 
 

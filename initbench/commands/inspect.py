@@ -34,7 +34,8 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
     spec = spec.replace(dataset=dataset.name)
     reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
     try:
-        rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
+        with experiment.model_prints_to_stderr():  # a model's prints while traced
+            rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
     finally:
         reporter.stop()
     document = {"model": spec.model, "init": spec.inits[0], "seed": values["seed"],

@@ -9,6 +9,7 @@ drift from what is accepted. Only typer, rich and initbench's JAX-free modules l
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import inspect
 from collections.abc import Callable
@@ -179,7 +180,13 @@ def command_options(*opts: Opt, **defaults: Any) -> Callable:
 
         def command(ctx: typer.Context, **values: Any) -> None:
             runtime = ctx.find_object(Runtime) or Runtime.from_environment()
-            fn(values, runtime)
+            sources = {name: ctx.get_parameter_source(name) for name in values}
+            token = _GIVEN.set(frozenset(name for name, source in sources.items()
+                                         if source is not None and source.name != "DEFAULT"))
+            try:
+                fn(values, runtime)
+            finally:
+                _GIVEN.reset(token)
 
         command.__signature__ = inspect.Signature(
             [context, *(o.parameter(defaults.get(o.name, o.default)) for o in opts)])
@@ -188,6 +195,17 @@ def command_options(*opts: Opt, **defaults: Any) -> Callable:
         return command
 
     return decorate
+
+
+# The options given on the running command's line (not defaulted); None outside a command.
+_GIVEN: contextvars.ContextVar[frozenset | None] = contextvars.ContextVar("given", default=None)
+
+
+def _given(name: str) -> bool:
+    """Whether option `name` of the running command was given (not its default); True
+    outside a command (a library call gives every value on purpose)."""
+    given = _GIVEN.get()
+    return given is None or name in given
 
 
 def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
@@ -201,6 +219,12 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
                 fields["seeds"] = tuple(range(spec_lib.AUTO_FIRST_ROUND))  # the first round
                 continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
+    if fields.get("model", "mlp") != "mlp":
+        # A command's own MLP default (probe: 256x30) is no choice of the user's: only a
+        # --hidden or --activation actually given is refused with another network.
+        for opt in (HIDDEN, ACTIVATION):
+            if not _given(opt.name):
+                fields.pop(opt.field, None)
     if auto and fields.get("precision") is None:
         raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
                              "the CI half-width at which to stop adding seeds.")

@@ -24,7 +24,7 @@ def probe(values: dict, runtime: Runtime) -> None:
     std and dead units, per initializer (no training)."""
     from rich.text import Text
 
-    from initbench import jax_setup
+    from initbench import experiment, jax_setup
     from initbench import probe as probe_lib
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
@@ -37,7 +37,8 @@ def probe(values: dict, runtime: Runtime) -> None:
     reserved = values["out"] is None
     out = new_run_folder("probe") if reserved else values["out"]
     try:
-        result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"], reporter)
+        with experiment.model_prints_to_stderr():  # a model's prints while traced
+            result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"], reporter)
     finally:
         reporter.stop()
         if reserved:  # a default folder whose probe failed is not left behind

@@ -121,14 +121,16 @@ def plot(
     from initbench.console import stderr
     from initbench.errors import InitbenchError
 
+    figure_of = dirs[0] if len(dirs) == 1 else None  # its own curves.png may be redrawn
     if out is not None:
         plots.plot_format(out)  # a bad extension fails before any reading
+        results.check_output_path(out, figure_of)
     result = results.open_runs(dirs, allow_mixed)
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
     rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
-    plots.save_plot(result.view, rows, out)
+    plots.save_plot(result.view, rows, out, figure_of)
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
@@ -151,6 +153,8 @@ def export(
     from initbench.console import stderr
 
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
+    if out is not None:
+        results.check_output_path(out)  # before reading
     target = o.target_fraction(target)
     result = results.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
@@ -177,6 +181,8 @@ def plan(
     import dataclasses
     import math
 
+    import numpy as np
+
     from initbench import report as report_lib
     from initbench import results, summary
     from initbench.console import stderr, stdout
@@ -190,6 +196,13 @@ def plan(
     plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
+    if not any(math.isfinite(row.diff_sd_pt) and row.seeds >= 2 for row in plan_rows):
+        # every row would be NaN: nothing in this run says how much seeds differ
+        diverged = not np.isfinite(result.view.metrics["test_accuracy"][..., -1]).any()
+        why = ("every cell diverged" if diverged else
+               "no comparison has 2 seeds on which both cells finished without diverging")
+        raise InitbenchError(f"{run_dir}: {why}, so there is no spread of paired differences "
+                             "to plan from; rerun with a smaller --lr or other initializers.")
     stdout.print(report_lib.plan_table(result.view, plan_rows))
     if out is None:
         return
