@@ -385,3 +385,53 @@ def test_per_initializer_ci_is_at_the_tables_one_level(auto):
                                    scale=sps.sem(values))
         assert row.test_accuracy_ci_low == pytest.approx(low, abs=1e-12)
         assert row.test_accuracy_ci_high == pytest.approx(high, abs=1e-12)
+
+
+def test_plan_for_an_auto_run_tests_at_its_family_level():
+    """`plan` on a `--seeds auto` run plans for the verdict that run gives: Holm's first step
+    at (1 - 97%) / m, not at the fixed-seed 5%."""
+    final = [[0.90, 0.92, 0.95, 0.91, 0.93], [0.88, 0.90, 0.96, 0.89, 0.91],
+             [0.80, 0.85, 0.83, 0.86, 0.84]]
+    inits = ["xavier", "he_normal", "normal"]
+    for auto, level in ((False, 0.95), (True, 0.97)):
+        run = _run(final, inits, auto=auto)
+        plan = summary.plan_rows(run, summary.summarize_run(run), 1.0)
+        assert [row.alpha for row in plan] == pytest.approx([(1 - level) / 2] * 2)
+
+
+def test_compact_header_names_the_tables_level():
+    """The compact table's accuracy header states the level of the CIs below it (97% under
+    --seeds auto), not a fixed 95%."""
+    import io
+
+    from rich.console import Console
+
+    from initbench import report
+
+    final = [[0.90, 0.92, 0.95, 0.91], [0.80, 0.85, 0.83, 0.86]]
+    for auto, label in ((False, "[95% CI]"), (True, "[97% CI]")):
+        run = _run(final, ["xavier", "normal"], auto=auto)
+        console = Console(width=200, file=io.StringIO(), color_system=None)
+        console.print(report.summary_table(run, summary.summarize_run(run)))
+        header = console.file.getvalue().split("━")[0]
+        assert label in header and ("[95% CI]" in header) == (not auto)
+
+
+def test_figure_accuracy_band_ends_at_the_tables_ci_in_percent():
+    """curves.png's accuracy band, at the last epoch, is the row's CI (its level: 97% under
+    --seeds auto) in percent."""
+    from initbench import plots
+
+    final = [[0.90, 0.92, 0.95, 0.91], [0.80, 0.85, 0.83, 0.86]]
+    run = _run(final, ["xavier", "normal"], auto=True)
+    rows = summary.summarize_run(run)
+    fig = plots.make_figure(run, rows)
+    panel = next(ax for ax in fig.axes if ax.get_title().startswith("test accuracy"))
+    last = run.spec.epochs
+    for row in rows:
+        colour = plots.init_color(row.init)
+        band = next(c for c in panel.collections
+                    if np.allclose(c.get_facecolor()[0][:3], np.asarray(colour)[:3]))
+        ys = sorted(y for x, y in band.get_paths()[0].vertices if x == last)
+        assert (ys[0], ys[-1]) == pytest.approx(
+            (100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high), rel=1e-9)
