@@ -435,3 +435,17 @@ def test_figure_accuracy_band_ends_at_the_tables_ci_in_percent():
         ys = sorted(y for x, y in band.get_paths()[0].vertices if x == last)
         assert (ys[0], ys[-1]) == pytest.approx(
             (100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high), rel=1e-9)
+
+
+def test_pairs_figure_separates_pairs_called_better_or_worse():
+    """pairs.png's bars join only initializers the corrected tests cannot separate: a pair
+    called better or worse (whichever way round it is written) is separated."""
+    from types import SimpleNamespace
+
+    from initbench import plots
+
+    pair = lambda a, b, verdict: SimpleNamespace(a=a, b=b, verdict=verdict)  # noqa: E731
+    sep = plots.separated_matrix(["x", "y", "z"], [pair("x", "y", stats.VERDICT_WORSE),
+                                                   pair("x", "z", stats.VERDICT_BETTER),
+                                                   pair("y", "z", "no clear difference")])
+    assert sep.tolist() == [[False, True, True], [True, False, False], [True, False, False]]
