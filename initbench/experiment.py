@@ -450,8 +450,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    if runtime.main:
-        results.check_replaces(out, spec)
+    earlier_looks = results.check_replaces(out, spec) if runtime.main else None
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
             f"--batch-size {spec.batch_size} is larger than the training set of "
@@ -490,6 +489,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "baseline": baseline or spec.inits[0], "target": target,
         "pairs": pairs, "equivalence_margin": margin_pt,
         **({"seeds_auto": auto} if auto is not None else {}),
+        **seed_looks(earlier_looks, spec.seeds),
         **environment(),
     }
     if grid.lsuv_passes:
@@ -518,6 +518,19 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     finally:
         reporter.stop()
     return result
+
+
+def seed_looks(earlier: list[list[int]] | None, seeds) -> dict:
+    """`{"seed_looks": [...]}` when this run continues a run folder that was looked at with
+    other seeds (it replaces it with more), else nothing: each seed set a reader saw the
+    verdicts with is a look, and the family level splits 5% over them
+    (`summary.num_looks`). Rewriting a folder with the same seeds is no new look."""
+    if not earlier:
+        return {}
+    looks = [list(look) for look in earlier]
+    if sorted(seeds) != looks[-1]:
+        looks.append(sorted(int(s) for s in seeds))
+    return {"seed_looks": looks} if len(looks) > 1 else {}
 
 
 def run_files(result: results.RunResult, rows: list, pairs: str,

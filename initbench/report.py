@@ -242,7 +242,9 @@ def sequential_note(result: RunResult) -> str | None:
     looks = summary.num_looks(result)
     if looks > 1:
         level = 100 * summary.paired_level(result)
-        return (f"Merged from runs with {looks} different seed sets: adding seeds after looking "
+        source = ("Continues a run folder looked at with" if result.meta.get("seed_looks")
+                  and len(result.meta.get("merged_from") or []) < 2 else "Merged from runs with")
+        return (f"{source} {looks} different seed sets: adding seeds after looking "
                 f"is a sequential look, so the verdicts hold at {level:.4g}% (5% split over "
                 f"{looks} looks; docs/statistics.md).")
     return None

@@ -247,19 +247,23 @@ def write_folder_with(folder: Path, write_fn, replaceable: tuple[str, ...] = ())
                              f"{err.strerror or err}.") from None
 
 
-def check_replaces(folder: Path, spec: Spec) -> None:
+def check_replaces(folder: Path, spec: Spec) -> list[list[int]] | None:
     """Refuse to write `spec`'s run over `folder` if that would lose anything.
 
     `folder` may be new, empty, or a run of the same training setting whose (initializer,
     seed) cells are all among `spec`'s (the same grid, or a superset: its cells come back
     from the cache). A run of other settings, a subset of its cells, or a folder of other
     files is refused with one line: a run folder never loses results.
+
+    Returns the seed sets the run in `folder` was looked at with (its `seed_looks`, else its
+    seeds), oldest first, so that a run continuing it counts as another look; None for a new
+    or empty folder.
     """
     from initbench import initializers
 
     folder = Path(folder)
     if not folder.is_dir() or not any(folder.iterdir()):
-        return
+        return None
     spec_path = folder / "spec.json"
     if not spec_path.is_file():
         raise InitbenchError(f"--out {folder} already holds files and is not an initbench run; "
@@ -288,6 +292,8 @@ def check_replaces(folder: Path, spec: Spec) -> None:
             f"{','.join(inits)} --seeds {_seed_list(seeds)}; cached cells are reused) or "
             "choose another folder."
         )
+    looks = document.get("seed_looks") or [sorted(old.seeds)]
+    return [sorted(int(s) for s in look) for look in looks]
 
 
 def _seed_list(seeds: list[int]) -> str:

@@ -286,7 +286,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except BaseException as err:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        if isinstance(err, OSError) and err.filename is None:
+        if isinstance(err, OSError) and err.filename is None and err.errno is not None:
             err.filename = str(path)  # a failed write() names no file: the message must
         raise
 

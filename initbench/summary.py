@@ -232,12 +232,14 @@ PAIR_COLUMNS = [f.name for f in dataclasses.fields(PairRow)]
 
 
 def num_looks(result: RunResult) -> int:
-    """How many times seeds were added after looking at the verdicts: the number of distinct
-    seed sets among the runs a report merges (1 for a single run or a side-by-side merge)."""
+    """How many seed sets the verdicts were looked at with: the distinct seed sets among the
+    runs a report merges, or those of a run folder rewritten with more seeds (`seed_looks`);
+    1 for a single run or a side-by-side merge."""
+    continued = len({tuple(look) for look in result.meta.get("seed_looks") or [()]})
     merged = result.meta.get("merged_from") or []
     if result.meta.get("mixed_settings") or len(merged) < 2:
-        return 1
-    return len({tuple(sorted(run.get("seeds") or ())) for run in merged})
+        return continued
+    return max(continued, len({tuple(sorted(run.get("seeds") or ())) for run in merged}))
 
 
 def seeds_added_later(result: RunResult) -> bool:

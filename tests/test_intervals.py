@@ -449,3 +449,31 @@ def test_pairs_figure_separates_pairs_called_better_or_worse():
                                                    pair("x", "z", stats.VERDICT_BETTER),
                                                    pair("y", "z", "no clear difference")])
     assert sep.tolist() == [[False, True, True], [True, False, False], [True, False, False]]
+
+
+def test_a_run_folder_rewritten_with_more_seeds_is_a_second_look(tmp_path):
+    """`compare --out DIR` over DIR's own run with more seeds continues it: the seed sets
+    are recorded as looks and the verdicts hold at 1 - 5%/2 = 97.5%, said in the caption;
+    writing the same seeds again is no new look."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    out = tmp_path / "run"
+    common = ["compare", "--inits", "xavier,normal", "--dataset", "digits", "--epochs", "1",
+              "--hidden", "8", "--out", str(out)]
+    first = CliRunner().invoke(app, [*common, "--seeds", "3", "--quiet"])
+    assert first.exit_code == 0, first.output
+    assert "seed_looks" not in json.loads((out / "spec.json").read_text())
+    for _ in range(2):  # the second time with the same seeds: still two looks
+        more = CliRunner().invoke(app, [*common, "--seeds", "5"])
+        assert more.exit_code == 0, more.output
+        assert json.loads((out / "spec.json").read_text())["seed_looks"] == [[0, 1, 2],
+                                                                             [0, 1, 2, 3, 4]]
+        text = " ".join(more.output.split())
+        assert "Continues a run folder looked at with 2 different seed sets" in text
+        assert "verdicts hold at 97.5%" in text
+        with open(out / "summary.csv", newline="") as f:
+            assert {row["paired_ci_level"] for row in csv.DictReader(f)} == {"0.975"}
