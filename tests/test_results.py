@@ -147,9 +147,9 @@ def test_a_cached_cell_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", failing_replace)
     # one line naming the file (see the full-cache test), not a bare OSError
-    with pytest.raises(InitbenchError, match="cannot write the cell cache .*no space left"):
+    with pytest.raises(InitbenchError, match=r"cannot write the cell cache .*no space left"):
         results.save_cell(root, SPEC, "xavier", 0, {m: np.ones(2) for m in results.METRICS}, {})
-    with pytest.raises(InitbenchError, match="cannot write the cell cache .*no space left"):
+    with pytest.raises(InitbenchError, match=r"cannot write the cell cache .*no space left"):
         results.save_checkpoint(ckpt, [np.ones(3)], 2, {m: np.ones((2, 1)) for m in results.METRICS})
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
