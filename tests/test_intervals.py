@@ -477,3 +477,17 @@ def test_a_run_folder_rewritten_with_more_seeds_is_a_second_look(tmp_path):
         assert "verdicts hold at 97.5%" in text
         with open(out / "summary.csv", newline="") as f:
             assert {row["paired_ci_level"] for row in csv.DictReader(f)} == {"0.975"}
+
+
+@pytest.mark.parametrize("num_inits, pairs, family", [
+    (3, "all", "all 3 pairs"), (4, "all", "all 6 pairs"),
+    (4, "baseline", "the 3 comparisons with xavier")])
+def test_verdict_line_names_the_family_it_corrected_over(num_inits, pairs, family):
+    """The caption's (and JSON's `verdict_rule`'s) family size is k(k-1)/2 for every pair,
+    k - 1 for the baseline's comparisons."""
+    from initbench import report
+
+    inits = ["xavier", "he_normal", "lecun_normal", "orthogonal"][:num_inits]
+    final = [[0.90 - 0.01 * k + 0.003 * s for s in range(4)] for k in range(num_inits)]
+    rows = summary.summarize_run(_run(final, inits), pairs=pairs)
+    assert f"Holm-corrected over {family}," in report.verdict_note(rows)
