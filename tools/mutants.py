@@ -14,7 +14,7 @@ runs (after a refactor, re-anchor the mutant rather than let it skip silently).
     python tools/mutants.py --only T1 SU1    # some of them
     python tools/mutants.py --list           # ids, files and what each breaks
     python tools/mutants.py --csv results/mutants.csv
-    python tools/mutants.py --blind blind.json --tests tests/test_stats.py
+    python tools/mutants.py --blind tools/blind/20.json  # see tools/blind/README.md
                                              # mutants written by someone who has not read
                                              # the tests: a JSON list of {id, file, old, new,
                                              # breaks[, tests]}; --tests is the default set
