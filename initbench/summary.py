@@ -242,12 +242,6 @@ def num_looks(result: RunResult) -> int:
     return max(continued, len({tuple(sorted(run.get("seeds") or ())) for run in merged}))
 
 
-def seeds_added_later(result: RunResult) -> bool:
-    """Whether the run merges runs of one setting that hold different seeds: seeds added after
-    a first look at the verdicts, a sequential look."""
-    return num_looks(result) > 1
-
-
 def paired_level(result: RunResult) -> float:
     """The family level of a run's paired verdicts. CI_LEVEL for one fixed-seed run;
     SEQUENTIAL_LEVEL for `--seeds auto`; for a merge of L runs with different seeds
