@@ -493,10 +493,16 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         **environment(),
     }
     if grid.lsuv_passes:
-        from initbench import lsuv
+        from initbench import initializers, lsuv, metainit
 
-        meta["lsuv_passes"] = grid.lsuv_passes
-        reporter.notice(lsuv.describe(grid.lsuv_passes))
+        by_hook = {hook: {k: v for k, v in grid.lsuv_passes.items()
+                          if initializers.after_draw(k) == hook} for hook in ("lsuv", "metainit")}
+        if by_hook["lsuv"]:
+            meta["lsuv_passes"] = by_hook["lsuv"]
+            reporter.notice(lsuv.describe(by_hook["lsuv"]))
+        if by_hook["metainit"]:  # per seed: [steps, gradient quotient before, after]
+            meta["metainit"] = by_hook["metainit"]
+            reporter.notice(metainit.describe(by_hook["metainit"]))
     result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
     margin = None if margin_pt is None else margin_pt / 100.0
     result.summary = summary.summarize_all(result, baseline, target, pairs, margin)

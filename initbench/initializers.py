@@ -49,6 +49,7 @@ class _Entry:
     make: Callable[..., Initializer]
     std: Callable[..., float]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    after_draw: str | None = None  # the hook run on data after the draw ("lsuv", "metainit")
 
 
 # ---------------------------------------------------------------- kernel builders
@@ -178,6 +179,7 @@ _KERNELS: dict[str, _Entry] = {
         _orthogonal,
         _orthogonal_std,
         {"gain": 1.0},
+        after_draw="lsuv",
     ),
     "identity": _Entry("gain·eye(fan_in, fan_out)", _identity, _identity_std, {"gain": 1.0}),
     "normal": _Entry(
@@ -301,6 +303,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "scale": _positive,
     "mode": _mode,
     "value": _finite,
+    "tau": _positive,
 }
 
 
@@ -367,8 +370,20 @@ def params(name: str) -> dict[str, Any]:
 
 
 def is_data_dependent(name: str) -> bool:
-    """Whether the initializer needs data after the draw (only "lsuv")."""
-    return canonical(name) == "lsuv"
+    """Whether the initializer needs data after the draw ("lsuv", "metainit")."""
+    return after_draw(name) is not None
+
+
+def after_draw(name: str) -> str | None:
+    """The after-draw hook of an initializer ("lsuv", "metainit"), None for a plain draw."""
+    return _KERNELS[canonical(name)].after_draw
+
+
+def needs_branches(name: str) -> bool:
+    """Whether the initializer sets residual branches (fixup, skipinit/rezero)."""
+    from initbench import modern_inits
+
+    return canonical(name) in modern_inits.NEEDS_BRANCHES
 
 
 def get(name: str, **params: Any) -> Initializer:
@@ -407,11 +422,28 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     fan_in, fan_out = kernel_fans(shape)
     if len(shape) > 2 and key in ("orthogonal", "lsuv"):
         return expected_std(key, fan_in, shape[-1], **params)
+    if len(shape) > 2 and key in ("delta_orthogonal", "zero", "idinit"):
+        centre = expected_std(key, shape[-2], shape[-1], **params)  # the window's centre
+        mean_sq = centre**2 + (0.0 if key == "delta_orthogonal" else _centre_mean(key, shape)**2)
+        share = 1.0 / math.prod(shape[:-2])
+        mean = _centre_mean(key, shape) * share
+        return math.sqrt(max(mean_sq * share - mean * mean, 0.0))
     if len(shape) > 2 and key == "identity":
         gain = _resolve("initializer", key, _KERNELS[key], params)["gain"]
         p = min(shape[-2], shape[-1]) / math.prod(shape)
         return gain * math.sqrt(p - p * p)
     return expected_std(key, fan_in, fan_out, **params)
+
+
+def _centre_mean(key: str, shape) -> float:
+    """Mean of the matrix a centred kernel holds (ZerO and IDInit; 0 for delta_orthogonal)."""
+    from initbench import modern_inits
+
+    if key == "zero":
+        return float(modern_inits.zero_matrix(shape[-2], shape[-1]).mean())
+    if key == "idinit":
+        return float(modern_inits.identity_like(shape[-2], shape[-1]).mean())
+    return 0.0
 
 
 def _bias_entry(name: str) -> tuple[str, _Entry]:
@@ -439,3 +471,9 @@ def expected_bias_std(name: str, fan_in: int, **params: Any) -> float:
     key, entry = _bias_entry(name)
     resolved = _resolve("bias initializer", key, entry, params)
     return entry.std(_check_fan("fan_in", fan_in), **resolved)
+
+
+# The initializers of the last decade live in their own module; it adds them here.
+from initbench import modern_inits as _modern_inits  # noqa: E402
+
+_modern_inits.register(_Entry, _KERNELS, _ALIASES, _orthogonal_std)

@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers
+from initbench import initializers, modern_inits, resmlp
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
 from initbench.spec import Spec, kernel_params
@@ -140,6 +140,12 @@ class Network:
     def layer_names(self) -> list[str]:
         return ["/".join(p) for p in self.layers]
 
+    @functools.cached_property
+    def structure(self):
+        """The module's record of its residual branches (`resmlp.Structure`), or None."""
+        record = getattr(self.module, "structure", None)
+        return record() if callable(record) else None
+
     def run_layers(self, params, x, shifts: dict | None = None):
         """(logits, inputs, outputs) on flat rows x: `inputs[i]` and `outputs[i]` are what
         drawn layer i (`layers[i]`) received and returned on its first call; `shifts[i]`,
@@ -201,6 +207,8 @@ def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
         elif rule.kind == "bias":
             bias_init = initializers.get_bias(spec.bias_init, rule.fan_in)
             flat[rule.path] = bias_init(path_key(key, rule.path), rule.shape, leaf.dtype)
+    flat = modern_inits.apply_branch_rules(initializers.canonical(init_name),
+                                           network.structure, flat)
     return _unflatten(flat)
 
 
@@ -239,6 +247,9 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     image_shape = tuple(int(d) for d in image_shape)
     if spec.model == "cnn":
         return Network("cnn", CNN(num_classes), image_shape, num_classes, CNN_VERSION)
+    if spec.model == "resmlp":
+        module = resmlp.make(spec.hidden, spec.activation, spec.norm, num_classes)
+        return Network("resmlp", module, image_shape, num_classes, resmlp.RESMLP_VERSION)
     factory, fingerprint = load_factory(spec.model)
     try:
         module = factory(num_classes)
@@ -299,6 +310,8 @@ def fingerprint(spec: Spec, num_classes: int, image_shape) -> str | None:
         return None
     if spec.model == "cnn":
         return CNN_VERSION
+    if spec.model == "resmlp":  # --hidden, --activation and --norm are in the training key
+        return resmlp.RESMLP_VERSION
     return _computation_fingerprint(resolve(spec, num_classes, image_shape))
 
 
@@ -445,9 +458,12 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
                 row["rule"] += f", as a {rule.fan_in}x{rule.shape[-1]} matrix"
             row["expected_std"] = initializers.expected_kernel_std(
                 init_name, rule.shape, **accepted(spec, init_name))
-            if initializers.is_data_dependent(init_name):
+            if initializers.after_draw(init_name) == "lsuv":
                 row["rule"] = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
                                "unit output variance (drawn std)")
+            elif initializers.after_draw(init_name) == "metainit":
+                row["rule"] = (f"{init_name}: he_normal (expected std), then its norm learned "
+                               "on data to minimize the gradient quotient (drawn std)")
         elif rule.kind == "bias":
             row["rule"] = f"bias {spec.bias_init}: {initializers.bias_formula(spec.bias_init)}"
             row["expected_std"] = initializers.expected_bias_std(spec.bias_init, rule.fan_in)
@@ -455,6 +471,11 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
             row["rule"] = "module's own initialization (not drawn)"
             row["expected_std"] = None
             row["kept"] = kept_values(values)
+        branch_rule = modern_inits.card_rule(initializers.canonical(init_name),
+                                             network.structure if network is not None else None,
+                                             rule.path, rule.kind, row["expected_std"])
+        if branch_rule is not None:
+            row["rule"], row["expected_std"] = branch_rule
         row["layer"] = order.get(rule.path[:-1])
         rows.append(row)
     kinds = {"kernel": 0, "bias": 1, "own": 2}

@@ -16,7 +16,10 @@ ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
-BUILTIN_MODELS = ("mlp", "cnn")  # or a user factory FILE.py:NAME / package.module:NAME
+BUILTIN_MODELS = ("mlp", "cnn", "resmlp")  # or a user factory FILE.py:NAME / package.module:NAME
+RESIDUAL_MODELS = ("resmlp",)  # built-ins whose branches and skips the initializers know
+NORMS = ("none", "layer", "batch")  # --norm (resmlp only)
+DTYPES = ("float32", "bfloat16")  # --dtype: parameters and computation
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
 # `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
@@ -88,6 +91,8 @@ class Spec:
     data_seeds: int = 1
     val_fraction: float | None = None
     model: str = "mlp"
+    norm: str = "none"
+    dtype: str = "float32"
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -131,6 +136,9 @@ class Spec:
             out.pop("data_seeds")  # a default run's spec.json is as before --data-seeds
         if out["val_fraction"] is None:
             out.pop("val_fraction")
+        for name, default in (("norm", "none"), ("dtype", "float32")):
+            if out[name] == default:
+                out.pop(name)  # a default run's spec.json is as before --norm and --dtype
         if len(out["lr"]) == 1:
             out["lr"] = out["lr"][0]  # a single rate stays a number, as before --lr lists
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
@@ -183,6 +191,10 @@ class Spec:
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model
+        if self.norm != "none":  # likewise
+            settings["norm"] = self.norm
+        if self.dtype != "float32":  # likewise
+            settings["dtype"] = self.dtype
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -274,7 +286,27 @@ def validate(spec: Spec) -> None:
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
     _check_model(spec.model)
+    _check_residual(spec)
     _check_has_effect(spec)
+
+
+def _check_residual(spec: Spec) -> None:
+    """--norm and --dtype are known values; --norm and the initializers that need a
+    network's branches (fixup, skipinit) only with a residual model."""
+    from initbench import initializers
+
+    if spec.norm not in NORMS:
+        raise unknown_name("norm", spec.norm, NORMS)
+    if spec.dtype not in DTYPES:
+        raise unknown_name("dtype", spec.dtype, DTYPES)
+    if spec.norm != "none" and spec.model not in RESIDUAL_MODELS:
+        raise InitbenchError(f"--norm {spec.norm} has no effect with --model {spec.model} "
+                             f"(it is for {', '.join(RESIDUAL_MODELS)}); drop it.")
+    needing = [n for n in spec.inits if initializers.needs_branches(n)]
+    if needing and spec.model not in RESIDUAL_MODELS:
+        raise InitbenchError(f"{', '.join(needing)} set{'s' * (len(needing) == 1)} residual "
+                             f"branches, which --model {spec.model} does not have; use "
+                             f"--model {' or '.join(RESIDUAL_MODELS)}.")
 
 
 def _check_has_effect(spec: Spec) -> None:
@@ -296,7 +328,7 @@ def _check_has_effect(spec: Spec) -> None:
             raise InitbenchError(
                 f"{shown} has no effect: it is already the {option} of "
                 f"{', '.join(spec.inits)}; drop --{option}.")
-    if spec.model != "mlp":
+    if spec.model not in ("mlp", *RESIDUAL_MODELS):
         defaults = Spec()
         for option, field_name in (("--activation", "activation"), ("--hidden", "hidden")):
             if getattr(spec, field_name) != getattr(defaults, field_name):

@@ -43,7 +43,14 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     draws = {name: _cell_draw(spec, data, network, name) for name in groups}
     stacked, passes = model_lib.draw_cells(draws, groups), {}
     for name in groups:
-        if initializers.is_data_dependent(name):
+        if initializers.after_draw(name) == "metainit":  # the record: [steps, GQ, GQ]
+            from initbench import metainit
+
+            apply_fn = networks.make_apply(spec, data.num_classes, data.image_shape)
+            params, passes[name] = metainit.apply_metainit(
+                apply_fn, stacked[name], metainit.metainit_batch(data.x_train, data.y_train))
+            stacked[name] = params
+        elif initializers.is_data_dependent(name):
             batch = lsuv.lsuv_batch(data.x_train)
             params, passes[name] = (
                 lsuv.apply_lsuv(spec, stacked[name], batch, data.num_classes) if network is None
@@ -81,6 +88,24 @@ def _cell_draw(spec: Spec, data, network, init_name: str):
 def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
     """The initialization card of cell (`init_name`, `seed`) for `data`: one row per
     parameter (`networks.card`) of the start training uses (LSUV included)."""
+    return init_card_and_properties(spec, init_name, seed, data)[0]
+
+
+def init_card_and_properties(spec: Spec, init_name: str, seed: int,
+                             data) -> tuple[list[dict], list[str]]:
+    """(`init_card`'s rows, the lines that check the initializer's defining property on
+    this draw: `modern_inits.properties`; the deterministic ones are compared with the draw
+    of seed + 1, which is drawn only for them)."""
+    from initbench import modern_inits
+
     network = networks.check(spec, data.num_classes, data.image_shape, data.name)  # first
-    start = cell_starts(spec, [(init_name, seed)], data).params
-    return networks.card(spec, init_name, jax.tree.map(lambda a: a[0], start), network)
+    canonical = initializers.canonical(init_name)
+    seeds = [seed, seed + 1] if canonical in modern_inits.DETERMINISTIC else [seed]
+    built = cell_starts(spec, [(init_name, s) for s in seeds], data)
+    start = jax.tree.map(lambda a: a[0], built.params)
+    other = jax.tree.map(lambda a: a[1], built.params) if len(seeds) > 1 else None
+    rows = networks.card(spec, init_name, start, network)
+    lines = modern_inits.properties(canonical, start, other,
+                                    network.structure if network is not None else None,
+                                    built.lsuv_passes[0])
+    return rows, lines

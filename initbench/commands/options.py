@@ -90,9 +90,17 @@ DATASET = _spec_opt("dataset", "--dataset", str | None,
                     f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
                     "MNIST is not available offline (see `initbench datasets`).")
 MODEL = _spec_opt("model", "--model", str,
-                  "mlp (--hidden, --activation apply), cnn (built-in small CNN), or your own "
+                  "mlp (--hidden, --activation apply), resmlp (residual blocks of two dense "
+                  "layers: --hidden 256x50 is 50 blocks of width 256; --norm), cnn (built-in "
+                  "small CNN), or your own "
                   "network: FILE.py:NAME or package.module:NAME, a factory taking the number of "
                   "classes and returning a flax.linen Module from images [N, H, W, C] to logits.")
+NORM = _spec_opt("norm", "--norm", str,
+                 f"With --model resmlp: normalization in every block: "
+                 f"{_names(spec_lib.NORMS)} (batch: the statistics of the batch seen).")
+DTYPE = _spec_opt("dtype", "--dtype", str,
+                  f"Parameters and computation: {_names(spec_lib.DTYPES)}. Draws are made in "
+                  "float32 and cast.")
 EPOCHS = _spec_opt("epochs", "--epochs", int, "Training epochs.")
 BATCH_SIZE = _spec_opt("batch_size", "--batch-size", int, "Minibatch size.")
 LR = _spec_opt("lr", "--lr", str,
@@ -161,7 +169,8 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
                   "Examples in the probe batch (the first ones of the training set).")
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
-NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
+NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, NORM, DTYPE, BIAS_INIT, GAIN, MODE, LSUV_TOL,
+           LSUV_MAX_ITER)
 TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
             OPTIMIZER, *NETWORK,
             TRACK_LAYERS, OUT, QUIET, JSON, WIDE, CURVES, NO_CACHE, TARGET, DISTRIBUTED,
@@ -219,7 +228,7 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
                 fields["seeds"] = tuple(range(spec_lib.AUTO_FIRST_ROUND))  # the first round
                 continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
-    if fields.get("model", "mlp") != "mlp":
+    if fields.get("model", "mlp") not in ("mlp", *spec_lib.RESIDUAL_MODELS):
         # A command's own MLP default (probe: 256x30) is no choice of the user's: only a
         # --hidden or --activation actually given is refused with another network.
         for opt in (HIDDEN, ACTIVATION):
