@@ -295,10 +295,22 @@ def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
     """`apply(variables, x, **kwargs) -> logits` for flat rows x [N, D] of images of
     `image_shape`: the MLP's own `apply` (unchanged), or the network's, which reshapes."""
     if is_mlp(spec):
-        return model_lib.make_model(spec, num_classes).apply
-    if image_shape is None:
+        apply = model_lib.make_model(spec, num_classes).apply
+    elif image_shape is None:
         raise ValueError(f"model {spec.model!r} needs the dataset's image_shape")
-    return resolve(spec, num_classes, image_shape).apply
+    else:
+        apply = resolve(spec, num_classes, image_shape).apply
+    if spec.dtype == "float32":
+        return apply  # today's program, unchanged
+    from initbench import precision
+
+    dtype = precision.jax_dtype(spec.dtype)
+
+    def low_precision_apply(variables, x, **kwargs):  # computation in `dtype`, logits float32
+        out = apply(variables, x.astype(dtype), **kwargs)
+        return out.astype(jnp.float32) if not isinstance(out, tuple) else out
+
+    return low_precision_apply
 
 
 def fingerprint(spec: Spec, num_classes: int, image_shape) -> str | None:

@@ -56,6 +56,11 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
                 lsuv.apply_lsuv(spec, stacked[name], batch, data.num_classes) if network is None
                 else lsuv.apply_lsuv_network(spec, network, stacked[name], batch))
             stacked[name] = jax.tree.map(np.asarray, params)
+    if spec.dtype != "float32":  # drawn (and set on data) in float32, then rounded
+        from initbench import precision
+
+        stacked = {name: jax.tree.map(np.asarray, precision.cast_params(tree, spec.dtype))
+                   for name, tree in stacked.items()}
     # Reordered on the host: on a device every leaf shape would compile its own gather.
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []
@@ -74,6 +79,10 @@ def start_shapes(spec: Spec, data, num_cells: int) -> dict:
                else networks.resolve(spec, data.num_classes, data.image_shape))
     one = jax.eval_shape(_cell_draw(spec, data, network, "zeros"),
                          jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
+    if spec.dtype != "float32":
+        from initbench import precision
+
+        one = jax.eval_shape(lambda tree: precision.cast_params(tree, spec.dtype), one)
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((num_cells, *a.shape), a.dtype), one)
 
 
@@ -105,6 +114,13 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
     start = jax.tree.map(lambda a: a[0], built.params)
     other = jax.tree.map(lambda a: a[1], built.params) if len(seeds) > 1 else None
     rows = networks.card(spec, init_name, start, network)
+    if spec.dtype != "float32":  # what the cast kept of the float32 draw, per dtype
+        from initbench import precision
+
+        drawn = cell_starts(spec.replace(dtype="float32"), [(init_name, seed)], data).params
+        precision.card_stats(rows, dict(networks._flatten(jax.tree.map(lambda a: a[0], drawn))),
+                             dict(networks._flatten(start)), init_name, spec.bias_init,
+                             spec.dtype)
     lines = modern_inits.properties(canonical, start, other,
                                     network.structure if network is not None else None,
                                     built.lsuv_passes[0])

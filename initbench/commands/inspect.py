@@ -69,14 +69,24 @@ def card_table(document: dict):
                    "expected std", "drawn std"):
         table.add_column(header, justify="right" if header not in ("parameter", "rule")
                          else "left", no_wrap=header != "rule", overflow="fold")
+    dtypes = list(document["parameters"][0].get("by_dtype", {})) if document["parameters"] else []
+    for dtype in dtypes:
+        table.add_column(f"{dtype} std / mean / at bound", justify="right")
     for row in document["parameters"]:
+        extra = [_dtype_cell(row["by_dtype"][d]) for d in dtypes]
         table.add_row(
             "—" if row["layer"] is None else str(row["layer"]), Text(row["path"]),
             "x".join(map(str, row["shape"])), _int(row["fan_in"]), _int(row["fan_out"]),
             Text(row["rule"]),
             "—" if row["expected_std"] is None else f"{row['expected_std']:.4g}",
-            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}")
+            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}", *extra)
     return table
+
+
+def _dtype_cell(stats: dict) -> str:
+    """"std / mean / share at the truncation bound" of one dtype ("—" without a bound)."""
+    bound = "—" if stats["at_bound"] is None else f"{stats['at_bound']:.2g}"
+    return f"{stats['std']:.4g} / {stats['mean']:.2g} / {bound}"
 
 
 def _int(value) -> str:
