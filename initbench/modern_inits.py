@@ -42,7 +42,7 @@ the papers and the authors' code:
   learning to initialize"; the paper's Algorithm 1 and its PyTorch listing): from the
   he_normal draw, the norm of every kernel is learned by sign-SGD with momentum (lr 0.1,
   momentum 0.9) to minimize the gradient quotient GQ = mean |(g - Hg)/g - 1| on a batch
-  (`initbench.metainit`). The paper draws x ~ N(0, 1) and random labels; here the batch is
+  (`initbench.metainit`); the norms of the step with the lowest GQ are kept. The paper draws x ~ N(0, 1) and random labels; here the batch is
   the first training examples (fixed, as LSUV's), so the method is data-dependent.
 """
 
@@ -333,9 +333,9 @@ def properties(init: str, params: dict, other_seed: dict | None, structure=None,
         else:
             lines.append("delta_orthogonal: no conv kernel here; dense kernels are gain·Q")
     if init == "metainit" and record is not None:
-        steps, before, after = (float(v) for v in np.ravel(record)[:3])
-        lines.append(f"metainit: gradient quotient {before:.4g} -> {after:.4g} after "
-                     f"{int(steps)} steps")
+        steps, before, after, kept = (float(v) for v in np.ravel(record)[:4])
+        lines.append(f"metainit: gradient quotient {before:.4g} -> {after:.4g} (the norms "
+                     f"of step {int(kept)} of {int(steps)}, the lowest)")
     return lines
 
 

@@ -26,6 +26,7 @@ accuracy at least `threshold`.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -34,7 +35,8 @@ import numpy as np
 
 from initbench.errors import InitbenchError
 
-NUM_QUADRATURE = 81  # Gauss-Hermite points per dimension
+NUM_QUADRATURE = 81  # Gauss-Hermite points (one dimension)
+NUM_QUADRATURE_2D = 51  # per dimension of the two-dimensional expectations
 THEORY_ACTIVATIONS = ("tanh", "relu")
 PHASE_COLUMNS = ("sigma_w2", "sigma_b2", "depth", "seed", "final_test_accuracy", "trainable",
                  "xi_c", "depth_over_xi_c", "q_star", "chi_1")
@@ -43,9 +45,9 @@ PHASE_COLUMNS = ("sigma_w2", "sigma_b2", "depth", "seed", "final_test_accuracy",
 # ---------------------------------------------------------------- mean-field theory
 
 
-def _gauss() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of E[f(z)], z ~ N(0, 1)."""
-    z, w = np.polynomial.hermite_e.hermegauss(NUM_QUADRATURE)
+def _gauss(num: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of E[f(z)], z ~ N(0, 1) (`num` points, default NUM_QUADRATURE)."""
+    z, w = np.polynomial.hermite_e.hermegauss(num or NUM_QUADRATURE)
     return z, w / math.sqrt(2 * math.pi)
 
 
@@ -58,6 +60,7 @@ def _phi(activation: str):
                          f"{', '.join(THEORY_ACTIVATIONS)}, not {activation}.")
 
 
+@functools.lru_cache(maxsize=4096)
 def q_star(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     """The variance fixed point q* (inf where the variance grows without bound: ReLU with
     sigma_w^2 >= 2)."""
@@ -84,21 +87,24 @@ def chi_1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
     return sigma_w2 * float(np.sum(w * dphi(math.sqrt(q) * z) ** 2))
 
 
+@functools.lru_cache(maxsize=4096)
 def c_star(activation: str, sigma_w2: float, sigma_b2: float) -> float:
-    """The stable fixed point of the correlation map, from c = 0.5 (1 in the ordered phase)."""
-    if activation == "relu":
+    """The stable fixed point of the correlation map: 1 in the ordered phase (chi_1 <= 1),
+    else iterated from c = 0.5."""
+    if activation == "relu" or chi_1(activation, sigma_w2, sigma_b2) <= 1.0:
         return 1.0
     phi, _ = _phi(activation)
-    z, w = _gauss()
+    z, w = _gauss(NUM_QUADRATURE_2D)
     z1, z2 = np.meshgrid(z, z, indexing="ij")
     weights = np.outer(w, w)
     q = q_star(activation, sigma_w2, sigma_b2)
     c = 0.5
-    for _ in range(5000):
-        u1 = math.sqrt(q) * z1
+    u1 = math.sqrt(q) * z1
+    phi1 = weights * phi(u1)
+    for _ in range(3000):
         u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)
-        new = min((sigma_w2 * float(np.sum(weights * phi(u1) * phi(u2))) + sigma_b2) / q, 1.0)
-        if abs(new - c) < 1e-12:
+        new = min((sigma_w2 * float(np.sum(phi1 * phi(u2))) + sigma_b2) / q, 1.0)
+        if abs(new - c) < 1e-10:
             return new
         c = new
     return c
@@ -111,11 +117,11 @@ def xi_c(activation: str, sigma_w2: float, sigma_b2: float) -> float:
         chi = sigma_w2 / 2
         return math.inf if chi == 1 else 1.0 / abs(math.log(chi))
     c = c_star(activation, sigma_w2, sigma_b2)
-    if c >= 1.0 - 1e-9:
+    if c == 1.0:
         chi = chi_1(activation, sigma_w2, sigma_b2)
     else:
         _, dphi = _phi(activation)
-        z, w = _gauss()
+        z, w = _gauss(NUM_QUADRATURE_2D)
         z1, z2 = np.meshgrid(z, z, indexing="ij")
         q = q_star(activation, sigma_w2, sigma_b2)
         u1 = math.sqrt(q) * z1
@@ -194,10 +200,10 @@ class PhaseSpec:
     seeds: tuple[int, ...] = (0, 1)
     width: int = 64
     dataset: str | None = "mnist-5k"
-    epochs: int = 1
+    epochs: int = 2
     batch_size: int = 100
-    lr: float = 0.01
-    optimizer: str = "sgd"
+    lr: float = 0.001
+    optimizer: str = "adam"
     threshold: float = 0.5  # trainable: final test accuracy at least this (a fraction)
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 

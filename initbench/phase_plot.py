@@ -34,7 +34,7 @@ def make_figure(result: phase_lib.PhaseResult):
     mesh = ax.pcolormesh(edges(sw2), edges(depths), mean, cmap="viridis", vmin=0, vmax=100,
                          shading="flat")
     fig.colorbar(mesh, ax=ax, label=f"final test accuracy (%), mean of {len(spec.seeds)} seeds")
-    fine = np.linspace(sw2.min(), sw2.max(), 400)
+    fine = np.linspace(sw2.min(), sw2.max(), 80)
     xi = np.array([phase_lib.xi_c(spec.activation, v, spec.sigma_b2) for v in fine])
     for factor, style, width in ((3, "--", 1.2), (6, "-", 2.2), (12, ":", 1.6)):
         ax.plot(fine, np.minimum(factor * xi, 1e6), style, color="white", lw=width,

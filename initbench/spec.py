@@ -299,6 +299,9 @@ def _check_residual(spec: Spec) -> None:
         raise unknown_name("norm", spec.norm, NORMS)
     if spec.dtype not in DTYPES:
         raise unknown_name("dtype", spec.dtype, DTYPES)
+    if spec.model == "resmlp" and len(set(spec.hidden)) != 1:
+        raise InitbenchError(f"--model resmlp needs one width for every block (WIDTHxBLOCKS, "
+                             f"e.g. 256x50), got widths {sorted(set(spec.hidden))}.")
     if spec.norm != "none" and spec.model not in RESIDUAL_MODELS:
         raise InitbenchError(f"--norm {spec.norm} has no effect with --model {spec.model} "
                              f"(it is for {', '.join(RESIDUAL_MODELS)}); drop it.")
