@@ -81,3 +81,58 @@ def card_stats(rows: list[dict], drawn: dict, low: dict, init: str, bias_init: s
         expected = row.get("expected_std")
         bound = truncation_bound(expected) if truncated and expected else None
         row["by_dtype"] = {"float32": stats(drawn[path], bound), dtype: stats(low[path], bound)}
+
+
+EQUIVALENCE_COLUMNS = ("init", "seeds", "float32_pct", "low_pct", "diff_pt", "ci90_low_pt",
+                       "ci90_high_pt", "margin_pt", "tost_p", "verdict")
+
+
+def equivalence_rows(reference, low, margin_pt: float = 0.5) -> list[dict]:
+    """Per initializer, the paired difference of final test accuracy (`low` minus
+    `reference`, two `results.RunResult`s of the same seeds and settings but the dtype), in
+    points, and its TOST against ±`margin_pt` (`stats.tost`, 5%: the 90% CI inside the
+    margin): "equivalent", "different" (the 95% CI excludes 0) or "inconclusive"."""
+    from initbench import stats
+
+    if list(reference.spec.seeds) != list(low.spec.seeds):
+        raise ValueError("the two runs must have the same seeds (paired by seed)")
+    rows = []
+    for i, init in enumerate(reference.spec.inits):
+        a = reference.metrics["test_accuracy"][i, :, -1] * 100
+        b = low.metrics["test_accuracy"][low.spec.inits.index(init), :, -1] * 100
+        diffs = b - a
+        tost = stats.tost(diffs, margin_pt)
+        low95, high95 = stats.t_ci(diffs, 0.95)
+        verdict = ("equivalent" if tost.equivalent else
+                   "different" if low95 > 0 or high95 < 0 else "inconclusive")
+        rows.append({"init": init, "seeds": int(tost.n), "float32_pct": float(np.mean(a)),
+                     "low_pct": float(np.mean(b)), "diff_pt": float(tost.mean),
+                     "ci90_low_pt": float(tost.ci_low), "ci90_high_pt": float(tost.ci_high),
+                     "margin_pt": margin_pt, "tost_p": float(tost.p_value), "verdict": verdict})
+    return rows
+
+
+def main(argv=None) -> int:
+    """`python -m initbench.precision FLOAT32_RUN LOW_RUN [MARGIN_PT]`: the equivalence table
+    (markdown on stdout) and dtype_equivalence.csv in LOW_RUN."""
+    import sys
+    from pathlib import Path
+
+    from initbench import results
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    reference, low = results.read_run(Path(args[0])), results.read_run(Path(args[1]))
+    rows = equivalence_rows(reference, low, float(args[2]) if len(args) > 2 else 0.5)
+    (Path(args[1]) / "dtype_equivalence.csv").write_text(
+        results.csv_text(rows, EQUIVALENCE_COLUMNS))
+    print(f"| init | float32 % | {low.spec.dtype} % | Δ pt [90% CI] | TOST p (±{rows[0]['margin_pt']:g} pt) | verdict |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['init']} | {r['float32_pct']:.2f} | {r['low_pct']:.2f} | "
+              f"{r['diff_pt']:+.2f} [{r['ci90_low_pt']:+.2f}, {r['ci90_high_pt']:+.2f}] | "
+              f"{r['tost_p']:.3g} | {r['verdict']} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -14,21 +14,25 @@ def list_inits() -> None:
     """List every initializer, its formula and the std it gives a 784x256 kernel."""
     from rich.table import Table
 
-    from initbench import initializers
+    from initbench import initializers, modern_inits
     from initbench.console import stdout
 
     by_target: dict[str, list[str]] = {}
     for alias, target in initializers.aliases().items():
         by_target.setdefault(target, []).append(alias)
     table = Table(title="Kernel initializers (kernel shape fan_in x fan_out)")
-    for header in ("name", "aliases", "formula", "std @ 784x256", "parameters"):
+    for header in ("name", "aliases", "formula", "std @ 784x256", "parameters", "paper"):
         table.add_column(header)
     for name in initializers.names():
         params = ", ".join(f"{k}={v}" for k, v in initializers.params(name).items())
         table.add_row(name, ", ".join(sorted(by_target.get(name, []))),
                       initializers.formula(name),
-                      f"{initializers.expected_std(name, 784, 256):.4f}", params or "—")
+                      f"{initializers.expected_std(name, 784, 256):.4f}", params or "—",
+                      modern_inits.CITATIONS.get(name, "—"))
     stdout.print(table)
+    stdout.print("delta is the Dirac kernel (identity; torch.nn.init.dirac_), not Xiao et al.'s "
+                 "delta-orthogonal: that is delta_orthogonal. fixup and skipinit/rezero need "
+                 "residual branches (--model resmlp); zero and idinit draw no random numbers.")
     bias = Table(title="Bias initializers (--bias-init)")
     bias.add_column("name")
     bias.add_column("formula")
