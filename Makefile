@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test lint bench mutants reference clean
+.PHONY: install run test lint bench mutants reference deep-residual clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ reference: $(RUN_STAMP)
 	$(BIN)/initbench plot results/reference.tmp --out results/reference.tmp/curves.png
 	$(BIN)/initbench export results/reference.tmp --format markdown --out results/reference.tmp/summary.md
 	rm -rf results/reference && mv results/reference.tmp results/reference
+
+# The README's "Deep and residual" results (issue 26): resmlp at 50 blocks, the phase
+# diagrams, the reference comparison in bfloat16 against float32. Each step's time is printed;
+# see bench/deep_residual.sh (STEPS=... runs some of them).
+deep-residual: $(RUN_STAMP)
+	rm -rf results/deep-residual.tmp
+	DEST=results/deep-residual.tmp PYTHON=$(BIN)/python bash bench/deep_residual.sh
+	rm -rf results/deep-residual && mv results/deep-residual.tmp results/deep-residual
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

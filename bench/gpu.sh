@@ -47,6 +47,11 @@ echo "== 5. cell independence on the GPU: one cell inside grids of 1, 6, 20 and 
 "$PY" bench/check_independence.py --grids 1,20 --out /tmp/ind-b.npz
 "$PY" bench/check_independence.py --compare /tmp/ind-a.npz /tmp/ind-b.npz || true
 
+echo "== 6. the phase diagram (issue 26): tanh nets over (sigma_w^2, depth) on digits against theory"
+TIMEFORMAT='phase wall (8 x 6 x 2 = 96 nets, one compiled grid per depth): %R s'
+time "$PY" -m initbench phase --activation tanh --sigma-w2 0.5:4:8 --sigma-b2 0.05 \
+  --depths 5:30:5 --seeds 2 --width 64 --epochs 10 --dataset digits --quiet --out "$RUN-phase"
+
 echo "== rows appended to results/bench.csv"
 tail -n 3 results/bench.csv
 if [ -n "${OUT:-}" ]; then cp results/bench.csv "$OUT/bench.csv"; fi

@@ -257,9 +257,9 @@ def draw_mlp(key, sigma_w2: float, sigma_b2: float, sizes: list[int]) -> dict:
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
         params[f"dense_{i}"] = {
             "kernel": jax.random.normal(k_w, (fan_in, fan_out), jnp.float32)
-            * jnp.float32(math.sqrt(sigma_w2 / fan_in)),
+            * jnp.sqrt(jnp.float32(sigma_w2) / fan_in),
             "bias": jax.random.normal(k_b, (fan_out,), jnp.float32)
-            * jnp.float32(math.sqrt(sigma_b2))}
+            * jnp.sqrt(jnp.float32(sigma_b2))}
     return params
 
 
@@ -272,8 +272,8 @@ def _phase_runner(spec, dataset, runtime, sigma_b2: float):
     class PhaseRunner(experiment.Runner):
         def init_state(self, cells):
             sizes = [dataset.x_train.shape[1], *spec.hidden, dataset.num_classes]
-            draw_fn = jax.jit(lambda key, sw2: draw_mlp(key, sw2, sigma_b2, sizes),
-                              static_argnums=1)
+            # sigma_w2 traced: one compiled draw per depth, whatever the number of variances
+            draw_fn = jax.jit(lambda key, sw2: draw_mlp(key, sw2, sigma_b2, sizes))
             cell_params = [jax.device_get(draw_fn(_weights_key(float(name.split("=")[1]),
                                                                 sigma_b2, seed),
                                                   float(name.split("=")[1])))

@@ -280,3 +280,25 @@ def test_phase_bad_input_is_one_error_line(args):
     result = invoke("phase", "--dataset", "digits", *args)
     assert result.exit_code == 2
     assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+
+
+def test_committed_deep_residual_results_come_from_the_make_script():
+    """Every committed run of results/deep-residual was made by bench/deep_residual.sh's own
+    command for it (`make deep-residual` regenerates it), and the Makefile runs the script."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    script = " ".join((root / "bench" / "deep_residual.sh").read_text().replace("\\\n", " ")
+                      .split())
+    assert "bench/deep_residual.sh" in (root / "Makefile").read_text()
+    folders = sorted((root / "results" / "deep-residual").glob("*/spec.json"))
+    assert folders
+    for path in folders:
+        command = json.loads(path.read_text())["command"][1:]
+        args = " ".join(command[:command.index("--out")])
+        assert args.replace("initbench ", "") in script.replace('"$PY" -m initbench ', ""), path
+    for path in sorted((root / "results" / "deep-residual").glob("*/phase.json")):
+        settings = json.loads(path.read_text())["settings"]
+        flags = (f"--activation {settings['activation']}", f"--width {settings['width']}",
+                 f"--seeds {len(settings['seeds'])}", f"--sigma-b2 {settings['sigma_b2']:g}")
+        assert all(flag in script for flag in flags), path
