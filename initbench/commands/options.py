@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from initbench import data, initializers
+from initbench import data, init_names, initializers
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -57,7 +57,7 @@ def _spec_opt(field: str, flag: str, type_: Any, help_: str, **kwargs) -> Opt:
 
 
 def _one_init(text: str) -> tuple[str, ...]:
-    names = spec_lib.parse_list(text, "init")
+    names = init_names.split(text, "init")
     if len(names) != 1:
         raise InitbenchError(f"--init takes one initializer, got '{text}'; use `initbench "
                              "compare --inits` for several.")
@@ -69,9 +69,11 @@ def _names(items) -> str:
 
 
 INITS = Opt("inits", ("--inits",), str, ",".join(spec_lib.DEFAULT_COMPARE_INITS),
-            "Comma-separated initializers (see `initbench inits`).", "inits",
-            lambda text: spec_lib.parse_list(text, "inits"))
-INIT = Opt("init", ("--init",), str, "xavier", "The initializer (see `initbench inits`).",
+            "Comma-separated initializers (see `initbench inits`), each NAME or with its "
+            "parameters: normal(0.01), truncated_normal(stddev=0.02), xavier(mode=fan_in).",
+            "inits", lambda text: init_names.split(text, "inits"))
+INIT = Opt("init", ("--init",), str, "xavier",
+           "The initializer (see `initbench inits`): NAME or NAME(VALUE), NAME(key=VALUE, ...).",
            "inits", _one_init)
 SEEDS = Opt("seeds", ("--seeds",), str, "5",
             "Count N (seeds 0..N-1), list 0,5,7, range 3-6, or auto (with --precision: rounds "
