@@ -5,7 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench import data, experiment
+from initbench import data, progress
+from initbench import grid as grid_lib
+from initbench.runner import Runner
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -92,20 +94,20 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
                 dataset="digits", epochs=2, hidden=(8,))
     runtime = Runtime(use_cache=False)
     built = []
-    original = experiment.Runner.__init__
+    original = Runner.__init__
 
     def spy(self, *args, **kwargs):
         original(self, *args, **kwargs)
         built.append(self)
 
-    experiment.Runner.__init__ = spy
+    Runner.__init__ = spy
     try:
-        chunked = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+        chunked = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
                                         max_cells_per_chunk=8)
-        whole = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+        whole = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
                                       max_cells_per_chunk=128)
     finally:
-        experiment.Runner.__init__ = original
+        Runner.__init__ = original
     assert len(built) == 2  # one runner per run, not per chunk
     assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1}
     for name in chunked.metrics:

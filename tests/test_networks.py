@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, experiment, initializers, networks, probe, results, starts
+from initbench import data, initializers, networks, probe, progress, results, starts
+from initbench import grid as grid_lib
 from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
-SILENT = experiment.SilentReporter()
+SILENT = progress.SilentReporter()
 USER = str(Path(__file__).parent / "fixtures" / "user_net.py")
 
 
@@ -124,7 +125,7 @@ def test_marked_parameters_are_drawn(digits):
 
 
 def grid(spec, dataset):
-    out = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
+    out = grid_lib.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
                                 max_cells_per_chunk=128)
     return out.metrics
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, networks, results
+from initbench import data, errors, networks, results, safeio
 from initbench.cli import app
 from initbench.spec import Spec
 
@@ -84,12 +84,12 @@ def tiny_run(seeds=(0, 1), data_fingerprint="a" * 64, **changes) -> results.RunR
 
 
 def test_merge_refuses_runs_trained_on_different_data():
-    with pytest.raises(results.InitbenchError) as err:
+    with pytest.raises(errors.InitbenchError) as err:
         results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), data_fingerprint="b" * 64)],
                            ["A", "B"])
     assert "A and B were trained on different data under the name digits" in str(err.value)
     # --allow-mixed does not put different data side by side either
-    with pytest.raises(results.InitbenchError):
+    with pytest.raises(errors.InitbenchError):
         results.merge_runs([tiny_run((0, 1)), tiny_run((0, 1), data_fingerprint="b" * 64,
                                                        lr=0.1)], ["A", "B"], allow_mixed=True)
     assert results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3))]).seeds == [0, 1, 2, 3]
@@ -97,10 +97,10 @@ def test_merge_refuses_runs_trained_on_different_data():
 
 def test_merge_names_the_first_differing_setting_even_a_default_left_out():
     # val_fraction is left out of spec.json when unset: it still names the difference
-    with pytest.raises(results.InitbenchError) as err:
+    with pytest.raises(errors.InitbenchError) as err:
         results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), val_fraction=0.2)], ["A", "B"])
     assert "different training settings (val_fraction None vs 0.2)" in str(err.value)
-    with pytest.raises(results.InitbenchError) as err:
+    with pytest.raises(errors.InitbenchError) as err:
         results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), lr=0.1, epochs=1)], ["A", "B"])
     assert "(lr 0.01 vs 0.1)" in str(err.value)
 
@@ -286,9 +286,10 @@ def test_ctrl_c_while_importing_is_one_line_and_130():
 def test_sigterm_checkpoints_stops_with_143_and_the_same_command_resumes(tmp_path):
     prelude = textwrap.dedent("""
         import os, signal
-        from initbench import experiment
+        from initbench import errors, experiment, results, safeio
+        from initbench.runner import Runner
 
-        run_epoch = experiment.Runner.run_epoch
+        run_epoch = Runner.run_epoch
 
         def preempted(self, state, epoch):  # the scheduler's SIGTERM arrives in epoch 3
             out = run_epoch(self, state, epoch)
@@ -296,7 +297,7 @@ def test_sigterm_checkpoints_stops_with_143_and_the_same_command_resumes(tmp_pat
                 os.kill(os.getpid(), signal.SIGTERM)
             return out
 
-        experiment.Runner.run_epoch = preempted
+        Runner.run_epoch = preempted
     """)
     args = ["run", "--dataset", "digits", "--hidden", "16", "--epochs", "6", "--init",
             "xavier", "--seeds", "1", "-q"]
@@ -386,7 +387,7 @@ def test_a_full_cell_cache_names_its_path_and_claims_nothing(tmp_path, monkeypat
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("INITBENCH_CACHE", str(cache))
-    real = results.write_atomic
+    real = safeio.write_atomic
 
     def full(path, data):
         if Path(path).suffix == ".npz":  # cells and checkpoints: the disk is full

@@ -18,7 +18,7 @@ import pytest
 import scipy.stats
 from typer.testing import CliRunner
 
-from initbench import experiment, results, summary
+from initbench import experiment, progress, results, summary
 from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -73,14 +73,13 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def test_report_rerenders_the_table_without_training(runs, monkeypatch):
-    from initbench import train
-
     def no_training(*args, **kwargs):
         raise AssertionError("report trained")
 
-    for module, name in ((train, "make_cell_fns"), (experiment, "Runner"),
-                         (experiment, "train_grid"), (experiment, "run_experiment")):
-        monkeypatch.setattr(module, name, no_training)
+    for target in ("initbench.train.make_cell_fns", "initbench.runner.Runner",
+                   "initbench.grid.train_grid", "initbench.experiment.train_grid",
+                   "initbench.experiment.run_experiment"):
+        monkeypatch.setattr(target, no_training)
     watched = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     before = {p: p.read_bytes() for p in watched}
     result = invoke("report", runs["a"], "--curves")
@@ -320,7 +319,7 @@ def test_summary_csv_agrees_with_hand_computation_from_curves(runs):
 # ------------------------------------------------------------------ resume
 
 
-class InterruptingReporter(experiment.SilentReporter):
+class InterruptingReporter(progress.SilentReporter):
     """Raises KeyboardInterrupt on the `after`-th call to advance (like Ctrl-C mid-run)."""
 
     def __init__(self, after: int | None = None):

@@ -188,7 +188,7 @@ MUTANTS = [
            'return ~np.isfinite(self.metrics["train_loss"]) | ~np.isfinite(self.metrics["test_loss"])',
            'return ~np.isfinite(self.metrics["train_loss"])', (TRAIN, RESULTS),
            "diverged marked from the train loss only"),
-    # ---- train.py / experiment.py / starts.py / model.py: the paired design and the trainer
+    # ---- train.py / grid.py / starts.py / model.py: the paired design and the trainer
     Mutant("T1", "initbench/train.py",
            "return jnp.stack([model_lib.data_order_key(cell[1], ",
            'return jnp.stack([model_lib.data_order_key(cell[1] + (cell[0] in ("lsuv", "normal")), ',
@@ -208,7 +208,7 @@ MUTANTS = [
            "evaluation loss averaged over padding too"),
     Mutant("T6", "initbench/train.py", "jnp.sum(correct * mask)", "jnp.sum(correct)", (TRAIN,),
            "padded examples counted as correct or wrong"),
-    Mutant("T7", "initbench/experiment.py",
+    Mutant("T7", "initbench/grid.py",
            "metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}",
            "metrics = dict(metrics)", (TRAIN,),
            "diverged cells never masked (accuracy 0.1 counts in the statistics)"),
