@@ -521,7 +521,7 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
     An existing file with other columns (an older initbench) is rewritten with the union of
     both headers, so no past measurement is lost.
     """
-    from initbench import results, safeio
+    from initbench import runfolder, safeio
 
     path = Path(path)
     values = {k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS}
@@ -534,9 +534,9 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
                 csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n").writerow(values)
             return path
         columns = header + [c for c in CSV_COLUMNS if c not in header]
-        safeio.write_atomic(path, results.csv_text([*rows, values], columns))
+        safeio.write_atomic(path, runfolder.csv_text([*rows, values], columns))
         return path
-    safeio.write_atomic(path, results.csv_text([values], CSV_COLUMNS))
+    safeio.write_atomic(path, runfolder.csv_text([values], CSV_COLUMNS))
     return path
 
 

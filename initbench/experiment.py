@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from initbench import interrupts, plan, results
+from initbench import cellcache, interrupts, plan, results, runfolder
 from initbench.data import load_data
 from initbench.errors import InitbenchError
 from initbench.grid import train_grid, train_until_precise
@@ -49,7 +49,7 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
 
     runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
-        out = results.check_writable(out, results.estimate_run_bytes(spec))
+        out = runfolder.check_writable(out, runfolder.estimate_run_bytes(spec))
     lock = safeio.folder_lock(out) if runtime.main else contextlib.nullcontext()
     with lock, model_prints_to_stderr() as results_stdout:
         if on_summary is not None:
@@ -96,7 +96,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
                              "a seed count (e.g. --seeds 20).")
     baseline = spec.resolve_init(baseline, "--baseline")
     if runtime.main:
-        results.check_cache_writable(runtime.cell_cache)
+        cellcache.check_cache_writable(runtime.cell_cache)
     started = time.perf_counter()
     timings = Timings()
     timings.mark("start")
@@ -107,7 +107,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         reporter.notice(notice)
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
-    earlier_looks = results.check_replaces(out, spec) if runtime.main else None
+    earlier_looks = runfolder.check_replaces(out, spec) if runtime.main else None
     if spec.batch_size > len(dataset.x_train):
         raise InitbenchError(
             f"--batch-size {spec.batch_size} is larger than the training set of "
@@ -171,7 +171,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     meta["timings"] = timings.record()
     reporter.phase(f"writing {out}")
     try:
-        results.write_run(out, result, result.per_rate or result.summary, figure, files)
+        runfolder.write_run(out, result, result.per_rate or result.summary, figure, files)
     finally:
         reporter.stop()
     return result
@@ -199,7 +199,7 @@ def run_files(result: results.RunResult, rows: list, pairs: str,
 
     files = pair_files(result.view, rows, pairs, margin)
     if result.tuned is not None:
-        files["tuned.csv"] = results.csv_text(summary.tuned_rows_csv(result, rows),
+        files["tuned.csv"] = runfolder.csv_text(summary.tuned_rows_csv(result, rows),
                                               summary.TUNED_COLUMNS)
         files["lr.png"] = plots.render_lr(result, result.per_rate, rows, "png")
     return files
@@ -214,6 +214,6 @@ def pair_files(result: results.RunResult, rows: list, pairs: str,
     if pairs != "all" or len(result.inits) < 2:
         return {}
     pair_rows = summary.compare_family(result, rows[0].baseline, "all", margin)
-    return {"pairs.csv": results.csv_text([dataclasses.asdict(r) for r in pair_rows],
+    return {"pairs.csv": runfolder.csv_text([dataclasses.asdict(r) for r in pair_rows],
                                           summary.PAIR_COLUMNS),
             "pairs.png": plots.render_pairs(result, rows, pair_rows, "png")}

@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from initbench import plan, results, stats
+from initbench import cellcache, plan, results, stats
 from initbench.progress import Reporter
 from initbench.runner import Runner, Timings, describe_cells
 from initbench.runtime import Runtime
@@ -44,14 +44,14 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
 
     # A cell is (init, seed, data order, lr); its cache entry is that of its single-rate
     # run (`Spec.at_lr`), so `run --lr X` with the same split shares it.
-    keys = {lr: results.cache_key(spec.at_lr(lr), dataset) for lr in spec.lr}
+    keys = {lr: cellcache.cache_key(spec.at_lr(lr), dataset) for lr in spec.lr}
     slots = spec.slots
     cells = [(init, seed, d, lr) for init in spec.inits for lr in spec.lr for seed, d in slots]
     found: dict[tuple, dict] = {}
     if runtime.use_cache and runtime.main:
         reporter.phase(f"looking for {describe_cells(len(cells))} in the cache")
         for cell in cells:
-            cached = results.load_cell(runtime.cell_cache, spec.at_lr(cell[3]),
+            cached = cellcache.load_cell(runtime.cell_cache, spec.at_lr(cell[3]),
                                        initializers.canonical(cell[0]), cell[1], cell[2],
                                        key=keys[cell[3]], notice=reporter.notice)
             if cached is not None:
@@ -81,7 +81,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                     found[cell] = arrays
                     if runtime.main:
                         init, seed, d, lr = cell
-                        results.save_cell(runtime.cell_cache, spec.at_lr(lr),
+                        cellcache.save_cell(runtime.cell_cache, spec.at_lr(lr),
                                           initializers.canonical(init), seed, arrays,
                                           {"init": init, "seed": seed,
                                            **({"data_seed": d} if spec.data_seeds > 1 else {}),

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench import results, safeio
+from initbench import runfolder, safeio
 from initbench.diagnostics import BATCH_SIZE as DEFAULT_BATCH_SIZE
 from initbench.diagnostics import STATS
 from initbench.errors import InitbenchError
@@ -77,7 +77,7 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
 
     runtime = runtime or Runtime.from_environment()
     reporter = reporter or progress.SilentReporter()
-    out = results.check_writable(Path(out))
+    out = runfolder.check_writable(Path(out))
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")
     dataset, notice = load_data(spec)
     spec = spec.replace(dataset=dataset.name)
@@ -96,7 +96,7 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
     reporter.phase(f"drawing probe.png and writing {out}")
-    results.write_folder_with(out, lambda staging: (
+    runfolder.write_folder_with(out, lambda staging: (
         write_csv(staging / "probe.csv", result),
         plot(staging / "probe.png", result, title(result)),
         safeio.write_atomic(staging / "probe.json", json.dumps(
@@ -145,7 +145,7 @@ def probe_rows(result: ProbeResult) -> list[dict]:
 
 def write_csv(path: Path, result: ProbeResult) -> None:
     """Write probe.csv (columns `COLUMNS`) atomically."""
-    safeio.write_atomic(Path(path), results.csv_text(probe_rows(result), COLUMNS))
+    safeio.write_atomic(Path(path), runfolder.csv_text(probe_rows(result), COLUMNS))
 
 
 def summarize(result: ProbeResult) -> list[dict]:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from initbench import interrupts, results
+from initbench import cellcache, interrupts
 from initbench.progress import Reporter
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -92,7 +92,7 @@ class Runner:
         from initbench import sharding, train
 
         self.spec, self.dataset, self.runtime = spec, dataset, runtime
-        self.cache_key = results.cache_key(spec, dataset)
+        self.cache_key = cellcache.cache_key(spec, dataset)
         self.traces: Counter = Counter()
         self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train),
                                          dataset.image_shape)
@@ -262,13 +262,13 @@ class Runner:
             jax.block_until_ready(state)
         mark("params")
         cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-        ckpt_path = results.checkpoint_path(runtime.cell_cache, spec, cells_key, self.cache_key)
+        ckpt_path = cellcache.checkpoint_path(runtime.cell_cache, spec, cells_key, self.cache_key)
         # Several processes would each need the checkpoint: multi-process runs start over.
         # --no-cache ignores checkpoints too; a damaged one is set aside (a notice) and the
         # chunk starts over.
         checkpointing = not runtime.distributed
         first_block = next(iter(state.per_device.values()))[0]
-        checkpoint = (results.load_checkpoint(
+        checkpoint = (cellcache.load_checkpoint(
             ckpt_path, reporter.notice,
             [(len(padded), *_host_shape(a)[1:]) for a in jax.tree.leaves(first_block)])
                       if checkpointing and runtime.use_cache else None)
@@ -289,7 +289,7 @@ class Runner:
 
         def save(epoch: int, state) -> None:
             leaves = jax.tree.leaves(sharding.gather(state))
-            results.save_checkpoint(ckpt_path, leaves, epoch,
+            cellcache.save_checkpoint(ckpt_path, leaves, epoch,
                                     {k: np.stack(v) for k, v in history.items()})
             if on_checkpoint is not None:
                 on_checkpoint(epoch)

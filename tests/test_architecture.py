@@ -12,7 +12,8 @@ from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "initbench"
-NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup")
+NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup", "results",
+          "runfolder", "merges")
 
 
 def _module_name(path: Path) -> str:
@@ -84,6 +85,20 @@ def test_planning_modules_do_not_import_jax():
         names = {a.name for n in top if isinstance(n, ast.Import) for a in n.names}
         names |= {n.module for n in top if isinstance(n, ast.ImportFrom) and n.module}
         assert not any(n.split(".")[0] in ("jax", "flax", "optax") for n in names), name
+
+
+def test_reading_and_writing_run_folders_loads_no_jax():
+    """The run-folder side (read, validate, merge, the replace guard) and planning import no
+    JAX, not even inside the functions a report calls."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from initbench import plan, runfolder; "
+            "runfolder.check_output_path(Path('x.csv')); "
+            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_a_grid_of_several_chunks_traces_each_program_once():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from initbench import data, results
+from initbench import cellcache, data, results
 from initbench import grid as grid_lib
 from initbench.grid import Grid
 from initbench.progress import SilentReporter
@@ -128,7 +128,7 @@ def test_data_fingerprint_and_cache_key_cover_the_test_arrays():
     prints = {name: data.fingerprint(d) for name, d in variants.items()}
     assert data.fingerprint(base) not in prints.values()
     assert len(set(prints.values())) == 3
-    keys = {results.cache_key(spec, d) for d in (base, *variants.values())}
+    keys = {cellcache.cache_key(spec, d) for d in (base, *variants.values())}
     assert len(keys) == 4
 
 
