@@ -8,6 +8,8 @@ import hashlib
 import io
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -176,3 +178,59 @@ def load_checkpoint(path: Path, notice=None, like: list | None = None
         set_aside(path, f"{type(err).__name__}: {err}", notice)
         return None
     return leaves, epoch, history
+
+
+class EverySeconds:
+    """Calls `action(*args)` from `maybe(*args)` when `period_s` seconds have passed since
+    the last call (or the start): periodic work without patched constants."""
+
+    def __init__(self, period_s: float, action: Callable, clock: Callable[[], float] = time.monotonic):
+        self.period_s, self.action, self.clock = period_s, action, clock
+        self.last = clock()
+
+    def maybe(self, *args) -> None:
+        if self.clock() - self.last >= self.period_s:
+            self.action(*args)
+            self.last = self.clock()
+
+
+def chunk_key(padded_cells: list) -> str:
+    """The name of a chunk's checkpoint: a hash of its padded cells, in order."""
+    return hashlib.sha256(json.dumps(padded_cells).encode()).hexdigest()[:16]
+
+
+class Checkpoints:
+    """The epoch hook (`runner.EpochHook`) that keeps a chunk's state in the cell cache
+    `root` every `every_s` seconds and when the run is interrupted, so an interrupted chunk
+    resumes from its last checkpoint instead of epoch 0.
+
+    With `resume=False` (--no-cache) a checkpoint is written but never read; a damaged one
+    is set aside with a `notice` and the chunk starts over; a finished chunk's is deleted.
+    Multi-process runs use none (every process would need it).
+    """
+
+    def __init__(self, root: Path, spec: Spec, key: str, every_s: float,
+                 notice: Callable[[str], None] | None = None, resume: bool = True):
+        self.root, self.spec, self.key, self.every_s = Path(root), spec, key, every_s
+        self.notice, self.resume_allowed = notice, resume
+        self.path: Path | None = None
+        self.periodic: EverySeconds | None = None
+
+    def resume(self, padded_cells: list, shapes: list[tuple[int, ...]]):
+        """The chunk's saved (leaves, epoch, history), or None; starts the period."""
+        self.path = checkpoint_path(self.root, self.spec, chunk_key(padded_cells), self.key)
+        self.periodic = EverySeconds(self.every_s, self._save)
+        return load_checkpoint(self.path, self.notice, shapes) if self.resume_allowed else None
+
+    def after_epoch(self, epoch: int, snapshot: Callable, urgent: bool) -> None:
+        if urgent:
+            self._save(epoch, snapshot)
+        else:
+            self.periodic.maybe(epoch, snapshot)
+
+    def finish(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def _save(self, epoch: int, snapshot: Callable) -> None:
+        leaves, history = snapshot()
+        save_checkpoint(self.path, leaves, epoch, history)

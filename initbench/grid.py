@@ -72,11 +72,15 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         runner = make_runner() if make_runner is not None else Runner(spec, dataset, runtime)
         if timings is not None:
             timings.mark("runner")
+        # Several processes would each need a checkpoint: multi-process runs start over.
+        checkpoints = None if runtime.distributed else cellcache.Checkpoints(
+            runtime.cell_cache, spec, cellcache.cache_key(spec, dataset),
+            runtime.checkpoint_every_s, reporter.notice, resume=runtime.use_cache)
         reporter.start(len(missing) * spec.epochs, f"training {describe_cells(len(missing))}")
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, runner.train(chunk, reporter,
+                for cell, arrays in zip(chunk, runner.train(chunk, reporter, checkpoints,
                                                             timings=timings)):
                     found[cell] = arrays
                     if runtime.main:

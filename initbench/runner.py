@@ -3,38 +3,24 @@
 `Runner` turns the pure per-cell functions of `initbench.train` into programs over a grid:
 the cell axis (vmap), fixed-size blocks on every device (`initbench.sharding`), the data
 placed on the devices and every program traced once per run, whatever the number of
-chunks. `EverySeconds` and `Timings` are its periodic actions and wall-clock marks.
+chunks. Between epochs it calls an `EpochHook` (checkpoints live in `cellcache`), and
+`Timings` records its wall-clock marks. It knows nothing of files or figures.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 
-from initbench import cellcache, interrupts
+from initbench import interrupts
 from initbench.progress import Reporter
 from initbench.runtime import Runtime
 from initbench.spec import Spec
-
-
-class EverySeconds:
-    """Calls `action(*args)` from `maybe(*args)` when `period_s` seconds have passed since
-    the last call (or the start): periodic work without patched constants."""
-
-    def __init__(self, period_s: float, action: Callable, clock: Callable[[], float] = time.monotonic):
-        self.period_s, self.action, self.clock = period_s, action, clock
-        self.last = clock()
-
-    def maybe(self, *args) -> None:
-        if self.clock() - self.last >= self.period_s:
-            self.action(*args)
-            self.last = self.clock()
 
 
 class Timings:
@@ -78,6 +64,23 @@ def _compile_seconds() -> Counter:
     return totals
 
 
+class EpochHook(Protocol):
+    """What a chunk does between epochs besides training; `cellcache.Checkpoints` keeps
+    its state so an interrupted chunk resumes. Leaves are host arrays of the padded chunk."""
+
+    def resume(self, padded_cells: list, shapes: list[tuple[int, ...]]
+               ) -> tuple[list[np.ndarray], int, dict[str, np.ndarray]] | None:
+        """(state leaves, last finished epoch, curves [epoch, M, ...]) to resume from, or None."""
+
+    def after_epoch(self, epoch: int,
+                    snapshot: Callable[[], tuple[list[np.ndarray], dict[str, np.ndarray]]],
+                    urgent: bool) -> None:
+        """Epoch `epoch` (not the last) is done; `urgent`: the run stops after it."""
+
+    def finish(self) -> None:
+        """The chunk is trained."""
+
+
 class Runner:
     """The compiled programs of one run of `spec` on `dataset`, over `runtime.mesh`.
 
@@ -92,7 +95,6 @@ class Runner:
         from initbench import sharding, train
 
         self.spec, self.dataset, self.runtime = spec, dataset, runtime
-        self.cache_key = cellcache.cache_key(spec, dataset)
         self.traces: Counter = Counter()
         self.cell = train.make_cell_fns(spec, dataset.num_classes, len(dataset.x_train),
                                          dataset.image_shape)
@@ -234,15 +236,15 @@ class Runner:
         return sharding.gather(self._probe_fns[batch_size](state))
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
-              on_checkpoint: Callable | None = None,
+              epoch_hook: EpochHook | None = None,
               timings: Timings | None = None) -> list[dict]:
         """Train `cells` together; one dict of [epoch] arrays per cell (LSUV passes under
         `lsuv_passes` for data-dependent starts).
 
-        Without `runtime.distributed`, the chunk's state is checkpointed every
-        `runtime.checkpoint_every_s` seconds, so an interrupted chunk resumes from its last
-        checkpoint instead of epoch 0. `on_checkpoint(epoch)` is called after each one;
-        `timings` gets a mark when the starting state is ready and after every epoch.
+        `epoch_hook` (the cell cache's `cellcache.Checkpoints` in a run) may hand back a
+        saved state to resume from, is called after every epoch but the last, and told when
+        the chunk is done; the runner itself writes nothing. `timings` gets a mark when the
+        starting state is ready and after every epoch.
         """
         import jax
 
@@ -261,17 +263,10 @@ class Runner:
         if timings is not None:
             jax.block_until_ready(state)
         mark("params")
-        cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-        ckpt_path = cellcache.checkpoint_path(runtime.cell_cache, spec, cells_key, self.cache_key)
-        # Several processes would each need the checkpoint: multi-process runs start over.
-        # --no-cache ignores checkpoints too; a damaged one is set aside (a notice) and the
-        # chunk starts over.
-        checkpointing = not runtime.distributed
         first_block = next(iter(state.per_device.values()))[0]
-        checkpoint = (cellcache.load_checkpoint(
-            ckpt_path, reporter.notice,
-            [(len(padded), *_host_shape(a)[1:]) for a in jax.tree.leaves(first_block)])
-                      if checkpointing and runtime.use_cache else None)
+        checkpoint = (epoch_hook.resume(
+            padded, [(len(padded), *_host_shape(a)[1:]) for a in jax.tree.leaves(first_block)])
+                      if epoch_hook is not None else None)
         if checkpoint is not None:
             leaves, done, history = checkpoint
             treedef, like = jax.tree.structure(first_block), jax.tree.leaves(first_block)
@@ -287,14 +282,12 @@ class Runner:
             history = {k: [v] for k, v in sharding.gather(self.eval_fn(state)).items()}
             mark("epoch_0")
 
-        def save(epoch: int, state) -> None:
-            leaves = jax.tree.leaves(sharding.gather(state))
-            cellcache.save_checkpoint(ckpt_path, leaves, epoch,
-                                    {k: np.stack(v) for k, v in history.items()})
-            if on_checkpoint is not None:
-                on_checkpoint(epoch)
+        def snapshot(state) -> Callable[[], tuple[list[np.ndarray], dict[str, np.ndarray]]]:
+            """The state's leaves and the curves so far as host arrays, gathered only when
+            the hook asks (a checkpoint is not written every epoch)."""
+            return lambda: (jax.tree.leaves(sharding.gather(state)),
+                            {k: np.stack(v) for k, v in history.items()})
 
-        periodic = EverySeconds(runtime.checkpoint_every_s, save)
         for epoch in range(done + 1, spec.epochs + 1):
             with interrupts.deferred():  # the state is donated: stop between epochs
                 state, metrics = self.run_epoch(state, epoch)
@@ -302,21 +295,19 @@ class Runner:
                     history[k].append(v)
             mark(f"epoch_{epoch}")
             reporter.advance(len(cells))
-            if interrupts.pending():  # Ctrl-C or SIGTERM: keep this epoch, then stop
-                if checkpointing and epoch < spec.epochs:
-                    save(epoch, state)
+            stopping = interrupts.pending()  # Ctrl-C or SIGTERM: keep this epoch, then stop
+            if epoch_hook is not None and epoch < spec.epochs:
+                epoch_hook.after_epoch(epoch, snapshot(state), urgent=stopping)
+            if stopping:
                 interrupts.check()
-            if checkpointing and epoch < spec.epochs:
-                periodic.maybe(epoch, state)
         stacked = {k: np.stack(v) for k, v in history.items()}  # [epoch, M, ...]
         out = [{k: v[:, m] for k, v in stacked.items()} for m in range(len(cells))]
         for cell_out, cell_passes in zip(out, passes):
             if cell_passes is not None:
                 cell_out["lsuv_passes"] = np.asarray(cell_passes)
-        if checkpointing:
-            ckpt_path.unlink(missing_ok=True)
+        if epoch_hook is not None:
+            epoch_hook.finish()
         return out
-
 
 def _from_host(array, like):
     """Inverse of `sharding.host_array`, for a leaf typed like `like`."""

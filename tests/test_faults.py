@@ -369,12 +369,9 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
 
 
 def _checkpoint_path(spec):
-    import hashlib
-
     dataset = data.load(spec.dataset)
     cells = [(i, s, 0, lr) for i in spec.inits for lr in spec.lr for s in spec.seeds]
-    padded = sharding.pad_cells(cells, sharding.cell_mesh())
-    cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
+    cells_key = cellcache.chunk_key(sharding.pad_cells(cells, sharding.cell_mesh()))
     return cellcache.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
                                    cellcache.cache_key(spec, dataset))
 
