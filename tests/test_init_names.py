@@ -177,14 +177,14 @@ def labelled_run(tmp_path_factory):
 
 
 def test_the_label_is_the_name_in_every_table_file_and_figure(labelled_run):
-    from initbench import plots, results, summary
+    from initbench import plots, runfolder, summary
 
     out, printed, cache = labelled_run
     assert all(label in printed for label in LABELS)
     assert json.loads((out / "spec.json").read_text())["spec"]["inits"] == LABELS
     assert sorted(row["init"] for row in read_csv(out / "summary.csv")) == sorted(LABELS)
     assert {row["init"] for row in read_csv(out / "curves.csv")} == set(LABELS)
-    run = results.read_run(out)
+    run = runfolder.read_run(out)
     fig = plots.make_figure(run, summary.summarize_saved(run))
     legend = [text.get_text() for ax in fig.axes if ax.get_legend() is not None
               for text in ax.get_legend().get_texts()]

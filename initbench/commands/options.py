@@ -116,9 +116,11 @@ BIAS_INIT = _spec_opt("bias_init", "--bias-init", str,
                       f"Bias initializer: {_names(initializers.BIAS_NAMES)} (see `initbench "
                       "inits`; normal is stddev 1, the classic script's).")
 GAIN = _spec_opt("gain", "--gain", float | None,
-                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers.")
+                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers; "
+                 "written into each label it changes: xavier(gain=2).")
 MODE = _spec_opt("mode", "--mode", str | None,
-                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}.")
+                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}; "
+                 "written into each label it changes: xavier(mode=fan_in).")
 LSUV_TOL = _spec_opt("lsuv_tol", "--lsuv-tol", float, "LSUV: output variance tolerance.")
 LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max passes per layer.")
 TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
