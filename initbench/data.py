@@ -139,7 +139,7 @@ def fingerprint(dataset: Dataset) -> str:
         array = np.ascontiguousarray(getattr(dataset, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
-    if dataset.x_val is not None:  # absent without a split: today's fingerprints stay
+    if dataset.x_val is not None:  # absent without a split: existing fingerprints stay
         for name in ("x_val", "y_val"):
             array = np.ascontiguousarray(getattr(dataset, name))
             digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())

@@ -179,7 +179,7 @@ class Spec:
         settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
         if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
             settings["data_seeds"] = self.data_seeds
-        if self.val_fraction is not None:  # likewise: no split keeps today's keys
+        if self.val_fraction is not None:  # likewise: no split keeps every existing key
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model

@@ -61,7 +61,8 @@ def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
     the learning rate is a hyperparameter held in the optimizer state
     (`optax.inject_hyperparams`): `init` records `lr` (a traced per-cell value works) and
     `update` reads it back, so one compiled program trains cells of different rates.
-    Without a split the rate is the constant `spec.lr[0]`, exactly today's program: a traced
+    Without a split the rate is the constant `spec.lr[0]`, the program runs without a split
+    always had: a traced
     rate changes the last bits of Adam's updates, and default runs keep their numbers.
     """
     if spec.val_fraction is None:

@@ -9,18 +9,14 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from initbench import data, export, initializers, optimizers, starts
-from initbench.cli import app
 from initbench.spec import Spec
 
-runner = CliRunner()
 TINY = ["--epochs", "1", "--hidden", "4", "--batch-size", "8"]
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def _toy_dataset() -> data.Dataset:
