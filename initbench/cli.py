@@ -130,7 +130,7 @@ def run() -> int:
 
 def finish(code: int) -> None:
     """End the process with `code`, skipping the interpreter's teardown: with JAX and
-    matplotlib loaded it took 0.3-0.8 s (measured, issue 14), after every result was
+    matplotlib loaded it took 0.3-0.8 s (measured), after every result was
     already written and closed. Output is flushed first. A `--distributed` process exits
     normally, so that jax.distributed's shutdown still runs."""
     if "--distributed" in sys.argv:
