@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test chromium lint bench mutants reference clean
+.PHONY: install run test chromium lint bench mutants reference digits aggregate clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,22 @@ reference: $(RUN_STAMP)
 	$(BIN)/initbench export results/reference.tmp --format markdown --out results/reference.tmp/summary.md
 	$(BIN)/initbench report results/reference.tmp --html results/reference.tmp/report.html --quiet >/dev/null
 	rm -rf results/reference && mv results/reference.tmp results/reference
+
+# The digits comparison (embedded, offline; about 1 minute on 2 cores): one of the three
+# tasks of results/aggregate/.
+digits: $(RUN_STAMP)
+	rm -rf results/digits.tmp
+	$(BIN)/initbench compare --dataset digits --seeds 5 --out results/digits.tmp --quiet
+	$(BIN)/initbench export results/digits.tmp --format markdown --out results/digits.tmp/summary.md
+	rm -rf results/digits && mv results/digits.tmp results/digits
+
+# Many studies at once (README): the MLP and CNN on mnist-5k and the MLP on digits as three
+# tasks. Trains results/digits/ first only when it is missing; the rest only reads runs.
+aggregate: $(RUN_STAMP)
+	test -f results/digits/spec.json || $(MAKE) digits
+	rm -rf results/aggregate.tmp
+	$(BIN)/initbench aggregate results/reference results/cnn-reference results/digits --out results/aggregate.tmp >/dev/null
+	rm -rf results/aggregate && mv results/aggregate.tmp results/aggregate
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache
