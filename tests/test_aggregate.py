@@ -188,3 +188,14 @@ def test_unequal_seeds_and_too_few_shared_initializers_are_refused(committed_tas
         metrics={k: v[[0]] for k, v in runs[1].metrics.items()})
     with pytest.raises(A.InitbenchError, match="fewer than two initializers"):
         A.task_scores([runs[0], lone], names)
+
+
+def test_every_aggregate_column_is_documented():
+    section = (ROOT / "docs" / "files.md").read_text().split("## aggregate/")[1].split("\n## ")[0]
+    columns = {*A.IQM_COLUMNS, *A.IMPROVEMENT_COLUMNS, "tau", "share_above", "label", "folder",
+               "dataset", "num_classes", "training_key"}
+    for name in ("aggregate.csv", "improvement.csv", "profile.csv", "tasks.csv"):
+        header = (COMMITTED / name).read_text().splitlines()[0].split(",")
+        columns |= {c for c in header if not c.endswith("_mean_score")}
+    for column in columns:
+        assert f"`{column}`" in section, column
