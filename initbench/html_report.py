@@ -76,7 +76,9 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
 
     The card is drawn for the run's first seed on the dataset the run used, as `initbench
     inspect` shows it; a dataset or model that cannot be loaded here leaves a note instead."""
-    from initbench import data, starts
+    import jax
+
+    from initbench import data, networks, starts
     from initbench.errors import InitbenchError
 
     if result.labels is not None:
@@ -86,8 +88,13 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
         dataset = data.load(result.dataset)
         if spec.val_fraction is not None:  # the split training used (LSUV reads x_train)
             dataset = data.split_validation(dataset, spec.val_fraction)
-        seed = result.seeds[0]
-        return {init: starts.init_card(spec, init, seed, dataset) for init in result.inits}, None
+        # `starts.init_card` for every initializer at once: one draw of all the cells.
+        network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
+        cells = [(init, result.seeds[0]) for init in result.inits]
+        params = starts.cell_starts(spec, cells, dataset).params
+        return {init: networks.card(spec, init, jax.tree.map(lambda a, k=k: a[k], params),
+                                    network)
+                for k, init in enumerate(result.inits)}, None
     except InitbenchError as err:
         return {}, f"the card could not be drawn here: {err}"
 

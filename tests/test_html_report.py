@@ -162,3 +162,20 @@ def test_page_in_a_real_browser_at_phone_and_desktop_width(page, tmp_path):
                                        (0, 0, 255): f"the window is not {width} px wide"
                                        }.get(corner, corner)
         assert image.convert("L").crop((0, 60, width, 2000)).getextrema()[0] < 100  # drawn
+
+
+def test_a_card_that_cannot_be_drawn_leaves_a_note_not_a_failure(monkeypatch):
+    """A dataset that cannot be loaded here (not downloaded, offline) costs the card only."""
+    from initbench import data, html_report
+    from initbench.errors import InitbenchError
+
+    def unavailable(name, *args, **kwargs):
+        raise InitbenchError(f"{name} is not available offline")
+
+    monkeypatch.setattr(data, "load", unavailable)
+    result = results.read_run(REFERENCE)
+    cards, note = html_report.network_cards(result)
+    assert cards == {} and note == ("the card could not be drawn here: mnist-5k is not "
+                                    "available offline")
+    html = html_report.card_html(result, cards, note)
+    assert "The card of the network" in html and "not available offline" in html
