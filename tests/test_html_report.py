@@ -117,8 +117,10 @@ def test_html_default_file_bad_names_and_nothing_half_written(tmp_path):
 
 
 def _chromium(*args, tmp_path) -> subprocess.CompletedProcess:
-    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start;
+    # --disable-dev-shm-usage: a container's small /dev/shm crashes the renderer.
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--disable-dev-shm-usage",
                            "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}",
                            *args], capture_output=True, text=True, timeout=120)
 
