@@ -248,16 +248,17 @@ def summarize(inits: list[str], tasks: list[Task], scores: np.ndarray, diverged:
 # ------------------------------------------------------------------ from run folders
 
 
-def task_scores(runs: list, folders: list[str]) -> tuple[list[str], list[Task], np.ndarray,
-                                                         np.ndarray, dict[str, list[str]]]:
+def task_scores(runs: list, folders: list[str], labels: list[str] | None = None
+                ) -> tuple[list[str], list[Task], np.ndarray, np.ndarray, dict[str, list[str]]]:
     """(shared initializers, tasks, scores[num_inits, num_seeds, num_tasks], diverged,
-    dropped) of `runs` (`results.RunResult`s read from `folders`).
+    dropped) of `runs` (`results.RunResult`s read from `folders`; `labels` name the tasks,
+    the folders by default).
 
     A multi-rate run counts with each initializer at its chosen rate (the tuned cells).
     Initializers missing from some run are left out (`dropped` names where they are
     missing); every run must have the same number of seeds and a different training
     setting (two runs of one setting are one task: merge them with `report A B --out`)."""
-    from initbench import data, report, summary
+    from initbench import data, summary
 
     if len(runs) < 2:
         raise InitbenchError("aggregate needs at least two run folders (tasks); for one run "
@@ -301,7 +302,7 @@ def task_scores(runs: list, folders: list[str]) -> tuple[list[str], list[Task], 
         final = accuracy[index]
         columns.append(normalized_score(final, num_classes))
         flags.append(~np.isfinite(final))
-        label = report.title(view).replace(f" · {len(view.seeds)} seeds", "")
+        label = labels[len(tasks)] if labels is not None else folder
         tasks.append(Task(label, folder, view.dataset, num_classes, len(view.seeds),
                           view.spec.training_key()))
     return (shared, tasks, np.stack(columns, axis=-1), np.stack(flags, axis=-1), dropped)

@@ -263,7 +263,7 @@ def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = 
     import jax
 
     from initbench import sharding
-    from initbench.experiment import Runner
+    from initbench.runner import Runner
     from initbench.spec import Spec
 
     spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
@@ -413,7 +413,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     accelerator) the device's matmul rate, then PyTorch; peak RSS is read after each part
     (it only grows, so PyTorch's includes initbench's).
     """
-    from initbench import experiment
+    from initbench import provenance
 
     validate(config)
     # Each part says what it does before it starts, as a plain line: a live spinner's
@@ -449,7 +449,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     shape_floor_s = flops / (shape_rate * 1e9) if on_cpu else None
     row = {
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-        "git_revision": experiment.git_revision(), "machine": machine_name(),
+        "git_revision": provenance.git_revision(), "machine": machine_name(),
         "cpu_count": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
@@ -521,7 +521,7 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
     An existing file with other columns (an older initbench) is rewritten with the union of
     both headers, so no past measurement is lost.
     """
-    from initbench import results
+    from initbench import runfolder, safeio
 
     path = Path(path)
     values = {k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS}
@@ -534,9 +534,9 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
                 csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n").writerow(values)
             return path
         columns = header + [c for c in CSV_COLUMNS if c not in header]
-        results.write_atomic(path, results.csv_text([*rows, values], columns))
+        safeio.write_atomic(path, runfolder.csv_text([*rows, values], columns))
         return path
-    results.write_atomic(path, results.csv_text([values], CSV_COLUMNS))
+    safeio.write_atomic(path, runfolder.csv_text([values], CSV_COLUMNS))
     return path
 
 
@@ -567,7 +567,7 @@ def race_phases(spawn: float, launch: dict, marks: list, end: float) -> dict:
 
     `spawn`/`end`: `time.time()` around the subprocess, seen from outside; `launch`: the
     LAUNCHER's record (started, cli_imported, returned); `marks`: spec.json's
-    `timings.marks` ([name, time.time()] pairs, see `experiment.Timings`). With several
+    `timings.marks` ([name, time.time()] pairs, see `Timings`). With several
     chunks, params, epoch_0 and epoch_1 are the first chunk's and training ends at the last
     epoch mark. Steady epoch = median of epochs 2..N; compile estimate = epoch 1 minus it.
     """
@@ -673,7 +673,7 @@ def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
     import shutil
     import tempfile
 
-    from initbench import experiment
+    from initbench import provenance
     from initbench.errors import InitbenchError
 
     if config.seeds < 1 or config.epochs < 1 or config.repeats < 1:
@@ -702,7 +702,7 @@ def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
             shutil.rmtree(workdir, ignore_errors=True)
         rows.append({
             "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-            "git_revision": experiment.git_revision(), "machine": machine_name(),
+            "git_revision": provenance.git_revision(), "machine": machine_name(),
             "cpu_count": os.cpu_count(),
             "load_1m": round((load + os.getloadavg()[0]) / 2, 2),
             "python": platform.python_version(),

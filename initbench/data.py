@@ -21,6 +21,8 @@ from initbench.errors import InitbenchError, unknown_name
 if TYPE_CHECKING:
     import numpy as np
 
+    from initbench.spec import Spec
+
 DEFAULT_DATASET = "mnist"
 FALLBACK_DATASET = "mnist-5k"
 
@@ -656,3 +658,15 @@ def import_idx(directory: str | Path) -> Path:
         raise InitbenchError(f"importing MNIST into {data_dir} failed: {_first_line(err)}; "
                              "the earlier import, if any, is unchanged.") from None
     return target
+
+
+def load_data(spec: Spec):
+    """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
+    With `spec.val_fraction` the training set is split (`data.split_validation`)."""
+    if spec.dataset is None:
+        dataset, notice = load_default()
+    else:
+        dataset, notice = load(spec.dataset), None
+    if spec.val_fraction is not None:
+        dataset = split_validation(dataset, spec.val_fraction)
+    return dataset, notice

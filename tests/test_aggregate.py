@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from initbench import aggregate as A
-from initbench import results
+from initbench import runfolder
 from initbench.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def invoke(*args):
 
 @pytest.fixture(scope="module")
 def committed_tasks():
-    runs = [results.read_run(folder) for folder in RUNS]
+    runs = [runfolder.read_run(folder) for folder in RUNS]
     return A.task_scores(runs, [str(folder) for folder in RUNS])
 
 
@@ -170,7 +170,7 @@ def test_aggregate_refuses_bad_input_in_one_line_and_writes_nothing(tmp_path):
 
 
 def test_unequal_seeds_and_too_few_shared_initializers_are_refused(committed_tasks):
-    runs = [results.read_run(folder) for folder in RUNS[:2]]
+    runs = [runfolder.read_run(folder) for folder in RUNS[:2]]
     names = [str(f) for f in RUNS[:2]]
     fewer = dataclasses.replace(runs[1], spec=runs[1].spec.replace(seeds=(0, 1, 2)),
                                 metrics={k: v[:, :3] for k, v in runs[1].metrics.items()})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initbench import results, summary
+from initbench import runfolder, summary
 from initbench.cli import app
 from initbench.commands.report import html_target
 
@@ -63,7 +63,7 @@ def test_page_holds_the_terminals_table_every_figure_card_settings_and_provenanc
     """The verdicts are the terminal's (the same summary rows), every figure is inline and
     decodes to a PNG, the card has a column per initializer, spec.json is there."""
     text = page.read_text()
-    result = results.read_run(REFERENCE)
+    result = runfolder.read_run(REFERENCE)
     rows = summary.summarize_saved(result)
     for row in rows:
         expected = "—" if row.verdict == "baseline" else (
@@ -175,7 +175,7 @@ def test_a_card_that_cannot_be_drawn_leaves_a_note_not_a_failure(monkeypatch):
         raise InitbenchError(f"{name} is not available offline")
 
     monkeypatch.setattr(data, "load", unavailable)
-    result = results.read_run(REFERENCE)
+    result = runfolder.read_run(REFERENCE)
     cards, note = html_report.network_cards(result)
     assert cards == {} and note == ("the card could not be drawn here: mnist-5k is not "
                                     "available offline")

@@ -28,7 +28,7 @@ def aggregate(
     """Across tasks: per initializer the IQM of the normalized score with stratified bootstrap
     CIs, P(one beats another) with CIs, and a performance profile. No training."""
     from initbench import aggregate as agg_lib
-    from initbench import results
+    from initbench import report, runfolder
     from initbench.console import stderr, stdout
 
     if out is not None:
@@ -38,8 +38,9 @@ def aggregate(
         from initbench.errors import InitbenchError
 
         raise InitbenchError("a run folder is given twice.")
-    runs = [results.read_run(d) for d in dirs]
-    inits, tasks, scores, diverged, dropped = agg_lib.task_scores(runs, folders)
+    runs = [runfolder.read_run(d) for d in dirs]
+    labels = [report.title(run.view).replace(f" · {len(run.seeds)} seeds", "") for run in runs]
+    inits, tasks, scores, diverged, dropped = agg_lib.task_scores(runs, folders, labels)
     agg = agg_lib.summarize(inits, tasks, scores, diverged, reps, dropped)
     if out is not None:
         write(agg, out)
@@ -55,7 +56,7 @@ def aggregate(
 
 def check_out(out: Path) -> None:
     """Refuse an --out that is a file, a run folder or a folder holding files."""
-    from initbench import results
+    from initbench import runfolder
     from initbench.errors import InitbenchError
 
     out = Path(out)
@@ -63,22 +64,22 @@ def check_out(out: Path) -> None:
         raise InitbenchError(f"--out {out} is a file; give a new or empty folder.")
     if out.is_dir() and any(out.iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
-    results.check_writable(out)
+    runfolder.check_writable(out)
 
 
 def write(agg, out: Path) -> None:
     """Write every file of `agg` into `out`, all at once (`safeio.write_folder`)."""
     from initbench import aggregate as agg_lib
-    from initbench import aggregate_plot, results, safeio
+    from initbench import aggregate_plot, runfolder, safeio
     from initbench.errors import InitbenchError
 
     files = {
-        "aggregate.csv": results.csv_text(agg_lib.iqm_csv_rows(agg), agg_lib.IQM_COLUMNS),
-        "improvement.csv": results.csv_text(agg_lib.improvement_csv_rows(agg),
+        "aggregate.csv": runfolder.csv_text(agg_lib.iqm_csv_rows(agg), agg_lib.IQM_COLUMNS),
+        "improvement.csv": runfolder.csv_text(agg_lib.improvement_csv_rows(agg),
                                             agg_lib.IMPROVEMENT_COLUMNS),
-        "profile.csv": results.csv_text(agg_lib.profile_csv_rows(agg),
+        "profile.csv": runfolder.csv_text(agg_lib.profile_csv_rows(agg),
                                         ("init", "tau", "share_above", "ci_low", "ci_high")),
-        "tasks.csv": results.csv_text(rows := agg_lib.task_csv_rows(agg), list(rows[0])),
+        "tasks.csv": runfolder.csv_text(rows := agg_lib.task_csv_rows(agg), list(rows[0])),
         "aggregate.md": agg_lib.markdown(agg),
         "aggregate.png": aggregate_plot.render(agg),  # drawn before anything is written
     }
