@@ -16,20 +16,16 @@ from unittest import mock
 import numpy as np
 import pytest
 import scipy.stats
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from initbench import experiment, progress, results, runfolder, summary
-from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 INITS = ("xavier", "normal")  # every initializer costs seconds of XLA compile
 SPEC = Spec(inits=INITS, seeds=(0, 1, 2, 3), dataset="digits", hidden=(16,), epochs=2)
-runner = CliRunner()
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def one_error_line(result) -> str:

@@ -55,7 +55,7 @@ TRAIN, SPEC, RESULTS = "tests/test_train.py", "tests/test_spec.py", "tests/test_
 STATS, INITS, PROBE = "tests/test_stats.py", "tests/test_initializers.py", "tests/test_probe.py"
 CLI, REPORT = "tests/test_cli.py", "tests/test_report.py"
 FAULTS, DSEEDS = "tests/test_faults.py", "tests/test_data_seeds.py"
-STATS11, CLI11 = "tests/test_stats_issue11.py", "tests/test_issue11_cli.py"
+STATS11, CLI11 = "tests/test_paired_tests_and_robust_stats.py", "tests/test_seeds_auto_plan_and_pairs.py"
 INTERVALS = "tests/test_intervals.py"
 
 MUTANTS = [
