@@ -25,7 +25,7 @@ from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 
-def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
+def run_experiment(spec: Spec, out: Path, runtime: Runtime,
                    reporter: Reporter | None = None, *, baseline: str | None = None,
                    target: float | None = None, pairs: str | None = None,
                    margin_pt: float | None = None,
@@ -34,20 +34,20 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
                    ) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
-    Returns the whole grid; cells cached under the same training setting are reused. In a
-    multi-process run only process 0 (`runtime.main`) reads the cache and writes anything;
-    the other processes train their share and return None. Process 0 holds `out`'s lock
-    (`safeio.folder_lock`) throughout: a second writer is refused. `pairs` ("baseline" or
-    "all") and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and
-    are recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
-    chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
-    `on_summary(result)` is called once the summary is computed, before the figures are
-    drawn and the folder is written (the CLI prints its tables then); the folder still
-    appears whole, after it.
+    `runtime` (built by the CLI, or `Runtime.from_environment()`) says where the cell cache
+    is and which process this is. Returns the whole grid; cells cached under the same
+    training setting are reused. In a multi-process run only process 0 (`runtime.main`)
+    reads the cache and writes anything; the other processes train their share and return
+    None. Process 0 holds `out`'s lock (`safeio.folder_lock`) throughout: a second writer is
+    refused. `pairs` ("baseline" or "all") and `margin_pt` (the TOST margin in accuracy
+    points) choose the comparisons and are recorded in the run's meta; for `--seeds auto`
+    (`spec.precision` set) the seeds are chosen round by round (`train_until_precise`) and
+    `spec.seeds` is ignored. `on_summary(result)` is called once the summary is computed,
+    before the figures are drawn and the folder is written (the CLI prints its tables
+    then); the folder still appears whole, after it.
     """
     from initbench import safeio
 
-    runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
         out = runfolder.check_writable(out, runfolder.estimate_run_bytes(spec))
     lock = safeio.folder_lock(out) if runtime.main else contextlib.nullcontext()
