@@ -2,6 +2,9 @@
 
 Importing this module is cheap (< 50 ms): NumPy, scikit-learn, mlxtend, TensorFlow, TFDS and
 the standard modules only one function uses are imported inside the functions that need them.
+
+Over 450 lines: the dataset registry plus the three ways a set arrives (embedded files
+with a cached split, TFDS, `data import` of IDX files), each with its error messages.
 """
 
 from __future__ import annotations
