@@ -674,6 +674,13 @@ def import_idx(directory: str | Path) -> Path:
     return target
 
 
+def check_batch_size(dataset: Dataset, batch_size: int) -> None:
+    """InitbenchError unless `batch_size` examples fit in `dataset`'s training set."""
+    if batch_size > len(dataset.x_train):
+        raise InitbenchError(f"--batch-size {batch_size} is larger than the training set of "
+                             f"{dataset.name} ({len(dataset.x_train)} examples).")
+
+
 def load_data(spec: Spec):
     """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
     With `spec.val_fraction` the training set is split (`data.split_validation`)."""

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from initbench import cellcache, interrupts, plan, results, runfolder
-from initbench.data import load_data
+from initbench.data import check_batch_size, load_data
 from initbench.errors import InitbenchError
 from initbench.grid import train_grid, train_until_precise
 from initbench.progress import Reporter, SilentReporter
@@ -108,11 +108,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
     earlier_looks = runfolder.check_replaces(out, spec) if runtime.main else None
-    if spec.batch_size > len(dataset.x_train):
-        raise InitbenchError(
-            f"--batch-size {spec.batch_size} is larger than the training set of "
-            f"{dataset.name} ({len(dataset.x_train)} examples)."
-        )
+    check_batch_size(dataset, spec.batch_size)
     from initbench import data as data_lib
     from initbench import networks
 

@@ -47,13 +47,12 @@ def run_probe(spec: Spec, data, runtime: Runtime,
               batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
     """Probe every (init, seed) of `spec` at initialization on the first `batch_size`
     training examples of `data`, all cells in the runner's compiled blocks."""
+    from initbench.data import check_batch_size
     from initbench.runner import Runner
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InitbenchError(f"--batch-size must be a positive integer, got {batch_size}.")
-    if batch_size > len(data.x_train):
-        raise InitbenchError(f"--batch-size {batch_size} is larger than the training set of "
-                             f"{data.name} ({len(data.x_train)} examples).")
+    check_batch_size(data, batch_size)
     runner = Runner(spec, data, runtime)
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     state, passes = runner.init_state(runner.padded(cells))
