@@ -44,6 +44,7 @@ class Case:
     patch: Callable[[], contextlib.AbstractContextManager] | None = None
     out: str | None = "out"  # the folder to check afterwards, relative to the case folder
     json_stdout: bool = False  # stdout must be exactly one JSON document
+    expect: str | None = None  # text the output must contain (e.g. the label of what was drawn)
 
 
 def _grid(tmp: Path, name: str = "grid", inits: str = "xavier,normal", seeds: str = "2") -> Path:
@@ -164,7 +165,7 @@ def cases() -> list[Case]:
         opt("--lsuv-tol", v)
     for v in ["0", "-1", "99999999999"]:
         opt("--lsuv-max-iter", v)
-    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # percent since issue 21
+    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # --target is in percent
         opt("--target", v)
     for v in ["[/]", "[red]", "", "xavir", " ", "lsuv[", "\x00"]:
         opt("--init", v)
@@ -223,7 +224,7 @@ def cases() -> list[Case]:
                       out="grid"))
         c.append(Case(f"cell save {errno.errorcode[error]}", ["run", *TINY, "--no-cache",
                                                               "--out", "{tmp}/out"],
-                      patch=_fail_os("initbench.results.save_cell", error)))
+                      patch=_fail_os("initbench.cellcache.save_cell", error)))
         c.append(Case(f"mkdir {errno.errorcode[error]}", ["run", *TINY, "--out", "{tmp}/new/out"],
                       patch=_fail_os("os.mkdir", error), out="new/out"))
     c.append(Case("disk full before training", ["run", *TINY, "--out", "{tmp}/out"],
@@ -403,13 +404,13 @@ def _grid_edited(change: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 def _all_diverged(grid: Path) -> None:
-    from initbench import results, summary
+    from initbench import results, runfolder, summary
 
-    run = results.read_run(grid)
+    run = runfolder.read_run(grid)
     for name in results.METRICS:
         run.metrics[name][..., 1:] = float("nan")
     shutil.rmtree(grid)
-    results.write_run(grid, run, summary.summarize_run(run))
+    runfolder.write_run(grid, run, summary.summarize_run(run))
 
 
 def _with_bom(grid: Path) -> None:
@@ -428,7 +429,7 @@ def _other_data_copy(grid: Path) -> None:
 
 
 def _silently_wrong_cases() -> list[Case]:
-    """Issue 23's classes: options without effect, outputs onto a run's files, models that
+    """The silently-wrong classes: options without effect, outputs onto a run's files, models that
     return integers or print, unreachable plans, full caches, merges of other data."""
     c: list[Case] = []
     run = ["run", *TINY, "--out", "{tmp}/out"]
@@ -437,6 +438,23 @@ def _silently_wrong_cases() -> list[Case]:
                         ("mode on orthogonal", ["--init", "orthogonal", "--mode", "fan_in"]),
                         ("mode already he's", ["--init", "he_normal", "--mode", "fan_in"])]:
         c.append(Case(name, [*run, *extra]))
+    # labels say what was drawn: an option that changes an initializer is in its label,
+    # and names with parameters are refused in one line when they cannot be drawn
+    c.append(Case("mode on xavier is in the label",
+                  ["run", *TINY[:-1], "--init", "xavier", "--mode", "fan_in", "--out",
+                   "{tmp}/out"], (0,), expect="xavier(mode=fan_in)"))
+    c.append(Case("gain on lecun_uniform is in the label",
+                  ["run", *TINY[:-1], "--init", "lecun_uniform", "--gain", "2", "--out",
+                   "{tmp}/out"], (0,), expect="lecun_uniform(gain=2"))
+    for name, inits in [("parameter the initializer lacks", "normal(gain=2)"),
+                        ("unbalanced parenthesis", "xavier,normal(0.01"),
+                        ("the same cell twice", "normal,normal(1)"),
+                        ("two positional values", "he_normal(2,fan_in)"),
+                        ("a value that is not a number", "normal(abc)")]:
+        c.append(Case(f"--inits {name}", ["compare", *TINY, "--inits", inits, "--out",
+                                           "{tmp}/out"]))
+    c.append(Case("mode in the name and as an option",
+                  [*run, "--init", "xavier(mode=fan_in)", "--mode", "fan_in"]))
     cnn = ["run", "--init", "xavier", "--model", "cnn", "--dataset", "digits", "--epochs", "1",
            "--seeds", "1", "-q", "--out", "{tmp}/out"]
     c.append(Case("activation with cnn", [*cnn, "--activation", "tanh"]))
@@ -468,7 +486,7 @@ def _silently_wrong_cases() -> list[Case]:
                                        "--seeds", "auto", "--precision", "0.5", "--max-seeds",
                                        "100001", "--out", "{tmp}/out"]))
     c.append(Case("cell cache full", ["run", "--init", "he_normal", *TINY, "--out", "{tmp}/out"],
-                  patch=lambda: mock.patch("initbench.results.write_atomic", side_effect=OSError(
+                  patch=lambda: mock.patch("initbench.cellcache.write_atomic", side_effect=OSError(
                       errno.ENOSPC, os.strerror(errno.ENOSPC)))))
     c.append(Case("curves.csv with a BOM", ["export", "{tmp}/grid", "--format", "csv"], (0,),
                   setup=_grid_edited(_with_bom), out=None))
@@ -555,6 +573,8 @@ def check(case: Case, root: Path, warm_cache: Path) -> list[str]:
         problems.append(f"uncaught {type(result.exception).__name__}: {tb[-1][:160]}")
     if "Traceback" in output:
         problems.append("traceback printed")
+    if case.expect is not None and case.expect not in output:
+        problems.append(f"output lacks {case.expect!r}")
     if case.json_stdout:
         import json
 

@@ -13,6 +13,9 @@ Notation in the formulas:
 
 Names, aliases, formulas and expected stds need no JAX: JAX is imported only when
 an initializer is built, so `import initbench.initializers` stays cheap.
+
+Over 450 lines: one registry of every kernel and bias initializer with its formula,
+expected std and parameter checks; each record is a few lines and they are read together.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from initbench import init_names
 from initbench.errors import InitbenchError, unknown_name
 
 if TYPE_CHECKING:
@@ -43,13 +47,22 @@ TRUNCATED_UNIT_STD = _truncated_unit_std()
 
 @dataclass(frozen=True)
 class _Entry:
-    """One registered initializer: its formula, parameter defaults, builder and std."""
+    """One registered initializer: its formula, parameter defaults, builder and std, and for
+    a data-dependent one its after-draw hook.
+
+    `after_draw(spec, network, params, data) -> (params, passes)` rescales the parameters
+    of several seeds of one initializer (leading [seed] axis; `network` None for the MLP)
+    on `data` (an `initbench.data.Dataset`) and returns the passes per layer ([seed, L]
+    ints). It may be given as "module:function", imported only when a start is drawn, so
+    the registry stays free of JAX.
+    """
 
     formula: str
     make: Callable[..., Initializer]
     std: Callable[..., float]
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    after_draw: str | None = None  # the hook run on data after the draw ("lsuv", "metainit")
+    after_draw: Callable | str | None = None
+    scaling: tuple[float, str] | None = None  # variance scaling: (base, distribution)
 
 
 # ---------------------------------------------------------------- kernel builders
@@ -75,7 +88,8 @@ def _variance_scaling(base: float, default_mode: str, distribution: str, formula
     def std(fan_in: int, fan_out: int, gain: float, mode: str) -> float:
         return gain * math.sqrt(base / _fan(fan_in, fan_out, mode))
 
-    return _Entry(formula, make, std, {"gain": 1.0, "mode": default_mode})
+    return _Entry(formula, make, std, {"gain": 1.0, "mode": default_mode},
+                  scaling=(base, distribution))
 
 
 def _orthogonal(gain: float) -> Initializer:
@@ -179,7 +193,7 @@ _KERNELS: dict[str, _Entry] = {
         _orthogonal,
         _orthogonal_std,
         {"gain": 1.0},
-        after_draw="lsuv",
+        after_draw="initbench.lsuv:after_draw",
     ),
     "identity": _Entry("gain·eye(fan_in, fan_out)", _identity, _identity_std, {"gain": 1.0}),
     "normal": _Entry(
@@ -206,7 +220,7 @@ _KERNELS: dict[str, _Entry] = {
 - he_* (He et al. 2015): Var = 2/fan_in. he_normal is TN, as in jax.
 - lecun_* (LeCun et al. 1998): Var = 1/fan_in. lecun_normal is TN, as in jax.
 - `gain` multiplies the std (Var scale = gain²·base); `mode` overrides the fan.
-- lsuv starts as orthogonal; the data-dependent rescaling is applied by the caller.
+- lsuv starts as orthogonal; its after-draw hook (`lsuv.after_draw`) rescales it on data.
 """
 
 _ALIASES: dict[str, str] = {
@@ -297,13 +311,27 @@ def _mode(param: str, value: Any) -> str:
     return value
 
 
+# A gain, stddev or scale and its square stay normal float32 numbers (draws are float32).
+SCALE_RANGE = (1.0842021724855044e-19, 1.8446742974197924e19)
+
+
+def _scale(param: str, value: Any) -> float:
+    """`value` as a positive float in SCALE_RANGE, or an InitbenchError naming `param`."""
+    number = _positive(param, value)
+    if not SCALE_RANGE[0] <= number <= SCALE_RANGE[1]:
+        raise InitbenchError(f"{param} {value} is out of range: it must be in "
+                             f"[{SCALE_RANGE[0]:.3g}, {SCALE_RANGE[1]:.3g}] (it and its square "
+                             "normal float32 numbers).")
+    return number
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "gain": _positive,
-    "stddev": _positive,
-    "scale": _positive,
+    "gain": _scale,
+    "stddev": _scale,
+    "scale": _scale,
     "mode": _mode,
     "value": _finite,
-    "tau": _positive,
+    "tau": _scale,
 }
 
 
@@ -350,54 +378,136 @@ def aliases() -> dict[str, str]:
     return dict(_ALIASES)
 
 
-def canonical(name: str) -> str:
-    """The canonical kernel name for `name` or its alias ("xavier" -> "glorot_uniform")."""
-    key = _normalize(name)
+def _lookup(name: str) -> tuple[str, _Entry, dict[str, Any]]:
+    """(base name, registry entry, the validated parameters its specifier sets) of a
+    specifier `name` ("normal(0.01)" -> ("normal", ..., {"stddev": 0.01}))."""
+    spec = init_names.parse(name)
+    key = _normalize(spec.name)
     key = _ALIASES.get(key, key)
     if key not in _KERNELS:
-        raise unknown_name("initializer", name, [*_KERNELS, *_ALIASES])
-    return key
+        raise unknown_name("initializer", spec.name, [*_KERNELS, *_ALIASES])
+    entry = _KERNELS[key]
+    given = init_names.bind(spec, entry.defaults, spec.name)
+    try:
+        return key, entry, {param: _CHECKS[param](param, value) for param, value in given.items()}
+    except InitbenchError as err:
+        raise InitbenchError(f"'{spec.label}': {err}") from None
+
+
+def _with(name: str, given: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The specifier's parameters `given` plus keyword `params` (None: not given); one set
+    in both is an InitbenchError."""
+    merged = dict(given)
+    for param, value in params.items():
+        if value is None:
+            continue
+        if param in given:
+            raise InitbenchError(f"'{init_names.label(name)}' sets {param} in its name and "
+                                 f"again as an option ({param}={init_names.value_text(value)}); "
+                                 "give it once.")
+        merged[param] = value
+    return merged
+
+
+def base(name: str) -> str:
+    """The canonical name of a specifier without its parameters ("xavier(gain=2)" ->
+    "glorot_uniform"): the random stream of its cells (see `model.init_key`)."""
+    return _lookup(name)[0]
+
+
+def canonical(name: str) -> str:
+    """The canonical identity of a specifier: its base name ("xavier" -> "glorot_uniform"),
+    then the parameters that differ from their defaults, in registry order, exact
+    ("normal(0.010)" -> "normal(stddev=0.01)", "normal(1)" -> "normal"). Two specifiers draw
+    the same weights exactly when their identities are equal; cells are cached under it."""
+    key, entry, given = _lookup(name)
+    changed = [f"{param}={init_names.value_text(given[param])}" for param in entry.defaults
+               if param in given and given[param] != entry.defaults[param]]
+    return f"{key}({','.join(changed)})" if changed else key
 
 
 def formula(name: str) -> str:
-    """One-line formula of a kernel initializer, e.g. "U(±sqrt(6/(fan_in+fan_out)))"."""
-    return _KERNELS[canonical(name)].formula
+    """One-line formula of a kernel initializer, e.g. "U(±sqrt(6/(fan_in+fan_out)))", with
+    the parameters its specifier sets ("normal(0.01)" -> "N(0, stddev²), stddev=0.01")."""
+    _, entry, given = _lookup(name)
+    resolved = {**entry.defaults, **given}
+    if resolved == dict(entry.defaults):
+        return entry.formula
+    if entry.scaling is not None:  # Var = gain²·base/fan(mode), written out
+        base_var, distribution = entry.scaling
+        top = resolved["gain"] ** 2 * base_var * (2 if resolved["mode"] == "fan_avg" else 1)
+        fan = {"fan_in": "fan_in", "fan_out": "fan_out",
+               "fan_avg": "(fan_in+fan_out)"}[resolved["mode"]]
+        if distribution == "uniform":
+            return f"U(±sqrt({3 * top:.6g}/{fan}))"
+        return f"TN(sqrt({top:.6g}/{fan}))"
+    head = ", ".join(part for part in entry.formula.split(", ")
+                     if part.partition("=")[0] not in entry.defaults)
+    tail = ", ".join(f"{param}={init_names.value_text(value)}"
+                     for param, value in resolved.items())
+    return f"{head}, {tail}"
 
 
 def params(name: str) -> dict[str, Any]:
-    """The parameters a kernel initializer takes, with their defaults."""
-    return dict(_KERNELS[canonical(name)].defaults)
+    """The parameters a kernel initializer takes, with their defaults overridden by those
+    its specifier sets."""
+    _, entry, given = _lookup(name)
+    return {**entry.defaults, **given}
+
+
+def register(name: str, formula: str, make: Callable[..., Initializer],
+             std: Callable[..., float], defaults: Mapping[str, Any] | None = None,
+             after_draw: Callable | str | None = None) -> None:
+    """Add a kernel initializer: `make(**params)` builds it, `std(fan_in, fan_out, **params)`
+    is its theoretical std, `defaults` are the parameters it takes, and `after_draw` (see
+    `_Entry`) makes it data-dependent. Every command then accepts `name`."""
+    key = _normalize(name)
+    if key in _KERNELS or key in _ALIASES:
+        raise ValueError(f"initializer {name!r} is already registered")
+    _KERNELS[key] = _Entry(formula, make, std, dict(defaults or {}), after_draw)
 
 
 def is_data_dependent(name: str) -> bool:
-    """Whether the initializer needs data after the draw ("lsuv", "metainit")."""
-    return after_draw(name) is not None
+    """Whether the initializer needs data after the draw (it has an after-draw hook)."""
+    return _lookup(name)[1].after_draw is not None
 
 
-def after_draw(name: str) -> str | None:
-    """The after-draw hook of an initializer ("lsuv", "metainit"), None for a plain draw."""
-    return _KERNELS[canonical(name)].after_draw
+def after_draw(name: str) -> Callable | None:
+    """The after-draw hook of initializer `name` (see `_Entry`), or None."""
+    hook = _lookup(name)[1].after_draw
+    if isinstance(hook, str):
+        import importlib
+
+        module, _, attribute = hook.partition(":")
+        hook = getattr(importlib.import_module(module), attribute)
+    return hook
 
 
 def needs_branches(name: str) -> bool:
     """Whether the initializer sets residual branches (fixup, skipinit/rezero)."""
     from initbench import modern_inits
 
-    return canonical(name) in modern_inits.NEEDS_BRANCHES
+    return base(name) in modern_inits.NEEDS_BRANCHES
+
+
+def accepted(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `given` parameters that initializer `name` takes (`--gain` and `--mode`
+    apply where they make sense)."""
+    takes = _lookup(name)[1].defaults
+    return {k: v for k, v in given.items() if k in takes}
 
 
 def get(name: str, **params: Any) -> Initializer:
-    """The kernel initializer `name` for shape (fan_in, fan_out), with validated params."""
-    key = canonical(name)
-    entry = _KERNELS[key]
-    return entry.make(**_resolve("initializer", key, entry, params))
+    """The kernel initializer of specifier `name` for shape (fan_in, fan_out), with
+    validated params (those in the name and keyword `params`, each given once)."""
+    key, entry, given = _lookup(name)
+    return entry.make(**_resolve("initializer", key, entry, _with(name, given, params)))
 
 
 def expected_std(name: str, fan_in: int, fan_out: int, **params: Any) -> float:
     """Theoretical std over the entries of one (fan_in, fan_out) kernel drawn by `name`."""
-    key = canonical(name)
-    entry = _KERNELS[key]
-    resolved = _resolve("initializer", key, entry, params)
+    key, entry, given = _lookup(name)
+    resolved = _resolve("initializer", key, entry, _with(name, given, params))
     return entry.std(_check_fan("fan_in", fan_in), _check_fan("fan_out", fan_out), **resolved)
 
 
@@ -418,16 +528,16 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     matrix [prod(shape[:-1]), out]; identity of a convolution is the Dirac kernel, whose
     nonzero entries are min(in, out) of the prod(shape) entries.
     """
-    key = canonical(name)
+    key, _, given = _lookup(name)
+    params = _with(name, given, params)
     fan_in, fan_out = kernel_fans(shape)
     if len(shape) > 2 and key in ("orthogonal", "lsuv"):
         return expected_std(key, fan_in, shape[-1], **params)
     if len(shape) > 2 and key in ("delta_orthogonal", "zero", "idinit"):
-        centre = expected_std(key, shape[-2], shape[-1], **params)  # the window's centre
-        mean_sq = centre**2 + (0.0 if key == "delta_orthogonal" else _centre_mean(key, shape)**2)
+        centre = expected_std(name, shape[-2], shape[-1], **params)  # the window's centre
         share = 1.0 / math.prod(shape[:-2])
-        mean = _centre_mean(key, shape) * share
-        return math.sqrt(max(mean_sq * share - mean * mean, 0.0))
+        mean = _centre_mean(key, shape)
+        return math.sqrt(max((centre**2 + mean**2) * share - (mean * share) ** 2, 0.0))
     if len(shape) > 2 and key == "identity":
         gain = _resolve("initializer", key, _KERNELS[key], params)["gain"]
         p = min(shape[-2], shape[-1]) / math.prod(shape)
@@ -436,7 +546,8 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
 
 
 def _centre_mean(key: str, shape) -> float:
-    """Mean of the matrix a centred kernel holds (ZerO and IDInit; 0 for delta_orthogonal)."""
+    """Mean of the matrix a centred kernel holds (ZerO and IDInit at tau 1; 0 for
+    delta_orthogonal)."""
     from initbench import modern_inits
 
     if key == "zero":

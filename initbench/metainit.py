@@ -104,6 +104,15 @@ def make_metainit(apply_fn, steps: int = STEPS, lr: float = LR, momentum: float 
     return metainit_fn
 
 
+def after_draw(spec, network, params, data):
+    """The `metainit` initializer's after-draw hook (`initializers.after_draw`): (params,
+    records [seed, 4]) of stacked `params` after MetaInit on `metainit_batch` of `data`."""
+    from initbench import networks
+
+    apply_fn = networks.make_apply(spec, data.num_classes, data.image_shape)
+    return apply_metainit(apply_fn, params, metainit_batch(data.x_train, data.y_train))
+
+
 def apply_metainit(apply_fn, params, batch):
     """MetaInit for stacked `params` ([seed] leading axis) on `batch` (x [B, D], y [B]).
     Returns (params, records [seed, 4]: steps, GQ before, GQ kept, step kept); one seed

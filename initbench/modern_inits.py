@@ -42,7 +42,8 @@ the papers and the authors' code:
   learning to initialize"; the paper's Algorithm 1 and its PyTorch listing): from the
   he_normal draw, the norm of every kernel is learned by sign-SGD with momentum (lr 0.1,
   momentum 0.9) to minimize the gradient quotient GQ = mean |(g - Hg)/g - 1| on a batch
-  (`initbench.metainit`); the norms of the step with the lowest GQ are kept. The paper draws x ~ N(0, 1) and random labels; here the batch is
+  (`initbench.metainit`); the norms of the step with the lowest GQ are kept. The paper
+  draws x ~ N(0, 1) and random labels; here the batch is
   the first training examples (fixed, as LSUV's), so the method is data-dependent.
 """
 
@@ -203,7 +204,7 @@ def register(entry: Callable[..., Any], kernels: dict, aliases: dict,
                           make_he_normal, he_std),
         "metainit": entry("he_normal, then each kernel's norm learned on data to minimize "
                           "the gradient quotient", make_he_normal, he_std,
-                          after_draw="metainit"),
+                          after_draw="initbench.metainit:after_draw"),
     })
     aliases.update({"rezero": "skipinit"})
 
@@ -273,7 +274,7 @@ def card_rule(init: str, structure, path: tuple[str, ...], kind: str,
         factor = fixup_factor(structure)
         return (f"fixup: N(0, 2/fan_out)·L^(-1/(2m-2)), L={structure.num_branches}, "
                 f"m={structure.branch_layers}: ·{factor:.4g}", expected * factor)
-    if init in ("fixup", "zero") and role == "branch_last" or init == "fixup" and role == "head":
+    if (init in ("fixup", "zero") and role == "branch_last") or (init == "fixup" and role == "head"):
         return f"{init}: 0 ({'the head' if role == 'head' else 'a branch’s last layer'})", 0.0
     if init == "idinit" and role == "branch_last":
         return (f"idinit: IDIZ_ε = {IDINIT_EPSILON:g}·I' (a branch's last layer)",

@@ -18,6 +18,10 @@ Which parameters an initializer draws (`param_rules`):
 
 Each drawn parameter's key is `model.init_key(init, seed)` folded with a CRC of its path, so
 a cell's start depends only on its own (initializer, seed) and the network.
+
+Over 450 lines: resolving `--model` (built-in or user factory, with its fingerprint),
+the per-parameter draw and the initialization card share one rule table (`param_rules`),
+which splitting would put in two places.
 """
 
 from __future__ import annotations
@@ -207,7 +211,7 @@ def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
         elif rule.kind == "bias":
             bias_init = initializers.get_bias(spec.bias_init, rule.fan_in)
             flat[rule.path] = bias_init(path_key(key, rule.path), rule.shape, leaf.dtype)
-    flat = modern_inits.apply_branch_rules(initializers.canonical(init_name),
+    flat = modern_inits.apply_branch_rules(initializers.base(init_name),
                                            network.structure, flat)
     return _unflatten(flat)
 
@@ -462,7 +466,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
                "fan_out": rule.fan_out, "drawn_std": float(values.std()),
                "drawn_mean": float(values.mean())}
         if rule.kind == "kernel":
-            canonical = initializers.canonical(init_name)
+            canonical = initializers.base(init_name)
             row["rule"] = f"{init_name}: {initializers.formula(init_name)}"
             if canonical == "identity" and len(rule.shape) > 2:
                 row["rule"] = f"{init_name}: gain·Dirac (eye(in, out) at the window's centre)"
@@ -470,12 +474,12 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
                 row["rule"] += f", as a {rule.fan_in}x{rule.shape[-1]} matrix"
             row["expected_std"] = initializers.expected_kernel_std(
                 init_name, rule.shape, **accepted(spec, init_name))
-            if initializers.after_draw(init_name) == "lsuv":
-                row["rule"] = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
-                               "unit output variance (drawn std)")
-            elif initializers.after_draw(init_name) == "metainit":
+            if canonical == "metainit":
                 row["rule"] = (f"{init_name}: he_normal (expected std), then its norm learned "
                                "on data to minimize the gradient quotient (drawn std)")
+            elif initializers.is_data_dependent(init_name):
+                row["rule"] = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
+                               "unit output variance (drawn std)")
         elif rule.kind == "bias":
             row["rule"] = f"bias {spec.bias_init}: {initializers.bias_formula(spec.bias_init)}"
             row["expected_std"] = initializers.expected_bias_std(spec.bias_init, rule.fan_in)
@@ -483,7 +487,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
             row["rule"] = "module's own initialization (not drawn)"
             row["expected_std"] = None
             row["kept"] = kept_values(values)
-        branch_rule = modern_inits.card_rule(initializers.canonical(init_name),
+        branch_rule = modern_inits.card_rule(initializers.base(init_name),
                                              network.structure if network is not None else None,
                                              rule.path, rule.kind, row["expected_std"])
         if branch_rule is not None:

@@ -17,7 +17,7 @@ every sigma_w^2, and the signal's variance scales by chi_1 = sigma_w^2 / 2 per l
 here its depth scale is xi = 1 / |ln(sigma_w^2 / 2)|, infinite only at the critical point
 sigma_w^2 = 2 (the line is a point); an approximation of ours, labelled so.
 
-Training: for every depth one grid, trained by `experiment.Runner` (the cell axis, blocks
+Training: for every depth one grid, trained by `runner.Runner` (the cell axis, blocks
 and compiled programs of every comparison); a cell is (sigma_w^2, seed), its data order the
 seed's own (the paired key scheme: shared by every sigma_w^2), its weights drawn from the
 key of (sigma_w^2, sigma_b^2, seed) folded with each layer's index. Trainable: final test
@@ -26,7 +26,7 @@ accuracy at least `threshold`.
 
 from __future__ import annotations
 
-import functools
+import itertools
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -35,116 +35,14 @@ import numpy as np
 
 from initbench.errors import InitbenchError
 
-NUM_QUADRATURE = 81  # Gauss-Hermite points (one dimension)
-NUM_QUADRATURE_2D = 51  # per dimension of the two-dimensional expectations
-THEORY_ACTIVATIONS = ("tanh", "relu")
 PHASE_COLUMNS = ("sigma_w2", "sigma_b2", "depth", "seed", "final_test_accuracy", "trainable",
                  "xi_c", "depth_over_xi_c", "q_star", "chi_1")
 
 
 # ---------------------------------------------------------------- mean-field theory
+# (in `initbench.mean_field`, which the figure reads too)
 
-
-def _gauss(num: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes and weights of E[f(z)], z ~ N(0, 1) (`num` points, default NUM_QUADRATURE)."""
-    z, w = np.polynomial.hermite_e.hermegauss(num or NUM_QUADRATURE)
-    return z, w / math.sqrt(2 * math.pi)
-
-
-def _phi(activation: str):
-    if activation == "tanh":
-        return np.tanh, lambda x: 1.0 / np.cosh(x) ** 2
-    if activation == "relu":
-        return lambda x: np.maximum(x, 0.0), lambda x: (x > 0).astype(float)
-    raise InitbenchError(f"mean-field depth scales are computed for "
-                         f"{', '.join(THEORY_ACTIVATIONS)}, not {activation}.")
-
-
-@functools.lru_cache(maxsize=4096)
-def q_star(activation: str, sigma_w2: float, sigma_b2: float) -> float:
-    """The variance fixed point q* (inf where the variance grows without bound: ReLU with
-    sigma_w^2 >= 2)."""
-    if activation == "relu":
-        return sigma_b2 / (1 - sigma_w2 / 2) if sigma_w2 < 2 else math.inf
-    phi, _ = _phi(activation)
-    z, w = _gauss()
-    q = 1.0
-    for _ in range(2000):
-        new = sigma_w2 * float(np.sum(w * phi(math.sqrt(q) * z) ** 2)) + sigma_b2
-        if abs(new - q) < 1e-12:
-            return new
-        q = new
-    return q
-
-
-def chi_1(activation: str, sigma_w2: float, sigma_b2: float) -> float:
-    """chi_1 = sigma_w^2 E[phi'(sqrt(q*) z)^2]."""
-    if activation == "relu":
-        return sigma_w2 / 2
-    _, dphi = _phi(activation)
-    z, w = _gauss()
-    q = q_star(activation, sigma_w2, sigma_b2)
-    return sigma_w2 * float(np.sum(w * dphi(math.sqrt(q) * z) ** 2))
-
-
-@functools.lru_cache(maxsize=4096)
-def c_star(activation: str, sigma_w2: float, sigma_b2: float) -> float:
-    """The stable fixed point of the correlation map: 1 in the ordered phase (chi_1 <= 1),
-    else iterated from c = 0.5."""
-    if activation == "relu" or chi_1(activation, sigma_w2, sigma_b2) <= 1.0:
-        return 1.0
-    phi, _ = _phi(activation)
-    z, w = _gauss(NUM_QUADRATURE_2D)
-    z1, z2 = np.meshgrid(z, z, indexing="ij")
-    weights = np.outer(w, w)
-    q = q_star(activation, sigma_w2, sigma_b2)
-    c = 0.5
-    u1 = math.sqrt(q) * z1
-    phi1 = weights * phi(u1)
-    for _ in range(3000):
-        u2 = math.sqrt(q) * (c * z1 + math.sqrt(max(1 - c * c, 0.0)) * z2)
-        new = min((sigma_w2 * float(np.sum(phi1 * phi(u2))) + sigma_b2) / q, 1.0)
-        if abs(new - c) < 1e-10:
-            return new
-        c = new
-    return c
-
-
-def xi_c(activation: str, sigma_w2: float, sigma_b2: float) -> float:
-    """The correlation depth scale xi_c = -1/ln(chi_c) (inf on the critical line); for ReLU
-    1/|ln(sigma_w^2/2)| (see the module docstring)."""
-    if activation == "relu":
-        chi = sigma_w2 / 2
-        return math.inf if chi == 1 else 1.0 / abs(math.log(chi))
-    c = c_star(activation, sigma_w2, sigma_b2)
-    if c == 1.0:
-        chi = chi_1(activation, sigma_w2, sigma_b2)
-    else:
-        _, dphi = _phi(activation)
-        z, w = _gauss(NUM_QUADRATURE_2D)
-        z1, z2 = np.meshgrid(z, z, indexing="ij")
-        q = q_star(activation, sigma_w2, sigma_b2)
-        u1 = math.sqrt(q) * z1
-        u2 = math.sqrt(q) * (c * z1 + math.sqrt(1 - c * c) * z2)
-        chi = sigma_w2 * float(np.sum(np.outer(w, w) * dphi(u1) * dphi(u2)))
-    if chi >= 1.0 or chi <= 0.0:
-        return math.inf if chi == 1.0 or chi > 0.999999 else 0.0
-    return -1.0 / math.log(chi)
-
-
-def critical_sigma_w2(activation: str, sigma_b2: float) -> float:
-    """sigma_w^2 where chi_1 = 1 (bisection over [0.1, 10]; 2 for ReLU)."""
-    if activation == "relu":
-        return 2.0
-    low, high = 0.1, 10.0
-    for _ in range(60):
-        mid = (low + high) / 2
-        if chi_1(activation, mid, sigma_b2) < 1:
-            low = mid
-        else:
-            high = mid
-    return (low + high) / 2
-
+from initbench.mean_field import THEORY_ACTIVATIONS, chi_1, critical_sigma_w2, q_star, xi_c  # noqa: E402
 
 # ---------------------------------------------------------------- options
 
@@ -253,7 +151,7 @@ def draw_mlp(key, sigma_w2: float, sigma_b2: float, sizes: list[int]) -> dict:
     import jax.numpy as jnp
 
     params = {}
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         k_w, k_b = jax.random.split(jax.random.fold_in(key, i))
         params[f"dense_{i}"] = {
             "kernel": jax.random.normal(k_w, (fan_in, fan_out), jnp.float32)
@@ -267,9 +165,9 @@ def _phase_runner(spec, dataset, runtime, sigma_b2: float):
     """A `Runner` whose starting parameters are the phase cells' draws."""
     import jax
 
-    from initbench import experiment, sharding, train
+    from initbench import runner, sharding, train
 
-    class PhaseRunner(experiment.Runner):
+    class PhaseRunner(runner.Runner):
         def init_state(self, cells):
             sizes = [dataset.x_train.shape[1], *spec.hidden, dataset.num_classes]
             # sigma_w2 traced: one compiled draw per depth, whatever the number of variances
@@ -354,14 +252,14 @@ def theory(spec: PhaseSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def run_phase(spec: PhaseSpec, runtime=None, reporter=None, dataset=None) -> PhaseResult:
     """Train every (sigma_w2, depth, seed) cell of `spec`; one runner per depth."""
-    from initbench import experiment
+    from initbench import data, progress
     from initbench.runtime import Runtime
 
     runtime = runtime or Runtime(use_cache=False)
     runtime = runtime.replace(use_cache=False)  # phase cells are not comparison cells
-    reporter = reporter or experiment.SilentReporter()
+    reporter = reporter or progress.SilentReporter()
     if dataset is None:
-        dataset, _ = experiment.load_data(spec.training_spec(spec.depths[0]))
+        dataset, _ = data.load_data(spec.training_spec(spec.depths[0]))
     accuracy = np.full((len(spec.sigma_w2), len(spec.depths), len(spec.seeds)), np.nan)
     cells = [(cell_name(v), seed) for v in spec.sigma_w2 for seed in spec.seeds]
     reporter.start(len(spec.depths) * len(cells) * spec.epochs,
@@ -401,7 +299,7 @@ def write(folder, result: PhaseResult) -> None:
     import json
     from pathlib import Path
 
-    from initbench import experiment, phase_plot, results, safeio
+    from initbench import phase_plot, provenance, runfolder, safeio
 
     folder = safeio.resolve_out(Path(folder))
     spec = result.spec
@@ -411,8 +309,8 @@ def write(folder, result: PhaseResult) -> None:
         "dataset": result.dataset,
         "critical_sigma_w2": critical_sigma_w2(spec.activation, spec.sigma_b2),
         "agreement": result.agreement(), "agreement_line": result.agreement_line(),
-        **experiment.environment()}
-    files = {"phase.csv": results.csv_text(result.rows(), PHASE_COLUMNS).encode(),
+        **provenance.environment()}
+    files = {"phase.csv": runfolder.csv_text(result.rows(), PHASE_COLUMNS).encode(),
              "phase.png": phase_plot.render(result),
              "phase.json": (json.dumps(document, indent=2, default=str) + "\n").encode()}
     try:

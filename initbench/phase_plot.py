@@ -1,5 +1,6 @@
-"""The phase diagram's figure: trainability as a heat map over (sigma_w^2, depth), with the
-mean-field depth scales drawn over it (matplotlib, Agg)."""
+"""The phase diagram's figure (of an `initbench.phase.PhaseResult`): trainability as a heat
+map over (sigma_w^2, depth), with the mean-field depth scales drawn over it (matplotlib,
+Agg)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import io
 
 import numpy as np
 
-from initbench import phase as phase_lib
+from initbench import mean_field
 
 
-def make_figure(result: phase_lib.PhaseResult):
+def make_figure(result):
     """Mean final test accuracy over seeds per (sigma_w^2, depth) cell; 3, 6 and 12 xi_c as
     lines (6 xi_c: the paper's boundary); the critical sigma_w^2 as a dotted line."""
     from initbench import plots
@@ -35,11 +36,11 @@ def make_figure(result: phase_lib.PhaseResult):
                          shading="flat")
     fig.colorbar(mesh, ax=ax, label=f"final test accuracy (%), mean of {len(spec.seeds)} seeds")
     fine = np.linspace(sw2.min(), sw2.max(), 80)
-    xi = np.array([phase_lib.xi_c(spec.activation, v, spec.sigma_b2) for v in fine])
+    xi = np.array([mean_field.xi_c(spec.activation, v, spec.sigma_b2) for v in fine])
     for factor, style, width in ((3, "--", 1.2), (6, "-", 2.2), (12, ":", 1.6)):
         ax.plot(fine, np.minimum(factor * xi, 1e6), style, color="white", lw=width,
                 label=f"{factor} ξ_c" + (" (paper's boundary)" if factor == 6 else ""))
-    critical = phase_lib.critical_sigma_w2(spec.activation, spec.sigma_b2)
+    critical = mean_field.critical_sigma_w2(spec.activation, spec.sigma_b2)
     if sw2.min() <= critical <= sw2.max():
         ax.axvline(critical, color="red", lw=1, ls="-.",
                    label=f"critical σ_w² = {critical:.3g} (χ₁ = 1)")
@@ -59,7 +60,7 @@ def make_figure(result: phase_lib.PhaseResult):
     return fig
 
 
-def render(result: phase_lib.PhaseResult) -> bytes:
+def render(result) -> bytes:
     """The figure as PNG bytes."""
     fig = make_figure(result)
     buffer = io.BytesIO()

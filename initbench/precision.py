@@ -73,7 +73,7 @@ def card_stats(rows: list[dict], drawn: dict, low: dict, init: str, bias_init: s
     truncated normal's where the row's rule is one (kernel: `init`; bias: `bias_init`)."""
     from initbench import initializers
 
-    canonical = initializers.canonical(init)
+    canonical = initializers.base(init)
     for row in rows:
         path = tuple(row["path"].split("/"))
         truncated = (bias_init == "truncated_normal" if row["rule"].startswith("bias ")
@@ -118,14 +118,16 @@ def main(argv=None) -> int:
     import sys
     from pathlib import Path
 
-    from initbench import results
+    from initbench import runfolder
 
     args = list(sys.argv[1:] if argv is None else argv)
-    reference, low = results.read_run(Path(args[0])), results.read_run(Path(args[1]))
+    reference, low = runfolder.read_run(Path(args[0])), runfolder.read_run(Path(args[1]))
     rows = equivalence_rows(reference, low, float(args[2]) if len(args) > 2 else 0.5)
     (Path(args[1]) / "dtype_equivalence.csv").write_text(
-        results.csv_text(rows, EQUIVALENCE_COLUMNS))
-    print(f"| init | float32 % | {low.spec.dtype} % | Δ pt [90% CI] | TOST p (±{rows[0]['margin_pt']:g} pt) | verdict |")
+        runfolder.csv_text(rows, EQUIVALENCE_COLUMNS))
+    margin = rows[0]["margin_pt"]
+    print(f"| init | float32 % | {low.spec.dtype} % | Δ pt [90% CI] | TOST p (±{margin:g} pt) "
+          "| verdict |")
     print("|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['init']} | {r['float32_pct']:.2f} | {r['low_pct']:.2f} | "

@@ -1,4 +1,8 @@
-"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json."""
+"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json.
+
+Over 450 lines: every setting is validated here, in Python before anything is traced, with
+the one-line message that names the bad value; the parsers of the option texts sit beside.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from initbench.errors import InitbenchError, unknown_name
+from initbench.optimizers import OPTIMIZERS
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop", "nadam", "adagrad")
 ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
@@ -68,7 +72,7 @@ class Spec:
     `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN) or a
     user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
     `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
-    a user factory's source is in `results.cache_key`.
+    a user factory's source is in `cellcache.cache_key`.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -102,7 +106,13 @@ class Spec:
             object.__setattr__(self, "lr", tuple(self.lr))
         if self.val_fraction is None and isinstance(self.lr, tuple) and len(self.lr) > 1:
             object.__setattr__(self, "val_fraction", DEFAULT_VAL_FRACTION)
+        if isinstance(self.inits, tuple):  # 'normal( 0.01 )' is labelled 'normal(0.01)'
+            from initbench import init_names
+
+            object.__setattr__(self, "inits", tuple(
+                init_names.label(n) if isinstance(n, str) and "(" in n else n for n in self.inits))
         validate(self)
+        _fold_options(self)
 
     @property
     def multi_lr(self) -> bool:
@@ -187,7 +197,7 @@ class Spec:
         settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
         if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
             settings["data_seeds"] = self.data_seeds
-        if self.val_fraction is not None:  # likewise: no split keeps today's keys
+        if self.val_fraction is not None:  # likewise: no split keeps every existing key
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model
@@ -208,7 +218,8 @@ def validate(spec: Spec) -> None:
     canon = [initializers.canonical(name) for name in spec.inits]
     dupes = sorted({n for n in spec.inits if canon.count(initializers.canonical(n)) > 1})
     if dupes:
-        raise InitbenchError(f"initializers listed twice (aliases count): {', '.join(dupes)}.")
+        raise InitbenchError(f"initializers listed twice (aliases and default parameters "
+                             f"count): {', '.join(dupes)}.")
     if spec.bias_init not in initializers.BIAS_NAMES:
         raise unknown_name("bias initializer", spec.bias_init, initializers.BIAS_NAMES)
     if not spec.seeds:
@@ -284,7 +295,7 @@ def validate(spec: Spec) -> None:
     if len(spec.hidden) > MAX_DEPTH:
         raise InitbenchError(f"{len(spec.hidden)} hidden layers are too many: at most {MAX_DEPTH}.")
     for name in spec.inits:
-        initializers.get(name, **_accepted(name, spec.init_params))
+        initializers.get(name, **initializers.accepted(name, spec.init_params))
     _check_model(spec.model)
     _check_residual(spec)
     _check_has_effect(spec)
@@ -340,6 +351,30 @@ def _check_has_effect(spec: Spec) -> None:
                     "only; the network defines its own layers); drop it.")
 
 
+def _fold_options(spec: Spec) -> None:
+    """Write `gain` and `mode` into each initializer's label, where they change its draw:
+    `xavier` with --mode fan_in becomes `xavier(mode=fan_in)` (a mode it already has adds
+    nothing), so every table, file, figure and card names what was drawn. The two fields
+    are then None; spec.json, merges and the cache key see the options in the labels only.
+    `extra["unfolded"]` maps each changed label to the name a run folder written before
+    labels had options lists in its CSV rows."""
+    if spec.gain is None and spec.mode is None:
+        return
+    from initbench import init_names, initializers
+
+    labels = []
+    for name in spec.inits:
+        takes = initializers.params(name)
+        changed = {k: v for k, v in spec.init_params.items() if k in takes and v != takes[k]}
+        labels.append(init_names.with_params(name, changed) if changed else name)
+    unfolded = {**spec.extra.get("unfolded", {}),
+                **{label: name for label, name in zip(labels, spec.inits) if label != name}}
+    object.__setattr__(spec, "extra", {**spec.extra, "unfolded": unfolded})
+    object.__setattr__(spec, "inits", tuple(labels))
+    object.__setattr__(spec, "gain", None)
+    object.__setattr__(spec, "mode", None)
+
+
 def _check_model(model) -> None:
     """A built-in model name or the FILE.py:NAME / package.module:NAME form (resolved later,
     by `networks.resolve`, which reports a missing file or attribute)."""
@@ -354,16 +389,13 @@ def _check_model(model) -> None:
                                             "package.module:NAME"))
 
 
-def _accepted(name: str, params: dict) -> dict:
-    """The subset of `params` that initializer `name` takes (gain/mode apply where they make sense)."""
-    from initbench import initializers
-
-    return {k: v for k, v in params.items() if k in initializers.params(name)}
 
 
 def kernel_params(spec: Spec, name: str) -> dict:
     """Initializer parameters from the spec that apply to initializer `name`."""
-    return _accepted(name, spec.init_params)
+    from initbench import initializers
+
+    return initializers.accepted(name, spec.init_params)
 
 
 def _check_lrs(lrs) -> None:

@@ -1,4 +1,5 @@
-"""One path to a cell's starting parameters, data-dependent starts (LSUV) included.
+"""One path to a cell's starting parameters, data-dependent starts (an initializer's
+after-draw hook, such as LSUV's) included.
 
 Training, the probe and `--track-layers` all start from `cell_starts`, so "the probe is
 epoch 0 of training" holds by construction, and the LSUV passes a cell took are recorded
@@ -14,7 +15,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from initbench import initializers, lsuv, networks
+from initbench import initializers, networks
 from initbench import model as model_lib
 from initbench.spec import Spec
 
@@ -43,18 +44,8 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     draws = {name: _cell_draw(spec, data, network, name) for name in groups}
     stacked, passes = model_lib.draw_cells(draws, groups), {}
     for name in groups:
-        if initializers.after_draw(name) == "metainit":  # the record: [steps, GQ, GQ]
-            from initbench import metainit
-
-            apply_fn = networks.make_apply(spec, data.num_classes, data.image_shape)
-            params, passes[name] = metainit.apply_metainit(
-                apply_fn, stacked[name], metainit.metainit_batch(data.x_train, data.y_train))
-            stacked[name] = params
-        elif initializers.is_data_dependent(name):
-            batch = lsuv.lsuv_batch(data.x_train)
-            params, passes[name] = (
-                lsuv.apply_lsuv(spec, stacked[name], batch, data.num_classes) if network is None
-                else lsuv.apply_lsuv_network(spec, network, stacked[name], batch))
+        if (hook := initializers.after_draw(name)) is not None:
+            params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
     if spec.dtype != "float32":  # drawn (and set on data) in float32, then rounded
         from initbench import precision
@@ -104,12 +95,13 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
                              data) -> tuple[list[dict], list[str]]:
     """(`init_card`'s rows, the lines that check the initializer's defining property on
     this draw: `modern_inits.properties`; the deterministic ones are compared with the draw
-    of seed + 1, which is drawn only for them)."""
+    of seed + 1, which is drawn only for them). With a `spec.dtype` other than float32 each
+    row also gets `by_dtype` (`precision.card_stats`)."""
     from initbench import modern_inits
 
     network = networks.check(spec, data.num_classes, data.image_shape, data.name)  # first
-    canonical = initializers.canonical(init_name)
-    seeds = [seed, seed + 1] if canonical in modern_inits.DETERMINISTIC else [seed]
+    base = initializers.base(init_name)
+    seeds = [seed, seed + 1] if base in modern_inits.DETERMINISTIC else [seed]
     built = cell_starts(spec, [(init_name, s) for s in seeds], data)
     start = jax.tree.map(lambda a: a[0], built.params)
     other = jax.tree.map(lambda a: a[1], built.params) if len(seeds) > 1 else None
@@ -121,7 +113,7 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
         precision.card_stats(rows, dict(networks._flatten(jax.tree.map(lambda a: a[0], drawn))),
                              dict(networks._flatten(start)), init_name, spec.bias_init,
                              spec.dtype)
-    lines = modern_inits.properties(canonical, start, other,
+    lines = modern_inits.properties(base, start, other,
                                     network.structure if network is not None else None,
                                     built.lsuv_passes[0])
     return rows, lines

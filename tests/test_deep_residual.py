@@ -11,8 +11,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import (data, experiment, initializers, metainit, model, modern_inits,
-                       networks, phase, precision, starts)
+from initbench import (
+    data,
+    experiment,
+    initializers,
+    mean_field,
+    metainit,
+    model,
+    modern_inits,
+    networks,
+    phase,
+    precision,
+    starts,
+)
 from initbench.cli import app
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -242,7 +253,7 @@ def test_mean_field_quantities_against_closed_forms():
     assert math.isinf(phase.xi_c("relu", 2.0, 0.05))
     # tanh, sigma_b^2 = 0.05: the paper's critical line sits at sigma_w^2 ~ 1.76
     assert phase.critical_sigma_w2("tanh", 0.05) == pytest.approx(1.76, abs=0.01)
-    assert phase.c_star("tanh", 3.0, 0.05) < 1 and phase.c_star("tanh", 1.0, 0.05) == 1.0
+    assert mean_field.c_star("tanh", 3.0, 0.05) < 1 and mean_field.c_star("tanh", 1.0, 0.05) == 1.0
     assert phase.xi_c("tanh", 1.7, 0.05) > phase.xi_c("tanh", 1.0, 0.05)
 
 

@@ -15,41 +15,36 @@ from initbench.runtime import Runtime
 SEED = o.Opt("seed", ("--seed",), int, 0, "The seed whose draw is shown.")
 
 
-@o.command_options(o.INIT, *o.NETWORK, SEED, o.JSON, init="he_normal")
-def inspect_card(values: dict, runtime: Runtime) -> None:
+@o.command_options(o.INIT, *o.NETWORK, SEED, o.JSON, init="he_normal", typed=o.inspect_options)
+def inspect_card(options: o.InspectOptions, runtime: Runtime) -> None:
     """The initialization card: every parameter's path, shape, fans, the rule applied, the
     expected std and the std actually drawn (one seed), as training starts it."""
     from rich.text import Text
 
-    from initbench import experiment, jax_setup, starts
+    from initbench import data, experiment, jax_setup, starts
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
 
-    spec = o.build_spec(values).replace(seeds=(values["seed"],))
-    reporter = RichReporter(stderr, show=not values["as_json"])
+    spec, seed, as_json = options.spec, options.spec.seeds[0], options.output.as_json
+    reporter = RichReporter(stderr, show=not as_json)
     reporter.phase("starting JAX")
     jax_setup.start(runtime)
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")
-    dataset, notice = experiment.load_data(spec)
+    dataset, notice = data.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
     reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
     try:
         with experiment.model_prints_to_stderr():  # a model's prints while traced
-            rows, properties = starts.init_card_and_properties(spec, spec.inits[0],
-                                                               values["seed"], dataset)
+            rows = starts.init_card(spec, spec.inits[0], seed, dataset)
     finally:
         reporter.stop()
-    document = {"model": spec.model, "init": spec.inits[0], "seed": values["seed"],
+    document = {"model": spec.model, "init": spec.inits[0], "seed": seed,
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
                 "bias_init": spec.bias_init, "parameters": rows}
-    if properties:  # the initializer's defining property, checked on this draw
-        document["properties"] = properties
-    if values["as_json"]:
+    if as_json:
         print(json.dumps(document, indent=2))
         return
     stdout.print(card_table(document))
-    for line in document.get("properties", []):
-        stdout.print(Text(f"property: {line}"))
     if notice:
         stderr.print(Text.assemble(("note:", "yellow"), f" dataset used: {dataset.name} — {notice}"))
 

@@ -3,7 +3,7 @@
 `run`, `compare` and `probe` take their options from here with `command_options`, which
 builds the Typer signature (keyword-only parameters) and hands the command one dict of
 values; `build_spec` turns the bound ones into a `Spec`. Help lists come from the
-registries (`spec.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
+registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
 drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
 """
 
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from initbench import data, initializers
+from initbench import data, init_names, initializers, optimizers
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -57,7 +57,7 @@ def _spec_opt(field: str, flag: str, type_: Any, help_: str, **kwargs) -> Opt:
 
 
 def _one_init(text: str) -> tuple[str, ...]:
-    names = spec_lib.parse_list(text, "init")
+    names = init_names.split(text, "init")
     if len(names) != 1:
         raise InitbenchError(f"--init takes one initializer, got '{text}'; use `initbench "
                              "compare --inits` for several.")
@@ -69,9 +69,11 @@ def _names(items) -> str:
 
 
 INITS = Opt("inits", ("--inits",), str, ",".join(spec_lib.DEFAULT_COMPARE_INITS),
-            "Comma-separated initializers (see `initbench inits`).", "inits",
-            lambda text: spec_lib.parse_list(text, "inits"))
-INIT = Opt("init", ("--init",), str, "xavier", "The initializer (see `initbench inits`).",
+            "Comma-separated initializers (see `initbench inits`), each NAME or with its "
+            "parameters: normal(0.01), truncated_normal(stddev=0.02), xavier(mode=fan_in).",
+            "inits", lambda text: init_names.split(text, "inits"))
+INIT = Opt("init", ("--init",), str, "xavier",
+           "The initializer (see `initbench inits`): NAME or NAME(VALUE), NAME(key=VALUE, ...).",
            "inits", _one_init)
 SEEDS = Opt("seeds", ("--seeds",), str, "5",
             "Count N (seeds 0..N-1), list 0,5,7, range 3-6, or auto (with --precision: rounds "
@@ -113,7 +115,7 @@ VAL_FRACTION = _spec_opt("val_fraction", "--val-fraction", float | None,
                          f"validation split. Default: none with one --lr, "
                          f"{spec_lib.DEFAULT_VAL_FRACTION} with several.")
 OPTIMIZER = _spec_opt("optimizer", "--optimizer", str,
-                      f"{_names(spec_lib.OPTIMIZERS)} (optax; momentum is SGD with 0.9).")
+                      f"{_names(optimizers.names())} (optax; momentum is SGD with 0.9).")
 HIDDEN = _spec_opt("hidden", "--hidden", str,
                    "Hidden widths: 256,256; 256x4 is four layers of 256; 512,128x3 mixes both.",
                    default="256,256", parse=spec_lib.parse_hidden)
@@ -122,9 +124,11 @@ BIAS_INIT = _spec_opt("bias_init", "--bias-init", str,
                       f"Bias initializer: {_names(initializers.BIAS_NAMES)} (see `initbench "
                       "inits`; normal is stddev 1, the classic script's).")
 GAIN = _spec_opt("gain", "--gain", float | None,
-                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers.")
+                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers; "
+                 "written into each label it changes: xavier(gain=2).")
 MODE = _spec_opt("mode", "--mode", str | None,
-                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}.")
+                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}; "
+                 "written into each label it changes: xavier(mode=fan_in).")
 LSUV_TOL = _spec_opt("lsuv_tol", "--lsuv-tol", float, "LSUV: output variance tolerance.")
 LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max passes per layer.")
 TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
@@ -177,9 +181,12 @@ TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL
             COORDINATOR, NUM_PROCESSES, PROCESS_ID)
 
 
-def command_options(*opts: Opt, **defaults: Any) -> Callable:
-    """Decorate `fn(values: dict, runtime: Runtime)` into a Typer command taking `opts`
-    (keyword-only; `defaults` overrides some defaults by parameter name)."""
+def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
+                    **defaults: Any) -> Callable:
+    """Decorate `fn(options, runtime: Runtime)` into a Typer command taking `opts`
+    (keyword-only; `defaults` overrides some defaults by parameter name). `options` is
+    `typed(values)`, a frozen options value such as `TrainOptions` (without `typed`: the
+    dict of values by parameter name)."""
     unknown = set(defaults) - {o.name for o in opts}
     if unknown:
         raise TypeError(f"no such options: {sorted(unknown)}")
@@ -193,7 +200,7 @@ def command_options(*opts: Opt, **defaults: Any) -> Callable:
             token = _GIVEN.set(frozenset(name for name, source in sources.items()
                                          if source is not None and source.name != "DEFAULT"))
             try:
-                fn(values, runtime)
+                fn(typed(values) if typed is not None else values, runtime)
             finally:
                 _GIVEN.reset(token)
 
@@ -258,3 +265,98 @@ def target_fraction(percent: float | None) -> float | None:
         raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
                              f"write --target {100 * percent:g}.")
     return percent / 100.0
+
+
+# ---------------------------------------------------------------- typed command options
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a command shows its results (`--quiet`, `--json`, `--wide`, `--curves`)."""
+
+    quiet: bool = False
+    as_json: bool = False
+    wide: bool = False
+    curves: bool = False
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """`--distributed` and the three settings that go with it (`jax_setup.start`)."""
+
+    distributed: bool = False
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a run's verdicts compare: `--baseline`, `--pairs`, `--equivalence-margin` (in
+    accuracy points); None where the command does not take the option."""
+
+    baseline: str | None = None
+    pairs: str | None = None
+    equivalence_margin: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything `run` and `compare` were given, typed: the validated `Spec`, the output
+    folder (None: a new one under results/), whether cached cells are used, `--target` as a
+    fraction, and the output, cluster and comparison settings."""
+
+    spec: spec_lib.Spec
+    out: Path | None
+    use_cache: bool
+    target: float | None
+    output: Output
+    cluster: Cluster
+    family: Family
+
+
+def _part(cls: type, values: dict[str, Any]) -> Any:
+    """`cls` from the values of the options named like its fields (a command that does not
+    declare one leaves that field's default)."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+def train_options(values: dict[str, Any]) -> TrainOptions:
+    """The typed options of `run` and `compare`: the one place their values are read."""
+    return TrainOptions(spec=build_spec(values), out=values["out"],
+                        use_cache=not values["no_cache"],
+                        target=target_fraction(values["target"]),
+                        output=_part(Output, values), cluster=_part(Cluster, values),
+                        family=_part(Family, values))
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What `probe` was given: the Spec of its network and seeds, the folder (None: a new
+    one under results/), the probe batch's size and the output form."""
+
+    spec: spec_lib.Spec
+    out: Path | None
+    batch_size: int
+    output: Output
+
+
+def probe_options(values: dict[str, Any]) -> ProbeOptions:
+    """The typed options of `probe`."""
+    return ProbeOptions(spec=build_spec(values), out=values["out"],
+                        batch_size=values["probe_batch"], output=_part(Output, values))
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """What `inspect` was given: the Spec of its one cell (its seed is `spec.seeds[0]`) and
+    the output form."""
+
+    spec: spec_lib.Spec
+    output: Output
+
+
+def inspect_options(values: dict[str, Any]) -> InspectOptions:
+    """The typed options of `inspect`."""
+    return InspectOptions(spec=build_spec(values).replace(seeds=(values["seed"],)),
+                          output=_part(Output, values))
