@@ -35,16 +35,21 @@ def inspect_card(options: o.InspectOptions, runtime: Runtime) -> None:
     reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
     try:
         with experiment.model_prints_to_stderr():  # a model's prints while traced
-            rows = starts.init_card(spec, spec.inits[0], seed, dataset)
+            rows, properties = starts.init_card_and_properties(spec, spec.inits[0], seed,
+                                                               dataset)
     finally:
         reporter.stop()
     document = {"model": spec.model, "init": spec.inits[0], "seed": seed,
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
                 "bias_init": spec.bias_init, "parameters": rows}
+    if properties:  # the initializer's defining property, checked on this draw
+        document["properties"] = properties
     if as_json:
         print(json.dumps(document, indent=2))
         return
     stdout.print(card_table(document))
+    for line in document.get("properties", []):
+        stdout.print(Text(f"property: {line}"))
     if notice:
         stderr.print(Text.assemble(("note:", "yellow"), f" dataset used: {dataset.name} — {notice}"))
 

@@ -47,7 +47,7 @@ def phase(values: dict, runtime: Runtime) -> None:
     from initbench.console import stderr, stdout
     from initbench.errors import InitbenchError
     from initbench.progress import RichReporter
-    from initbench.results import new_run_folder
+    from initbench.runfolder import new_run_folder
 
     if values["optimizer"] not in spec_lib.OPTIMIZERS:
         raise spec_lib.unknown_name("optimizer", values["optimizer"], spec_lib.OPTIMIZERS)
