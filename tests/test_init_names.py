@@ -130,7 +130,7 @@ def _cell_kernel(name, seed, shape=(64, 8)):
 
 
 def test_existing_names_keep_their_numbers_labels_and_keys():
-    assert list(MAIN_DRAWS) == initializers.names()
+    assert initializers.names()[:len(MAIN_DRAWS)] == list(MAIN_DRAWS)  # new ones come after
     for name, expected in MAIN_DRAWS.items():
         blob = b"".join(_cell_kernel(name, seed).tobytes() for seed in (0, 1))
         assert hashlib.sha256(blob).hexdigest()[:16] == expected, name

@@ -17,7 +17,7 @@ FAN_IN, FAN_OUT = 784, 512
 NUM_DRAWS = 3
 TN_CUT = 2 / 0.87962566103423978  # |w| < TN_CUT·std for TN(std)
 
-RANDOM_KERNELS = [n for n in initializers.names() if n not in ("zeros", "identity")]
+RANDOM_KERNELS = [n for n in initializers.names() if n not in ("zeros", "identity", "zero", "idinit")]
 
 
 def draw(init, shape=(FAN_IN, FAN_OUT), num_draws=NUM_DRAWS, seed=0):
