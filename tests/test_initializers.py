@@ -153,13 +153,13 @@ def test_aliases_give_identical_arrays(alias, name):
 
 def test_registry_facts():
     names = initializers.names()
-    assert len(names) == len(set(names)) == 14
+    assert len(names) == len(set(names)) == 20  # 14, and issue 26: 6
     assert set(initializers.aliases().values()) <= set(names)
     assert not set(initializers.aliases()) & set(names)
     assert initializers.canonical("Xavier-Uniform") == "glorot_uniform"
     assert initializers.formula("xavier") == "U(±sqrt(6/(fan_in+fan_out)))"
     assert all(initializers.formula(n) for n in names)
-    assert [n for n in names if initializers.is_data_dependent(n)] == ["lsuv"]
+    assert [n for n in names if initializers.is_data_dependent(n)] == ["lsuv", "metainit"]
     assert initializers.params("he_uniform") == {"gain": 1.0, "mode": "fan_in"}
     assert initializers.params("glorot_normal") == {"gain": 1.0, "mode": "fan_avg"}
     assert initializers.params("zeros") == {}
