@@ -55,6 +55,10 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
     names = model_lib.layer_names(spec)
 
     def stats_fn(params, x, y):
+        if spec.param != "sp":  # the forward pass's kernels (issue 25)
+            from initbench import parameterizations
+
+            params = parameterizations.effective(spec, params)
         batch = x.shape[0]
         perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
                          for i, w in enumerate(spec.hidden)}
@@ -96,6 +100,10 @@ def _make_network_stats(network: networks.Network):
     num_layers = len(network.layers)
 
     def stats_fn(params, x, y):
+        if spec.param != "sp":  # the forward pass's kernels (issue 25)
+            from initbench import parameterizations
+
+            params = parameterizations.effective(spec, params)
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}

@@ -88,6 +88,8 @@ class Spec:
     data_seeds: int = 1
     val_fraction: float | None = None
     model: str = "mlp"
+    param: str = "sp"
+    base_width: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -133,6 +135,10 @@ class Spec:
             out.pop("val_fraction")
         if len(out["lr"]) == 1:
             out["lr"] = out["lr"][0]  # a single rate stays a number, as before --lr lists
+        if out["param"] == "sp":  # issue 25: an sp run's spec.json is as before --param
+            out.pop("param")
+        if out["base_width"] is None:
+            out.pop("base_width")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -183,6 +189,9 @@ class Spec:
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model
+        if self.param != "sp":  # likewise: sp keeps every key (issue 25)
+            settings["param"] = self.param
+            settings["base_width"] = self.base_width
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -274,6 +283,9 @@ def validate(spec: Spec) -> None:
     for name in spec.inits:
         initializers.get(name, **_accepted(name, spec.init_params))
     _check_model(spec.model)
+    from initbench import parameterizations
+
+    parameterizations.check(spec)
     _check_has_effect(spec)
 
 

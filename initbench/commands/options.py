@@ -122,6 +122,14 @@ LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max pa
 TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
                          "Record per-layer gradient norm and dead-unit fraction per epoch.")
 
+PARAM = _spec_opt("param", "--param", str,
+                  "Parameterization: sp (as drawn, one rate), ntk or mup (Tensor Programs V: "
+                  "per-layer init, multiplier and Adam rate scaled with width; see "
+                  "docs/parameterizations.md). MLP only.")
+BASE_WIDTH = _spec_opt("base_width", "--base-width", int | None,
+                       "With --param mup or ntk: the width whose rates the others reuse "
+                       "(default: the net's own width; transfer: the smallest of --widths).")
+
 OUT = Opt("out", ("--out",), Path | None, None,
           "Output folder (default: a new folder under results/).")
 QUIET = Opt("quiet", ("--quiet", "-q"), bool, False, "Print only the final table.")
@@ -161,7 +169,8 @@ PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
                   "Examples in the probe batch (the first ones of the training set).")
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
-NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
+NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER,
+           PARAM, BASE_WIDTH)
 TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
             OPTIMIZER, *NETWORK,
             TRACK_LAYERS, OUT, QUIET, JSON, WIDE, CURVES, NO_CACHE, TARGET, DISTRIBUTED,
