@@ -12,10 +12,11 @@ the check needs every step; the step itself is `train`'s (same loss, optimizer, 
 
 Layout: `sizes` [width, seed, step (T + 1), layer (L hidden + logits)].
 
-Verdict per layer (`verdicts`): the slope of log(mean size over seeds) against log(width)
-at step T, with a bootstrap-over-seeds interval at LEVEL: stable when it lies inside
-+/- tolerance, grows when it is above 0 (and not inside), shrinks when below, undecided
-when it straddles 0 without fitting inside the tolerance.
+Verdict per layer (`verdicts`): at each step t = 1..T, the slope of log(mean size over
+seeds) against log(width), with a bootstrap-over-seeds interval at LEVEL: stable when it
+lies inside +/- tolerance, grows when it is above 0 (and not inside), shrinks when below,
+undecided when it straddles 0 without fitting inside the tolerance. The layer is stable
+when every step is; otherwise it gets the call of its steepest unstable step.
 """
 
 from __future__ import annotations
@@ -33,13 +34,13 @@ from initbench.spec import Spec
 COORD_BATCH = 512
 DEFAULT_TOLERANCE = 0.25
 COLUMNS = ("param", "layer", "width", "step", "mean_size", "size_low", "size_high",
-           "slope", "slope_low", "slope_high", "verdict")
+           "slope", "slope_low", "slope_high", "verdict", "verdict_step")
 
 
 @dataclass
 class CoordRun:
     """A coordinate check: `sizes[param]` [width, seed, step, layer], `verdicts[param]`
-    one (slope, low, high, verdict) per layer at the last step."""
+    one (slope, low, high, verdict, step) per layer (`verdicts`)."""
 
     spec: Spec
     params: tuple[str, ...]
@@ -49,7 +50,7 @@ class CoordRun:
     steps: int
     layers: tuple[str, ...]
     sizes: dict[str, np.ndarray]
-    verdicts: dict[str, list[tuple[float, float, float, str]]]
+    verdicts: dict[str, list[tuple[float, float, float, str, int]]]
     tolerance: float
     meta: dict
 
@@ -110,22 +111,45 @@ def coordinate_sizes(spec: Spec, dataset, steps: int) -> np.ndarray:
     return np.asarray(jax.jit(jax.vmap(cell_fn))(params, data_keys))
 
 
-def verdicts(widths, sizes: np.ndarray, tolerance: float = DEFAULT_TOLERANCE,
-             num_bootstrap: int = transfer_lib.NUM_BOOTSTRAP, seed: int = 0
-             ) -> list[tuple[float, float, float, str]]:
-    """(slope, low, high, verdict) per layer of log(mean size) against log(width) at the
-    last step; `sizes` [width, seed, step, layer]."""
-    final = np.asarray(sizes, float)[:, :, -1, :]  # [width, seed, layer]
+def step_slopes(widths, sizes: np.ndarray, num_bootstrap: int = transfer_lib.NUM_BOOTSTRAP,
+                seed: int = 0) -> np.ndarray:
+    """[step, layer, 3]: the slope of log(mean size over seeds) against log(width) at each
+    step, and its LEVEL bootstrap-over-seeds interval (low, high); `sizes` [width, seed,
+    step, layer]. The same resampled seeds at every width (paired)."""
+    sizes = np.asarray(sizes, float)
     log_w = np.log(np.asarray(widths, float))
-    num_seeds = final.shape[1]
+    num_seeds = sizes.shape[1]
     picks = np.random.default_rng(seed).integers(0, num_seeds, (num_bootstrap, num_seeds))
-    point = transfer_lib.slope(log_w, np.log(final.mean(axis=1)).T)  # [layer]
-    boot = np.log(final[:, picks, :].mean(axis=2))  # [width, B, layer]
-    boot_slopes = transfer_lib.slope(log_w, boot.transpose(1, 2, 0))  # [B, layer]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = transfer_lib.slope(log_w, np.log(sizes.mean(axis=1)).transpose(1, 2, 0))
+        boot = np.log(sizes[:, picks].mean(axis=2))  # [width, B, step, layer]
+        boot_slopes = transfer_lib.slope(log_w, boot.transpose(1, 2, 3, 0))  # [B, step, layer]
     tail = 100 * (1 - transfer_lib.LEVEL) / 2
     low, high = np.nanpercentile(boot_slopes, [tail, 100 - tail], axis=0)
-    return [(float(p), float(lo), float(hi), classify(float(lo), float(hi), tolerance))
-            for p, lo, hi in zip(point, low, high)]
+    return np.stack([point, low, high], axis=-1)
+
+
+def verdicts(widths, sizes: np.ndarray, tolerance: float = DEFAULT_TOLERANCE,
+             num_bootstrap: int = transfer_lib.NUM_BOOTSTRAP, seed: int = 0
+             ) -> list[tuple[float, float, float, str, int]]:
+    """(slope, low, high, verdict, step) per layer; `sizes` [width, seed, step, layer].
+
+    A layer is `stable` when its slope interval lies inside +/- tolerance at every step
+    1..T (step 0 is the initialization, where muP's logits shrink like 1/sqrt(width) by
+    design); otherwise its verdict is that of the step whose slope is farthest from 0
+    among the steps that are not stable (a blow-up at step 1 that collapses by step T is
+    not stable). The numbers are those of the step named (for a stable layer, its steepest)."""
+    slopes = step_slopes(widths, sizes, num_bootstrap, seed)[1:]  # steps 1..T
+    out = []
+    for j in range(slopes.shape[1]):
+        calls = [classify(lo, hi, tolerance) for _, lo, hi in slopes[:, j]]
+        unstable = [t for t, call in enumerate(calls) if call != "stable"]
+        candidates = unstable or list(range(len(calls)))
+        t = max(candidates, key=lambda t: abs(slopes[t, j, 0]) if np.isfinite(slopes[t, j, 0])
+                else np.inf)
+        point, low, high = (float(v) for v in slopes[t, j])
+        out.append((point, low, high, calls[t], t + 1))
+    return out
 
 
 def classify(low: float, high: float, tolerance: float) -> str:
@@ -167,20 +191,26 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
 
 def rows(run: CoordRun) -> list[dict]:
     """coord.csv's rows: one per (parameterization, layer, width, step), with the mean size
-    over seeds and its range, and the layer's verdict (same on every row of the layer)."""
+    over seeds and its range over seeds, the slope across widths at that step with its
+    interval, and the layer's verdict and the step it was read at (same on every row of
+    the layer)."""
     out = []
     for param in run.params:
         sizes = run.sizes[param]
+        slopes = step_slopes(run.widths, sizes)
         for j, layer in enumerate(run.layers):
-            slope, low, high, verdict = run.verdicts[param][j]
+            _, _, _, verdict, at_step = run.verdicts[param][j]
             for i, width in enumerate(run.widths):
                 for t in range(run.steps + 1):
                     values = sizes[i, :, t, j]
                     out.append({"param": param, "layer": layer, "width": width, "step": t,
                                 "mean_size": float(values.mean()),
                                 "size_low": float(values.min()),
-                                "size_high": float(values.max()), "slope": slope,
-                                "slope_low": low, "slope_high": high, "verdict": verdict})
+                                "size_high": float(values.max()),
+                                "slope": float(slopes[t, j, 0]),
+                                "slope_low": float(slopes[t, j, 1]),
+                                "slope_high": float(slopes[t, j, 2]),
+                                "verdict": verdict, "verdict_step": at_step})
     return out
 
 
@@ -191,7 +221,7 @@ def document(run: CoordRun) -> dict:
             "widths": list(run.widths), "depth": run.depth, "base_width": run.base_width,
             "steps": run.steps, "tolerance": run.tolerance, "level": transfer_lib.LEVEL,
             "verdicts": {p: {layer: {"slope": v[0], "slope_low": v[1], "slope_high": v[2],
-                                     "verdict": v[3]}
+                                     "verdict": v[3], "step": v[4]}
                              for layer, v in zip(run.layers, run.verdicts[p])}
                          for p in run.params},
             **run.meta}

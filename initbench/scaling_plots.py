@@ -48,16 +48,18 @@ def render_transfer(run) -> bytes:
     lower = run.metric != "val_accuracy"
     all_means = np.concatenate([np.nanmean(run.values[p], axis=-1).ravel() for p in run.params])
     finite = all_means[np.isfinite(all_means)]
+    from initbench import transfer
+
+    sign = 1.0 if lower else -1.0
     for ax, param in zip(axes[0], run.params):
         result = run.results[param]
         means = np.mean(run.values[param], axis=-1)  # [width, lr]; NaN if a seed diverged
+        _, _, fitted = transfer.best_points(np.log(lrs), sign * means)
         for i, width in enumerate(run.widths):
             ax.plot(lrs, means[i], "-", color=colors[i], lw=1.6, label=f"width {width}")
             best = result.best_lr[i]
             if np.isfinite(best):
-                y = np.interp(np.log(best), np.log(lrs), np.where(np.isfinite(means[i]),
-                                                                  means[i], np.nanmax(finite)))
-                ax.errorbar([best], [y], xerr=[[best - result.best_lr_low[i]],
+                ax.errorbar([best], [sign * fitted[i]], xerr=[[best - result.best_lr_low[i]],
                                                [result.best_lr_high[i] - best]],
                             fmt="o", color=colors[i], ms=6, mec="black", mew=0.8, capsize=3,
                             zorder=5)
@@ -77,7 +79,7 @@ def render_transfer(run) -> bytes:
     fig.suptitle(f"Does the best rate move with width? {run.spec.dataset}, {depth}, "
                  f"{run.spec.optimizer}, {run.spec.epochs} epochs, {len(run.spec.seeds)} seeds"
                  + (f", base width {run.base_width}" if any(p != "sp" for p in run.params)
-                    else ""), fontsize=11)
+                    else ""), fontsize=11, y=1.04)
     return _png(fig)
 
 
@@ -99,9 +101,9 @@ def render_coord(run) -> bytes:
                         color=cmap(0.85 * t / max(steps, 1)), label=f"t={t}")
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            slope, low, high, verdict = run.verdicts[param][j]
-            ax.set_title(f"{param} · {layer}\nslope at t={steps}: {slope:+.2f} "
-                         f"[{low:+.2f}, {high:+.2f}] {verdict}", fontsize=8.5)
+            slope, low, high, verdict, at_step = run.verdicts[param][j]
+            ax.set_title(f"{param} · {layer}: {verdict}\nslope at t={at_step}: {slope:+.2f} "
+                         f"[{low:+.2f}, {high:+.2f}]", fontsize=8.5)
             ax.tick_params(labelsize=7)
             if r == len(run.params) - 1:
                 ax.set_xlabel("width", fontsize=8)
@@ -109,7 +111,8 @@ def render_coord(run) -> bytes:
                 ax.set_ylabel("mean |coordinate|", fontsize=8)
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=7,
                        title="step", title_fontsize=7)
-    fig.suptitle(f"Coordinate check: {run.spec.dataset}, {run.spec.optimizer} at lr "
-                 f"{run.spec.lr[0]:g}, {len(run.spec.seeds)} seeds", fontsize=10)
     fig.tight_layout()
+    fig.suptitle(f"Coordinate check: {run.spec.dataset}, {run.spec.optimizer} at lr "
+                 f"{run.spec.lr[0]:g}, {len(run.spec.seeds)} seeds (mean over seeds; "
+                 f"verdict: the steepest step of 1..{steps})", fontsize=10, y=1.02)
     return _png(fig)

@@ -30,6 +30,13 @@ def best_log_rates(log_lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray,
     NaN = diverged, never best). The grid minimum, refined by the vertex of the parabola
     through it and its neighbours in log-rate (clipped to them); at an end of the grid, or
     with a diverged neighbour, the grid point itself. All-NaN rows give NaN."""
+    best, at_edge, _ = best_points(log_lrs, losses)
+    return best, at_edge
+
+
+def best_points(log_lrs: np.ndarray, losses: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`best_log_rates` and the fitted value there (the parabola's, or the grid's)."""
     log_lrs = np.asarray(log_lrs, float)
     losses = np.where(np.isfinite(losses), losses, np.inf)
     k = np.argmin(losses, axis=-1)
@@ -47,7 +54,13 @@ def best_log_rates(log_lrs: np.ndarray, losses: np.ndarray) -> tuple[np.ndarray,
         vertex = x1 - 0.5 * num_ / den
     ok = np.isfinite(vertex) & np.isfinite(y0) & np.isfinite(y2) & ~at_edge
     best = np.where(ok, np.clip(vertex, x0, x2), log_lrs[k])
-    return np.where(all_bad, np.nan, best), at_edge & ~all_bad
+    with np.errstate(invalid="ignore", over="ignore"):  # Lagrange form at the best point
+        value = (y0 * (best - x1) * (best - x2) / ((x0 - x1) * (x0 - x2))
+                 + y1 * (best - x0) * (best - x2) / ((x1 - x0) * (x1 - x2))
+                 + y2 * (best - x0) * (best - x1) / ((x2 - x0) * (x2 - x1)))
+    value = np.where(ok, value, np.take_along_axis(losses, k[..., None], -1)[..., 0])
+    return (np.where(all_bad, np.nan, best), at_edge & ~all_bad,
+            np.where(all_bad, np.nan, value))
 
 
 def slope(log_widths: np.ndarray, log_rates: np.ndarray) -> np.ndarray:

@@ -201,20 +201,21 @@ def coord_table(run):
     the slope with its interval and the verdict."""
     from rich.table import Table
 
-    table = Table(title=f"Coordinate check at step {run.steps}, widths "
+    table = Table(title=f"Coordinate check, steps 1..{run.steps}, widths "
                         f"{', '.join(map(str, run.widths))} ({run.spec.dataset}, "
                         f"lr {run.spec.lr[0]:g})",
                   caption=f"slope of log(mean |coordinate|) against log(width), 95% bootstrap "
-                          f"over seeds; stable: inside ±{run.tolerance:g}.")
+                          f"over seeds, at the step named (the steepest unstable one; stable: "
+                          f"inside ±{run.tolerance:g} at every step). Sizes at the last step.")
     for header in ("param", "layer", f"size @{run.widths[0]}", f"size @{run.widths[-1]}",
-                   "slope [95%]", "verdict"):
+                   "step", "slope [95%]", "verdict"):
         table.add_column(header, justify="left" if header in ("param", "layer") else "right")
     for param in run.params:
         sizes = run.sizes[param].mean(axis=1)
         for j, layer in enumerate(run.layers):
-            slope, low, high, verdict = run.verdicts[param][j]
+            slope, low, high, verdict, at_step = run.verdicts[param][j]
             table.add_row(param, layer, f"{sizes[0, -1, j]:.3g}", f"{sizes[-1, -1, j]:.3g}",
-                          f"{slope:+.2f} [{low:+.2f}, {high:+.2f}]", verdict)
+                          str(at_step), f"{slope:+.2f} [{low:+.2f}, {high:+.2f}]", verdict)
     return table
 
 
