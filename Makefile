@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test lint bench mutants reference clean
+.PHONY: install run test lint bench mutants reference transfer clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ reference: $(RUN_STAMP)
 	$(BIN)/initbench plot results/reference.tmp --out results/reference.tmp/curves.png
 	$(BIN)/initbench export results/reference.tmp --format markdown --out results/reference.tmp/summary.md
 	rm -rf results/reference && mv results/reference.tmp results/reference
+
+# The README's learning-rate transfer evidence (issue 25): sp vs mup on mnist-5k, 2 hidden
+# layers of width 64..1024, then the coordinate check. Cached cells are not reused, so the
+# time is that of the whole run.
+transfer: $(RUN_STAMP)
+	$(BIN)/initbench transfer --dataset mnist-5k --param sp,mup --widths 64,128,256,512,1024 --lr 1e-4:1e-1:10 --seeds 5 --epochs 1 --no-cache --quiet --out results/transfer-mnist-5k
+	$(BIN)/initbench coord --dataset mnist-5k --param sp,mup --widths 64,128,256,512,1024 --steps 10 --lr 0.01 --seeds 5 --quiet --out results/coord-mnist-5k
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

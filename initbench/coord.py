@@ -182,7 +182,7 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
             per_width.append(coordinate_sizes(
                 width_study.width_spec(spec, param, width, depth, base), dataset, steps))
         sizes[param] = np.stack(per_width)
-    layers = tuple(f"dense_{i}" for i in range(depth)) + ("logits",)
+    layers = (*(f"dense_{i}" for i in range(depth)), "logits")
     meta = {"seconds": round(time.perf_counter() - started, 3), **experiment.environment()}
     return CoordRun(spec, tuple(params), widths, depth, base, steps, layers, sizes,
                     {p: verdicts(widths, s, tolerance) for p, s in sizes.items()},

@@ -100,10 +100,6 @@ def _make_network_stats(network: networks.Network):
     num_layers = len(network.layers)
 
     def stats_fn(params, x, y):
-        if spec.param != "sp":  # the forward pass's kernels (issue 25)
-            from initbench import parameterizations
-
-            params = parameterizations.effective(spec, params)
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}

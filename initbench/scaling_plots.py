@@ -66,7 +66,8 @@ def render_transfer(run) -> bytes:
         ax.set_xscale("log")
         if lower and finite.size and finite.min() > 0:
             ax.set_yscale("log")
-            ax.set_ylim(finite.min() * 0.7, min(finite.max(), 30 * np.median(finite)) * 1.3)
+            # the minima are the story: at most a factor 8 above the lowest mean
+            ax.set_ylim(finite.min() * 0.8, min(finite.max(), 8 * finite.min()) * 1.1)
         ax.set_xlabel("learning rate (base rate under mup/ntk)")
         ax.set_ylabel(METRIC_LABELS[run.metric])
         interval = f"[{result.slope_low:+.2f}, {result.slope_high:+.2f}]"
@@ -77,7 +78,8 @@ def render_transfer(run) -> bytes:
                        title="dots: best rate,\nbars: 95% interval", title_fontsize=8)
     depth = f"{run.depth} hidden layer{'s' * (run.depth != 1)}"
     fig.suptitle(f"Does the best rate move with width? {run.spec.dataset}, {depth}, "
-                 f"{run.spec.optimizer}, {run.spec.epochs} epochs, {len(run.spec.seeds)} seeds"
+                 f"{run.spec.optimizer}, {run.spec.epochs} epoch{'s' * (run.spec.epochs != 1)}, "
+                 f"{len(run.spec.seeds)} seeds"
                  + (f", base width {run.base_width}" if any(p != "sp" for p in run.params)
                     else ""), fontsize=11, y=1.04)
     return _png(fig)

@@ -133,7 +133,7 @@ def decide(point: float, low: float, high: float, tolerance: float, num_seeds: i
     goal = max(tolerance - abs(point), abs(point))
     if goal <= 0 or half <= 0:
         return "undecided", None
-    return "undecided", int(math.ceil(num_seeds * (half / goal) ** 2))
+    return "undecided", math.ceil(num_seeds * (half / goal) ** 2)
 
 
 def _mean(values: np.ndarray) -> np.ndarray:

@@ -83,12 +83,11 @@ def test_mup_card_matches_table_3_adam_at_two_widths():
         row = cards[width][path]
         return row["rate"] * row["multiplier"]
 
-    assert effective_var(64, "dense_0/kernel") == pytest.approx(effective_var(16, "dense_0/kernel"))
-    assert effective_var(64, "dense_1/kernel") == pytest.approx(effective_var(16, "dense_1/kernel") / ratio)
-    assert effective_var(64, "dense_2/kernel") == pytest.approx(effective_var(16, "dense_2/kernel") / ratio**2)
-    assert effective_rate(64, "dense_0/kernel") == pytest.approx(effective_rate(16, "dense_0/kernel"))
-    assert effective_rate(64, "dense_1/kernel") == pytest.approx(effective_rate(16, "dense_1/kernel") / ratio)
-    assert effective_rate(64, "dense_2/kernel") == pytest.approx(effective_rate(16, "dense_2/kernel") / ratio)
+    # Table 3, Adam column: (kernel, init variance ~ fan_in^-a, Adam rate ~ fan_in^-b)
+    for path, a, b in (("dense_0/kernel", 0, 0), ("dense_1/kernel", 1, 1),
+                       ("dense_2/kernel", 2, 1)):
+        assert effective_var(64, path) == pytest.approx(effective_var(16, path) / ratio**a)
+        assert effective_rate(64, path) == pytest.approx(effective_rate(16, path) / ratio**b)
     for path in ("dense_0/bias", "dense_1/bias", "dense_2/bias"):
         assert cards[64][path]["rate"] == cards[16][path]["rate"] == 0.01
     # at the base width muP is SP: every factor 1
@@ -284,3 +283,42 @@ def test_bad_width_study_input_is_one_error_line(args, message):
     assert result.exit_code == 2, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+
+
+def test_inspect_card_shows_each_layers_multiplier_and_rate():
+    result = invoke("inspect", "--param", "mup", "--base-width", "8", "--hidden", "32,32",
+                    "--dataset", "digits", "--init", "he_normal", "--lr", "0.01", "--json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["param"] == "mup" and document["base_width"] == 8
+    rows = {row["path"]: row for row in document["parameters"]}
+    assert rows["dense_1/kernel"]["rate"] == pytest.approx(0.01 / 4)
+    assert rows["dense_2/kernel"]["multiplier"] == pytest.approx(1 / 4)
+    assert rows["dense_2/kernel"]["effective_std"] == pytest.approx(
+        rows["dense_2/kernel"]["drawn_std"] / 4)
+    table = invoke("inspect", "--param", "mup", "--base-width", "8", "--hidden", "32,32",
+                   "--dataset", "digits", "--init", "he_normal")
+    assert table.exit_code == 0 and "multiplier" in table.stdout and "0.0025" in table.stdout
+
+
+def test_readme_transfer_table_is_the_committed_run():
+    """The README's numbers are the committed run's, and `make transfer` runs the commands
+    the committed spec.json files record."""
+    rows = read_csv(ROOT / "results/transfer-mnist-5k/transfer.csv")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Does the learning rate transfer across width?"):]
+    section = section[:section.index("\n## ", 5)]
+    for param in ("sp", "mup"):
+        line = next(line for line in section.splitlines() if line.startswith(f"| {param} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        mine = [r for r in rows if r["param"] == param]
+        assert [float(c) for c in cells[1:6]] == [round(float(r["best_lr"]), 4) for r in mine]
+        r = mine[0]
+        assert cells[6] == (f"{float(r['slope']):+.2f} [{float(r['slope_low']):+.2f}, "
+                            f"{float(r['slope_high']):+.2f}]")
+        assert cells[7] == r["verdict"]
+    makefile = (ROOT / "Makefile").read_text()
+    for folder in ("transfer-mnist-5k", "coord-mnist-5k"):
+        command = json.loads((ROOT / "results" / folder / "spec.json").read_text())["command"]
+        line = next(line for line in makefile.splitlines() if f"--out results/{folder}" in line)
+        assert line.split()[1:] == command[1:], folder
