@@ -169,7 +169,7 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
               base_width: int | None, steps: int, tolerance: float, dataset, reporter
               ) -> CoordRun:
     """The coordinate check of every (parameterization, width)."""
-    from initbench import experiment, width_study
+    from initbench import provenance, width_study
 
     started = time.perf_counter()
     widths = tuple(sorted(widths))
@@ -183,7 +183,7 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
                 width_study.width_spec(spec, param, width, depth, base), dataset, steps))
         sizes[param] = np.stack(per_width)
     layers = (*(f"dense_{i}" for i in range(depth)), "logits")
-    meta = {"seconds": round(time.perf_counter() - started, 3), **experiment.environment()}
+    meta = {"seconds": round(time.perf_counter() - started, 3), **provenance.environment()}
     return CoordRun(spec, tuple(params), widths, depth, base, steps, layers, sizes,
                     {p: verdicts(widths, s, tolerance) for p, s in sizes.items()},
                     tolerance, meta)
@@ -229,9 +229,9 @@ def document(run: CoordRun) -> dict:
 
 def write(out: Path, run: CoordRun) -> None:
     """coord.csv, coord.png and spec.json in `out`, at once."""
-    from initbench import results, safeio, scaling_plots
+    from initbench import runfolder, safeio, scaling_plots
 
-    files = {"coord.csv": results.csv_text(rows(run), COLUMNS).encode(),
+    files = {"coord.csv": runfolder.csv_text(rows(run), COLUMNS).encode(),
              "coord.png": scaling_plots.render_coord(run),
              "spec.json": (json.dumps(document(run), indent=2) + "\n").encode()}
     safeio.write_folder(out, files, replaceable=tuple(files))

@@ -85,7 +85,8 @@ def data_key(seed: int) -> jax.Array:
 def data_order_key(seed: int, data_seed: int) -> jax.Array:
     """The minibatch-order key of (weight seed, data order `data_seed`) for `--data-seeds`.
 
-    Order 0 is the seed's own `data_key` (so K = 1 and d = 0 cells are today's cells); order
+    Order 0 is the seed's own `data_key` (so a data-order-0 cell is the cell of a run
+    without `--data-seeds`); order
     d >= 1 comes from a third stream of the seed, never used by any other key. Shared by
     every initializer, like `data_key`.
     """
@@ -117,7 +118,7 @@ def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
     stacked on a leading [seed] axis on the host (NumPy arrays).
 
     One compiled program draws one cell of every initializer, called once per seed: bitwise
-    the eager draw (checked for all 14 initializers, issue 14), but one compilation (or one
+    the eager draw (checked for all 14 initializers), but one compilation (or one
     persistent-cache load) for the whole grid instead of one per primitive or initializer
     (4 initializers: ~2 s instead of ~4 s cold), and no forward pass, which flax's eager
     `init` runs. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) splits its

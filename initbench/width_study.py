@@ -1,7 +1,7 @@
 """Width as an axis: `initbench transfer` trains every (parameterization, width, rate, seed)
 cell with the grid runner and writes the transfer verdict (`initbench.transfer`).
 
-Each (parameterization, width) is one grid of `experiment.train_grid`: its cells (every
+Each (parameterization, width) is one grid of `grid.train_grid`: its cells (every
 rate x seed) share one compiled program (shapes differ between widths), come from and go to
 the cell cache like any run's, and keep the paired design: a seed's minibatch order is the
 same at every width, rate and parameterization (`model.data_key`), and its weights those of
@@ -78,7 +78,7 @@ def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], d
                  base_width: int | None, metric: str, tolerance: float, dataset, runtime,
                  reporter) -> TransferRun:
     """Train the study's grids (cached cells reused) and compute each verdict."""
-    from initbench import experiment
+    from initbench import grid, provenance
 
     started = time.perf_counter()
     widths = tuple(sorted(widths))
@@ -90,17 +90,17 @@ def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], d
         for width in widths:
             reporter.notice(f"--param {param}, width {width}: {len(spec.lr)} rates x "
                             f"{len(spec.seeds)} seeds")
-            grid = experiment.train_grid(width_spec(spec, param, width, depth, base), dataset,
-                                         runtime, reporter)
-            trained += grid.trained
-            per_width.append(grid.metrics[metric][0, :, :, -1])  # [lr, seed], final epoch
+            trained_grid = grid.train_grid(width_spec(spec, param, width, depth, base), dataset,
+                                           runtime, reporter)
+            trained += trained_grid.trained
+            per_width.append(trained_grid.metrics[metric][0, :, :, -1])  # [lr, seed], last epoch
         values[param] = np.stack(per_width)
     sign = 1.0 if METRICS[metric] else -1.0
     results = {param: transfer_lib.transfer(widths, spec.lr, sign * values[param], tolerance)
                for param in params}
     meta = {"command": list(runtime.command), "cells_trained": trained,
             "seconds": round(time.perf_counter() - started, 3),
-            "num_train": len(dataset.x_train), **experiment.environment()}
+            "num_train": len(dataset.x_train), **provenance.environment()}
     return TransferRun(spec, tuple(params), widths, depth, base, metric, values, results, meta)
 
 
@@ -148,10 +148,10 @@ def document(run: TransferRun) -> dict:
 
 def write(out: Path, run: TransferRun) -> None:
     """transfer.csv, transfer_cells.csv, transfer.png and spec.json in `out`, at once."""
-    from initbench import results, safeio, scaling_plots
+    from initbench import runfolder, safeio, scaling_plots
 
-    files = {"transfer.csv": results.csv_text(rows(run), COLUMNS).encode(),
-             "transfer_cells.csv": results.csv_text(cell_rows(run), CELL_COLUMNS).encode(),
+    files = {"transfer.csv": runfolder.csv_text(rows(run), COLUMNS).encode(),
+             "transfer_cells.csv": runfolder.csv_text(cell_rows(run), CELL_COLUMNS).encode(),
              "transfer.png": scaling_plots.render_transfer(run),
              "spec.json": (json.dumps(document(run), indent=2) + "\n").encode()}
     safeio.write_folder(out, files, replaceable=tuple(files))

@@ -1,27 +1,20 @@
-"""Issue 11 item 6: `--data-seeds K` crosses weight seeds with data orders."""
+"""`--data-seeds K` crosses weight seeds with data orders."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
-from initbench import model, results, stats, train
-from initbench.cli import app
+from initbench import merges, model, results, runfolder, stats, train
 from initbench.errors import InitbenchError
 from initbench.spec import Spec
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--hidden", "8", "--inits", "xavier,he_normal"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_default_training_keys_are_pinned():
@@ -82,7 +75,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
             [row[m] for m in results.METRICS])
     for init in ("xavier", "he_normal"):
         for seed in (0, 1):
-            # (b) data order 0 is today's cell, bitwise; order 1 has the same weights
+            # (b) data order 0 is the cell of a run without it, bitwise; order 1 has the same weights
             # (epoch 0 equal) and another minibatch order (later epochs differ).
             assert cells[(init, seed, 0)] == old[(init, seed)]
             first, second = cells[(init, seed, 0)], cells[(init, seed, 1)]
@@ -108,7 +101,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
     shown = invoke("report", crossed, "--quiet")
     assert shown.exit_code == 0, shown.output
     assert "weights/data order/rest" in shown.stdout
-    loaded = results.read_run(crossed)
+    loaded = runfolder.read_run(crossed)
     assert loaded.metrics["test_accuracy"].shape == (2, 4, 3)
     again = invoke("compare", *TINY, "--seeds", "2", "--data-seeds", "2",
                    "--out", tmp_path / "again", "--json")
@@ -116,7 +109,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
     assert (tmp_path / "again" / "curves.csv").read_bytes() == (
         crossed / "curves.csv").read_bytes()
     with pytest.raises(InitbenchError, match="data orders"):
-        results.merge_runs([loaded, results.read_run(plain)])
+        merges.merge_runs([loaded, runfolder.read_run(plain)])
 
 
 def test_statistics_use_weight_seeds_as_units():

@@ -21,38 +21,17 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, one_error
 
-from initbench import data, experiment, results, safeio, sharding
+from initbench import cellcache, data, experiment, runfolder, safeio, sharding
 from initbench import spec as spec_lib
-from initbench.cli import app
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "16"]
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
-
-def one_error(result, code: int = 2, after_results: bool = False) -> str:
-    """The single `error:` line of a failed command (and nothing else, no traceback).
-
-    `after_results`: the failure came after training (writing the run folder), when the
-    tables are already on stdout (they are printed before the figure is drawn and the
-    folder written); stderr must still hold the one line and nothing else."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception,
-                                                                      SystemExit)
-    text = result.stderr if after_results else result.output
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    if after_results:
-        assert "verdict" in result.stdout  # the results the user waited for were shown
-    return lines[0]
 
 
 def cached_cells() -> list[Path]:
@@ -116,22 +95,22 @@ def test_largest_32_bit_seed_is_accepted_and_distinct_from_zero():
 def test_cache_key_covers_data_device_block_versions_and_code(monkeypatch):
     spec = spec_lib.Spec(inits=("xavier",), seeds=(0,), dataset="digits", hidden=(16,), epochs=1)
     digits = data.load("digits")
-    key = results.cache_key(spec, digits)
-    assert results.cache_key(spec, data.load("digits")) == key  # same content, same key
+    key = cellcache.cache_key(spec, digits)
+    assert cellcache.cache_key(spec, data.load("digits")) == key  # same content, same key
     x_train = digits.x_train.copy()
     x_train[0, 0] += 0.5
     changed = data.Dataset(digits.name, x_train, digits.y_train, digits.x_test, digits.y_test,
                            digits.num_classes, digits.image_shape, digits.source)
-    assert results.cache_key(spec, changed) != key  # same name, other numbers
+    assert cellcache.cache_key(spec, changed) != key  # same name, other numbers
     monkeypatch.setattr(sharding, "cells_per_block", lambda: 3)
-    assert results.cache_key(spec, digits) != key
+    assert cellcache.cache_key(spec, digits) != key
     monkeypatch.undo()
-    monkeypatch.setattr(results, "TRAINING_CODE_VERSION", results.TRAINING_CODE_VERSION + 1)
-    assert results.cache_key(spec, digits) != key
+    monkeypatch.setattr(cellcache, "TRAINING_CODE_VERSION", cellcache.TRAINING_CODE_VERSION + 1)
+    assert cellcache.cache_key(spec, digits) != key
     monkeypatch.undo()
     import jax
     monkeypatch.setattr(jax, "__version__", "0.0.0")
-    assert results.cache_key(spec, digits) != key
+    assert cellcache.cache_key(spec, digits) != key
 
 
 def test_other_data_under_the_same_name_is_retrained(warm_cache, tmp_path, monkeypatch):
@@ -285,7 +264,7 @@ def test_a_failing_write_of_a_new_folder_leaves_nothing(warm_cache, tmp_path, mo
 
 
 def test_a_cache_write_failing_mid_run_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "save_cell", mock.Mock(
+    monkeypatch.setattr(cellcache, "save_cell", mock.Mock(
         side_effect=OSError(errno.EIO, "Input/output error", "/cache/x.npz")))
     line = one_error(invoke("run", *TINY, "--seeds", "1", "--out", tmp_path / "o", "-q"))
     assert "/cache/x.npz" in line and "cached" in line
@@ -353,7 +332,7 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
     # written again; damaged cells of other settings are left alone.
     spec = spec_lib.Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits",
                          epochs=1, hidden=(16,))
-    key = results.cache_key(spec, data.load("digits"))
+    key = cellcache.cache_key(spec, data.load("digits"))
     retrained = cache / key / "glorot_uniform-seed0.npz"
     assert retrained in originals
     assert [c for c in cells if c.with_name(c.name + ".damaged").exists()] == [retrained]
@@ -369,14 +348,11 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
 
 
 def _checkpoint_path(spec):
-    import hashlib
-
     dataset = data.load(spec.dataset)
     cells = [(i, s, 0, lr) for i in spec.inits for lr in spec.lr for s in spec.seeds]
-    padded = sharding.pad_cells(cells, sharding.cell_mesh())
-    cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-    return results.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
-                                   results.cache_key(spec, dataset))
+    cells_key = cellcache.chunk_key(sharding.pad_cells(cells, sharding.cell_mesh()))
+    return cellcache.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
+                                   cellcache.cache_key(spec, dataset))
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not a zip"])
@@ -566,5 +542,5 @@ def test_an_unexpected_os_error_is_one_line(tmp_path, monkeypatch):
 
 def test_check_replaces_is_a_library_call(base):
     with pytest.raises(InitbenchError, match="leaves out"):
-        results.check_replaces(base["grid"], spec_lib.Spec(
+        runfolder.check_replaces(base["grid"], spec_lib.Spec(
             inits=("xavier",), seeds=(0,), dataset="digits", hidden=(16,), epochs=1))

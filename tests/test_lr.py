@@ -1,27 +1,20 @@
-"""Issue 12: an initializer x learning-rate x seed grid with verdicts at each initializer's
+"""An initializer x learning-rate x seed grid with verdicts at each initializer's
 own best rate, chosen on a validation split."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
-from initbench import results, summary
-from initbench.cli import app
+from initbench import results, runfolder, summary
 from initbench.spec import Spec
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--hidden", "8", "--seeds", "3"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_single_rate_keys_and_spec_json_are_unchanged():
@@ -138,7 +131,7 @@ def test_old_folders_without_lr_column_still_load(tmp_path):
     assert invoke("run", *TINY, "--out", out, "--quiet").exit_code == 0
     rows = read_csv(out / "curves.csv")
     columns = [c for c in rows[0] if c != "lr"]
-    (out / "curves.csv").write_text(results.csv_text(rows, columns))
-    before = results.read_run(out)
+    (out / "curves.csv").write_text(runfolder.csv_text(rows, columns))
+    before = runfolder.read_run(out)
     assert before.metrics["test_loss"].shape == (1, 3, 3)
     assert invoke("report", out).exit_code == 0

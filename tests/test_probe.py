@@ -1,6 +1,5 @@
 """Signal propagation at init (probe), LSUV and --track-layers: the theory, pinned."""
 
-import csv
 import itertools
 import json
 
@@ -9,10 +8,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
 from initbench import data, diagnostics, lsuv, probe, starts
-from initbench.cli import app
 from initbench.spec import Spec
 
 
@@ -21,13 +19,8 @@ def digits():
     return data.load("digits")
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ------------------------------------------------------------------ deep ReLU theory

@@ -3,17 +3,13 @@ key and what a rewritten folder keeps."""
 
 import json
 
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
-from initbench import results
-from initbench.cli import app
+from initbench import runfolder
 
 TINY = ["--dataset", "digits", "--hidden", "16", "--epochs", "1"]
 
 
-def invoke(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result
 
 
 def test_spec_json_records_the_true_training_key_under_data_seeds(tmp_path):
@@ -25,7 +21,7 @@ def test_spec_json_records_the_true_training_key_under_data_seeds(tmp_path):
     first = invoke(*command)
     assert first.exit_code == 0, first.output
     document = json.loads((out / "spec.json").read_text())
-    spec = results.read_run(out).spec
+    spec = runfolder.read_run(out).spec
     assert spec.data_seeds == 2
     assert document["training_key"] == spec.training_key()
     assert document["training_key"] != spec.replace(data_seeds=1).training_key()
@@ -65,6 +61,6 @@ def test_curves_csv_puts_validation_metrics_before_diverged():
 
     spec = Spec(dataset="digits", hidden=(4,), lr=(0.01, 0.1))  # several rates: a split
     assert spec.val_fraction == 0.1
-    assert results.curve_columns(spec) == (
+    assert runfolder.curve_columns(spec) == (
         "dataset", "init", "bias_init", "lr", "seed", "epoch", "train_loss", "test_loss",
         "test_accuracy", "val_loss", "val_accuracy", "diverged")

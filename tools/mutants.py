@@ -55,7 +55,7 @@ TRAIN, SPEC, RESULTS = "tests/test_train.py", "tests/test_spec.py", "tests/test_
 STATS, INITS, PROBE = "tests/test_stats.py", "tests/test_initializers.py", "tests/test_probe.py"
 CLI, REPORT = "tests/test_cli.py", "tests/test_report.py"
 FAULTS, DSEEDS = "tests/test_faults.py", "tests/test_data_seeds.py"
-STATS11, CLI11 = "tests/test_stats_issue11.py", "tests/test_issue11_cli.py"
+STATS11, CLI11 = "tests/test_paired_tests_and_robust_stats.py", "tests/test_seeds_auto_plan_and_pairs.py"
 INTERVALS = "tests/test_intervals.py"
 
 MUTANTS = [
@@ -156,7 +156,7 @@ MUTANTS = [
            "np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)\n\n\ndef variance_shares",
            "np.where(counts == k, sums / np.maximum(counts, 1), np.nan)\n\n\ndef variance_shares", (DSEEDS,),
            "--data-seeds: a weight seed with one diverged data order dropped whole"),
-    # ---- results.py: atomic files, curves, cache
+    # ---- safeio.py, runfolder.py, cellcache.py, results.py: atomic files, curves, cache
     Mutant("R1", "initbench/safeio.py",
            'fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:200]}.", suffix=".tmp")',
            "fd, tmp = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), str(path)",
@@ -170,17 +170,17 @@ MUTANTS = [
            'staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=_sibling(folder, "tmp-")))',
            "staging = folder; folder.mkdir(exist_ok=True)", (FAULTS,),
            "a run folder assembled in place, not beside it and renamed"),
-    Mutant("R5", "initbench/results.py", '"diverged": int(diverged[i, s, epoch])}', '"diverged": 0}',
+    Mutant("R5", "initbench/runfolder.py", '"diverged": int(diverged[i, s, epoch])}', '"diverged": 0}',
            (TRAIN,), "curves.csv never marks diverged rows"),
-    Mutant("R6", "initbench/results.py", "else repr(float(value))", 'else f"{float(value):.6g}"',
+    Mutant("R6", "initbench/runfolder.py", "else repr(float(value))", 'else f"{float(value):.6g}"',
            (REPORT,), "CSV numbers rounded to 6 digits"),
-    Mutant("R7", "initbench/results.py", "    if len(rows) < expected:\n", "    if False:\n",
+    Mutant("R7", "initbench/runfolder.py", "    if len(rows) < expected:\n", "    if False:\n",
            (REPORT,), "a curves.csv short of whole rows is read as whole"),
-    Mutant("R8", "initbench/results.py", 'name = f"{canonical_init}-seed{seed}" +',
+    Mutant("R8", "initbench/cellcache.py", 'name = f"{canonical_init}-seed{seed}" +',
            'name = f"{canonical_init}" +', (CLI, REPORT), "cached cells shared between seeds"),
-    Mutant("R10", "initbench/results.py", '+ (f"-data{data_seed}" if data_seed else "")',
+    Mutant("R10", "initbench/cellcache.py", '+ (f"-data{data_seed}" if data_seed else "")',
            '+ ""', (DSEEDS,), "cached cells shared between data orders of a seed"),
-    Mutant("R11", "initbench/results.py",
+    Mutant("R11", "initbench/cellcache.py",
            '"training_key": _cell_key(spec), "data": data.fingerprint(dataset),',
            '"training_key": _cell_key(spec),', (FAULTS,),
            "cache key without the data fingerprint (other data under one name served cached)"),
@@ -188,7 +188,7 @@ MUTANTS = [
            'return ~np.isfinite(self.metrics["train_loss"]) | ~np.isfinite(self.metrics["test_loss"])',
            'return ~np.isfinite(self.metrics["train_loss"])', (TRAIN, RESULTS),
            "diverged marked from the train loss only"),
-    # ---- train.py / experiment.py / starts.py / model.py: the paired design and the trainer
+    # ---- train.py / grid.py / starts.py / model.py: the paired design and the trainer
     Mutant("T1", "initbench/train.py",
            "return jnp.stack([model_lib.data_order_key(cell[1], ",
            'return jnp.stack([model_lib.data_order_key(cell[1] + (cell[0] in ("lsuv", "normal")), ',
@@ -208,7 +208,7 @@ MUTANTS = [
            "evaluation loss averaged over padding too"),
     Mutant("T6", "initbench/train.py", "jnp.sum(correct * mask)", "jnp.sum(correct)", (TRAIN,),
            "padded examples counted as correct or wrong"),
-    Mutant("T7", "initbench/experiment.py",
+    Mutant("T7", "initbench/grid.py",
            "metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}",
            "metrics = dict(metrics)", (TRAIN,),
            "diverged cells never masked (accuracy 0.1 counts in the statistics)"),

@@ -3,7 +3,7 @@
 `run`, `compare` and `probe` take their options from here with `command_options`, which
 builds the Typer signature (keyword-only parameters) and hands the command one dict of
 values; `build_spec` turns the bound ones into a `Spec`. Help lists come from the
-registries (`spec.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
+registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
 drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
 """
 
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from initbench import data, initializers
+from initbench import data, initializers, optimizers
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -105,7 +105,7 @@ VAL_FRACTION = _spec_opt("val_fraction", "--val-fraction", float | None,
                          f"validation split. Default: none with one --lr, "
                          f"{spec_lib.DEFAULT_VAL_FRACTION} with several.")
 OPTIMIZER = _spec_opt("optimizer", "--optimizer", str,
-                      f"{_names(spec_lib.OPTIMIZERS)} (optax; momentum is SGD with 0.9).")
+                      f"{_names(optimizers.names())} (optax; momentum is SGD with 0.9).")
 HIDDEN = _spec_opt("hidden", "--hidden", str,
                    "Hidden widths: 256,256; 256x4 is four layers of 256; 512,128x3 mixes both.",
                    default="256,256", parse=spec_lib.parse_hidden)

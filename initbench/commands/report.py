@@ -48,19 +48,28 @@ def report(
         "--json", help="Print one JSON document on stdout, nothing else.")] = False,
     wide: o.WIDE.annotated = False,
     curves: o.CURVES.annotated = False,
+    html: Annotated[bool, typer.Option(
+        "--html", help="Also write one self-contained HTML page (table, figures, card, "
+        "settings, provenance): to the FILE.html given among the arguments, else to "
+        "RUN_DIR/report.html.")] = False,
 ) -> None:
     """Re-render the ranked table and curves of saved runs; merge several. No training."""
     import json
 
     from initbench import report as report_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr, stdout
 
+    dirs, html_path = html_target(dirs, html)
     target = o.target_fraction(target)
-    result = results.open_runs(dirs, allow_mixed)
+    result = runfolder.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
         write_merged(result, rows, out)
+    if html_path is not None:
+        write_html(result, rows, html_path)
+        if not quiet:
+            stderr.print(f"html report written to {html_path}", markup=False, highlight=False)
     if as_json:
         print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
                          indent=2))
@@ -79,7 +88,7 @@ def report(
 def write_merged(result, rows: list, out: Path) -> None:
     """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
     refuse to replace a run."""
-    from initbench import experiment, plots, results
+    from initbench import experiment, plots, runfolder
     from initbench.errors import InitbenchError
 
     if result.labels is not None:
@@ -87,7 +96,7 @@ def write_merged(result, rows: list, out: Path) -> None:
                               "cannot be saved as one run folder.")
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
-    out = results.check_writable(out)
+    out = runfolder.check_writable(out)
     if Path(out).is_dir() and any(Path(out).iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
     first = rows[0]
@@ -97,7 +106,52 @@ def write_merged(result, rows: list, out: Path) -> None:
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
     figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
     files = experiment.run_files(result, rows, first.pairs, margin)
-    results.write_run(out, result, result.per_rate or rows, figure, files)
+    runfolder.write_run(out, result, result.per_rate or rows, figure, files)
+
+
+HTML_SUFFIXES = (".html", ".htm")
+
+
+def html_target(dirs: list[Path], html: bool) -> tuple[list[Path], Path | None]:
+    """(run folders, HTML file or None) of `report ... --html [FILE]`: FILE is the one
+    argument ending in .html/.htm; without it, RUN_DIR/report.html of the one folder. Checked
+    before any reading."""
+    from initbench import runfolder
+    from initbench.errors import InitbenchError
+
+    named = [d for d in dirs if d.suffix.lower() in HTML_SUFFIXES]
+    if not html:
+        if named:
+            raise InitbenchError(f"{named[0]} looks like an HTML file, not a run folder; "
+                                 "add --html to write the report there.")
+        return dirs, None
+    if len(named) > 1:
+        raise InitbenchError("--html takes one FILE.html; got "
+                             + ", ".join(map(str, named)) + ".")
+    folders = [d for d in dirs if d not in named]
+    if not folders:
+        raise InitbenchError("--html: no run folder given (e.g. initbench report RUN_DIR --html).")
+    if named:
+        path = named[0]
+    elif len(folders) == 1:
+        path = folders[0] / "report.html"
+    else:
+        raise InitbenchError("--html over several run folders needs a file name, e.g. "
+                             "initbench report A B --html merged.html.")
+    if path.is_dir():
+        raise InitbenchError(f"--html {path} is a folder; give a file name ending in .html.")
+    runfolder.check_output_path(path)
+    return folders, path
+
+
+def write_html(result, rows: list, path: Path) -> None:
+    """Write the run's HTML page (`html_report.page`) to `path`, atomically: every figure
+    and the card are made first, so a failure writes nothing."""
+    from initbench import html_report, runfolder
+
+    cards, note = html_report.network_cards(result)
+    text = html_report.page(result, rows, html_report.figures(result, rows), cards, note)
+    runfolder.write_output(path, text)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -117,15 +171,15 @@ def plot(
     equivalence_margin: Margin = None,
 ) -> None:
     """Plot mean curves with 95% CI bands and final accuracy per seed (PNG, SVG or PDF)."""
-    from initbench import plots, results, summary
+    from initbench import plots, runfolder, summary
     from initbench.console import stderr
     from initbench.errors import InitbenchError
 
     figure_of = dirs[0] if len(dirs) == 1 else None  # its own curves.png may be redrawn
     if out is not None:
         plots.plot_format(out)  # a bad extension fails before any reading
-        results.check_output_path(out, figure_of)
-    result = results.open_runs(dirs, allow_mixed)
+        runfolder.check_output_path(out, figure_of)
+    result = runfolder.open_runs(dirs, allow_mixed)
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
@@ -149,20 +203,20 @@ def export(
 ) -> None:
     """Export the summary with CIs and verdicts as markdown, CSV, JSON or LaTeX."""
     from initbench import export as export_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr
 
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
     if out is not None:
-        results.check_output_path(out)  # before reading
+        runfolder.check_output_path(out)  # before reading
     target = o.target_fraction(target)
-    result = results.open_runs(dirs, allow_mixed)
+    result = runfolder.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     text = export_lib.render(result.view, rows, fmt)
     if out is None:
         typer.echo(text, nl=False)
         return
-    results.write_output(out, text)
+    runfolder.write_output(out, text)
     stderr.print(f"{fmt} written to {out}", markup=False, highlight=False)
 
 
@@ -184,14 +238,14 @@ def plan(
     import numpy as np
 
     from initbench import report as report_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr, stdout
     from initbench.errors import InitbenchError
 
     if not math.isfinite(effect) or effect <= 0:
         raise InitbenchError(f"--effect must be a positive number of accuracy points, "
                              f"got {effect:g}.")
-    result = results.read_run(run_dir)
+    result = runfolder.read_run(run_dir)
     rows = summary.summarize_saved(result, baseline)
     plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
     if not plan_rows:
@@ -206,7 +260,7 @@ def plan(
     stdout.print(report_lib.plan_table(result.view, plan_rows))
     if out is None:
         return
-    results.write_output(out, results.csv_text([dataclasses.asdict(r) for r in plan_rows],
+    runfolder.write_output(out, runfolder.csv_text([dataclasses.asdict(r) for r in plan_rows],
                                                summary.PLAN_COLUMNS))
     stderr.print(f"plan written to {out}", markup=False, highlight=False)
 

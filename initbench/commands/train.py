@@ -32,7 +32,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     from initbench import experiment, jax_setup, plan, report, summary
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
-    from initbench.results import new_run_folder
+    from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
 
     spec = o.build_spec(values)

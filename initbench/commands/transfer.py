@@ -70,7 +70,7 @@ def _setup(values: dict) -> tuple:
 
 
 def _start(values: dict, runtime: Runtime, spec):
-    from initbench import experiment, jax_setup
+    from initbench import data, jax_setup
     from initbench.console import stderr
     from initbench.progress import RichReporter
 
@@ -79,7 +79,7 @@ def _start(values: dict, runtime: Runtime, spec):
     try:
         runtime = jax_setup.start(runtime.replace(use_cache=not values.get("no_cache", False)))
         reporter.phase(f"loading {spec.dataset or 'the dataset'}")
-        dataset, notice = experiment.load_data(spec)
+        dataset, notice = data.load_data(spec)
     finally:
         reporter.stop()
     if notice:
@@ -95,7 +95,7 @@ def transfer(values: dict, runtime: Runtime) -> None:
     bootstrap-over-seeds interval: transfers, shifts or undecided."""
     from initbench import width_study
     from initbench.console import stderr, stdout
-    from initbench.results import check_writable, new_run_folder
+    from initbench.runfolder import check_writable, new_run_folder
     from initbench.safeio import remove_if_empty
 
     spec, params, widths, depth, base = _setup(values)
@@ -157,7 +157,7 @@ def coord(values: dict, runtime: Runtime) -> None:
     --steps steps at each width, and per layer whether it stays stable with width."""
     from initbench import coord as coord_lib
     from initbench.console import stderr, stdout
-    from initbench.results import check_writable, new_run_folder
+    from initbench.runfolder import check_writable, new_run_folder
     from initbench.safeio import remove_if_empty
 
     spec, params, widths, depth, base = _setup(values)
