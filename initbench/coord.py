@@ -166,9 +166,9 @@ def classify(low: float, high: float, tolerance: float) -> str:
 
 
 def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], depth: int,
-              base_width: int | None, steps: int, tolerance: float, dataset, reporter
-              ) -> CoordRun:
-    """The coordinate check of every (parameterization, width)."""
+              base_width: int | None, steps: int, tolerance: float, dataset, reporter,
+              command: tuple[str, ...] = ()) -> CoordRun:
+    """The coordinate check of every (parameterization, width); `command` is recorded."""
     from initbench import provenance, width_study
 
     started = time.perf_counter()
@@ -183,7 +183,8 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
                 width_study.width_spec(spec, param, width, depth, base), dataset, steps))
         sizes[param] = np.stack(per_width)
     layers = (*(f"dense_{i}" for i in range(depth)), "logits")
-    meta = {"seconds": round(time.perf_counter() - started, 3), **provenance.environment()}
+    meta = {"command": list(command), "seconds": round(time.perf_counter() - started, 3),
+            **provenance.environment()}
     return CoordRun(spec, tuple(params), widths, depth, base, steps, layers, sizes,
                     {p: verdicts(widths, s, tolerance) for p, s in sizes.items()},
                     tolerance, meta)

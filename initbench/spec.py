@@ -66,6 +66,10 @@ class Spec:
     user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
     `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
     a user factory's source is in `cellcache.cache_key`.
+
+    `param` is the parameterization (`initbench.parameterizations`: sp, ntk, mup) and
+    `base_width` the width whose rates the others reuse; like `model`, both are hashed into
+    `training_key` and written to spec.json only when `param` is not "sp".
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS

@@ -238,31 +238,31 @@ def test_coord_verdicts_on_exact_sizes():
 
 
 def test_transfer_and_coord_commands_write_their_files(tmp_path):
-    result = invoke("transfer", "--dataset", "digits", "--param", "sp,mup", "--widths", "8,16",
+    result = invoke("transfer", "--dataset", "digits", "--param", "sp,mup", "--widths", "4,8",
                     "--lr", "1e-3:1e-1:3", "--seeds", "2", "--epochs", "1", "--quiet",
                     "--out", tmp_path / "t")
     assert result.exit_code == 0, result.output
     rows = read_csv(tmp_path / "t/transfer.csv")
-    assert [(r["param"], r["width"]) for r in rows] == [("sp", "8"), ("sp", "16"),
-                                                        ("mup", "8"), ("mup", "16")]
+    assert [(r["param"], r["width"]) for r in rows] == [("sp", "4"), ("sp", "8"),
+                                                        ("mup", "4"), ("mup", "8")]
     assert {r["verdict"] for r in rows} <= {"transfers", "shifts", "undecided"}
     cells = read_csv(tmp_path / "t/transfer_cells.csv")
     assert len(cells) == 2 * 2 * 3 * 2
-    # muP at its base width (8) is SP: the same cells, the same numbers
+    # muP at its base width (4) is SP: the same cells, the same numbers; wider, not
     values = {(c["param"], c["width"], c["lr"], c["seed"]): c["value"] for c in cells}
     for (param, width, lr, seed), value in values.items():
-        if param == "mup" and width == "8":
-            assert values[("sp", width, lr, seed)] == value
+        if param == "mup":
+            assert (values[("sp", width, lr, seed)] == value) == (width == "4")
     assert (tmp_path / "t/transfer.png").read_bytes()[:4] == b"\x89PNG"
     document = json.loads((tmp_path / "t/spec.json").read_text())
-    assert document["base_width"] == 8 and document["verdicts"]["mup"]["tolerance"] == 0.25
+    assert document["base_width"] == 4 and document["verdicts"]["mup"]["tolerance"] == 0.25
     assert "sp" in result.stdout and "mup" in result.stdout
 
-    result = invoke("coord", "--dataset", "digits", "--param", "mup", "--widths", "8,32",
-                    "--steps", "2", "--seeds", "2", "--quiet", "--out", tmp_path / "c")
+    result = invoke("coord", "--dataset", "digits", "--param", "mup", "--widths", "4,16",
+                    "--steps", "1", "--seeds", "2", "--quiet", "--out", tmp_path / "c")
     assert result.exit_code == 0, result.output
     rows = read_csv(tmp_path / "c/coord.csv")
-    assert len(rows) == 3 * 2 * 3  # layers (2 hidden + logits) x widths x steps
+    assert len(rows) == 3 * 2 * 2  # layers (2 hidden + logits) x widths x steps (0, 1)
     assert {r["layer"] for r in rows} == {"dense_0", "dense_1", "logits"}
     assert {r["verdict"] for r in rows} <= {"stable", "grows", "shrinks", "undecided"}
     assert (tmp_path / "c/coord.png").read_bytes()[:4] == b"\x89PNG"
@@ -287,7 +287,7 @@ def test_bad_width_study_input_is_one_error_line(args, message):
 
 def test_inspect_card_shows_each_layers_multiplier_and_rate():
     result = invoke("inspect", "--param", "mup", "--base-width", "8", "--hidden", "32,32",
-                    "--dataset", "digits", "--init", "he_normal", "--lr", "0.01", "--json")
+                    "--dataset", "digits", "--init", "he_normal", "--json")
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     assert document["param"] == "mup" and document["base_width"] == 8

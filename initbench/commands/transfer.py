@@ -178,7 +178,7 @@ def coord(values: dict, runtime: Runtime) -> None:
     out = new_run_folder("coord") if reserved else Path(values["out"])
     try:
         run = coord_lib.run_coord(spec, params, widths, depth, base, steps,
-                                  values["tolerance"], dataset, reporter)
+                                  values["tolerance"], dataset, reporter, runtime.command)
         reporter.phase(f"writing {out}")
         coord_lib.write(out, run)
     finally:
