@@ -274,6 +274,7 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
     (["transfer", "--lr", "0.01,0.1"], "--lr needs at least 3 rates"),
     (["transfer", "--metric", "accuracy"], "unknown metric"),
     (["coord", "--steps", "0"], "--steps must be"),
+    (["transfer", "--seeds", "1"], "at least 2 seeds"),
     (["compare", "--param", "mup", "--model", "cnn"], "MLP only"),
     (["run", "--base-width", "16"], "--base-width has no effect with --param sp"),
     (["inspect", "--param", "ntkk"], "unknown parameterization"),

@@ -57,6 +57,12 @@ def _setup(values: dict) -> tuple:
     depth = values["depth"]
     if not isinstance(depth, int) or not 1 <= depth <= 100:
         raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
+    if str(values["seeds"]).strip().lower() == "auto":
+        raise InitbenchError("transfer and coord take a seed count or list (e.g. --seeds 5), "
+                             "not auto.")
+    if len(spec_lib.parse_seeds(values["seeds"])) < 2:
+        raise InitbenchError("--seeds: at least 2 seeds are needed for an interval (the "
+                             "bootstrap resamples seeds); e.g. --seeds 5.")
     base = values["base"]
     if base is not None and base < 1:
         raise InitbenchError(f"--base-width must be a positive integer, got {base}.")
