@@ -13,6 +13,9 @@ Notation in the formulas:
 
 Names, aliases, formulas and expected stds need no JAX: JAX is imported only when
 an initializer is built, so `import initbench.initializers` stays cheap.
+
+Over 450 lines: one registry of every kernel and bias initializer with its formula,
+expected std and parameter checks; each record is a few lines and they are read together.
 """
 
 from __future__ import annotations

@@ -118,15 +118,10 @@ def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
     stacked on a leading [seed] axis on the host (NumPy arrays).
 
     One compiled program draws one cell of every initializer, called once per seed: bitwise
-    the eager draw (checked for all 14 initializers), but one compilation (or one
-    persistent-cache load) for the whole grid instead of one per primitive or initializer
-    (4 initializers: ~2 s instead of ~4 s cold), and no forward pass, which flax's eager
-    `init` runs. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) splits its
-    batch over XLA:CPU's intra-op thread pool from inside a task of that same pool and
-    blocks until the parts finish; two host devices running it at once occupy both threads
-    of a 2-core pool and deadlock (gdb, jaxlib 0.10.2: both in `jax::ParallelBatchMap`'s
-    `BlockingCounter::Wait`). One matrix per QR never splits. Shorter seed lists repeat
-    their last seed; the repeats are dropped.
+    the eager draw (checked for all 14 initializers), one compilation for the whole grid
+    and no forward pass. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) can
+    deadlock on two host devices (BENCHMARKS.md, "Why the batched QR stalled"). Shorter
+    seed lists repeat their last seed; the repeats are dropped.
     """
     names = list(draws)
     program = jax.jit(lambda keys: [draws[name](key) for name, key in zip(names, keys)])

@@ -1,4 +1,8 @@
-"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json."""
+"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json.
+
+Over 450 lines: every setting is validated here, in Python before anything is traced, with
+the one-line message that names the bad value; the parsers of the option texts sit beside.
+"""
 
 from __future__ import annotations
 

@@ -38,6 +38,9 @@ per row): the paired t test and its p-value, Holm's correction, TOST equivalence
 size d_z with a noncentral-t CI, the interquartile mean, the exact binomial CI of the
 divergence rate, the weight/data variance decomposition and the CD-diagram groups.
 Methods, formulas and measured error rates: docs/statistics.md.
+
+Over 450 lines: every estimator of the statistics layer, each a small pure NumPy/SciPy
+function over the documented layout; docs/statistics.md is its long form.
 """
 
 from __future__ import annotations

@@ -242,3 +242,15 @@ def test_python_dash_m_and_fast_help():
          "print(any(m in sys.modules for m in ('jax', 'tensorflow', 'matplotlib')))"],
         capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "False"
+
+
+def test_typed_options_read_only_declared_options():
+    """Every field of a command's typed options value is an option declared once in
+    `commands.options`: a misspelt field cannot silently keep its default."""
+    import dataclasses
+
+    from initbench.commands import options as o
+
+    declared = {opt.name for opt in vars(o).values() if isinstance(opt, o.Opt)}
+    for part in (o.Output, o.Cluster, o.Family):
+        assert {f.name for f in dataclasses.fields(part)} <= declared, part

@@ -41,7 +41,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     relabelled) and `c` (seeds 0-1 by the CLI compare, from the cell cache)."""
     root = tmp_path_factory.mktemp("runs")
     with mock.patch.dict(os.environ, {"INITBENCH_CACHE": str(root / "cache")}):
-        a = experiment.run_experiment(SPEC, root / "a")
+        a = experiment.run_experiment(SPEC, root / "a", Runtime.from_environment())
         result = invoke("compare", "--dataset", "digits", "--hidden", "16", "--epochs", "2",
                         "--seeds", "0-1", "--inits", ",".join(INITS), "--out", root / "c", "-q")
         assert result.exit_code == 0, result.output
@@ -362,5 +362,5 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
     assert not list(cache.glob("*/checkpoint-*"))
     assert_same_cells(resumed, runfolder.read_run(runs["a"]))
-    again = experiment.run_experiment(spec, tmp_path / "run")
+    again = experiment.run_experiment(spec, tmp_path / "run", runtime)
     assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)
