@@ -238,7 +238,12 @@ def is_available_offline(name: str) -> bool:
 
 
 def load(name: str) -> Dataset:
-    """Load dataset `name` into memory. Never falls back to another dataset."""
+    """Load dataset `name` into memory. Never falls back to another dataset. A path
+    (FILE.npz, FILE.py:NAME, package.module:NAME) loads through `user_data`."""
+    from initbench import user_data
+
+    if user_data.is_path(name):
+        return user_data.load(name)
     if info(name).source == "embedded":
         return _load_mnist_5k() if name == "mnist-5k" else _load_digits()
     data_dir = tfds_data_dir()

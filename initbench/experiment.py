@@ -116,15 +116,19 @@ def _compile_seconds() -> Counter:
 
 def load_data(spec: Spec):
     """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
-    With `spec.val_fraction` the training set is split (`data.split_validation`)."""
+    With `spec.val_fraction` the training set is split (`data.split_validation`), unless the
+    dataset brings its own validation split (a file's x_val, y_val), which is used instead;
+    without it, a file's own split is left out."""
     from initbench import data as data_lib
 
     if spec.dataset is None:
         dataset, notice = data_lib.load_default()
     else:
         dataset, notice = data_lib.load(spec.dataset), None
-    if spec.val_fraction is not None:
+    if spec.val_fraction is not None and dataset.x_val is None:
         dataset = data_lib.split_validation(dataset, spec.val_fraction)
+    elif spec.val_fraction is None and dataset.x_val is not None:  # a file's own split, unused
+        dataset = dataclasses.replace(dataset, x_val=None, y_val=None)
     return dataset, notice
 
 
@@ -479,6 +483,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
         # merges compare it: two runs of "mnist" may have seen different imported files
         "data_fingerprint": data_lib.fingerprint(dataset),
+        # a dataset by path has no registry entry to say its input shape
+        **({"data_shape": list(dataset.image_shape)} if dataset.source == "file" else {}),
         **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
                           spec, network.num_classes, network.image_shape),
                       "image_shape": list(network.image_shape),

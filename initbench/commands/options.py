@@ -87,8 +87,10 @@ DATA_SEEDS = _spec_opt("data_seeds", "--data-seeds", int,
                        "seed's own) and report the share of the variance of final accuracy due "
                        "to the weights, the data order and the rest. Default 1: as without it.")
 DATASET = _spec_opt("dataset", "--dataset", str | None,
-                    f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
-                    "MNIST is not available offline (see `initbench datasets`).")
+                    f"{_names(data.names())}; or your own: FILE.npz (x_train, y_train, x_test, "
+                    "y_test, optional x_val, y_val) or FILE.py:NAME / package.module:NAME (a "
+                    "function returning them). Default: mnist, or the embedded mnist-5k when "
+                    "full MNIST is not available offline (see `initbench datasets`).")
 MODEL = _spec_opt("model", "--model", str,
                   "mlp (--hidden, --activation apply), cnn (built-in small CNN), or your own "
                   "network: FILE.py:NAME or package.module:NAME, a factory taking the number of "

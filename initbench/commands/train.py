@@ -28,30 +28,19 @@ def compare(values: dict, runtime: Runtime) -> None:
 
 
 def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
-    """Build the Spec and Runtime from `values`, train, write the run folder, print tables."""
-    from initbench import experiment, jax_setup, plan, report, summary
+    """Train through `api.compare` (the library's one path) with the command's options,
+    print the tables as soon as the summary exists, then the notes or the JSON document."""
+    from initbench import api, report
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
     from initbench.results import new_run_folder
     from initbench.safeio import remove_if_empty
 
-    spec = o.build_spec(values)
-    pairs, margin_pt = summary.resolve_family(values.get("pairs"),
-                                              values.get("equivalence_margin"))
-    target = o.target_fraction(values["target"])
-    num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)  # the grid's cells
     quiet, as_json = values["quiet"], values["as_json"]
+    keywords = {name: values[name] for name in _API_OPTIONS if name in values}
+    if "init" in values:  # `run`: one initializer
+        keywords["inits"] = o.INIT.parse(values["init"])
     reporter = RichReporter(stderr, show=not (quiet or as_json))
-    reporter.phase("starting JAX")
-    try:
-        runtime = jax_setup.start(
-            runtime.replace(use_cache=not values["no_cache"]),
-            plan.host_devices_for(num_cells // (values["num_processes"] or 1)),
-            values["distributed"], values["coordinator_address"], values["num_processes"],
-            values["process_id"])
-    finally:
-        reporter.stop()
-    reporter.show = reporter.show and runtime.main  # one process of several speaks
     reserved = values["out"] is None
     out = new_run_folder(command) if reserved else Path(values["out"])
 
@@ -62,20 +51,28 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
                             curves=values["curves"])
 
     try:
-        result = experiment.run_experiment(spec, out, runtime, reporter,
-                                           baseline=values.get("baseline"), target=target,
-                                           pairs=pairs, margin_pt=margin_pt,
-                                           on_summary=print_tables)
+        run = api.compare(**keywords, out=out, cache=not values["no_cache"], runtime=runtime,
+                          reporter=reporter, on_summary=print_tables, command=runtime.command)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)
-    if result is None:  # not process 0 of a multi-process run
+    if run is None:  # not process 0 of a multi-process run
         return
+    result = run.result
     if as_json:
         print(json.dumps(report.result_document(result, result.summary, str(out)), indent=2))
         return
     if not quiet:
         report.print_run_notes(stderr, result, out)
+
+
+# The options of run/compare that are keywords of `api.compare` under the same name.
+_SPEC_OPTIONS = ("inits", "seeds", "precision", "max_seeds", "data_seeds", "epochs",
+                 "batch_size", "lr", "val_fraction", "optimizer", "model", "dataset", "hidden",
+                 "activation", "bias_init", "gain", "mode", "lsuv_tol", "lsuv_max_iter",
+                 "track_layers")
+_API_OPTIONS = (*_SPEC_OPTIONS, "baseline", "pairs", "equivalence_margin", "target",
+                "distributed", "coordinator_address", "num_processes", "process_id")
 
 
 def register(app: typer.Typer) -> None:
