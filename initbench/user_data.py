@@ -49,6 +49,9 @@ def _read_npz(name: str) -> dict:
     if not path.is_file():
         raise InitbenchError(f"--dataset {name}: no such file.")
     try:
+        if not zipfile.is_zipfile(path):  # np.load would try it as .npy or a pickle
+            raise InitbenchError(f"--dataset {name}: cannot read it as a .npz file (not a zip "
+                                 "archive); write it with numpy.savez.")
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}
     except ValueError as err:  # object arrays need pickle: refused, never executed
@@ -129,7 +132,11 @@ def to_dataset(name: str, arrays: dict) -> Dataset:
     where = f"--dataset {name}"
     unknown = sorted(set(arrays) - set(REQUIRED + OPTIONAL))
     if unknown:
-        raise InitbenchError(f"{where}: {unknown_name('array', unknown[0], REQUIRED + OPTIONAL)}")
+        name_error = unknown_name("array", unknown[0], REQUIRED + OPTIONAL)
+        if unknown[0].lower() in REQUIRED + OPTIONAL:  # difflib's hint is case-sensitive
+            name_error = InitbenchError(f"unknown array '{unknown[0]}'. Did you mean "
+                                        f"'{unknown[0].lower()}'? Names are lower case.")
+        raise InitbenchError(f"{where}: {name_error}")
     missing = [key for key in REQUIRED if key not in arrays]
     if missing:
         raise InitbenchError(f"{where}: no array {', '.join(missing)} (needed: "
