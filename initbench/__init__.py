@@ -9,9 +9,9 @@ The library API (`compare`, `load`, `Run`) is imported on first use:
 """
 
 __version__ = "0.1.0"
-__all__ = ["InitbenchError", "Run", "__version__", "compare", "load"]
+__all__ = ["InitbenchError", "Run", "__version__", "compare", "load", "rerun"]
 
-_API = {"compare", "load", "Run"}
+_API = {"compare", "load", "rerun", "Run"}
 
 
 def __getattr__(name: str):

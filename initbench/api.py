@@ -97,20 +97,38 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
     Returns None in processes other than 0 of a `distributed` run.
     """
     given = {k: v for k, v in locals().items() if k not in _NOT_RECORDED}
-    from initbench import experiment, jax_setup, plan, summary
-    from initbench.results import new_run_folder
-    from initbench.safeio import remove_if_empty
-
     spec = make_spec(inits, seeds=seeds, precision=precision, dataset=dataset, model=model,
                      epochs=epochs, batch_size=batch_size, lr=lr, val_fraction=val_fraction,
                      optimizer=optimizer, hidden=hidden, activation=activation,
                      bias_init=bias_init, gain=gain, mode=mode, lsuv_tol=lsuv_tol,
                      lsuv_max_iter=lsuv_max_iter, track_layers=track_layers,
                      max_seeds=max_seeds, data_seeds=data_seeds)
-    pairs, margin_pt = summary.resolve_family(pairs, equivalence_margin)
     target = _target_fraction(target)
     if command is None:
         command = (_python_call(given),)
+    return run_spec(spec, baseline=baseline, target=target, pairs=pairs,
+                    margin_pt=equivalence_margin, out=out, cache=cache, progress=progress,
+                    distributed=distributed, coordinator_address=coordinator_address,
+                    num_processes=num_processes, process_id=process_id, runtime=runtime,
+                    reporter=reporter, on_summary=on_summary, command=command)
+
+
+def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float | None = None,
+             pairs: str | None = None, margin_pt: float | None = None,
+             out: str | Path | None = None, folder_name: str = "compare", cache: bool = True,
+             progress: bool = False, distributed: bool = False,
+             coordinator_address: str | None = None, num_processes: int | None = None,
+             process_id: int | None = None, runtime: Runtime | None = None, reporter=None,
+             on_summary: Callable | None = None,
+             command: Sequence[str] = ("initbench",)) -> Run | None:
+    """`compare` for a built `Spec`, with `target` as a fraction and `margin_pt` in points
+    (as spec.json records them; `rerun` passes them back unchanged). A default `out` is a
+    new `results/<folder_name>-<timestamp>`."""
+    from initbench import experiment, jax_setup, plan, summary
+    from initbench.results import new_run_folder
+    from initbench.safeio import remove_if_empty
+
+    pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if reporter is None:
         from initbench.console import stderr
         from initbench.experiment import SilentReporter
@@ -129,7 +147,7 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
     if hasattr(reporter, "show"):
         reporter.show = reporter.show and runtime.main  # one process of several speaks
     reserved = out is None
-    out = new_run_folder("compare") if reserved else Path(out)
+    out = new_run_folder(folder_name) if reserved else Path(out)
     try:
         result = experiment.run_experiment(spec, out, runtime, reporter, baseline=baseline,
                                            target=target, pairs=pairs, margin_pt=margin_pt,
@@ -169,6 +187,84 @@ def _target_fraction(percent: float | None) -> float | None:
         raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
                              f"write --target {100 * percent:g}.")
     return percent / 100.0
+
+
+# spec.json's keys that record how and when a run was made, not what it computed: a rerun
+# of the same run differs from it there only (and in `dataset_requested`/`dataset_notice`
+# when the original asked for the default dataset: the rerun names the one it used).
+PROVENANCE_KEYS = ("command", "seconds", "timings", "cells_trained", "cells_cached",
+                   "dataset_requested", "dataset_notice", "git_revision")
+
+
+def rerun(folder: str | Path, *, out: str | Path | None = None, cache: bool = True,
+          progress: bool = False, runtime: Runtime | None = None, reporter=None,
+          on_summary: Callable | None = None, command: Sequence[str] | None = None) -> Run:
+    """Run again exactly what `folder`'s spec.json records (settings, seeds, baseline,
+    target, comparisons, margin; the dataset actually used, never the default's fallback)
+    into `out` (default: a new `results/rerun-<timestamp>`). With the cells still in the
+    cache every cell is a cache hit; on the same platform the files are then byte-identical
+    to `folder`'s but for spec.json's `PROVENANCE_KEYS`. InitbenchError if the data is not
+    the data the run used (its `data_fingerprint`), before anything trains."""
+    from initbench import results
+
+    folder = Path(folder)
+    spec_path = folder / "spec.json"
+    if not spec_path.is_file():
+        raise InitbenchError(f"{folder} is not an initbench run (no spec.json).")
+    spec, document = results._read_spec(spec_path)
+    if document.get("merged_from"):
+        raise InitbenchError(f"{folder} is a merge of several runs (report --out); rerun "
+                             "each of them instead.")
+    _check_same_data(spec, document)
+    if spec.auto_seeds:  # the rounds again, from the first: they stop where they stopped
+        spec = spec.replace(seeds=tuple(range(spec_lib.AUTO_FIRST_ROUND)))
+    if command is None:
+        command = (f"initbench.rerun({str(folder)!r})",)
+    run = run_spec(spec, baseline=document.get("baseline"), target=document.get("target"),
+                   pairs=document.get("pairs"), margin_pt=document.get("equivalence_margin"),
+                   out=out, folder_name="rerun", cache=cache, progress=progress,
+                   runtime=runtime, reporter=reporter, on_summary=on_summary, command=command)
+    return run
+
+
+def _check_same_data(spec: spec_lib.Spec, document: dict) -> None:
+    """Refuse a rerun whose dataset no longer holds the arrays the run was trained on."""
+    from initbench import data, experiment
+
+    recorded = document.get("data_fingerprint")
+    if recorded is None:
+        return
+    dataset, _ = experiment.load_data(spec)
+    now = data.fingerprint(dataset)
+    if now != recorded:
+        raise InitbenchError(f"the dataset {spec.dataset} is not the data this run used "
+                             f"(data_fingerprint {now[:12]}..., recorded {recorded[:12]}...): "
+                             "it changed since; a rerun would not reproduce the run.")
+
+
+def compare_folders(original: str | Path, again: str | Path) -> tuple[list[str], list[str]]:
+    """(identical, different) file names of two run folders: every file byte for byte, and
+    spec.json with its `PROVENANCE_KEYS` left out (the run's own files only)."""
+    from initbench import results
+
+    original, again = Path(original), Path(again)
+    names = sorted({p.name for p in (*original.iterdir(), *again.iterdir())
+                    if p.name in results.RUN_FILES})
+    same, different = [], []
+    for name in names:
+        a, b = original / name, again / name
+        if not (a.is_file() and b.is_file()):
+            equal = False
+        elif name == "spec.json":
+            documents = [json.loads(p.read_text()) for p in (a, b)]
+            for document in documents:
+                for key in PROVENANCE_KEYS:
+                    document.pop(key, None)
+            equal = documents[0] == documents[1]
+        else:
+            equal = a.read_bytes() == b.read_bytes()
+        (same if equal else different).append(name)
+    return same, different
 
 
 def load(folder: str | Path) -> Run:
