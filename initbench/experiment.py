@@ -289,14 +289,17 @@ class Runner:
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
               on_checkpoint: Callable | None = None,
-              timings: Timings | None = None) -> list[dict]:
+              timings: Timings | None = None,
+              on_epoch: Callable | None = None) -> list[dict]:
         """Train `cells` together; one dict of [epoch] arrays per cell (LSUV passes under
         `lsuv_passes` for data-dependent starts).
 
         Without `runtime.distributed`, the chunk's state is checkpointed every
         `runtime.checkpoint_every_s` seconds, so an interrupted chunk resumes from its last
         checkpoint instead of epoch 0. `on_checkpoint(epoch)` is called after each one;
-        `timings` gets a mark when the starting state is ready and after every epoch.
+        `timings` gets a mark when the starting state is ready and after every epoch;
+        `on_epoch(cells, epoch, metrics)` gets every epoch's metrics (host arrays over the
+        padded cells), epoch 0 and resumed epochs included (`live.PartialCurves`).
         """
         import jax
 
@@ -334,12 +337,16 @@ class Runner:
                 lambda tree: jax.tree.unflatten(treedef, [
                     _from_host(leaf, old) for leaf, old in zip(jax.tree.leaves(tree), like)]))
             history = {k: list(v) for k, v in history.items()}
+            for epoch in range(done + 1) if on_epoch is not None else ():
+                on_epoch(cells, epoch, {k: v[epoch] for k, v in history.items()})
             reporter.notice(f"resuming {_cells(len(cells))} from epoch {done} (checkpoint)")
             reporter.advance(done * len(cells))
         else:
             done = 0
             history = {k: [v] for k, v in sharding.gather(self.eval_fn(state)).items()}
             mark("epoch_0")
+            if on_epoch is not None:
+                on_epoch(cells, 0, {k: v[0] for k, v in history.items()})
 
         def save(epoch: int, state) -> None:
             leaves = jax.tree.leaves(sharding.gather(state))
@@ -355,6 +362,8 @@ class Runner:
                 for k, v in metrics.items():
                     history[k].append(v)
             mark(f"epoch_{epoch}")
+            if on_epoch is not None:
+                on_epoch(cells, epoch, metrics)
             reporter.advance(len(cells))
             if interrupts.pending():  # Ctrl-C or SIGTERM: keep this epoch, then stop
                 if checkpointing and epoch < spec.epochs:
@@ -465,13 +474,23 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
 
     network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
     auto = None
-    if spec.auto_seeds:
-        grid, auto = train_until_precise(spec, dataset, runtime, reporter,
-                                         baseline or spec.inits[0], pairs, max_cells_per_chunk)
-        spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
-    else:
-        grid = train_grid(spec, dataset, runtime, reporter,
-                          max_cells_per_chunk=max_cells_per_chunk, timings=timings)
+    from initbench import live
+
+    partial = live.PartialCurves(out, spec, dataset.name) if runtime.main else None
+    on_epoch = partial.on_epoch if partial is not None else None
+    try:
+        if spec.auto_seeds:
+            grid, auto = train_until_precise(spec, dataset, runtime, reporter,
+                                             baseline or spec.inits[0], pairs,
+                                             max_cells_per_chunk, on_epoch=on_epoch)
+            spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
+        else:
+            grid = train_grid(spec, dataset, runtime, reporter,
+                              max_cells_per_chunk=max_cells_per_chunk, timings=timings,
+                              on_epoch=on_epoch)
+    finally:  # the finished folder has curves.csv instead
+        if partial is not None:
+            partial.close()
     timings.mark("trained")
     interrupts.check()  # a Ctrl-C that Python swallowed (in a GC callback) still stops here
     if not runtime.main:
@@ -570,8 +589,8 @@ def pair_files(result: results.RunResult, rows: list, pairs: str,
 
 def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
                         baseline: str, pairs: str,
-                        max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK
-                        ) -> tuple[Grid, dict]:
+                        max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
+                        on_epoch: Callable | None = None) -> tuple[Grid, dict]:
     """`--seeds auto`: train seeds 0, 1, ... in the rounds `sequential.next_seeds` asks for
     until every comparison of the family `pairs` has a SEQUENTIAL_LEVEL CI half-width of at
     most `spec.precision` points, or `spec.seed_limit` seeds are used.
@@ -599,7 +618,8 @@ def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporte
             break
         new = tuple(range(num_seeds, num_seeds + decision.num_new_seeds))
         grids.append(train_grid(spec.replace(seeds=new), dataset, runtime, reporter,
-                                max_cells_per_chunk=max_cells_per_chunk, make_runner=runner))
+                                max_cells_per_chunk=max_cells_per_chunk, make_runner=runner,
+                                on_epoch=on_epoch))
         num_seeds += len(new)
         final = np.concatenate([g.metrics["test_accuracy"][:, :, -1] for g in grids], axis=1)
         diffs = np.stack([stats.paired_differences(final[i], final[j]) for i, j in family]
@@ -633,7 +653,7 @@ class Grid(NamedTuple):
 def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
                make_runner: Callable[[], Runner] | None = None,
-               timings: Timings | None = None) -> Grid:
+               timings: Timings | None = None, on_epoch: Callable | None = None) -> Grid:
     """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 
     Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
@@ -678,8 +698,8 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, runner.train(chunk, reporter,
-                                                            timings=timings)):
+                for cell, arrays in zip(chunk, runner.train(chunk, reporter, timings=timings,
+                                                            on_epoch=on_epoch)):
                     found[cell] = arrays
                     if runtime.main:
                         init, seed, d, lr = cell
