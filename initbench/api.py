@@ -244,7 +244,8 @@ def _check_same_data(spec: spec_lib.Spec, document: dict) -> None:
 
 def compare_folders(original: str | Path, again: str | Path) -> tuple[list[str], list[str]]:
     """(identical, different) file names of two run folders: every file byte for byte, and
-    spec.json with its `PROVENANCE_KEYS` left out (the run's own files only)."""
+    spec.json with its `PROVENANCE_KEYS` left out (the run's own files only; a differing
+    spec.json is named with its differing keys: `spec.json (data_fingerprint)`)."""
     from initbench import results
 
     original, again = Path(original), Path(again)
@@ -256,15 +257,20 @@ def compare_folders(original: str | Path, again: str | Path) -> tuple[list[str],
         if not (a.is_file() and b.is_file()):
             equal = False
         elif name == "spec.json":
-            documents = [json.loads(p.read_text()) for p in (a, b)]
-            for document in documents:
-                for key in PROVENANCE_KEYS:
-                    document.pop(key, None)
-            equal = documents[0] == documents[1]
+            differing = spec_differences(a, b)
+            equal = not differing
+            name = f"spec.json ({', '.join(differing)})" if differing else name
         else:
             equal = a.read_bytes() == b.read_bytes()
         (same if equal else different).append(name)
     return same, different
+
+
+def spec_differences(a: Path, b: Path) -> list[str]:
+    """The top-level keys of two spec.json files that differ, `PROVENANCE_KEYS` left out."""
+    documents = [json.loads(Path(p).read_text()) for p in (a, b)]
+    keys = sorted((set(documents[0]) | set(documents[1])) - set(PROVENANCE_KEYS))
+    return [k for k in keys if documents[0].get(k, ...) != documents[1].get(k, ...)]
 
 
 def load(folder: str | Path) -> Run:
