@@ -47,7 +47,8 @@ def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) 
     import jax
     import numpy as np
 
-    from initbench import experiment
+    from initbench import progress
+    from initbench.runner import Runner
     from initbench.spec import Spec
 
     if len(jax.devices()) != devices:
@@ -59,8 +60,8 @@ def run(devices: int, nets: list[str], grids: list[int], epochs: int, out: str) 
                     hidden=hidden)
         for size in grids:
             cells = grid_cells(size)
-            runner = experiment.Runner(spec, dataset, runtime)
-            outs = runner.train(cells, experiment.SilentReporter())
+            runner = Runner(spec, dataset, runtime)
+            outs = runner.train(cells, progress.SilentReporter())
             for name, values in outs[cells.index(TARGET)].items():
                 saved[f"{net}/grid{size}/{name}"] = values
     np.savez(out, **saved)

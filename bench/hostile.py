@@ -223,7 +223,7 @@ def cases() -> list[Case]:
                       out="grid"))
         c.append(Case(f"cell save {errno.errorcode[error]}", ["run", *TINY, "--no-cache",
                                                               "--out", "{tmp}/out"],
-                      patch=_fail_os("initbench.results.save_cell", error)))
+                      patch=_fail_os("initbench.cellcache.save_cell", error)))
         c.append(Case(f"mkdir {errno.errorcode[error]}", ["run", *TINY, "--out", "{tmp}/new/out"],
                       patch=_fail_os("os.mkdir", error), out="new/out"))
     c.append(Case("disk full before training", ["run", *TINY, "--out", "{tmp}/out"],
@@ -403,13 +403,13 @@ def _grid_edited(change: Callable[[Path], None]) -> Callable[[Path], None]:
 
 
 def _all_diverged(grid: Path) -> None:
-    from initbench import results, summary
+    from initbench import results, runfolder, summary
 
-    run = results.read_run(grid)
+    run = runfolder.read_run(grid)
     for name in results.METRICS:
         run.metrics[name][..., 1:] = float("nan")
     shutil.rmtree(grid)
-    results.write_run(grid, run, summary.summarize_run(run))
+    runfolder.write_run(grid, run, summary.summarize_run(run))
 
 
 def _with_bom(grid: Path) -> None:
@@ -468,7 +468,7 @@ def _silently_wrong_cases() -> list[Case]:
                                        "--seeds", "auto", "--precision", "0.5", "--max-seeds",
                                        "100001", "--out", "{tmp}/out"]))
     c.append(Case("cell cache full", ["run", "--init", "he_normal", *TINY, "--out", "{tmp}/out"],
-                  patch=lambda: mock.patch("initbench.results.write_atomic", side_effect=OSError(
+                  patch=lambda: mock.patch("initbench.cellcache.write_atomic", side_effect=OSError(
                       errno.ENOSPC, os.strerror(errno.ENOSPC)))))
     c.append(Case("curves.csv with a BOM", ["export", "{tmp}/grid", "--format", "csv"], (0,),
                   setup=_grid_edited(_with_bom), out=None))

@@ -125,14 +125,13 @@ def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float 
     (as spec.json records them; `rerun` passes them back unchanged). A default `out` is a
     new `results/<folder_name>-<timestamp>`."""
     from initbench import experiment, jax_setup, plan, summary
-    from initbench.results import new_run_folder
+    from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
 
     pairs, margin_pt = summary.resolve_family(pairs, margin_pt)
     if reporter is None:
         from initbench.console import stderr
-        from initbench.experiment import SilentReporter
-        from initbench.progress import RichReporter
+        from initbench.progress import RichReporter, SilentReporter
 
         reporter = RichReporter(stderr) if progress else SilentReporter()
     runtime = runtime or Runtime.from_environment(tuple(command))
@@ -205,13 +204,13 @@ def rerun(folder: str | Path, *, out: str | Path | None = None, cache: bool = Tr
     cache every cell is a cache hit; on the same platform the files are then byte-identical
     to `folder`'s but for spec.json's `PROVENANCE_KEYS`. InitbenchError if the data is not
     the data the run used (its `data_fingerprint`), before anything trains."""
-    from initbench import results
+    from initbench import runfolder
 
     folder = Path(folder)
     spec_path = folder / "spec.json"
     if not spec_path.is_file():
         raise InitbenchError(f"{folder} is not an initbench run (no spec.json).")
-    spec, document = results._read_spec(spec_path)
+    spec, document = runfolder._read_spec(spec_path)
     if document.get("merged_from"):
         raise InitbenchError(f"{folder} is a merge of several runs (report --out); rerun "
                              "each of them instead.")
@@ -229,12 +228,12 @@ def rerun(folder: str | Path, *, out: str | Path | None = None, cache: bool = Tr
 
 def _check_same_data(spec: spec_lib.Spec, document: dict) -> None:
     """Refuse a rerun whose dataset no longer holds the arrays the run was trained on."""
-    from initbench import data, experiment
+    from initbench import data
 
     recorded = document.get("data_fingerprint")
     if recorded is None:
         return
-    dataset, _ = experiment.load_data(spec)
+    dataset, _ = data.load_data(spec)
     now = data.fingerprint(dataset)
     if now != recorded:
         raise InitbenchError(f"the dataset {spec.dataset} is not the data this run used "
@@ -246,11 +245,11 @@ def compare_folders(original: str | Path, again: str | Path) -> tuple[list[str],
     """(identical, different) file names of two run folders: every file byte for byte, and
     spec.json with its `PROVENANCE_KEYS` left out (the run's own files only; a differing
     spec.json is named with its differing keys: `spec.json (data_fingerprint)`)."""
-    from initbench import results
+    from initbench import runfolder
 
     original, again = Path(original), Path(again)
     names = sorted({p.name for p in (*original.iterdir(), *again.iterdir())
-                    if p.name in results.RUN_FILES})
+                    if p.name in runfolder.RUN_FILES})
     same, different = [], []
     for name in names:
         a, b = original / name, again / name
@@ -276,10 +275,10 @@ def spec_differences(a: Path, b: Path) -> list[str]:
 def load(folder: str | Path) -> Run:
     """The `Run` of a run folder written by `compare` (or `initbench run/compare`);
     InitbenchError if it is not a whole run. Reads only: the folder is left as it is."""
-    from initbench import results
+    from initbench import runfolder
 
     folder = Path(folder)
-    return Run(folder, results.read_run(folder))
+    return Run(folder, runfolder.read_run(folder))
 
 
 class Run:

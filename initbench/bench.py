@@ -53,6 +53,8 @@ CSV_COLUMNS = (
     "t_data", "t_params", "t_epoch_0", "t_epoch_1", "t_training", "t_steady_epoch",
     "t_compile_est", "t_summary", "t_print", "t_figures", "t_write_print", "t_exit", "compile_events_s",
     "t_table_at",
+    # the floor on the step's own matrix products (`step_matmul_gflops`)
+    "shape_gflops", "shape_floor_s", "shape_floor_fraction",
 )
 RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 # Runs `initbench` as its console script does, recording when the interpreter started, when
@@ -147,6 +149,48 @@ def device_matmul_gflops(size: int = DEVICE_MATMUL_SIZE, repeats: int = 5) -> fl
     return 2 * size**3 / best / 1e9
 
 
+def step_matmuls(model: str = "mlp", batch_size: int = BATCH_SIZE,
+                 widths: tuple[int, ...] = (NUM_FEATURES, *HIDDEN, NUM_CLASSES)
+                 ) -> list[tuple[int, int, int]]:
+    """The (m, k, n) matrix products of one training step, as `epoch_flops` counts them.
+
+    Each layer with fan-in k, fan-out n and p output positions (1 for a dense layer; a conv
+    as im2col) multiplies (m = batch*p, k) @ (k, n) forward, (k, m) @ (m, n) for its weight
+    gradient, and, except the first layer, (m, n) @ (n, k) for its input gradient.
+    """
+    layers = ([(kh * kw * cin, cout, positions) for _, kh, kw, cin, cout, positions in CNN_LAYERS]
+              if model == "cnn" else [(a, b, 1) for a, b in itertools.pairwise(widths)])
+    products = []
+    for index, (k, n, positions) in enumerate(layers):
+        m = batch_size * positions
+        products += [(m, k, n), (k, m, n)] + ([(m, n, k)] if index else [])
+    return products
+
+
+def step_matmul_gflops(products: list[tuple[int, int, int]], repeats: int = 5,
+                       min_seconds: float = 0.2) -> float:
+    """The rate in GFLOP/s at which numpy (float32, as the 2048^3 floor) runs `products`
+    one after another, best of `repeats` timings of enough rounds to last `min_seconds`.
+
+    Small products (a batch of 100, a 10-wide output layer) reach a fraction of the big
+    matmul's rate; this floor says what the step's own shapes cost on this machine, so that
+    "share of the floor" separates what initbench loses from what the shapes cost.
+    """
+    rng = np.random.default_rng(0)
+    pairs = [(rng.standard_normal((m, k), dtype=np.float32),
+              rng.standard_normal((k, n), dtype=np.float32)) for m, k, n in products]
+    flops = sum(2 * m * k * n for m, k, n in products)
+
+    def one_round():
+        for a, b in pairs:
+            a @ b
+
+    one_round()  # warm-up
+    rounds = max(1, int(min_seconds / max(_timed(one_round), 1e-6)))
+    best = min(_timed(lambda: [one_round() for _ in range(rounds)]) for _ in range(repeats))
+    return flops * rounds / best / 1e9
+
+
 def _timed(fn) -> float:
     start = time.perf_counter()
     fn()
@@ -219,7 +263,7 @@ def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = 
     import jax
 
     from initbench import sharding
-    from initbench.experiment import Runner
+    from initbench.runner import Runner
     from initbench.spec import Spec
 
     spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
@@ -369,7 +413,7 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     accelerator) the device's matmul rate, then PyTorch; peak RSS is read after each part
     (it only grows, so PyTorch's includes initbench's).
     """
-    from initbench import experiment
+    from initbench import provenance
 
     validate(config)
     # Each part says what it does before it starts, as a plain line: a live spinner's
@@ -385,6 +429,8 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
     if on_cpu:  # before training, while the machine is idle
         notice(f"timing numpy's float32 matmul ({MATMUL_SIZE}^3), the floor")
         rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
+        notice("timing numpy on the step's own matrix products (batch 100, the layer widths)")
+        shape_rate = step_matmul_gflops(step_matmuls(config.model))
     from initbench.runtime import Runtime
 
     runtime = runtime or Runtime.from_environment(xla_cache=None)
@@ -400,9 +446,10 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
            f"model-epoch ({flops / 1e9:.1f} GFLOP)")
     steady = statistics.median(jax_run["epoch_s"][1:])
     per_model = steady / jax_run["num_models"]
+    shape_floor_s = flops / (shape_rate * 1e9) if on_cpu else None
     row = {
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-        "git_revision": experiment.git_revision(), "machine": machine_name(),
+        "git_revision": provenance.git_revision(), "machine": machine_name(),
         "cpu_count": os.cpu_count(), "load_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
@@ -417,6 +464,11 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
         "examples_per_s": round(len(dataset.x_train) / per_model),
         "gflops": round(flops / per_model / 1e9, 2),
         "floor_fraction": round(floor_s / per_model, 4),
+        # numpy on the step's own shapes; measured on CPUs only (on an accelerator the
+        # device's own kernels, not numpy's, would be the reference)
+        "shape_gflops": round(shape_rate, 2) if on_cpu else None,
+        "shape_floor_s": round(shape_floor_s, 4) if on_cpu else None,
+        "shape_floor_fraction": round(shape_floor_s / per_model, 4) if on_cpu else None,
         "compile_s": round(max(0.0, jax_run["epoch_s"][0] - steady), 2),
         "first_epoch_s": round(jax_run["epoch_s"][0], 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
@@ -469,7 +521,7 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
     An existing file with other columns (an older initbench) is rewritten with the union of
     both headers, so no past measurement is lost.
     """
-    from initbench import results
+    from initbench import runfolder, safeio
 
     path = Path(path)
     values = {k: "" if row.get(k) is None else row[k] for k in CSV_COLUMNS}
@@ -482,9 +534,9 @@ def append_csv(row: dict, path: Path = CSV_PATH) -> Path:
                 csv.DictWriter(handle, CSV_COLUMNS, lineterminator="\n").writerow(values)
             return path
         columns = header + [c for c in CSV_COLUMNS if c not in header]
-        results.write_atomic(path, results.csv_text([*rows, values], columns))
+        safeio.write_atomic(path, runfolder.csv_text([*rows, values], columns))
         return path
-    results.write_atomic(path, results.csv_text([values], CSV_COLUMNS))
+    safeio.write_atomic(path, runfolder.csv_text([values], CSV_COLUMNS))
     return path
 
 
@@ -515,7 +567,7 @@ def race_phases(spawn: float, launch: dict, marks: list, end: float) -> dict:
 
     `spawn`/`end`: `time.time()` around the subprocess, seen from outside; `launch`: the
     LAUNCHER's record (started, cli_imported, returned); `marks`: spec.json's
-    `timings.marks` ([name, time.time()] pairs, see `experiment.Timings`). With several
+    `timings.marks` ([name, time.time()] pairs, see `Timings`). With several
     chunks, params, epoch_0 and epoch_1 are the first chunk's and training ends at the last
     epoch mark. Steady epoch = median of epochs 2..N; compile estimate = epoch 1 minus it.
     """
@@ -621,7 +673,7 @@ def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
     import shutil
     import tempfile
 
-    from initbench import experiment
+    from initbench import provenance
     from initbench.errors import InitbenchError
 
     if config.seeds < 1 or config.epochs < 1 or config.repeats < 1:
@@ -650,7 +702,7 @@ def race(config: RaceConfig, notice=lambda text: None) -> list[dict]:
             shutil.rmtree(workdir, ignore_errors=True)
         rows.append({
             "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
-            "git_revision": experiment.git_revision(), "machine": machine_name(),
+            "git_revision": provenance.git_revision(), "machine": machine_name(),
             "cpu_count": os.cpu_count(),
             "load_1m": round((load + os.getloadavg()[0]) / 2, 2),
             "python": platform.python_version(),

@@ -21,6 +21,8 @@ from initbench.errors import InitbenchError, unknown_name
 if TYPE_CHECKING:
     import numpy as np
 
+    from initbench.spec import Spec
+
 DEFAULT_DATASET = "mnist"
 FALLBACK_DATASET = "mnist-5k"
 
@@ -661,3 +663,21 @@ def import_idx(directory: str | Path) -> Path:
         raise InitbenchError(f"importing MNIST into {data_dir} failed: {_first_line(err)}; "
                              "the earlier import, if any, is unchanged.") from None
     return target
+
+
+def load_data(spec: Spec):
+    """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
+    With `spec.val_fraction` the training set is split (`data.split_validation`), unless the
+    dataset brings its own validation split (a file's x_val, y_val), which is used instead;
+    without it, a file's own split is left out."""
+    import dataclasses
+
+    if spec.dataset is None:
+        dataset, notice = load_default()
+    else:
+        dataset, notice = load(spec.dataset), None
+    if spec.val_fraction is not None and dataset.x_val is None:
+        dataset = split_validation(dataset, spec.val_fraction)
+    elif spec.val_fraction is None and dataset.x_val is not None:  # a file's own split, unused
+        dataset = dataclasses.replace(dataset, x_val=None, y_val=None)
+    return dataset, notice

@@ -14,7 +14,8 @@ import dataclasses
 import json
 
 from initbench.errors import unknown_name
-from initbench.results import RunResult, csv_text
+from initbench.results import RunResult
+from initbench.runfolder import csv_text
 from initbench.summary import SUMMARY_COLUMNS, SummaryRow
 
 FORMATS = ("markdown", "csv", "json", "latex")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench import results
+from initbench import results, runfolder
 from initbench.spec import Spec
 
 PARTIAL_CURVES = "curves.partial.csv"
@@ -26,7 +26,7 @@ class PartialCurves:
     def __init__(self, folder: Path, spec: Spec, dataset_name: str):
         self.path = Path(folder) / PARTIAL_CURVES
         self.spec, self.dataset_name = spec, dataset_name
-        self.columns = results.curve_columns(spec)
+        self.columns = runfolder.curve_columns(spec)
         self.names = results.metric_names(spec)
         self._handle = None
         self._created_folder = False
@@ -41,10 +41,10 @@ class PartialCurves:
             values = {name: float(metrics[name][m]) for name in self.names}
             bad = not (np.isfinite(values["train_loss"]) and np.isfinite(values["test_loss"]))
             rows.append({"dataset": self.dataset_name, "init": init,
-                         "bias_init": self.spec.bias_init, results.LR_COLUMN: lr, "seed": seed,
-                         results.DATA_SEED_COLUMN: data_seed, "epoch": epoch, **values,
+                         "bias_init": self.spec.bias_init, runfolder.LR_COLUMN: lr, "seed": seed,
+                         runfolder.DATA_SEED_COLUMN: data_seed, "epoch": epoch, **values,
                          "diverged": int(bad)})
-        text = results.csv_text(rows, self.columns)
+        text = runfolder.csv_text(rows, self.columns)
         self._handle.write(text.split("\n", 1)[1])  # without the header
         self._handle.flush()
 

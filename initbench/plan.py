@@ -18,7 +18,7 @@ import math
 import os
 
 # Cells per compiled program. On CPUs one cell (issue 14; until then 8, whose numbers differ
-# by ~1 ulp, hence results.TRAINING_CODE_VERSION 2). GPUs and TPUs need many models per
+# by ~1 ulp, hence cellcache.TRAINING_CODE_VERSION 2). GPUs and TPUs need many models per
 # program to fill the device.
 CELLS_PER_BLOCK = 1
 ACCELERATOR_CELLS_PER_BLOCK = 128

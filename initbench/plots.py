@@ -29,7 +29,8 @@ import numpy as np
 from initbench import stats
 from initbench.errors import InitbenchError
 from initbench.formatting import pct
-from initbench.results import RunResult, write_output
+from initbench.results import RunResult
+from initbench.runfolder import write_output
 from initbench.summary import SummaryRow
 
 FORMATS = ("png", "svg", "pdf")

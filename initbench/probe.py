@@ -4,7 +4,7 @@ For each cell (initializer, seed) and each dense layer, the statistics of
 `initbench.diagnostics` (pre-activation and activation std, dead units, gradient std,
 weight-gradient norm) on the first `batch_size` training examples. Arrays are laid out
 [init, seed, layer]. The cells start exactly as training starts them (`starts.cell_starts`,
-LSUV included) and run through the same `experiment.Runner`.
+LSUV included) and run through the same `initbench.runner.Runner`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench import results
+from initbench import runfolder, safeio
 from initbench.diagnostics import BATCH_SIZE as DEFAULT_BATCH_SIZE
 from initbench.diagnostics import STATS
 from initbench.errors import InitbenchError
@@ -47,7 +47,7 @@ def run_probe(spec: Spec, data, runtime: Runtime | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
     """Probe every (init, seed) of `spec` at initialization on the first `batch_size`
     training examples of `data`, all cells in the runner's compiled blocks."""
-    from initbench.experiment import Runner
+    from initbench.runner import Runner
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InitbenchError(f"--batch-size must be a positive integer, got {batch_size}.")
@@ -69,16 +69,17 @@ def run_probe(spec: Spec, data, runtime: Runtime | None = None,
 def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
               batch_size: int = DEFAULT_BATCH_SIZE, reporter=None) -> ProbeResult:
     """Load the spec's dataset, probe it and write `out`/probe.csv, probe.png, probe.json;
-    each phase is announced to `reporter` (`experiment.Reporter`; default: silent)."""
+    each phase is announced to `reporter` (`progress.Reporter`; default: silent)."""
     import json
 
-    from initbench import experiment
+    from initbench import progress
+    from initbench.data import load_data
 
     runtime = runtime or Runtime.from_environment()
-    reporter = reporter or experiment.SilentReporter()
-    out = results.check_writable(Path(out))
+    reporter = reporter or progress.SilentReporter()
+    out = runfolder.check_writable(Path(out))
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")
-    dataset, notice = experiment.load_data(spec)
+    dataset, notice = load_data(spec)
     spec = spec.replace(dataset=dataset.name)
     from initbench import sharding
 
@@ -95,10 +96,10 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
     reporter.phase(f"drawing probe.png and writing {out}")
-    results.write_folder_with(out, lambda staging: (
+    runfolder.write_folder_with(out, lambda staging: (
         write_csv(staging / "probe.csv", result),
         plot(staging / "probe.png", result, title(result)),
-        results.write_atomic(staging / "probe.json", json.dumps(
+        safeio.write_atomic(staging / "probe.json", json.dumps(
             document(result, str(out)), indent=2, default=str) + "\n"),
     ), replaceable=("probe.csv", "probe.png", "probe.json"))
     return result
@@ -144,7 +145,7 @@ def probe_rows(result: ProbeResult) -> list[dict]:
 
 def write_csv(path: Path, result: ProbeResult) -> None:
     """Write probe.csv (columns `COLUMNS`) atomically."""
-    results.write_atomic(Path(path), results.csv_text(probe_rows(result), COLUMNS))
+    safeio.write_atomic(Path(path), runfolder.csv_text(probe_rows(result), COLUMNS))
 
 
 def summarize(result: ProbeResult) -> list[dict]:
@@ -227,4 +228,4 @@ def plot(path: Path, result: ProbeResult, title: str | None = None) -> None:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110)
     plt.close(fig)
-    results.write_atomic(Path(path), buffer.getvalue())
+    safeio.write_atomic(Path(path), buffer.getvalue())

@@ -1,8 +1,10 @@
-"""Progress on the terminal, implementing experiment.Reporter: a spinner naming the phase
+"""Progress on the terminal, implementing `Reporter`, the protocol beside it: a spinner naming the phase
 that runs now (loading data, compiling, drawing starting parameters, writing, ...) and a
 bar over model-epochs while training."""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import (
@@ -14,6 +16,36 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+
+class Reporter(Protocol):
+    """Where progress goes (a rich progress bar in the CLI, nothing in tests)."""
+
+    def notice(self, text: str) -> None: ...
+    def phase(self, text: str) -> None: ...  # what runs now, until the next phase or step
+    def start(self, total: int, description: str) -> None: ...
+    def advance(self, amount: int) -> None: ...
+    def stop(self) -> None: ...
+
+
+class SilentReporter:
+    """A Reporter that reports nothing."""
+
+    def notice(self, text: str) -> None:
+        pass
+
+    def phase(self, text: str) -> None:
+        pass
+
+    def start(self, total: int, description: str) -> None:
+        pass
+
+    def advance(self, amount: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
 
 
 class RichReporter:

@@ -1,8 +1,8 @@
 """Folders that are written whole or not at all, locked against concurrent writers, checked
 for room and writability before any training.
 
-`results.py` uses these for run folders, the cell cache and user-named outputs; nothing here
-knows what a run holds. Every failure the user can act on is an `InitbenchError` naming the
+`runfolder.py` and `cellcache.py` use these for run folders, the cell cache and user-named
+outputs; nothing here knows what a run holds. Every failure the user can act on is an `InitbenchError` naming the
 path; `describe_os_error` turns any other `OSError` into the same kind of one line.
 """
 

@@ -65,7 +65,7 @@ class Spec:
     `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN) or a
     user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
     `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
-    a user factory's source is in `results.cache_key`.
+    a user factory's source is in `cellcache.cache_key`.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS

@@ -2,7 +2,7 @@
 
 A *cell* is one (initializer, seed). The functions here are pure functions of one cell's
 state and the data, with no knowledge of devices, meshes, blocks or other cells:
-`initbench.experiment.Runner` adds the cell axis (vmap), blocks, placement and jit, once
+`initbench.runner.Runner` adds the cell axis (vmap), blocks, placement and jit, once
 per run. No I/O happens here.
 """
 

@@ -5,12 +5,15 @@ from pathlib import Path
 
 import numpy as np
 
-from initbench import data, experiment
+from initbench import data, progress
+from initbench import grid as grid_lib
+from initbench.runner import Runner
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "initbench"
-NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup")
+NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup", "results",
+          "runfolder", "merges")
 
 
 def _module_name(path: Path) -> str:
@@ -84,6 +87,20 @@ def test_planning_modules_do_not_import_jax():
         assert not any(n.split(".")[0] in ("jax", "flax", "optax") for n in names), name
 
 
+def test_reading_and_writing_run_folders_loads_no_jax():
+    """The run-folder side (read, validate, merge, the replace guard) and planning import no
+    JAX, not even inside the functions a report calls."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from pathlib import Path; from initbench import plan, runfolder; "
+            "runfolder.check_output_path(Path('x.csv')); "
+            "print(sorted(m for m in ('jax', 'flax', 'optax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=PACKAGE.parent, check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_a_grid_of_several_chunks_traces_each_program_once():
     """20 cells in chunks of 8: three chunks, one runner, every program traced once and
     the data placed once; the cells equal a one-chunk run bitwise."""
@@ -92,20 +109,20 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
                 dataset="digits", epochs=2, hidden=(8,))
     runtime = Runtime(use_cache=False)
     built = []
-    original = experiment.Runner.__init__
+    original = Runner.__init__
 
     def spy(self, *args, **kwargs):
         original(self, *args, **kwargs)
         built.append(self)
 
-    experiment.Runner.__init__ = spy
+    Runner.__init__ = spy
     try:
-        chunked = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+        chunked = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
                                         max_cells_per_chunk=8)
-        whole = experiment.train_grid(spec, digits, runtime, experiment.SilentReporter(),
+        whole = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
                                       max_cells_per_chunk=128)
     finally:
-        experiment.Runner.__init__ = original
+        Runner.__init__ = original
     assert len(built) == 2  # one runner per run, not per chunk
     assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1}
     for name in chunked.metrics:

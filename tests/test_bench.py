@@ -84,7 +84,26 @@ def test_bench_runs_without_tfds_tensorflow_or_mlxtend(tmp_path):
     assert row["data"] == "synthetic" and row["num_train"] == "300"
     assert row["num_models"] == "2"  # CPU blocks of one cell: nothing padded
     assert float(row["s_per_model_epoch"]) > 0 and float(row["floor_fraction"]) > 0
+    # the floor on the step's own shapes: its rate and the share initbench reaches of it
+    assert float(row["shape_gflops"]) > 0
+    assert float(row["shape_floor_fraction"]) == pytest.approx(
+        float(row["shape_floor_s"]) / float(row["s_per_model_epoch"]), rel=1e-2)
+    assert "step's own shapes" in done.stdout
     assert row["torch_s_per_model_epoch"] == ""
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_step_matmuls_are_the_flops_the_floor_counts(model):
+    """The own-shape floor times exactly the products `epoch_flops` counts for training."""
+    from initbench import bench
+
+    products = bench.step_matmuls(model)
+    per_step = sum(2 * m * k * n for m, k, n in products)
+    flops = (bench.cnn_epoch_flops if model == "cnn" else bench.epoch_flops)(55_000, 0)
+    assert per_step * 550 == flops
+    # forward, weight gradient, and an input gradient for every layer but the first
+    layers = 4 if model == "cnn" else 3
+    assert len(products) == 3 * layers - 1
 
 
 def test_bench_rejects_bad_options(tmp_path):

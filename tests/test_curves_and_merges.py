@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from initbench import results, summary
+from initbench import merges, runfolder, summary
 from initbench.results import RunResult
 from initbench.spec import Spec
 
@@ -23,7 +23,7 @@ def _run(acc: np.ndarray, inits, seeds) -> RunResult:
 def test_curves_csv_flags_a_diverged_cell_from_its_first_bad_epoch_on():
     acc = np.full((2, 2, 5), 0.5)
     acc[1, 0, 2:] = np.nan  # normal, seed 0 diverges at epoch 2
-    rows = results.curve_rows(_run(acc, ["xavier", "normal"], [0, 1]))
+    rows = runfolder.curve_rows(_run(acc, ["xavier", "normal"], [0, 1]))
     flags = [int(r["diverged"]) for r in rows if r["init"] == "normal" and int(r["seed"]) == 0]
     assert flags == [0, 0, 1, 1, 1]
     assert all(int(r["diverged"]) == 0 for r in rows
@@ -56,7 +56,7 @@ def test_a_merge_takes_each_initializers_own_cells_whatever_the_order():
     b = np.stack([np.full((2, 3), 0.2), np.full((2, 3), 0.1)])   # normal 0.2, xavier 0.1
     run_a = _run(a, ["xavier", "normal"], [0, 1])
     run_b = _run(b, ["normal", "xavier"], [2, 3])
-    merged = results.merge_runs([run_a, run_b])
+    merged = merges.merge_runs([run_a, run_b])
     acc = merged.metrics["test_accuracy"]
     for name, value in (("xavier", 0.1), ("normal", 0.2)):
         assert np.all(acc[merged.inits.index(name)] == value), name

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import model, results, stats, train
+from initbench import merges, model, results, runfolder, stats, train
 from initbench.cli import app
 from initbench.errors import InitbenchError
 from initbench.spec import Spec
@@ -108,7 +108,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
     shown = invoke("report", crossed, "--quiet")
     assert shown.exit_code == 0, shown.output
     assert "weights/data order/rest" in shown.stdout
-    loaded = results.read_run(crossed)
+    loaded = runfolder.read_run(crossed)
     assert loaded.metrics["test_accuracy"].shape == (2, 4, 3)
     again = invoke("compare", *TINY, "--seeds", "2", "--data-seeds", "2",
                    "--out", tmp_path / "again", "--json")
@@ -116,7 +116,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
     assert (tmp_path / "again" / "curves.csv").read_bytes() == (
         crossed / "curves.csv").read_bytes()
     with pytest.raises(InitbenchError, match="data orders"):
-        results.merge_runs([loaded, results.read_run(plain)])
+        merges.merge_runs([loaded, runfolder.read_run(plain)])
 
 
 def test_statistics_use_weight_seeds_as_units():

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, experiment, results, safeio, sharding
+from initbench import cellcache, data, experiment, runfolder, safeio, sharding
 from initbench import spec as spec_lib
 from initbench.cli import app
 from initbench.errors import InitbenchError
@@ -116,22 +116,22 @@ def test_largest_32_bit_seed_is_accepted_and_distinct_from_zero():
 def test_cache_key_covers_data_device_block_versions_and_code(monkeypatch):
     spec = spec_lib.Spec(inits=("xavier",), seeds=(0,), dataset="digits", hidden=(16,), epochs=1)
     digits = data.load("digits")
-    key = results.cache_key(spec, digits)
-    assert results.cache_key(spec, data.load("digits")) == key  # same content, same key
+    key = cellcache.cache_key(spec, digits)
+    assert cellcache.cache_key(spec, data.load("digits")) == key  # same content, same key
     x_train = digits.x_train.copy()
     x_train[0, 0] += 0.5
     changed = data.Dataset(digits.name, x_train, digits.y_train, digits.x_test, digits.y_test,
                            digits.num_classes, digits.image_shape, digits.source)
-    assert results.cache_key(spec, changed) != key  # same name, other numbers
+    assert cellcache.cache_key(spec, changed) != key  # same name, other numbers
     monkeypatch.setattr(sharding, "cells_per_block", lambda: 3)
-    assert results.cache_key(spec, digits) != key
+    assert cellcache.cache_key(spec, digits) != key
     monkeypatch.undo()
-    monkeypatch.setattr(results, "TRAINING_CODE_VERSION", results.TRAINING_CODE_VERSION + 1)
-    assert results.cache_key(spec, digits) != key
+    monkeypatch.setattr(cellcache, "TRAINING_CODE_VERSION", cellcache.TRAINING_CODE_VERSION + 1)
+    assert cellcache.cache_key(spec, digits) != key
     monkeypatch.undo()
     import jax
     monkeypatch.setattr(jax, "__version__", "0.0.0")
-    assert results.cache_key(spec, digits) != key
+    assert cellcache.cache_key(spec, digits) != key
 
 
 def test_other_data_under_the_same_name_is_retrained(warm_cache, tmp_path, monkeypatch):
@@ -285,7 +285,7 @@ def test_a_failing_write_of_a_new_folder_leaves_nothing(warm_cache, tmp_path, mo
 
 
 def test_a_cache_write_failing_mid_run_is_one_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(results, "save_cell", mock.Mock(
+    monkeypatch.setattr(cellcache, "save_cell", mock.Mock(
         side_effect=OSError(errno.EIO, "Input/output error", "/cache/x.npz")))
     line = one_error(invoke("run", *TINY, "--seeds", "1", "--out", tmp_path / "o", "-q"))
     assert "/cache/x.npz" in line and "cached" in line
@@ -353,7 +353,7 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
     # written again; damaged cells of other settings are left alone.
     spec = spec_lib.Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits",
                          epochs=1, hidden=(16,))
-    key = results.cache_key(spec, data.load("digits"))
+    key = cellcache.cache_key(spec, data.load("digits"))
     retrained = cache / key / "glorot_uniform-seed0.npz"
     assert retrained in originals
     assert [c for c in cells if c.with_name(c.name + ".damaged").exists()] == [retrained]
@@ -369,14 +369,11 @@ def test_a_damaged_cell_is_set_aside_and_retrained(damage, base, tmp_path, monke
 
 
 def _checkpoint_path(spec):
-    import hashlib
-
     dataset = data.load(spec.dataset)
     cells = [(i, s, 0, lr) for i in spec.inits for lr in spec.lr for s in spec.seeds]
-    padded = sharding.pad_cells(cells, sharding.cell_mesh())
-    cells_key = hashlib.sha256(json.dumps(padded).encode()).hexdigest()[:16]
-    return results.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
-                                   results.cache_key(spec, dataset))
+    cells_key = cellcache.chunk_key(sharding.pad_cells(cells, sharding.cell_mesh()))
+    return cellcache.checkpoint_path(Runtime.from_environment().cell_cache, spec, cells_key,
+                                   cellcache.cache_key(spec, dataset))
 
 
 @pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not a zip"])
@@ -566,5 +563,5 @@ def test_an_unexpected_os_error_is_one_line(tmp_path, monkeypatch):
 
 def test_check_replaces_is_a_library_call(base):
     with pytest.raises(InitbenchError, match="leaves out"):
-        results.check_replaces(base["grid"], spec_lib.Spec(
+        runfolder.check_replaces(base["grid"], spec_lib.Spec(
             inits=("xavier",), seeds=(0,), dataset="digits", hidden=(16,), epochs=1))

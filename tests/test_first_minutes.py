@@ -12,7 +12,7 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from initbench import report, results, summary
+from initbench import report, runfolder, summary
 from initbench.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +33,7 @@ def rendered(table, width: int) -> str:
 
 @pytest.fixture(scope="module")
 def reference():
-    result = results.read_run(REFERENCE)
+    result = runfolder.read_run(REFERENCE)
     return result, summary.summarize_saved(result)
 
 
@@ -120,7 +120,7 @@ def test_reading_commands_leave_the_run_folder_unchanged(tmp_path):
 
 def test_edge_of_the_grid_is_marked_and_warned_once():
     """The committed rate run chose 0.03, its largest rate, for normal."""
-    result = results.read_run(LR_RUN)
+    result = runfolder.read_run(LR_RUN)
     rows = summary.summarize_saved(result)
     warning = report.edge_warning(result, rows)
     assert warning.count("normal at 0.03, the largest rate tried") == 1
@@ -132,7 +132,7 @@ def test_edge_of_the_grid_is_marked_and_warned_once():
     assert xavier.rstrip().endswith("0.003")
     output = invoke("report", LR_RUN).output
     assert output.count("edge of the grid") == 1
-    single = results.read_run(REFERENCE)
+    single = runfolder.read_run(REFERENCE)
     assert report.edge_warning(single, summary.summarize_saved(single)) is None
 
 
@@ -167,7 +167,7 @@ def test_an_initializer_has_one_colour_in_every_figure_and_run():
     name: xavier ranks 1st in the rate run and 3rd in the reference run, same colour."""
     from initbench import plots
 
-    run = results.read_run(LR_RUN)
+    run = runfolder.read_run(LR_RUN)
     rows = summary.summarize_saved(run)
     every = summary.summarize_saved(run, pairs="all")
     pair_rows = summary.compare_family(run.view, every[0].baseline, "all", None)
@@ -179,7 +179,7 @@ def test_an_initializer_has_one_colour_in_every_figure_and_run():
         assert set(found) == names
         assert found == colours[0]
     assert len(set(colours[0].values())) == len(names)  # told apart
-    reference = results.read_run(REFERENCE)
+    reference = runfolder.read_run(REFERENCE)
     other = _line_colours(plots.make_figure(reference, summary.summarize_saved(reference)),
                           set(reference.inits))
     for name in names & set(other):
@@ -191,7 +191,7 @@ def test_a_collapsed_initializer_does_not_squeeze_the_others():
     (their spread stays readable) and point at it with a labelled arrow."""
     from initbench import plots
 
-    run = results.read_run(ROOT / "results" / "cnn-reference")
+    run = runfolder.read_run(ROOT / "results" / "cnn-reference")
     fig = plots.make_figure(run, summary.summarize_saved(run))
     final = next(ax for ax in fig.axes if ax.get_title().startswith("final test accuracy"))
     low, high = final.get_ylim()
@@ -314,7 +314,7 @@ def test_readme_network_is_the_shipped_example():
 
 def test_terminal_curves_tell_initializers_apart_without_colour():
     """`--curves`: each initializer's legend entry has its own character, in percent."""
-    run = results.read_run(REFERENCE)
+    run = runfolder.read_run(REFERENCE)
     text = report.curve_chart(run, "test_accuracy").plain
     assert "test accuracy (%)" in text
     shown = [marker for marker in report.CHART_MARKERS[:len(run.inits)]]
@@ -339,7 +339,7 @@ def test_lr_figure_legend_lies_outside_every_panel():
     """lr.png's legend sits beside the panels, never over their data."""
     from initbench import plots
 
-    run = results.read_run(LR_RUN)
+    run = runfolder.read_run(LR_RUN)
     rows = summary.summarize_saved(run)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from initbench import power, simulations, stats, summary
-from initbench.results import RunResult, write_run
+from initbench.results import RunResult
+from initbench.runfolder import write_run
 from initbench.spec import Spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,9 +167,9 @@ def test_reference_normal_row_no_longer_contradicts_itself():
 
 
 def check_verdicts_rows(folder):
-    from initbench import results
+    from initbench import runfolder
 
-    return summary.summarize_saved(results.read_run(ROOT / "results" / folder))
+    return summary.summarize_saved(runfolder.read_run(ROOT / "results" / folder))
 
 
 # --- Levels: one per table; merged runs and --seeds auto --------------------------------------
@@ -340,7 +341,7 @@ def test_report_merging_runs_with_different_seeds_says_its_level(tmp_path):
     97.5% and says why in the caption; the merged folder keeps that level when reopened."""
     from typer.testing import CliRunner
 
-    from initbench import results
+    from initbench import runfolder
     from initbench.cli import app
 
     grid = _family_grid()
@@ -356,7 +357,7 @@ def test_report_merging_runs_with_different_seeds_says_its_level(tmp_path):
     with open(tmp_path / "ab" / "summary.csv", newline="") as f:
         levels = {row["paired_ci_level"] for row in csv.DictReader(f)}
     assert levels == {"0.975"}
-    reopened = results.read_run(tmp_path / "ab")
+    reopened = runfolder.read_run(tmp_path / "ab")
     assert summary.paired_level(reopened) == pytest.approx(0.975)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import results, sequential, stats, summary
+from initbench import runfolder, sequential, stats, summary
 from initbench import spec as spec_lib
 from initbench.cli import app
 from initbench.results import RunResult
@@ -114,8 +114,8 @@ def test_plan_on_the_committed_reference_run(tmp_path):
 def test_reference_run_keeps_every_existing_summary_column():
     """With default options, summary.csv's existing columns are unchanged (new ones appended)."""
     committed = read_csv(REFERENCE / "summary.csv")
-    rows = summary.summarize_saved(results.read_run(REFERENCE))
-    fresh = list(csv.DictReader(results.csv_text([dataclasses.asdict(r) for r in rows],
+    rows = summary.summarize_saved(runfolder.read_run(REFERENCE))
+    fresh = list(csv.DictReader(runfolder.csv_text([dataclasses.asdict(r) for r in rows],
                                                  summary.SUMMARY_COLUMNS).splitlines()))
     assert summary.SUMMARY_COLUMNS[:len(committed[0])] == list(committed[0])
     for old, new in zip(committed, fresh):

@@ -2,7 +2,8 @@
 
 import csv
 
-from initbench import experiment, live
+from initbench import experiment, live, runfolder
+from initbench.progress import SilentReporter
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -13,7 +14,7 @@ def test_partial_curves_grow_per_epoch_and_are_the_curves_rows(tmp_path):
                 hidden=(8,), batch_size=200)
     copies = []
 
-    class Watcher(experiment.SilentReporter):
+    class Watcher(SilentReporter):
         """Reads the partial file each time an epoch is reported, before the run ends."""
 
         def advance(self, amount):
@@ -33,9 +34,7 @@ def test_partial_curves_grow_per_epoch_and_are_the_curves_rows(tmp_path):
 
 
 def test_a_folder_holding_only_a_killed_runs_partial_file_counts_as_empty(tmp_path):
-    from initbench import results
-
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / live.PARTIAL_CURVES).write_text("dataset,init\n")
-    assert results.check_replaces(tmp_path / "run", Spec()) is None
-    assert live.PARTIAL_CURVES in results.RUN_FILES  # dropped when the folder is written
+    assert runfolder.check_replaces(tmp_path / "run", Spec()) is None
+    assert live.PARTIAL_CURVES in runfolder.RUN_FILES  # dropped when the folder is written

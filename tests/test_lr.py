@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import results, summary
+from initbench import results, runfolder, summary
 from initbench.cli import app
 from initbench.spec import Spec
 
@@ -138,7 +138,7 @@ def test_old_folders_without_lr_column_still_load(tmp_path):
     assert invoke("run", *TINY, "--out", out, "--quiet").exit_code == 0
     rows = read_csv(out / "curves.csv")
     columns = [c for c in rows[0] if c != "lr"]
-    (out / "curves.csv").write_text(results.csv_text(rows, columns))
-    before = results.read_run(out)
+    (out / "curves.csv").write_text(runfolder.csv_text(rows, columns))
+    before = runfolder.read_run(out)
     assert before.metrics["test_loss"].shape == (1, 3, 3)
     assert invoke("report", out).exit_code == 0

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, experiment, initializers, networks, probe, results, starts
+from initbench import cellcache, data, initializers, networks, probe, progress, starts
+from initbench import grid as grid_lib
 from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
-SILENT = experiment.SilentReporter()
+SILENT = progress.SilentReporter()
 USER = str(Path(__file__).parent / "fixtures" / "user_net.py")
 
 
@@ -124,7 +125,7 @@ def test_marked_parameters_are_drawn(digits):
 
 
 def grid(spec, dataset):
-    out = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
+    out = grid_lib.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
                                 max_cells_per_chunk=128)
     return out.metrics
 
@@ -148,9 +149,9 @@ def test_the_model_is_in_the_keys(digits, tmp_path):
     source = tmp_path / "net.py"
     source.write_text(Path(USER).read_text())
     user = Spec(dataset="digits", model=f"{source}:make_net")
-    before = results.cache_key(user, digits)
+    before = cellcache.cache_key(user, digits)
     source.write_text(Path(USER).read_text() + "\n# changed\n")
-    assert results.cache_key(user, digits) != before
+    assert cellcache.cache_key(user, digits) != before
 
 
 def test_user_model_trains_in_a_grid_through_the_cli(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from initbench import data, networks, results
+from initbench import cellcache, data, errors, merges, networks, results, runfolder, safeio
 from initbench.cli import app
 from initbench.spec import Spec
 
@@ -84,24 +84,24 @@ def tiny_run(seeds=(0, 1), data_fingerprint="a" * 64, **changes) -> results.RunR
 
 
 def test_merge_refuses_runs_trained_on_different_data():
-    with pytest.raises(results.InitbenchError) as err:
-        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), data_fingerprint="b" * 64)],
+    with pytest.raises(errors.InitbenchError) as err:
+        merges.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), data_fingerprint="b" * 64)],
                            ["A", "B"])
     assert "A and B were trained on different data under the name digits" in str(err.value)
     # --allow-mixed does not put different data side by side either
-    with pytest.raises(results.InitbenchError):
-        results.merge_runs([tiny_run((0, 1)), tiny_run((0, 1), data_fingerprint="b" * 64,
+    with pytest.raises(errors.InitbenchError):
+        merges.merge_runs([tiny_run((0, 1)), tiny_run((0, 1), data_fingerprint="b" * 64,
                                                        lr=0.1)], ["A", "B"], allow_mixed=True)
-    assert results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3))]).seeds == [0, 1, 2, 3]
+    assert merges.merge_runs([tiny_run((0, 1)), tiny_run((2, 3))]).seeds == [0, 1, 2, 3]
 
 
 def test_merge_names_the_first_differing_setting_even_a_default_left_out():
     # val_fraction is left out of spec.json when unset: it still names the difference
-    with pytest.raises(results.InitbenchError) as err:
-        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), val_fraction=0.2)], ["A", "B"])
+    with pytest.raises(errors.InitbenchError) as err:
+        merges.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), val_fraction=0.2)], ["A", "B"])
     assert "different training settings (val_fraction None vs 0.2)" in str(err.value)
-    with pytest.raises(results.InitbenchError) as err:
-        results.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), lr=0.1, epochs=1)], ["A", "B"])
+    with pytest.raises(errors.InitbenchError) as err:
+        merges.merge_runs([tiny_run((0, 1)), tiny_run((2, 3), lr=0.1, epochs=1)], ["A", "B"])
     assert "(lr 0.01 vs 0.1)" in str(err.value)
 
 
@@ -286,9 +286,10 @@ def test_ctrl_c_while_importing_is_one_line_and_130():
 def test_sigterm_checkpoints_stops_with_143_and_the_same_command_resumes(tmp_path):
     prelude = textwrap.dedent("""
         import os, signal
-        from initbench import experiment
+        from initbench import errors, experiment, merges, runfolder, safeio
+        from initbench.runner import Runner
 
-        run_epoch = experiment.Runner.run_epoch
+        run_epoch = Runner.run_epoch
 
         def preempted(self, state, epoch):  # the scheduler's SIGTERM arrives in epoch 3
             out = run_epoch(self, state, epoch)
@@ -296,7 +297,7 @@ def test_sigterm_checkpoints_stops_with_143_and_the_same_command_resumes(tmp_pat
                 os.kill(os.getpid(), signal.SIGTERM)
             return out
 
-        experiment.Runner.run_epoch = preempted
+        Runner.run_epoch = preempted
     """)
     args = ["run", "--dataset", "digits", "--hidden", "16", "--epochs", "6", "--init",
             "xavier", "--seeds", "1", "-q"]
@@ -386,14 +387,14 @@ def test_a_full_cell_cache_names_its_path_and_claims_nothing(tmp_path, monkeypat
 
     cache = tmp_path / "cache"
     monkeypatch.setenv("INITBENCH_CACHE", str(cache))
-    real = results.write_atomic
+    real = safeio.write_atomic
 
     def full(path, data):
         if Path(path).suffix == ".npz":  # cells and checkpoints: the disk is full
             raise OSError(errno.ENOSPC, "No space left on device")  # write(): no filename
         return real(path, data)
 
-    with mock.patch.object(results, "write_atomic", full):
+    with mock.patch.object(cellcache, "write_atomic", full):
         result = invoke("run", *TINY, "--init", "xavier", "--seeds", "1",
                         "--out", tmp_path / "run")
     line = one_error(result)
@@ -451,10 +452,10 @@ def test_plan_on_a_run_where_every_cell_diverged_says_so(two_inits, tmp_path):
 
     from initbench import summary
 
-    run = results.read_run(two_inits)
+    run = runfolder.read_run(two_inits)
     for name in results.METRICS:
         run.metrics[name][..., 1:] = np.nan  # every cell diverged in its first epoch
-    results.write_run(tmp_path / "diverged", run, summary.summarize_run(run))
+    runfolder.write_run(tmp_path / "diverged", run, summary.summarize_run(run))
     line = one_error(invoke("plan", tmp_path / "diverged", "--effect", "1"))
     assert "every cell diverged" in line
     assert not (tmp_path / "diverged" / "plan.csv").exists()

@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from initbench import results
+from initbench import runfolder
 from initbench.cli import app
 
 TINY = ["--dataset", "digits", "--hidden", "16", "--epochs", "1"]
@@ -25,7 +25,7 @@ def test_spec_json_records_the_true_training_key_under_data_seeds(tmp_path):
     first = invoke(*command)
     assert first.exit_code == 0, first.output
     document = json.loads((out / "spec.json").read_text())
-    spec = results.read_run(out).spec
+    spec = runfolder.read_run(out).spec
     assert spec.data_seeds == 2
     assert document["training_key"] == spec.training_key()
     assert document["training_key"] != spec.replace(data_seeds=1).training_key()
@@ -65,6 +65,6 @@ def test_curves_csv_puts_validation_metrics_before_diverged():
 
     spec = Spec(dataset="digits", hidden=(4,), lr=(0.01, 0.1))  # several rates: a split
     assert spec.val_fraction == 0.1
-    assert results.curve_columns(spec) == (
+    assert runfolder.curve_columns(spec) == (
         "dataset", "init", "bias_init", "lr", "seed", "epoch", "train_loss", "test_loss",
         "test_accuracy", "val_loss", "val_accuracy", "diverged")

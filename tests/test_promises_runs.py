@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from initbench import data, experiment, results
-from initbench.experiment import Grid, SilentReporter
+from initbench import cellcache, data, results
+from initbench import grid as grid_lib
+from initbench.grid import Grid
+from initbench.progress import SilentReporter
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -20,7 +22,7 @@ def _t_half(d, level=0.97):
 
 
 def _fake_train_grid(finals):
-    """A stand-in for `experiment.train_grid`: final test accuracy of init i at seed s is
+    """A stand-in for `grid_lib.train_grid`: final test accuracy of init i at seed s is
     finals(i, s), as [init, seed, epoch] curves over epochs 0 and 1."""
     def train_grid(spec, dataset, runtime, reporter, **kwargs):
         acc = np.array([[[0.1, finals(i, s)] for s in spec.seeds]
@@ -36,10 +38,10 @@ E = 0.0021 * np.array([1, -1, 1, -1, 1, -1, 1, -1, 1, -1])
 
 
 def _auto(monkeypatch, inits, finals, precision, pairs, max_seeds=10):
-    monkeypatch.setattr(experiment, "train_grid", _fake_train_grid(finals))
+    monkeypatch.setattr(grid_lib, "train_grid", _fake_train_grid(finals))
     spec = Spec(inits=inits, dataset="digits", epochs=1, hidden=(4,), precision=precision,
                 max_seeds=max_seeds)
-    _, record = experiment.train_until_precise(spec, None, Runtime.from_environment(),
+    _, record = grid_lib.train_until_precise(spec, None, Runtime.from_environment(),
                                                SilentReporter(), inits[0], pairs)
     return record
 
@@ -92,24 +94,24 @@ class _FakeRunner:
 def test_cells_of_different_learning_rates_never_share_a_cache_entry():
     spec = Spec(inits=("xavier",), seeds=(0, 1), dataset="digits", epochs=1, hidden=(4,),
                 lr=(0.01, 0.1))
-    dataset, _ = experiment.load_data(spec)
+    dataset, _ = data.load_data(spec)
     runtime = Runtime.from_environment()
     fake = _FakeRunner(spec)
-    first = experiment.train_grid(spec, dataset, runtime, SilentReporter(),
+    first = grid_lib.train_grid(spec, dataset, runtime, SilentReporter(),
                                   make_runner=lambda: fake)
     assert len(fake.trained) == 4
 
     def no_training():
         raise AssertionError("every cell should come from the cache")
 
-    again = experiment.train_grid(spec, dataset, runtime, SilentReporter(),
+    again = grid_lib.train_grid(spec, dataset, runtime, SilentReporter(),
                                   make_runner=no_training)
     want = np.array([[[0.01, 0.02], [0.1, 0.11]]])  # [init, lr, seed]
     for grid in (first, again):
         np.testing.assert_allclose(grid.metrics["test_accuracy"][..., -1], want)
     # The single-rate run of each rate finds its own cells (and only those).
     for lr, values in ((0.01, [0.01, 0.02]), (0.1, [0.1, 0.11])):
-        one = experiment.train_grid(spec.at_lr(lr), dataset, runtime, SilentReporter(),
+        one = grid_lib.train_grid(spec.at_lr(lr), dataset, runtime, SilentReporter(),
                                     make_runner=no_training)
         np.testing.assert_allclose(one.metrics["test_accuracy"][..., -1], [values])
 
@@ -117,7 +119,7 @@ def test_cells_of_different_learning_rates_never_share_a_cache_entry():
 def test_data_fingerprint_and_cache_key_cover_the_test_arrays():
     """Other test images under the same name must retrain: another fingerprint and key."""
     spec = Spec(inits=("xavier",), seeds=(0,), dataset="digits", epochs=1, hidden=(4,))
-    base, _ = experiment.load_data(spec)
+    base, _ = data.load_data(spec)
     variants = {
         "x_test": dataclasses.replace(base, x_test=base.x_test[::-1].copy()),
         "y_test": dataclasses.replace(base, y_test=np.roll(base.y_test, 1)),
@@ -126,7 +128,7 @@ def test_data_fingerprint_and_cache_key_cover_the_test_arrays():
     prints = {name: data.fingerprint(d) for name, d in variants.items()}
     assert data.fingerprint(base) not in prints.values()
     assert len(set(prints.values())) == 3
-    keys = {results.cache_key(spec, d) for d in (base, *variants.values())}
+    keys = {cellcache.cache_key(spec, d) for d in (base, *variants.values())}
     assert len(keys) == 4
 
 
@@ -134,7 +136,7 @@ def test_validation_split_is_stratified_by_class():
     """Each class keeps its share in both parts (to within one example), on a set whose
     classes are very unequal, so an unstratified split would miss it."""
     spec = Spec(inits=("xavier",), seeds=(0,), dataset="digits", epochs=1, hidden=(4,))
-    base, _ = experiment.load_data(spec)
+    base, _ = data.load_data(spec)
     # 3 classes: 900, 90 and 10 examples, sorted by class (a head/tail split would lose one).
     y = np.repeat(np.arange(3), [900, 90, 10]).astype(base.y_train.dtype)
     x = np.arange(y.size, dtype=base.x_train.dtype)[:, None] * np.ones(
@@ -155,12 +157,12 @@ def test_validation_split_is_stratified_by_class():
 
 def test_no_cache_reads_no_cached_cell():
     spec = Spec(inits=("xavier",), seeds=(0, 1), dataset="digits", epochs=1, hidden=(4,))
-    dataset, _ = experiment.load_data(spec)
+    dataset, _ = data.load_data(spec)
     runtime = Runtime.from_environment()
-    experiment.train_grid(spec, dataset, runtime, SilentReporter(),
+    grid_lib.train_grid(spec, dataset, runtime, SilentReporter(),
                           make_runner=lambda: _FakeRunner(spec))
     fake = _FakeRunner(spec)
-    grid = experiment.train_grid(spec, dataset, runtime.replace(use_cache=False),
+    grid = grid_lib.train_grid(spec, dataset, runtime.replace(use_cache=False),
                                  SilentReporter(), make_runner=lambda: fake)
     assert grid.trained == 2 and len(fake.trained) == 2
 

@@ -18,7 +18,7 @@ import pytest
 import scipy.stats
 from typer.testing import CliRunner
 
-from initbench import experiment, results, summary
+from initbench import experiment, progress, results, runfolder, summary
 from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -51,7 +51,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         assert result.exit_code == 0, result.output
     b = results.RunResult(SPEC.replace(seeds=(4, 5)),
                           {k: v[:, :2] for k, v in a.metrics.items()}, dict(a.meta))
-    results.write_run(root / "b", b, summary.summarize_run(b))
+    runfolder.write_run(root / "b", b, summary.summarize_run(b))
     return {"a": root / "a", "b": root / "b", "c": root / "c", "cache": root / "cache"}
 
 
@@ -73,14 +73,13 @@ def read_csv(path: Path) -> list[dict]:
 
 
 def test_report_rerenders_the_table_without_training(runs, monkeypatch):
-    from initbench import train
-
     def no_training(*args, **kwargs):
         raise AssertionError("report trained")
 
-    for module, name in ((train, "make_cell_fns"), (experiment, "Runner"),
-                         (experiment, "train_grid"), (experiment, "run_experiment")):
-        monkeypatch.setattr(module, name, no_training)
+    for target in ("initbench.train.make_cell_fns", "initbench.runner.Runner",
+                   "initbench.grid.train_grid", "initbench.experiment.train_grid",
+                   "initbench.experiment.run_experiment"):
+        monkeypatch.setattr(target, no_training)
     watched = [p for p in (*runs["a"].rglob("*"), *runs["cache"].rglob("*")) if p.is_file()]
     before = {p: p.read_bytes() for p in watched}
     result = invoke("report", runs["a"], "--curves")
@@ -115,9 +114,9 @@ def test_report_merges_runs_of_one_setting(runs, tmp_path):
     assert result.exit_code == 0, result.output
     assert "6 seeds" in result.output
     assert "merged 2 runs: 2 rows x 6 seeds (seeds 0-5)" in result.output
-    merged = results.read_run(tmp_path / "ab")
+    merged = runfolder.read_run(tmp_path / "ab")
     assert merged.seeds == [0, 1, 2, 3, 4, 5]
-    a, b = results.read_run(runs["a"]), results.read_run(runs["b"])
+    a, b = runfolder.read_run(runs["a"]), runfolder.read_run(runs["b"])
     for name in results.METRICS:
         np.testing.assert_array_equal(merged.metrics[name][:, :4], a.metrics[name])
         np.testing.assert_array_equal(merged.metrics[name][:, 4:], b.metrics[name])
@@ -134,14 +133,14 @@ def test_report_merges_identical_overlapping_cells_and_refuses_differing_ones(ru
     # c (seeds 0-1 from the cache) overlaps a (seeds 0-3) with bitwise the same cells
     result = invoke("report", runs["a"], runs["c"], "--out", tmp_path / "ac")
     assert result.exit_code == 0, result.output
-    merged, a = results.read_run(tmp_path / "ac"), results.read_run(runs["a"])
+    merged, a = runfolder.read_run(tmp_path / "ac"), runfolder.read_run(runs["a"])
     assert merged.seeds == a.seeds
     for name in results.METRICS:
         np.testing.assert_array_equal(merged.metrics[name], a.metrics[name])
     # one number changed in one copy: refused, naming the cell, metric and epoch
-    changed = results.read_run(runs["c"])
+    changed = runfolder.read_run(runs["c"])
     changed.metrics["test_accuracy"][0, 1, 2] += 0.01
-    results.write_run(tmp_path / "changed", changed, summary.summarize_run(changed))
+    runfolder.write_run(tmp_path / "changed", changed, summary.summarize_run(changed))
     line = one_error_line(invoke("report", runs["a"], tmp_path / "changed"))
     assert "both hold xavier seed 1 with different numbers (test_accuracy at epoch 2" in line
     assert "given twice" in one_error_line(invoke("report", runs["a"], runs["a"]))
@@ -227,7 +226,7 @@ def test_plot_bands_are_the_table_cis(runs):
     again here; at the last epoch it is the table's CI."""
     from initbench import plots
 
-    result = results.read_run(runs["a"])
+    result = runfolder.read_run(runs["a"])
     table = {row["init"]: row for row in read_csv(runs["a"] / "summary.csv")}
     for i, init in enumerate(result.inits):
         values = result.metrics["test_accuracy"][i]
@@ -320,7 +319,7 @@ def test_summary_csv_agrees_with_hand_computation_from_curves(runs):
 # ------------------------------------------------------------------ resume
 
 
-class InterruptingReporter(experiment.SilentReporter):
+class InterruptingReporter(progress.SilentReporter):
     """Raises KeyboardInterrupt on the `after`-th call to advance (like Ctrl-C mid-run)."""
 
     def __init__(self, after: int | None = None):
@@ -366,6 +365,6 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     assert (resumed.meta["cells_trained"], resumed.meta["cells_cached"]) == (1, 1)
     assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
     assert not list(cache.glob("*/checkpoint-*"))
-    assert_same_cells(resumed, results.read_run(runs["a"]))
+    assert_same_cells(resumed, runfolder.read_run(runs["a"]))
     again = experiment.run_experiment(spec, tmp_path / "run")
     assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from initbench import results, safeio, stats, summary
+from initbench import cellcache, results, runfolder, safeio, stats, summary
 from initbench.errors import InitbenchError
 from initbench.results import RunResult
 from initbench.spec import Spec
@@ -129,17 +129,18 @@ def test_a_failed_rename_keeps_the_old_bytes_and_no_temporary(tmp_path, monkeypa
     assert folder == str(tmp_path) and name != "spec.json" and str(dst) == str(path)
 
 
-def test_write_atomic_is_what_results_writes_with():
-    assert results.write_atomic is safeio.write_atomic
+def test_write_atomic_is_what_the_cache_and_run_folders_write_with():
+    assert cellcache.write_atomic is safeio.write_atomic
+    assert runfolder.write_atomic is safeio.write_atomic
 
 
 def test_a_cached_cell_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     """A cached cell (and a checkpoint) is written only through a temporary file: when the
     rename fails, the old bytes stay and nothing else appears."""
     root = tmp_path / "cache"
-    results.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
-    ckpt = results.checkpoint_path(root, SPEC, "abc")
-    results.save_checkpoint(ckpt, [np.zeros(3)], 1, {m: np.zeros((2, 1)) for m in results.METRICS})
+    cellcache.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
+    ckpt = cellcache.checkpoint_path(root, SPEC, "abc")
+    cellcache.save_checkpoint(ckpt, [np.zeros(3)], 1, {m: np.zeros((2, 1)) for m in results.METRICS})
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
     def failing_replace(src, dst):
@@ -148,9 +149,9 @@ def test_a_cached_cell_is_replaced_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "replace", failing_replace)
     # one line naming the file (see the full-cache test), not a bare OSError
     with pytest.raises(InitbenchError, match=r"cannot write the cell cache .*no space left"):
-        results.save_cell(root, SPEC, "xavier", 0, {m: np.ones(2) for m in results.METRICS}, {})
+        cellcache.save_cell(root, SPEC, "xavier", 0, {m: np.ones(2) for m in results.METRICS}, {})
     with pytest.raises(InitbenchError, match=r"cannot write the cell cache .*no space left"):
-        results.save_checkpoint(ckpt, [np.ones(3)], 2, {m: np.ones((2, 1)) for m in results.METRICS})
+        cellcache.save_checkpoint(ckpt, [np.ones(3)], 2, {m: np.ones((2, 1)) for m in results.METRICS})
     after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     assert after == before
 
@@ -165,9 +166,9 @@ def test_every_file_of_the_cache_appears_by_a_rename(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", recording_replace)
     root = tmp_path / "cache"
-    results.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
-    results.save_cell(root, SPEC, "xavier", 1, {m: np.zeros(2) for m in results.METRICS}, {}, 2)
-    results.save_checkpoint(results.checkpoint_path(root, SPEC, "abc"), [np.zeros(3)], 1,
+    cellcache.save_cell(root, SPEC, "xavier", 0, {m: np.zeros(2) for m in results.METRICS}, {})
+    cellcache.save_cell(root, SPEC, "xavier", 1, {m: np.zeros(2) for m in results.METRICS}, {}, 2)
+    cellcache.save_checkpoint(cellcache.checkpoint_path(root, SPEC, "abc"), [np.zeros(3)], 1,
                             {m: np.zeros((2, 1)) for m in results.METRICS})
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert sorted(renamed) == sorted(p.name for p in written)
@@ -176,8 +177,8 @@ def test_every_file_of_the_cache_appears_by_a_rename(tmp_path, monkeypatch):
 
 def test_run_folder_round_trip_keeps_every_number(tmp_path):
     result = hand_made_result()
-    results.write_run(tmp_path / "r", result, summary.summarize_run(result))
-    again = results.read_run(tmp_path / "r")
+    runfolder.write_run(tmp_path / "r", result, summary.summarize_run(result))
+    again = runfolder.read_run(tmp_path / "r")
     assert again.spec == result.spec
     for name in results.METRICS:
         np.testing.assert_array_equal(again.metrics[name], result.metrics[name])

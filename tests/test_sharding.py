@@ -84,15 +84,16 @@ def test_a_cell_is_the_same_in_any_grid():
         import check_independence as check
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    from initbench import experiment
+    from initbench import progress
+    from initbench.runner import Runner
 
     dataset, hidden = check.load_net("mnist")
     spec = Spec(inits=("he_normal",), seeds=(1,), dataset=dataset.name, epochs=1, hidden=hidden)
     curves = []
     for size in (1, 20):
         cells = check.grid_cells(size)
-        runner = experiment.Runner(spec, dataset, Runtime(use_cache=False))
-        outs = runner.train(cells, experiment.SilentReporter())
+        runner = Runner(spec, dataset, Runtime(use_cache=False))
+        outs = runner.train(cells, progress.SilentReporter())
         curves.append(outs[cells.index(check.TARGET)])
     for name in curves[0]:
         np.testing.assert_array_equal(curves[0][name], curves[1][name])

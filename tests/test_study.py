@@ -93,7 +93,7 @@ def test_every_compare_option_can_come_from_a_study_file(tmp_path):
         lines.append(f"{opt.flags[0].lstrip('-')} = {json.dumps(value)}")
     (tmp_path / "all.toml").write_text("\n".join(lines))
     values, given = study_config.apply(tmp_path / "all.toml", {}, set(), train.compare.options)
-    assert given == {o.name for o in opts}
+    assert given == set(values) == {o.name for o in opts}
 
 
 @pytest.mark.parametrize("text, message", [

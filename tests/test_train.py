@@ -7,11 +7,13 @@ import numpy as np
 import optax
 import pytest
 
-from initbench import data, experiment, lsuv, model, results, sharding, train
+from initbench import data, experiment, lsuv, model, progress, results, sharding, train
+from initbench import grid as grid_lib
+from initbench.runner import Runner
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
-SILENT = experiment.SilentReporter()
+SILENT = progress.SilentReporter()
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def small_spec(**changes) -> Spec:
 
 
 def grid(spec, dataset):
-    grid = experiment.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
+    grid = grid_lib.train_grid(spec, dataset, Runtime(use_cache=False), SILENT,
                                  max_cells_per_chunk=128)
     assert grid.trained == len(spec.inits) * len(spec.seeds)
     return grid.metrics
@@ -232,7 +234,7 @@ def test_partial_batches_are_dropped(digits):
 def trainer_data_keys(spec, dataset, cells) -> np.ndarray:
     """The raw minibatch-order key the runner puts in the training state of each of
     `cells`, in order (checked against `train.data_keys`, the function it builds them with)."""
-    runner = experiment.Runner(spec, dataset, Runtime(use_cache=False))
+    runner = Runner(spec, dataset, Runtime(use_cache=False))
     state, _ = runner.init_state(cells)
     keys = sharding.gather(state).data_key  # raw key data
     np.testing.assert_array_equal(keys, np.asarray(jax.random.key_data(train.data_keys(cells))))

@@ -169,15 +169,14 @@ def test_data_load_dispatches_paths_only():
 
 
 def test_a_files_own_validation_split_is_used_when_one_is_needed(tmp_path):
-    from initbench import experiment
     from initbench.spec import Spec
 
     val = arrays(seed=5)
     npz = save(tmp_path / "v.npz", x_val=val["x_test"], y_val=val["y_test"])
-    tuned, _ = experiment.load_data(Spec(dataset=str(npz), lr=(0.01, 0.1)))  # a split is used
+    tuned, _ = data.load_data(Spec(dataset=str(npz), lr=(0.01, 0.1)))  # a split is used
     np.testing.assert_array_equal(tuned.x_val, val["x_test"])
     assert len(tuned.x_train) == 120  # nothing carved out of x_train
-    plain, _ = experiment.load_data(Spec(dataset=str(npz)))
+    plain, _ = data.load_data(Spec(dataset=str(npz)))
     assert plain.x_val is None and plain.y_val is None
-    without, _ = experiment.load_data(Spec(dataset=str(save(tmp_path / "w.npz"))))
+    without, _ = data.load_data(Spec(dataset=str(save(tmp_path / "w.npz"))))
     assert data.fingerprint(plain) == data.fingerprint(without)

@@ -103,7 +103,7 @@ def _markdown_table(text: str) -> tuple[list[str], list[list[str]]]:
 
 def check_run(folder: Path) -> tuple[int, list[str]]:
     """(rows checked, problems) over every file and rendering of one run folder."""
-    from initbench import export, report, results, summary
+    from initbench import export, report, runfolder, summary
 
     folder = Path(folder)
     checked, problems = 0, []
@@ -118,7 +118,7 @@ def check_run(folder: Path) -> tuple[int, list[str]]:
         add(check_csv(folder / "tuned.csv", "accuracy_diff_ci_low", "accuracy_diff_ci_high"))
     if (folder / "pairs.csv").exists():
         add(check_csv(folder / "pairs.csv", "diff_ci_low", "diff_ci_high"))
-    run = results.read_run(folder)
+    run = runfolder.read_run(folder)
     rows = summary.summarize_saved(run)
     margin = rows[0].equivalence_margin
     margin_pt = None if margin is None else 100 * margin

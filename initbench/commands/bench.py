@@ -125,6 +125,11 @@ def bench_table(row: dict):
     table.add_row(f"floor: {row.get('floor_source') or 'numpy float32 matmul'}",
                   f"{floor_s:.3f}", f"{n / floor_s:,.0f}", f"{row['matmul_gflops']:.1f}",
                   "100%", "—", "—")
+    if row.get("shape_gflops"):
+        shape_s = row["shape_floor_s"]
+        table.add_row("floor on the step's own shapes (numpy, batch 100)", f"{shape_s:.3f}",
+                      f"{n / shape_s:,.0f}", f"{row['shape_gflops']:.1f}",
+                      f"{floor_s / shape_s:.0%}", "—", "—")
     devices = f"{row['device_count']} {row['platform']} device{'s' * (row['device_count'] > 1)}"
     device_mem = f" (device {mb(row['peak_device_mb'])})" if row.get("peak_device_mb") else ""
     table.add_row(f"initbench, JAX {row['jax']}: {row['num_models']} models, {devices}",
@@ -144,6 +149,9 @@ def bench_table(row: dict):
                          "eager PyTorch per model-epoch. ")
     else:
         table.caption = row.get("torch_note", "")
+    if row.get("shape_floor_fraction"):
+        table.caption += (f"initbench reaches {row['shape_floor_fraction']:.0%} of the floor on "
+                          "the step's own shapes. ")
     table.caption += (f"Data: {row['data_text']}. Steady state = median of epochs 2..{row['epochs']}"
                       f" (epoch seconds {row['epoch_s']}); compile = epoch 1 minus that. "
                       f"Machine: {row['machine']}, {row['cpu_count']} CPUs, load {row['load_1m']}, "

@@ -21,7 +21,7 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
     expected std and the std actually drawn (one seed), as training starts it."""
     from rich.text import Text
 
-    from initbench import experiment, jax_setup, starts
+    from initbench import data, experiment, jax_setup, starts
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
 
@@ -30,7 +30,7 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
     reporter.phase("starting JAX")
     jax_setup.start(runtime)
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")
-    dataset, notice = experiment.load_data(spec)
+    dataset, notice = data.load_data(spec)
     spec = spec.replace(dataset=dataset.name)
     reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
     try:

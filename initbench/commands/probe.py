@@ -28,7 +28,7 @@ def probe(values: dict, runtime: Runtime) -> None:
     from initbench import probe as probe_lib
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
-    from initbench.results import new_run_folder
+    from initbench.runfolder import new_run_folder
 
     spec = o.build_spec(values)
     reporter = RichReporter(stderr, show=not values["as_json"])

@@ -53,11 +53,11 @@ def report(
     import json
 
     from initbench import report as report_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr, stdout
 
     target = o.target_fraction(target)
-    result = results.open_runs(dirs, allow_mixed)
+    result = runfolder.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
         write_merged(result, rows, out)
@@ -79,7 +79,7 @@ def report(
 def write_merged(result, rows: list, out: Path) -> None:
     """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
     refuse to replace a run."""
-    from initbench import experiment, plots, results
+    from initbench import experiment, plots, runfolder
     from initbench.errors import InitbenchError
 
     if result.labels is not None:
@@ -87,7 +87,7 @@ def write_merged(result, rows: list, out: Path) -> None:
                               "cannot be saved as one run folder.")
     if (Path(out) / "spec.json").exists():
         raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
-    out = results.check_writable(out)
+    out = runfolder.check_writable(out)
     if Path(out).is_dir() and any(Path(out).iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
     first = rows[0]
@@ -97,7 +97,7 @@ def write_merged(result, rows: list, out: Path) -> None:
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
     figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
     files = experiment.run_files(result, rows, first.pairs, margin)
-    results.write_run(out, result, result.per_rate or rows, figure, files)
+    runfolder.write_run(out, result, result.per_rate or rows, figure, files)
 
 
 def _seed_text(seeds: list[int]) -> str:
@@ -117,15 +117,15 @@ def plot(
     equivalence_margin: Margin = None,
 ) -> None:
     """Plot mean curves with 95% CI bands and final accuracy per seed (PNG, SVG or PDF)."""
-    from initbench import plots, results, summary
+    from initbench import plots, runfolder, summary
     from initbench.console import stderr
     from initbench.errors import InitbenchError
 
     figure_of = dirs[0] if len(dirs) == 1 else None  # its own curves.png may be redrawn
     if out is not None:
         plots.plot_format(out)  # a bad extension fails before any reading
-        results.check_output_path(out, figure_of)
-    result = results.open_runs(dirs, allow_mixed)
+        runfolder.check_output_path(out, figure_of)
+    result = runfolder.open_runs(dirs, allow_mixed)
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
@@ -149,20 +149,20 @@ def export(
 ) -> None:
     """Export the summary with CIs and verdicts as markdown, CSV, JSON or LaTeX."""
     from initbench import export as export_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr
 
     fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
     if out is not None:
-        results.check_output_path(out)  # before reading
+        runfolder.check_output_path(out)  # before reading
     target = o.target_fraction(target)
-    result = results.open_runs(dirs, allow_mixed)
+    result = runfolder.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     text = export_lib.render(result.view, rows, fmt)
     if out is None:
         typer.echo(text, nl=False)
         return
-    results.write_output(out, text)
+    runfolder.write_output(out, text)
     stderr.print(f"{fmt} written to {out}", markup=False, highlight=False)
 
 
@@ -184,14 +184,14 @@ def plan(
     import numpy as np
 
     from initbench import report as report_lib
-    from initbench import results, summary
+    from initbench import runfolder, summary
     from initbench.console import stderr, stdout
     from initbench.errors import InitbenchError
 
     if not math.isfinite(effect) or effect <= 0:
         raise InitbenchError(f"--effect must be a positive number of accuracy points, "
                              f"got {effect:g}.")
-    result = results.read_run(run_dir)
+    result = runfolder.read_run(run_dir)
     rows = summary.summarize_saved(result, baseline)
     plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
     if not plan_rows:
@@ -206,7 +206,7 @@ def plan(
     stdout.print(report_lib.plan_table(result.view, plan_rows))
     if out is None:
         return
-    results.write_output(out, results.csv_text([dataclasses.asdict(r) for r in plan_rows],
+    runfolder.write_output(out, runfolder.csv_text([dataclasses.asdict(r) for r in plan_rows],
                                                summary.PLAN_COLUMNS))
     stderr.print(f"plan written to {out}", markup=False, highlight=False)
 

@@ -33,7 +33,7 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     from initbench import api, report
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
-    from initbench.results import new_run_folder
+    from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
 
     quiet, as_json = values["quiet"], values["as_json"]
