@@ -245,7 +245,7 @@ def load(name: str) -> Dataset:
     from initbench import user_data
 
     if user_data.is_path(name):
-        return user_data.load(name)
+        return Dataset(**user_data.load(name))
     if info(name).source == "embedded":
         return _load_mnist_5k() if name == "mnist-5k" else _load_digits()
     data_dir = tfds_data_dir()

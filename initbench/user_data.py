@@ -16,12 +16,8 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from initbench.errors import InitbenchError
-
-if TYPE_CHECKING:
-    from initbench.data import Dataset
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
 OPTIONAL = ("x_val", "y_val")
@@ -34,10 +30,11 @@ def is_path(name: str | None) -> bool:
     return isinstance(name, str) and (name.endswith(".npz") or ":" in name)
 
 
-def load(name: str) -> Dataset:
-    """The checked `Dataset` of `name` (FILE.npz, FILE.py:NAME or package.module:NAME)."""
+def load(name: str) -> dict:
+    """The checked arrays of `name` (FILE.npz, FILE.py:NAME or package.module:NAME) as the
+    fields of a `data.Dataset` (`check_arrays`)."""
     arrays = _read_npz(name) if name.endswith(".npz") else _call_function(name)
-    return to_dataset(name, arrays)
+    return check_arrays(name, arrays)
 
 
 def _read_npz(name: str) -> dict:
@@ -120,13 +117,12 @@ def _first_line(err: BaseException) -> str:
     return lines[0] if lines else type(err).__name__
 
 
-def to_dataset(name: str, arrays: dict) -> Dataset:
-    """Check `arrays` (REQUIRED, optionally OPTIONAL) and return them as a `Dataset`:
-    inputs float32 flattened to [N, D] with `image_shape` the per-example shape, labels
-    int32, `num_classes` = the largest training label + 1."""
+def check_arrays(name: str, arrays: dict) -> dict:
+    """Check `arrays` (REQUIRED, optionally OPTIONAL) and return the fields of a
+    `data.Dataset`: inputs float32 flattened to [N, D] with `image_shape` the per-example
+    shape, labels int32, `num_classes` = the largest training label + 1."""
     import numpy as np
 
-    from initbench.data import Dataset
     from initbench.errors import unknown_name
 
     where = f"--dataset {name}"
@@ -194,7 +190,7 @@ def to_dataset(name: str, arrays: dict) -> Dataset:
                                  "must have training examples.")
     flat = {s: np.ascontiguousarray(xs[s].reshape(len(xs[s]), -1)) for s in splits}
     labels = {s: np.ascontiguousarray(ys[s].astype(np.int32)) for s in splits}
-    return Dataset(name=name, x_train=flat["train"], y_train=labels["train"],
-                   x_test=flat["test"], y_test=labels["test"], num_classes=num_classes,
-                   image_shape=tuple(int(d) for d in shape), source="file",
-                   x_val=flat.get("val"), y_val=labels.get("val"))
+    return dict(name=name, x_train=flat["train"], y_train=labels["train"],
+                x_test=flat["test"], y_test=labels["test"], num_classes=num_classes,
+                image_shape=tuple(int(d) for d in shape), source="file",
+                x_val=flat.get("val"), y_val=labels.get("val"))

@@ -69,13 +69,13 @@ def test_npz_and_function_datasets_train(tmp_path):
 
 def test_arrays_become_a_dataset_with_the_class_count_inferred():
     images = arrays(shape=(3, 3, 2))
-    dataset = user_data.to_dataset("x.npz", images)
+    dataset = data.Dataset(**user_data.check_arrays("x.npz", images))
     assert dataset.image_shape == (3, 3, 2) and dataset.x_train.shape == (120, 18)
     assert dataset.num_classes == 3 and dataset.y_train.dtype == np.int32
     assert dataset.x_train.dtype == np.float32
     np.testing.assert_array_equal(dataset.x_test, images["x_test"].reshape(40, 18))
-    with_val = user_data.to_dataset("x.npz", {**arrays(), "x_val": arrays()["x_test"],
-                                              "y_val": arrays()["y_test"]})
+    with_val = data.Dataset(**user_data.check_arrays("x.npz", {**arrays(), "x_val": arrays()["x_test"],
+                                                               "y_val": arrays()["y_test"]}))
     assert with_val.x_val.shape == (40, 6)
 
 
