@@ -11,7 +11,7 @@ from initbench.spec import Spec
 def test_partial_curves_grow_per_epoch_and_are_the_curves_rows(tmp_path):
     out = tmp_path / "run"
     spec = Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits", epochs=2,
-                hidden=(8,), batch_size=200)
+                hidden=(16,))  # the README example's programs (the compilation cache)
     copies = []
 
     class Watcher(SilentReporter):

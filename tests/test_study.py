@@ -16,9 +16,8 @@ STUDY = '''
 inits = ["xavier", "normal"]
 seeds = [0, 3]
 dataset = "digits"
-epochs = 1
+epochs = 2
 hidden = [16]
-batch-size = 50
 lr = 0.01
 pairs = "all"
 target = 50
@@ -31,14 +30,14 @@ def invoke(*args):
 
 def test_a_study_file_gives_options_the_command_line_overrides_and_rerun_reproduces(tmp_path):
     (tmp_path / "study.toml").write_text(STUDY)
-    first = invoke("compare", "--config", tmp_path / "study.toml", "--batch-size", "40",
+    first = invoke("compare", "--config", tmp_path / "study.toml", "--epochs", "1",
                    "--out", tmp_path / "run", "--quiet")
     assert first.exit_code == 0, first.output
     document = json.loads((tmp_path / "run" / "spec.json").read_text())
     spec = document["spec"]
     assert spec["inits"] == ["xavier", "normal"] and spec["seeds"] == [0, 3]
-    assert spec["hidden"] == [16] and spec["dataset"] == "digits" and spec["epochs"] == 1
-    assert spec["batch_size"] == 40  # the command line wins over the file's 50
+    assert spec["hidden"] == [16] and spec["dataset"] == "digits" and spec["lr"] == 0.01
+    assert spec["epochs"] == 1  # the command line wins over the file's 2
     assert document["pairs"] == "all" and document["target"] == 0.5
     again = invoke("rerun", tmp_path / "run", "--out", tmp_path / "again")
     assert again.exit_code == 0, again.output
