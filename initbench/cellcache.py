@@ -70,7 +70,7 @@ def cache_key(spec: Spec, dataset) -> str:
 def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,
                key: str | None = None) -> Path:
     # A cell's numbers do not depend on how many data orders its run has: every K shares
-    # the K = 1 folder, and data order 0 is today's file (so `--data-seeds` reuses it).
+    # the K = 1 folder, and data order 0 is the file of a run without it (so `--data-seeds` reuses it).
     name = f"{canonical_init}-seed{seed}" + (f"-data{data_seed}" if data_seed else "")
     return Path(root) / (key or _cell_key(spec)) / f"{name}.npz"
 

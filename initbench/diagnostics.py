@@ -138,8 +138,18 @@ def layer_batch(data) -> tuple[np.ndarray, np.ndarray]:
     return data.x_train[:BATCH_SIZE], data.y_train[:BATCH_SIZE]
 
 
+# A cell's per-layer metrics are kept beside its per-epoch ones under this prefix (in the
+# cell cache too); `RunResult.layer_metrics` holds them without it.
+LAYER_PREFIX = "layer_"
+
+
 def layer_metrics(stats: dict) -> dict:
     """What `--track-layers` records once per epoch, from `make_cell_stats`'s output:
     `layer_grad_norm` and `layer_dead_fraction`, each [L + 1]."""
-    return {"layer_grad_norm": stats["weight_grad_norm"],
-            "layer_dead_fraction": stats["dead_fraction"]}
+    return {LAYER_PREFIX + "grad_norm": stats["weight_grad_norm"],
+            LAYER_PREFIX + "dead_fraction": stats["dead_fraction"]}
+
+
+def layer_metric_names(cell_arrays) -> dict[str, str]:
+    """{key in a cell's arrays: name in `RunResult.layer_metrics`} of its per-layer metrics."""
+    return {k: k[len(LAYER_PREFIX):] for k in sorted(cell_arrays) if k.startswith(LAYER_PREFIX)}

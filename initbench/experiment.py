@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from initbench import cellcache, interrupts, plan, results, runfolder
-from initbench.data import load_data
+from initbench.data import check_batch_size, load_data
 from initbench.errors import InitbenchError
 from initbench.grid import train_grid, train_until_precise
 from initbench.progress import Reporter, SilentReporter
@@ -25,7 +25,7 @@ from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 
-def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
+def run_experiment(spec: Spec, out: Path, runtime: Runtime,
                    reporter: Reporter | None = None, *, baseline: str | None = None,
                    target: float | None = None, pairs: str | None = None,
                    margin_pt: float | None = None,
@@ -34,20 +34,20 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime | None = None,
                    ) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
-    Returns the whole grid; cells cached under the same training setting are reused. In a
-    multi-process run only process 0 (`runtime.main`) reads the cache and writes anything;
-    the other processes train their share and return None. Process 0 holds `out`'s lock
-    (`safeio.folder_lock`) throughout: a second writer is refused. `pairs` ("baseline" or
-    "all") and `margin_pt` (the TOST margin in accuracy points) choose the comparisons and
-    are recorded in the run's meta; for `--seeds auto` (`spec.precision` set) the seeds are
-    chosen round by round (`train_until_precise`) and `spec.seeds` is ignored.
-    `on_summary(result)` is called once the summary is computed, before the figures are
-    drawn and the folder is written (the CLI prints its tables then); the folder still
-    appears whole, after it.
+    `runtime` (built by the CLI, or `Runtime.from_environment()`) says where the cell cache
+    is and which process this is. Returns the whole grid; cells cached under the same
+    training setting are reused. In a multi-process run only process 0 (`runtime.main`)
+    reads the cache and writes anything; the other processes train their share and return
+    None. Process 0 holds `out`'s lock (`safeio.folder_lock`) throughout: a second writer is
+    refused. `pairs` ("baseline" or "all") and `margin_pt` (the TOST margin in accuracy
+    points) choose the comparisons and are recorded in the run's meta; for `--seeds auto`
+    (`spec.precision` set) the seeds are chosen round by round (`train_until_precise`) and
+    `spec.seeds` is ignored. `on_summary(result)` is called once the summary is computed,
+    before the figures are drawn and the folder is written (the CLI prints its tables
+    then); the folder still appears whole, after it.
     """
     from initbench import safeio
 
-    runtime = runtime or Runtime.from_environment()
     if runtime.main:  # before the lock, whose file sits beside `out`
         out = runfolder.check_writable(out, runfolder.estimate_run_bytes(spec))
     lock = safeio.folder_lock(out) if runtime.main else contextlib.nullcontext()
@@ -108,11 +108,7 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     requested = spec.dataset
     spec = spec.replace(dataset=dataset.name)
     earlier_looks = runfolder.check_replaces(out, spec) if runtime.main else None
-    if spec.batch_size > len(dataset.x_train):
-        raise InitbenchError(
-            f"--batch-size {spec.batch_size} is larger than the training set of "
-            f"{dataset.name} ({len(dataset.x_train)} examples)."
-        )
+    check_batch_size(dataset, spec.batch_size)
     from initbench import data as data_lib
     from initbench import networks
 

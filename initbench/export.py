@@ -12,45 +12,66 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from initbench.errors import unknown_name
 from initbench.results import RunResult
 from initbench.runfolder import csv_text
 from initbench.summary import SUMMARY_COLUMNS, SummaryRow
 
-FORMATS = ("markdown", "csv", "json", "latex")
-EXTENSIONS = {".md": "markdown", ".markdown": "markdown", ".csv": "csv", ".json": "json",
-              ".tex": "latex"}
+
+@dataclass(frozen=True)
+class Format:
+    """One export format: the file extensions that choose it, other spellings of its name,
+    and `render(result, rows) -> text`."""
+
+    extensions: tuple[str, ...]
+    render: Callable[[RunResult, list[SummaryRow]], str]
+    aliases: tuple[str, ...] = ()
+
+
+FORMATS: dict[str, Format] = {}  # filled below, once the renderers exist; markdown first
+
+
+def register(name: str, fmt: Format) -> None:
+    """Add an export format: `export --format NAME` and `--out FILE.EXT` then choose it."""
+    if name in FORMATS:
+        raise ValueError(f"export format {name!r} is already registered")
+    FORMATS[name] = fmt
 
 
 def choose_format(fmt: str | None, out: str | None) -> str:
     """The format asked for, else the one `out`'s extension names, else markdown."""
     if fmt is not None:
         fmt = fmt.lower()
-        if fmt == "md":
-            return "markdown"
-        if fmt == "tex":
-            return "latex"
-        if fmt not in FORMATS:
-            raise unknown_name("export format", fmt, FORMATS)
-        return fmt
+        for name, entry in FORMATS.items():
+            if fmt == name or fmt in entry.aliases:
+                return name
+        raise unknown_name("export format", fmt, FORMATS)
     if out is not None:
         suffix = "." + str(out).rsplit(".", 1)[-1].lower() if "." in str(out) else ""
-        return EXTENSIONS.get(suffix, "markdown")
+        for name, entry in FORMATS.items():
+            if suffix in entry.extensions:
+                return name
     return "markdown"
 
 
 def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
     """The summary `rows` of `result` (ranked, from `summarize_run`) as text in `fmt`."""
-    if fmt == "csv":
-        return csv_text([dataclasses.asdict(row) for row in rows], SUMMARY_COLUMNS)
-    if fmt == "json":
-        return json.dumps(json_document(result, rows), indent=2) + "\n"
-    if fmt == "markdown":
-        return markdown(result, rows)
-    if fmt == "latex":
-        return latex(result, rows)
-    raise unknown_name("export format", fmt, FORMATS)
+    if fmt not in FORMATS:
+        raise unknown_name("export format", fmt, FORMATS)
+    return FORMATS[fmt].render(result, rows)
+
+
+def csv_table(result: RunResult, rows: list[SummaryRow]) -> str:
+    """Every column of summary.csv at full precision."""
+    return csv_text([dataclasses.asdict(row) for row in rows], SUMMARY_COLUMNS)
+
+
+def json_text(result: RunResult, rows: list[SummaryRow]) -> str:
+    """`json_document`, indented."""
+    return json.dumps(json_document(result, rows), indent=2) + "\n"
 
 
 def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
@@ -122,3 +143,9 @@ def latex(result: RunResult, rows: list[SummaryRow]) -> str:
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
 
+
+for _name, _format in (("markdown", Format((".md", ".markdown"), markdown, ("md",))),
+                       ("csv", Format((".csv",), csv_table)),
+                       ("json", Format((".json",), json_text)),
+                       ("latex", Format((".tex",), latex, ("tex",)))):
+    register(_name, _format)

@@ -101,9 +101,11 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
     shape = (len(spec.inits), *rates, len(slots), spec.epochs + 1)
     metric_names = results.metric_names(spec)
     metrics = {name: np.empty(shape) for name in metric_names}
-    layer_names = sorted(k for k in found[cells[0]] if k.startswith("layer_"))
-    layer_metrics = {k[len("layer_"):]: np.empty(shape + found[cells[0]][k].shape[1:])
-                     for k in layer_names}
+    from initbench.diagnostics import layer_metric_names
+
+    layer_names = layer_metric_names(found[cells[0]])
+    layer_metrics = {name: np.empty(shape + found[cells[0]][k].shape[1:])
+                     for k, name in layer_names.items()}
     passes: dict[str, dict[str, list[int]]] = {}
     slot_index = {slot: s for s, slot in enumerate(slots)}
     for cell in cells:  # grid order, so spec.json lists inits and seeds in order
@@ -113,8 +115,8 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                  slot_index[(seed, d)])
         for name in metric_names:
             metrics[name][where] = arrays[name]
-        for k in layer_names:
-            layer_metrics[k[len("layer_"):]][where] = arrays[k]
+        for k, name in layer_names.items():
+            layer_metrics[name][where] = arrays[k]
         if "lsuv_passes" in arrays:
             passes.setdefault(init, {})[str(seed)] = np.asarray(arrays["lsuv_passes"]).tolist()
             # (the passes depend on the weights only: every data order and rate has the same)

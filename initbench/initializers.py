@@ -13,6 +13,9 @@ Notation in the formulas:
 
 Names, aliases, formulas and expected stds need no JAX: JAX is imported only when
 an initializer is built, so `import initbench.initializers` stays cheap.
+
+Over 450 lines: one registry of every kernel and bias initializer with its formula,
+expected std and parameter checks; each record is a few lines and they are read together.
 """
 
 from __future__ import annotations
@@ -43,12 +46,21 @@ TRUNCATED_UNIT_STD = _truncated_unit_std()
 
 @dataclass(frozen=True)
 class _Entry:
-    """One registered initializer: its formula, parameter defaults, builder and std."""
+    """One registered initializer: its formula, parameter defaults, builder and std, and for
+    a data-dependent one its after-draw hook.
+
+    `after_draw(spec, network, params, data) -> (params, passes)` rescales the parameters
+    of several seeds of one initializer (leading [seed] axis; `network` None for the MLP)
+    on `data` (an `initbench.data.Dataset`) and returns the passes per layer ([seed, L]
+    ints). It may be given as "module:function", imported only when a start is drawn, so
+    the registry stays free of JAX.
+    """
 
     formula: str
     make: Callable[..., Initializer]
     std: Callable[..., float]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    after_draw: Callable | str | None = None
 
 
 # ---------------------------------------------------------------- kernel builders
@@ -178,6 +190,7 @@ _KERNELS: dict[str, _Entry] = {
         _orthogonal,
         _orthogonal_std,
         {"gain": 1.0},
+        after_draw="initbench.lsuv:after_draw",
     ),
     "identity": _Entry("gain·eye(fan_in, fan_out)", _identity, _identity_std, {"gain": 1.0}),
     "normal": _Entry(
@@ -204,7 +217,7 @@ _KERNELS: dict[str, _Entry] = {
 - he_* (He et al. 2015): Var = 2/fan_in. he_normal is TN, as in jax.
 - lecun_* (LeCun et al. 1998): Var = 1/fan_in. lecun_normal is TN, as in jax.
 - `gain` multiplies the std (Var scale = gain²·base); `mode` overrides the fan.
-- lsuv starts as orthogonal; the data-dependent rescaling is applied by the caller.
+- lsuv starts as orthogonal; its after-draw hook (`lsuv.after_draw`) rescales it on data.
 """
 
 _ALIASES: dict[str, str] = {
@@ -366,9 +379,39 @@ def params(name: str) -> dict[str, Any]:
     return dict(_KERNELS[canonical(name)].defaults)
 
 
+def register(name: str, formula: str, make: Callable[..., Initializer],
+             std: Callable[..., float], defaults: Mapping[str, Any] | None = None,
+             after_draw: Callable | str | None = None) -> None:
+    """Add a kernel initializer: `make(**params)` builds it, `std(fan_in, fan_out, **params)`
+    is its theoretical std, `defaults` are the parameters it takes, and `after_draw` (see
+    `_Entry`) makes it data-dependent. Every command then accepts `name`."""
+    key = _normalize(name)
+    if key in _KERNELS or key in _ALIASES:
+        raise ValueError(f"initializer {name!r} is already registered")
+    _KERNELS[key] = _Entry(formula, make, std, dict(defaults or {}), after_draw)
+
+
 def is_data_dependent(name: str) -> bool:
-    """Whether the initializer needs data after the draw (only "lsuv")."""
-    return canonical(name) == "lsuv"
+    """Whether the initializer needs data after the draw (it has an after-draw hook)."""
+    return _KERNELS[canonical(name)].after_draw is not None
+
+
+def after_draw(name: str) -> Callable | None:
+    """The after-draw hook of initializer `name` (see `_Entry`), or None."""
+    hook = _KERNELS[canonical(name)].after_draw
+    if isinstance(hook, str):
+        import importlib
+
+        module, _, attribute = hook.partition(":")
+        hook = getattr(importlib.import_module(module), attribute)
+    return hook
+
+
+def accepted(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of `given` parameters that initializer `name` takes (`--gain` and `--mode`
+    apply where they make sense)."""
+    takes = _KERNELS[canonical(name)].defaults
+    return {k: v for k, v in given.items() if k in takes}
 
 
 def get(name: str, **params: Any) -> Initializer:

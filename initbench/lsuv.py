@@ -35,6 +35,15 @@ def lsuv_batch(x_train: np.ndarray) -> np.ndarray:
     return x_train[:BATCH_SIZE]
 
 
+def after_draw(spec: Spec, network: networks.Network | None, params, data):
+    """The `lsuv` initializer's after-draw hook (`initializers.after_draw`): (params, passes
+    [seed, layer]) of stacked `params` rescaled on the LSUV batch of `data`."""
+    batch = lsuv_batch(data.x_train)
+    if network is None:
+        return apply_lsuv(spec, params, batch, data.num_classes)
+    return apply_lsuv_network(spec, network, params, batch)
+
+
 def apply_lsuv(spec: Spec, params, batch, num_classes: int):
     """Rescale stacked `params` ([seed] leading axis) layer by layer on `batch` [B, D].
 

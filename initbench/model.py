@@ -85,7 +85,8 @@ def data_key(seed: int) -> jax.Array:
 def data_order_key(seed: int, data_seed: int) -> jax.Array:
     """The minibatch-order key of (weight seed, data order `data_seed`) for `--data-seeds`.
 
-    Order 0 is the seed's own `data_key` (so K = 1 and d = 0 cells are today's cells); order
+    Order 0 is the seed's own `data_key` (so a data-order-0 cell is the cell of a run
+    without `--data-seeds`); order
     d >= 1 comes from a third stream of the seed, never used by any other key. Shared by
     every initializer, like `data_key`.
     """
@@ -117,15 +118,10 @@ def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
     stacked on a leading [seed] axis on the host (NumPy arrays).
 
     One compiled program draws one cell of every initializer, called once per seed: bitwise
-    the eager draw (checked for all 14 initializers, issue 14), but one compilation (or one
-    persistent-cache load) for the whole grid instead of one per primitive or initializer
-    (4 initializers: ~2 s instead of ~4 s cold), and no forward pass, which flax's eager
-    `init` runs. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) splits its
-    batch over XLA:CPU's intra-op thread pool from inside a task of that same pool and
-    blocks until the parts finish; two host devices running it at once occupy both threads
-    of a 2-core pool and deadlock (gdb, jaxlib 0.10.2: both in `jax::ParallelBatchMap`'s
-    `BlockingCounter::Wait`). One matrix per QR never splits. Shorter seed lists repeat
-    their last seed; the repeats are dropped.
+    the eager draw (checked for all 14 initializers), one compilation for the whole grid
+    and no forward pass. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) can
+    deadlock on two host devices (BENCHMARKS.md, "Why the batched QR stalled"). Shorter
+    seed lists repeat their last seed; the repeats are dropped.
     """
     names = list(draws)
     program = jax.jit(lambda keys: [draws[name](key) for name, key in zip(names, keys)])

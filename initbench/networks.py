@@ -18,6 +18,10 @@ Which parameters an initializer draws (`param_rules`):
 
 Each drawn parameter's key is `model.init_key(init, seed)` folded with a CRC of its path, so
 a cell's start depends only on its own (initializer, seed) and the network.
+
+Over 450 lines: resolving `--model` (built-in or user factory, with its fingerprint),
+the per-parameter draw and the initialization card share one rule table (`param_rules`),
+which splitting would put in two places.
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ import itertools
 import math
 import os
 
-# Cells per compiled program. On CPUs one cell (issue 14; until then 8, whose numbers differ
-# by ~1 ulp, hence cellcache.TRAINING_CODE_VERSION 2). GPUs and TPUs need many models per
+# Cells per compiled program. On CPUs one cell (it was 8, whose numbers differ by ~1 ulp:
+# hence cellcache.TRAINING_CODE_VERSION 2). GPUs and TPUs need many models per
 # program to fill the device.
 CELLS_PER_BLOCK = 1
 ACCELERATOR_CELLS_PER_BLOCK = 128

@@ -43,18 +43,17 @@ class ProbeResult:
         return int(next(iter(self.stats.values())).shape[-1]) - 1
 
 
-def run_probe(spec: Spec, data, runtime: Runtime | None = None,
+def run_probe(spec: Spec, data, runtime: Runtime,
               batch_size: int = DEFAULT_BATCH_SIZE) -> ProbeResult:
     """Probe every (init, seed) of `spec` at initialization on the first `batch_size`
     training examples of `data`, all cells in the runner's compiled blocks."""
+    from initbench.data import check_batch_size
     from initbench.runner import Runner
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InitbenchError(f"--batch-size must be a positive integer, got {batch_size}.")
-    if batch_size > len(data.x_train):
-        raise InitbenchError(f"--batch-size {batch_size} is larger than the training set of "
-                             f"{data.name} ({len(data.x_train)} examples).")
-    runner = Runner(spec, data, runtime or Runtime.from_environment())
+    check_batch_size(data, batch_size)
+    runner = Runner(spec, data, runtime)
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]
     state, passes = runner.init_state(runner.padded(cells))
     shape = (len(spec.inits), len(spec.seeds), -1)
@@ -66,7 +65,7 @@ def run_probe(spec: Spec, data, runtime: Runtime | None = None,
     return ProbeResult(spec, stats, lsuv_passes, {"num_examples": batch_size})
 
 
-def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
+def probe_run(spec: Spec, out: Path, runtime: Runtime,
               batch_size: int = DEFAULT_BATCH_SIZE, reporter=None) -> ProbeResult:
     """Load the spec's dataset, probe it and write `out`/probe.csv, probe.png, probe.json;
     each phase is announced to `reporter` (`progress.Reporter`; default: silent)."""
@@ -75,7 +74,6 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime | None = None,
     from initbench import progress
     from initbench.data import load_data
 
-    runtime = runtime or Runtime.from_environment()
     reporter = reporter or progress.SilentReporter()
     out = runfolder.check_writable(Path(out))
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")

@@ -1,6 +1,7 @@
-"""Progress on the terminal, implementing `Reporter`, the protocol beside it: a spinner naming the phase
-that runs now (loading data, compiling, drawing starting parameters, writing, ...) and a
-bar over model-epochs while training."""
+"""Where progress goes: the `Reporter` protocol, a silent one, and the terminal's.
+
+`RichReporter` shows a spinner naming the phase that runs now (loading data, compiling,
+drawing starting parameters, writing, ...) and a bar over model-epochs while training."""
 
 from __future__ import annotations
 

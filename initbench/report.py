@@ -1,4 +1,8 @@
-"""Terminal rendering of results: ranked tables and loss curves. Reads results, never trains."""
+"""Terminal rendering of results: ranked tables and loss curves. Reads results, never trains.
+
+Over 450 lines: the ranked table, its notes and the JSON document are shared by every
+command that prints a run (`compare`, `report`, `export`), so they stay together.
+"""
 
 from __future__ import annotations
 

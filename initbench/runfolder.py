@@ -5,6 +5,9 @@ A run folder holds `spec.json` (every setting, command line, versions, device),
 `curves.csv` (long form, one row per (init, seed, epoch)) and `summary.csv` (one row per
 initializer). Files are written to a temporary name and renamed, so they appear whole or
 not at all. No user-named output may replace a run folder's own file. Imports no JAX.
+
+Over 450 lines: the run-folder format is written and read (and validated row by row)
+here, in one module, so the writer and the reader cannot drift apart.
 """
 
 from __future__ import annotations

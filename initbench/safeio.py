@@ -2,8 +2,9 @@
 for room and writability before any training.
 
 `runfolder.py` and `cellcache.py` use these for run folders, the cell cache and user-named
-outputs; nothing here knows what a run holds. Every failure the user can act on is an `InitbenchError` naming the
-path; `describe_os_error` turns any other `OSError` into the same kind of one line.
+outputs; nothing here knows what a run holds. Every failure the user can act on is an
+`InitbenchError` naming the path; `describe_os_error` turns any other `OSError` into the
+same kind of one line.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json."""
+"""One experiment's settings: a frozen, validated dataclass that round-trips through spec.json.
+
+Over 450 lines: every setting is validated here, in Python before anything is traced, with
+the one-line message that names the bad value; the parsers of the option texts sit beside.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 
 from initbench.errors import InitbenchError, unknown_name
+from initbench.optimizers import OPTIMIZERS
 
-OPTIMIZERS = ("adam", "adamw", "sgd", "momentum", "rmsprop", "nadam", "adagrad")
 ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
@@ -179,7 +183,7 @@ class Spec:
         settings = {k: self.to_dict()[k] for k in _TRAINING_FIELDS}  # data_seeds: below
         if self.data_seeds != 1:  # K = 1 keeps every existing key (and cached cell) valid
             settings["data_seeds"] = self.data_seeds
-        if self.val_fraction is not None:  # likewise: no split keeps today's keys
+        if self.val_fraction is not None:  # likewise: no split keeps every existing key
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model
@@ -272,7 +276,7 @@ def validate(spec: Spec) -> None:
     if len(spec.hidden) > MAX_DEPTH:
         raise InitbenchError(f"{len(spec.hidden)} hidden layers are too many: at most {MAX_DEPTH}.")
     for name in spec.inits:
-        initializers.get(name, **_accepted(name, spec.init_params))
+        initializers.get(name, **initializers.accepted(name, spec.init_params))
     _check_model(spec.model)
     _check_has_effect(spec)
 
@@ -319,16 +323,13 @@ def _check_model(model) -> None:
                                             "package.module:NAME"))
 
 
-def _accepted(name: str, params: dict) -> dict:
-    """The subset of `params` that initializer `name` takes (gain/mode apply where they make sense)."""
-    from initbench import initializers
-
-    return {k: v for k, v in params.items() if k in initializers.params(name)}
 
 
 def kernel_params(spec: Spec, name: str) -> dict:
     """Initializer parameters from the spec that apply to initializer `name`."""
-    return _accepted(name, spec.init_params)
+    from initbench import initializers
+
+    return initializers.accepted(name, spec.init_params)
 
 
 def _check_lrs(lrs) -> None:

@@ -1,4 +1,5 @@
-"""One path to a cell's starting parameters, data-dependent starts (LSUV) included.
+"""One path to a cell's starting parameters, data-dependent starts (an initializer's
+after-draw hook, such as LSUV's) included.
 
 Training, the probe and `--track-layers` all start from `cell_starts`, so "the probe is
 epoch 0 of training" holds by construction, and the LSUV passes a cell took are recorded
@@ -14,7 +15,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from initbench import initializers, lsuv, networks
+from initbench import initializers, networks
 from initbench import model as model_lib
 from initbench.spec import Spec
 
@@ -43,11 +44,8 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     draws = {name: _cell_draw(spec, data, network, name) for name in groups}
     stacked, passes = model_lib.draw_cells(draws, groups), {}
     for name in groups:
-        if initializers.is_data_dependent(name):
-            batch = lsuv.lsuv_batch(data.x_train)
-            params, passes[name] = (
-                lsuv.apply_lsuv(spec, stacked[name], batch, data.num_classes) if network is None
-                else lsuv.apply_lsuv_network(spec, network, stacked[name], batch))
+        if (hook := initializers.after_draw(name)) is not None:
+            params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
     # Reordered on the host: on a device every leaf shape would compile its own gather.
     index = {name: 0 for name in groups}

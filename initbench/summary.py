@@ -2,6 +2,9 @@
 
 Pure NumPy over `RunResult.metrics` ([init, seed, epoch]); the rows feed summary.csv,
 the tables and the exports.
+
+Over 450 lines: one row per initializer gathers every estimator of `stats` and the
+paired comparison; the columns of summary.csv, tuned.csv and pairs.csv are declared here.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ class SummaryRow:
     same seed. Optional fields are None where they do not apply (the baseline's own
     differences, epochs to target without a target).
 
-    Issue 11 appended the fields from `test_accuracy_iqm` on: the interquartile mean, the
+    The fields from `test_accuracy_iqm` on were appended after the first release (columns are
+    only ever added at the end): the interquartile mean, the
     divergence rate with its exact 95% CI, the comparison family (`pairs`: baseline or all)
     and its correction, the raw and Holm p-values of this initializer against the baseline,
     d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable

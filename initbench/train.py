@@ -17,6 +17,7 @@ import optax
 
 from initbench import diagnostics, networks
 from initbench import model as model_lib
+from initbench.optimizers import OPTIMIZERS
 from initbench.plan import EVAL_CHUNK
 from initbench.spec import Spec
 
@@ -53,17 +54,6 @@ class CellFns(NamedTuple):
     num_steps: int
 
 
-_OPTIMIZERS = {
-    "adam": optax.adam,
-    "adamw": optax.adamw,
-    "sgd": optax.sgd,
-    "momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),
-    "rmsprop": optax.rmsprop,
-    "nadam": optax.nadam,
-    "adagrad": optax.adagrad,
-}
-
-
 def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
     """The optax optimizer named by the spec.
 
@@ -71,12 +61,13 @@ def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
     the learning rate is a hyperparameter held in the optimizer state
     (`optax.inject_hyperparams`): `init` records `lr` (a traced per-cell value works) and
     `update` reads it back, so one compiled program trains cells of different rates.
-    Without a split the rate is the constant `spec.lr[0]`, exactly today's program: a traced
+    Without a split the rate is the constant `spec.lr[0]`, the program runs without a split
+    always had: a traced
     rate changes the last bits of Adam's updates, and default runs keep their numbers.
     """
     if spec.val_fraction is None:
-        return _OPTIMIZERS[spec.optimizer](spec.lr[0])
-    return optax.inject_hyperparams(_OPTIMIZERS[spec.optimizer])(
+        return OPTIMIZERS[spec.optimizer].make()(spec.lr[0])
+    return optax.inject_hyperparams(OPTIMIZERS[spec.optimizer].make())(
         learning_rate=spec.lr[0] if lr is None else lr)
 
 

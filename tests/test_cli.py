@@ -1,6 +1,5 @@
 """The CLI through Typer's CliRunner: exit codes, key lines, files written."""
 
-import csv
 import json
 import os
 import subprocess
@@ -8,22 +7,15 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
-from initbench.cli import app
+from cli_helpers import invoke, read_csv
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "16", "--seeds", "2"]
 CURVE_COLUMNS = {"dataset", "init", "bias_init", "seed", "epoch", "train_loss", "test_loss",
                  "test_accuracy"}
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_run_writes_curves_summary_and_spec(tmp_path):
@@ -196,7 +188,7 @@ def test_every_training_option_reaches_the_spec(tmp_path):
         "lr": 0.003, "optimizer": "sgd", "hidden": [8, 8], "activation": "tanh",
         "bias_init": "normal", "gain": 1.5, "mode": None, "lsuv_tol": 0.05,
         "lsuv_max_iter": 3, "track_layers": True, "data_seeds": 2,
-        "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_issue11_cli.py)
+        "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_seeds_auto_plan_and_pairs.py)
         "val_fraction": 0.2, "model": "mlp",  # other models: tests/test_networks.py
     }
     assert (out / "layers.csv").exists()
@@ -250,3 +242,15 @@ def test_python_dash_m_and_fast_help():
          "print(any(m in sys.modules for m in ('jax', 'tensorflow', 'matplotlib')))"],
         capture_output=True, text=True, timeout=60)
     assert imported.stdout.strip() == "False"
+
+
+def test_typed_options_read_only_declared_options():
+    """Every field of a command's typed options value is an option declared once in
+    `commands.options`: a misspelt field cannot silently keep its default."""
+    import dataclasses
+
+    from initbench.commands import options as o
+
+    declared = {opt.name for opt in vars(o).values() if isinstance(opt, o.Opt)}
+    for part in (o.Output, o.Cluster, o.Family):
+        assert {f.name for f in dataclasses.fields(part)} <= declared, part

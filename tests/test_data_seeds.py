@@ -1,27 +1,20 @@
-"""Issue 11 item 6: `--data-seeds K` crosses weight seeds with data orders."""
+"""`--data-seeds K` crosses weight seeds with data orders."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
 from initbench import merges, model, results, runfolder, stats, train
-from initbench.cli import app
 from initbench.errors import InitbenchError
 from initbench.spec import Spec
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--hidden", "8", "--inits", "xavier,he_normal"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_default_training_keys_are_pinned():
@@ -82,7 +75,7 @@ def test_data_seeds_cross_weights_and_orders_and_keep_the_default_cells(tmp_path
             [row[m] for m in results.METRICS])
     for init in ("xavier", "he_normal"):
         for seed in (0, 1):
-            # (b) data order 0 is today's cell, bitwise; order 1 has the same weights
+            # (b) data order 0 is the cell of a run without it, bitwise; order 1 has the same weights
             # (epoch 0 equal) and another minibatch order (later epochs differ).
             assert cells[(init, seed, 0)] == old[(init, seed)]
             first, second = cells[(init, seed, 0)], cells[(init, seed, 1)]

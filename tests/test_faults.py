@@ -21,38 +21,17 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, one_error
 
 from initbench import cellcache, data, experiment, runfolder, safeio, sharding
 from initbench import spec as spec_lib
-from initbench.cli import app
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "16"]
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
-
-def one_error(result, code: int = 2, after_results: bool = False) -> str:
-    """The single `error:` line of a failed command (and nothing else, no traceback).
-
-    `after_results`: the failure came after training (writing the run folder), when the
-    tables are already on stdout (they are printed before the figure is drawn and the
-    folder written); stderr must still hold the one line and nothing else."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception,
-                                                                      SystemExit)
-    text = result.stderr if after_results else result.output
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    if after_results:
-        assert "verdict" in result.stdout  # the results the user waited for were shown
-    return lines[0]
 
 
 def cached_cells() -> list[Path]:

@@ -9,19 +9,16 @@ import shutil
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke
 from rich.console import Console
-from typer.testing import CliRunner
 
 from initbench import report, runfolder, summary
-from initbench.cli import app
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
 LR_RUN = ROOT / "results" / "lr-mnist-5k"
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 def rendered(table, width: int) -> str:

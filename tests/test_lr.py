@@ -1,27 +1,20 @@
-"""Issue 12: an initializer x learning-rate x seed grid with verdicts at each initializer's
+"""An initializer x learning-rate x seed grid with verdicts at each initializer's
 own best rate, chosen on a validation split."""
 
-import csv
 import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
 from initbench import results, runfolder, summary
-from initbench.cli import app
 from initbench.spec import Spec
 
 TINY = ["--dataset", "digits", "--epochs", "2", "--hidden", "8", "--seeds", "3"]
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_single_rate_keys_and_spec_json_are_unchanged():

@@ -9,11 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from initbench import cellcache, data, initializers, networks, probe, progress, starts
 from initbench import grid as grid_lib
-from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -32,8 +31,6 @@ def spec_for(model, **changes):
     return base.replace(**changes)
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
 # ---------------------------------------------------------------- fans and formulas

@@ -10,27 +10,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import error_line as one_error
+from cli_helpers import invoke
 
 from initbench import cellcache, data, errors, merges, networks, results, runfolder, safeio
-from initbench.cli import app
 from initbench.spec import Spec
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "16"]
-runner = CliRunner()
 
 
-def invoke(*args):
-    return runner.invoke(app, [str(a) for a in args])
 
 
-def one_error(result, code: int = 2) -> str:
-    """The single `error:` line of a failed command (no traceback)."""
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output, result.output
-    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, result.output
-    return lines[0]
 
 
 # ---------------------------------------------------------------- the model fingerprint

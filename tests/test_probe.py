@@ -1,6 +1,5 @@
 """Signal propagation at init (probe), LSUV and --track-layers: the theory, pinned."""
 
-import csv
 import itertools
 import json
 
@@ -9,10 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
 from initbench import data, diagnostics, lsuv, probe, starts
-from initbench.cli import app
+from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 
@@ -21,13 +20,8 @@ def digits():
     return data.load("digits")
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 # ------------------------------------------------------------------ deep ReLU theory
@@ -38,7 +32,8 @@ def test_depth_30_relu_glorot_dies_he_holds_lsuv_is_unit(digits):
     LSUV makes every layer's output variance 1 within the tolerance."""
     spec = Spec(inits=("glorot_uniform", "he_normal", "lsuv"), seeds=(0,), dataset="digits",
                 hidden=(256,) * 30, activation="relu")
-    result = probe.run_probe(spec, digits, batch_size=lsuv.BATCH_SIZE)  # = the LSUV batch
+    result = probe.run_probe(spec, digits, Runtime(use_cache=False),
+                             batch_size=lsuv.BATCH_SIZE)  # = the LSUV batch
     act = result.stats["act_std"][:, 0, :30]
     glorot, he = act[0, -1] / act[0, 0], act[1, -1] / act[1, 0]
     assert glorot < 1e-3
@@ -194,7 +189,7 @@ def test_run_lsuv_with_track_layers(tmp_path, digits):
     layers = read_csv(out / "layers.csv")
     assert len(layers) == 2 * 2 * 3  # seed x epoch (0, 1) x layer (2 hidden + logits)
     assert {"grad_norm", "dead_fraction"} <= set(layers[0])
-    at_init = probe.run_probe(SMALL, digits)
+    at_init = probe.run_probe(SMALL, digits, Runtime(use_cache=False))
     for row in layers:
         if row["epoch"] == "0":
             s, layer = int(row["seed"]), int(row["layer"])

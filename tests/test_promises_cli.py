@@ -3,17 +3,13 @@ key and what a rewritten folder keeps."""
 
 import json
 
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from initbench import runfolder
-from initbench.cli import app
 
 TINY = ["--dataset", "digits", "--hidden", "16", "--epochs", "1"]
 
 
-def invoke(*args):
-    result = CliRunner().invoke(app, [str(a) for a in args])
-    return result
 
 
 def test_spec_json_records_the_true_training_key_under_data_seeds(tmp_path):

@@ -12,7 +12,7 @@ from initbench import stats, summary
 from initbench.results import RunResult
 from initbench.spec import Spec
 
-# One comparison (b minus a): Holm over one comparison is the raw p (issue 20 leaves that).
+# One comparison (b minus a): Holm over one comparison is the raw p.
 # p = 0.041: significant at 5%, not at 3%.
 DIFFS = np.array([0.010, -0.004, 0.022, 0.003, 0.015, -0.008]) + 0.0065
 BASE = np.array([0.80, 0.84, 0.78, 0.83, 0.81, 0.86])
@@ -78,8 +78,8 @@ EQ = DIFFS - DIFFS.mean() + 0.001  # a small difference, same spread
 @pytest.mark.parametrize("num_inits", [2, 3])
 def test_equivalence_is_the_bonferroni_interval_inside_the_margin(auto, num_inits):
     """`equivalent` exactly when the interval shown beside it, at 1 - alpha/m (alpha 5%, 3%
-    under --seeds auto; m comparisons in the family), lies inside +/- M (issue 20's rule,
-    which replaced the 90%/94% TOST): a margin 1% wider than that interval's far end is
+    under --seeds auto; m comparisons in the family), lies inside +/- M (the margin rule,
+    not the 90%/94% TOST): a margin 1% wider than that interval's far end is
     equivalent, one 1% narrower is not."""
     changes = {"precision": 0.5} if auto else {}
     level = 1 - (0.03 if auto else 0.05) / (num_inits - 1)

@@ -16,20 +16,16 @@ from unittest import mock
 import numpy as np
 import pytest
 import scipy.stats
-from typer.testing import CliRunner
+from cli_helpers import invoke
 
 from initbench import experiment, progress, results, runfolder, summary
-from initbench.cli import app
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
 INITS = ("xavier", "normal")  # every initializer costs seconds of XLA compile
 SPEC = Spec(inits=INITS, seeds=(0, 1, 2, 3), dataset="digits", hidden=(16,), epochs=2)
-runner = CliRunner()
 
 
-def invoke(*args: str):
-    return runner.invoke(app, [str(a) for a in args])
 
 
 def one_error_line(result) -> str:
@@ -45,7 +41,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     relabelled) and `c` (seeds 0-1 by the CLI compare, from the cell cache)."""
     root = tmp_path_factory.mktemp("runs")
     with mock.patch.dict(os.environ, {"INITBENCH_CACHE": str(root / "cache")}):
-        a = experiment.run_experiment(SPEC, root / "a")
+        a = experiment.run_experiment(SPEC, root / "a", Runtime.from_environment())
         result = invoke("compare", "--dataset", "digits", "--hidden", "16", "--epochs", "2",
                         "--seeds", "0-1", "--inits", ",".join(INITS), "--out", root / "c", "-q")
         assert result.exit_code == 0, result.output
@@ -366,5 +362,5 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
     assert not list(cache.glob("*/checkpoint-*"))
     assert_same_cells(resumed, runfolder.read_run(runs["a"]))
-    again = experiment.run_experiment(spec, tmp_path / "run")
+    again = experiment.run_experiment(spec, tmp_path / "run", runtime)
     assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)

@@ -169,7 +169,7 @@ def test_diverged_cells_are_marked_from_that_epoch_on(tmp_path):
     zero kernels never do (only the biases learn, by bounded steps)."""
     spec = small_spec(inits=("zeros", "xavier", "normal"), seeds=(0, 1, 2), epochs=3,
                       activation="linear", optimizer="sgd", lr=3.0)
-    result = experiment.run_experiment(spec, tmp_path / "run")
+    result = experiment.run_experiment(spec, tmp_path / "run", Runtime.from_environment())
     metrics = result.metrics
     bad = np.logical_or.reduce([~np.isfinite(metrics[m]) for m in results.METRICS])
     first = np.where(bad.any(-1), bad.argmax(-1), -1)

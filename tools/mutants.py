@@ -55,7 +55,7 @@ TRAIN, SPEC, RESULTS = "tests/test_train.py", "tests/test_spec.py", "tests/test_
 STATS, INITS, PROBE = "tests/test_stats.py", "tests/test_initializers.py", "tests/test_probe.py"
 CLI, REPORT = "tests/test_cli.py", "tests/test_report.py"
 FAULTS, DSEEDS = "tests/test_faults.py", "tests/test_data_seeds.py"
-STATS11, CLI11 = "tests/test_stats_issue11.py", "tests/test_issue11_cli.py"
+STATS11, CLI11 = "tests/test_paired_tests_and_robust_stats.py", "tests/test_seeds_auto_plan_and_pairs.py"
 INTERVALS = "tests/test_intervals.py"
 
 MUTANTS = [
@@ -212,11 +212,11 @@ MUTANTS = [
            "metrics = {name: stats.mask_diverged(values, first) for name, values in metrics.items()}",
            "metrics = dict(metrics)", (TRAIN,),
            "diverged cells never masked (accuracy 0.1 counts in the statistics)"),
-    Mutant("T8", "initbench/train.py",
-           '"momentum": lambda learning_rate: optax.sgd(learning_rate, momentum=0.9),',
-           '"momentum": lambda learning_rate: optax.sgd(learning_rate),', (TRAIN,),
+    Mutant("T8", "initbench/optimizers.py",
+           '"momentum": Optimizer("sgd", "SGD with momentum 0.9", MappingProxyType({"momentum": 0.9})),',
+           '"momentum": Optimizer("sgd", "SGD with momentum 0.9"),', (TRAIN,),
            "momentum optimizer without momentum"),
-    Mutant("T9", "initbench/starts.py", "batch = lsuv.lsuv_batch(data.x_train)",
+    Mutant("T9", "initbench/lsuv.py", "batch = lsuv_batch(data.x_train)",
            "batch = data.x_train[:500]", (TRAIN,),
            "LSUV rescaled on another batch than the documented one"),
     Mutant("T10", "initbench/starts.py", "        index[name] += 1\n", "        index[name] += 0\n",

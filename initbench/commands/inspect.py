@@ -15,8 +15,8 @@ from initbench.runtime import Runtime
 SEED = o.Opt("seed", ("--seed",), int, 0, "The seed whose draw is shown.")
 
 
-@o.command_options(o.INIT, *o.NETWORK, SEED, o.JSON, init="he_normal")
-def inspect_card(values: dict, runtime: Runtime) -> None:
+@o.command_options(o.INIT, *o.NETWORK, SEED, o.JSON, init="he_normal", typed=o.inspect_options)
+def inspect_card(options: o.InspectOptions, runtime: Runtime) -> None:
     """The initialization card: every parameter's path, shape, fans, the rule applied, the
     expected std and the std actually drawn (one seed), as training starts it."""
     from rich.text import Text
@@ -25,8 +25,8 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
 
-    spec = o.build_spec(values).replace(seeds=(values["seed"],))
-    reporter = RichReporter(stderr, show=not values["as_json"])
+    spec, seed, as_json = options.spec, options.spec.seeds[0], options.output.as_json
+    reporter = RichReporter(stderr, show=not as_json)
     reporter.phase("starting JAX")
     jax_setup.start(runtime)
     reporter.phase(f"loading {spec.dataset or 'the dataset'}")
@@ -35,13 +35,13 @@ def inspect_card(values: dict, runtime: Runtime) -> None:
     reporter.phase(f"building {spec.model} and drawing its parameters under {spec.inits[0]}")
     try:
         with experiment.model_prints_to_stderr():  # a model's prints while traced
-            rows = starts.init_card(spec, spec.inits[0], values["seed"], dataset)
+            rows = starts.init_card(spec, spec.inits[0], seed, dataset)
     finally:
         reporter.stop()
-    document = {"model": spec.model, "init": spec.inits[0], "seed": values["seed"],
+    document = {"model": spec.model, "init": spec.inits[0], "seed": seed,
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
                 "bias_init": spec.bias_init, "parameters": rows}
-    if values["as_json"]:
+    if as_json:
         print(json.dumps(document, indent=2))
         return
     stdout.print(card_table(document))

@@ -3,7 +3,7 @@
 `run`, `compare` and `probe` take their options from here with `command_options`, which
 builds the Typer signature (keyword-only parameters) and hands the command one dict of
 values; `build_spec` turns the bound ones into a `Spec`. Help lists come from the
-registries (`spec.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
+registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
 drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
 """
 
@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from initbench import data, initializers
+from initbench import data, initializers, optimizers
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -107,7 +107,7 @@ VAL_FRACTION = _spec_opt("val_fraction", "--val-fraction", float | None,
                          f"validation split. Default: none with one --lr, "
                          f"{spec_lib.DEFAULT_VAL_FRACTION} with several.")
 OPTIMIZER = _spec_opt("optimizer", "--optimizer", str,
-                      f"{_names(spec_lib.OPTIMIZERS)} (optax; momentum is SGD with 0.9).")
+                      f"{_names(optimizers.names())} (optax; momentum is SGD with 0.9).")
 HIDDEN = _spec_opt("hidden", "--hidden", str,
                    "Hidden widths: 256,256; 256x4 is four layers of 256; 512,128x3 mixes both.",
                    default="256,256", parse=spec_lib.parse_hidden)
@@ -173,9 +173,12 @@ TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL
             COORDINATOR, NUM_PROCESSES, PROCESS_ID, CONFIG)
 
 
-def command_options(*opts: Opt, **defaults: Any) -> Callable:
-    """Decorate `fn(values: dict, runtime: Runtime)` into a Typer command taking `opts`
-    (keyword-only; `defaults` overrides some defaults by parameter name)."""
+def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
+                    **defaults: Any) -> Callable:
+    """Decorate `fn(options, runtime: Runtime)` into a Typer command taking `opts`
+    (keyword-only; `defaults` overrides some defaults by parameter name). `options` is
+    `typed(values)`, a frozen options value such as `TrainOptions` (without `typed`: the
+    dict of values by parameter name)."""
     unknown = set(defaults) - {o.name for o in opts}
     if unknown:
         raise TypeError(f"no such options: {sorted(unknown)}")
@@ -194,7 +197,7 @@ def command_options(*opts: Opt, **defaults: Any) -> Callable:
                 values, given = study_config.apply(values["config"], values, given, opts)
             token = _GIVEN.set(frozenset(given))
             try:
-                fn(values, runtime)
+                fn(typed(values) if typed is not None else values, runtime)
             finally:
                 _GIVEN.reset(token)
 
@@ -259,3 +262,98 @@ def target_fraction(percent: float | None) -> float | None:
         raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
                              f"write --target {100 * percent:g}.")
     return percent / 100.0
+
+
+# ---------------------------------------------------------------- typed command options
+
+
+@dataclass(frozen=True)
+class Output:
+    """How a command shows its results (`--quiet`, `--json`, `--wide`, `--curves`)."""
+
+    quiet: bool = False
+    as_json: bool = False
+    wide: bool = False
+    curves: bool = False
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """`--distributed` and the three settings that go with it (`jax_setup.start`)."""
+
+    distributed: bool = False
+    coordinator_address: str | None = None
+    num_processes: int | None = None
+    process_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a run's verdicts compare: `--baseline`, `--pairs`, `--equivalence-margin` (in
+    accuracy points); None where the command does not take the option."""
+
+    baseline: str | None = None
+    pairs: str | None = None
+    equivalence_margin: float | None = None
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """Everything `run` and `compare` were given, typed: the validated `Spec`, the output
+    folder (None: a new one under results/), whether cached cells are used, `--target` as a
+    fraction, and the output, cluster and comparison settings."""
+
+    spec: spec_lib.Spec
+    out: Path | None
+    use_cache: bool
+    target: float | None
+    output: Output
+    cluster: Cluster
+    family: Family
+
+
+def _part(cls: type, values: dict[str, Any]) -> Any:
+    """`cls` from the values of the options named like its fields (a command that does not
+    declare one leaves that field's default)."""
+    return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
+
+
+def train_options(values: dict[str, Any]) -> TrainOptions:
+    """The typed options of `run` and `compare`: the one place their values are read."""
+    return TrainOptions(spec=build_spec(values), out=values["out"],
+                        use_cache=not values["no_cache"],
+                        target=target_fraction(values["target"]),
+                        output=_part(Output, values), cluster=_part(Cluster, values),
+                        family=_part(Family, values))
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """What `probe` was given: the Spec of its network and seeds, the folder (None: a new
+    one under results/), the probe batch's size and the output form."""
+
+    spec: spec_lib.Spec
+    out: Path | None
+    batch_size: int
+    output: Output
+
+
+def probe_options(values: dict[str, Any]) -> ProbeOptions:
+    """The typed options of `probe`."""
+    return ProbeOptions(spec=build_spec(values), out=values["out"],
+                        batch_size=values["probe_batch"], output=_part(Output, values))
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    """What `inspect` was given: the Spec of its one cell (its seed is `spec.seeds[0]`) and
+    the output form."""
+
+    spec: spec_lib.Spec
+    output: Output
+
+
+def inspect_options(values: dict[str, Any]) -> InspectOptions:
+    """The typed options of `inspect`."""
+    return InspectOptions(spec=build_spec(values).replace(seeds=(values["seed"],)),
+                          output=_part(Output, values))

@@ -18,8 +18,9 @@ _PROBE_OUT = o.Opt("out", ("--out",), o.OUT.type, None,
 
 
 @o.command_options(o.INITS, o.SEEDS, *o.NETWORK, o.PROBE_BATCH, _PROBE_OUT, o.JSON,
-                   inits="xavier,he_normal,orthogonal,lsuv", seeds="3", hidden="256x30")
-def probe(values: dict, runtime: Runtime) -> None:
+                   inits="xavier,he_normal,orthogonal,lsuv", seeds="3", hidden="256x30",
+                   typed=o.probe_options)
+def probe(options: o.ProbeOptions, runtime: Runtime) -> None:
     """Show how the signal travels through the net at init: per-layer activation and gradient
     std and dead units, per initializer (no training)."""
     from rich.text import Text
@@ -30,22 +31,22 @@ def probe(values: dict, runtime: Runtime) -> None:
     from initbench.progress import RichReporter
     from initbench.runfolder import new_run_folder
 
-    spec = o.build_spec(values)
-    reporter = RichReporter(stderr, show=not values["as_json"])
+    spec, as_json = options.spec, options.output.as_json
+    reporter = RichReporter(stderr, show=not as_json)
     reporter.phase("starting JAX")
     runtime = jax_setup.start(runtime)
-    reserved = values["out"] is None
-    out = new_run_folder("probe") if reserved else values["out"]
+    reserved = options.out is None
+    out = new_run_folder("probe") if reserved else options.out
     try:
         with experiment.model_prints_to_stderr():  # a model's prints while traced
-            result = probe_lib.probe_run(spec, out, runtime, values["probe_batch"], reporter)
+            result = probe_lib.probe_run(spec, out, runtime, options.batch_size, reporter)
     finally:
         reporter.stop()
         if reserved:  # a default folder whose probe failed is not left behind
             from initbench.safeio import remove_if_empty
 
             remove_if_empty(out)
-    if values["as_json"]:
+    if as_json:
         print(json.dumps(probe_lib.document(result, str(out)), indent=2))
         return
     stdout.print(probe_table(result))

@@ -48,6 +48,10 @@ def report(
         "--json", help="Print one JSON document on stdout, nothing else.")] = False,
     wide: o.WIDE.annotated = False,
     curves: o.CURVES.annotated = False,
+    html: Annotated[bool, typer.Option(
+        "--html", help="Also write one self-contained HTML page (table, figures, card, "
+        "settings, provenance): to the FILE.html given among the arguments, else to "
+        "RUN_DIR/report.html.")] = False,
 ) -> None:
     """Re-render the ranked table and curves of saved runs; merge several. No training."""
     import json
@@ -56,11 +60,16 @@ def report(
     from initbench import runfolder, summary
     from initbench.console import stderr, stdout
 
+    dirs, html_path = html_target(dirs, html)
     target = o.target_fraction(target)
     result = runfolder.open_runs(dirs, allow_mixed)
     rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
         write_merged(result, rows, out)
+    if html_path is not None:
+        write_html(result, rows, html_path)
+        if not quiet:
+            stderr.print(f"html report written to {html_path}", markup=False, highlight=False)
     if as_json:
         print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
                          indent=2))
@@ -98,6 +107,51 @@ def write_merged(result, rows: list, out: Path) -> None:
     figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
     files = experiment.run_files(result, rows, first.pairs, margin)
     runfolder.write_run(out, result, result.per_rate or rows, figure, files)
+
+
+HTML_SUFFIXES = (".html", ".htm")
+
+
+def html_target(dirs: list[Path], html: bool) -> tuple[list[Path], Path | None]:
+    """(run folders, HTML file or None) of `report ... --html [FILE]`: FILE is the one
+    argument ending in .html/.htm; without it, RUN_DIR/report.html of the one folder. Checked
+    before any reading."""
+    from initbench import runfolder
+    from initbench.errors import InitbenchError
+
+    named = [d for d in dirs if d.suffix.lower() in HTML_SUFFIXES]
+    if not html:
+        if named:
+            raise InitbenchError(f"{named[0]} looks like an HTML file, not a run folder; "
+                                 "add --html to write the report there.")
+        return dirs, None
+    if len(named) > 1:
+        raise InitbenchError("--html takes one FILE.html; got "
+                             + ", ".join(map(str, named)) + ".")
+    folders = [d for d in dirs if d not in named]
+    if not folders:
+        raise InitbenchError("--html: no run folder given (e.g. initbench report RUN_DIR --html).")
+    if named:
+        path = named[0]
+    elif len(folders) == 1:
+        path = folders[0] / "report.html"
+    else:
+        raise InitbenchError("--html over several run folders needs a file name, e.g. "
+                             "initbench report A B --html merged.html.")
+    if path.is_dir():
+        raise InitbenchError(f"--html {path} is a folder; give a file name ending in .html.")
+    runfolder.check_output_path(path)
+    return folders, path
+
+
+def write_html(result, rows: list, path: Path) -> None:
+    """Write the run's HTML page (`html_report.page`) to `path`, atomically: every figure
+    and the card are made first, so a failure writes nothing."""
+    from initbench import html_report, runfolder
+
+    cards, note = html_report.network_cards(result)
+    text = html_report.page(result, rows, html_report.figures(result, rows), cards, note)
+    runfolder.write_output(path, text)
 
 
 def _seed_text(seeds: list[int]) -> str:

@@ -15,20 +15,21 @@ from initbench.commands import options as o
 from initbench.runtime import Runtime
 
 
-@o.command_options(o.INIT, *o.TRAINING, seeds="3")
-def run(values: dict, runtime: Runtime) -> None:
+@o.command_options(o.INIT, *o.TRAINING, seeds="3", typed=o.train_options)
+def run(options: o.TrainOptions, runtime: Runtime) -> None:
     """Train one initializer over several seeds."""
-    train_and_report("run", values, runtime)
+    train_and_report("run", options, runtime)
 
 
-@o.command_options(o.INITS, *o.TRAINING, o.BASELINE, o.PAIRS, o.EQUIVALENCE_MARGIN)
-def compare(values: dict, runtime: Runtime) -> None:
+@o.command_options(o.INITS, *o.TRAINING, o.BASELINE, o.PAIRS, o.EQUIVALENCE_MARGIN,
+                   typed=o.train_options)
+def compare(options: o.TrainOptions, runtime: Runtime) -> None:
     """Train several initializers x seeds together and rank them, with paired verdicts."""
-    train_and_report("compare", values, runtime)
+    train_and_report("compare", options, runtime)
 
 
-def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
-    """Train through `api.compare` (the library's one path) with the command's options,
+def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) -> None:
+    """Train through the library (`api.run_spec`, what `initbench.compare` calls: one path),
     print the tables as soon as the summary exists, then the notes or the JSON document."""
     from initbench import api, report
     from initbench.console import stderr, stdout
@@ -36,43 +37,37 @@ def train_and_report(command: str, values: dict, runtime: Runtime) -> None:
     from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
 
-    quiet, as_json = values["quiet"], values["as_json"]
-    keywords = {name: values[name] for name in _API_OPTIONS if name in values}
-    if "init" in values:  # `run`: one initializer
-        keywords["inits"] = o.INIT.parse(values["init"])
-    reporter = RichReporter(stderr, show=not (quiet or as_json))
-    reserved = values["out"] is None
-    out = new_run_folder(command) if reserved else Path(values["out"])
+    shown, cluster, family = options.output, options.cluster, options.family
+    reporter = RichReporter(stderr, show=not (shown.quiet or shown.as_json))
+    reserved = options.out is None
+    out = new_run_folder(command) if reserved else Path(options.out)
 
     def print_tables(result) -> None:  # before the figures are drawn: they take seconds
-        if as_json:
+        if shown.as_json:
             return
-        report.print_result(stdout, result, result.summary, quiet=quiet, wide=values["wide"],
-                            curves=values["curves"])
+        report.print_result(stdout, result, result.summary, quiet=shown.quiet,
+                            wide=shown.wide, curves=shown.curves)
 
     try:
-        run = api.compare(**keywords, out=out, cache=not values["no_cache"], runtime=runtime,
-                          reporter=reporter, on_summary=print_tables, command=runtime.command)
+        run = api.run_spec(options.spec, baseline=family.baseline, target=options.target,
+                           pairs=family.pairs, margin_pt=family.equivalence_margin, out=out,
+                           cache=options.use_cache, distributed=cluster.distributed,
+                           coordinator_address=cluster.coordinator_address,
+                           num_processes=cluster.num_processes,
+                           process_id=cluster.process_id, runtime=runtime,
+                           reporter=reporter, on_summary=print_tables,
+                           command=runtime.command)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)
     if run is None:  # not process 0 of a multi-process run
         return
     result = run.result
-    if as_json:
+    if shown.as_json:
         print(json.dumps(report.result_document(result, result.summary, str(out)), indent=2))
         return
-    if not quiet:
+    if not shown.quiet:
         report.print_run_notes(stderr, result, out)
-
-
-# The options of run/compare that are keywords of `api.compare` under the same name.
-_SPEC_OPTIONS = ("inits", "seeds", "precision", "max_seeds", "data_seeds", "epochs",
-                 "batch_size", "lr", "val_fraction", "optimizer", "model", "dataset", "hidden",
-                 "activation", "bias_init", "gain", "mode", "lsuv_tol", "lsuv_max_iter",
-                 "track_layers")
-_API_OPTIONS = (*_SPEC_OPTIONS, "baseline", "pairs", "equivalence_margin", "target",
-                "distributed", "coordinator_address", "num_processes", "process_id")
 
 
 def register(app: typer.Typer) -> None:

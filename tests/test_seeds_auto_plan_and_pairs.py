@@ -1,4 +1,5 @@
-"""Issue 11 wired in: --seeds auto, plan, --equivalence-margin, --pairs, robust columns."""
+"""--seeds auto, plan, --equivalence-margin, --pairs and the robust summary columns,
+through the CLI."""
 
 import csv
 import dataclasses
@@ -8,11 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from cli_helpers import invoke, read_csv
 
 from initbench import runfolder, sequential, stats, summary
 from initbench import spec as spec_lib
-from initbench.cli import app
 from initbench.results import RunResult
 from initbench.spec import Spec
 
@@ -20,13 +20,8 @@ TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "8"]
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
 
 
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
 
 
-def read_csv(path):
-    with open(path, newline="") as handle:
-        return list(csv.DictReader(handle))
 
 
 def test_spec_first_round_is_the_sequential_one():
@@ -74,7 +69,7 @@ def test_seeds_auto_adds_rounds_until_max_seeds_training_only_new_seeds(tmp_path
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("issue11") / "run"
+    out = tmp_path_factory.mktemp("seeds_auto") / "run"
     result = invoke("compare", "--inits", "xavier,he_normal,normal", *TINY, "--seeds", "4",
                     "--out", out, "--quiet")
     assert result.exit_code == 0, result.output
@@ -210,7 +205,7 @@ def test_holm_over_baseline_comparisons():
     (["--seeds", "2", "--equivalence-margin", "-0.5"], "--equivalence-margin must be"),
     (["--seeds", "2", "--equivalence-margin", "0"], "--equivalence-margin must be"),
 ])
-def test_bad_issue11_values_are_one_error_line(tmp_path, args, message):
+def test_bad_seeds_auto_plan_and_pairs_values_are_one_error_line(tmp_path, args, message):
     result = invoke("compare", "--inits", "xavier,normal", *TINY, *args, "--out", tmp_path / "x")
     assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]

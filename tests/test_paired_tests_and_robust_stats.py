@@ -1,5 +1,6 @@
-"""Tests for the issue-11 statistics: tiny arrays with hand-computed answers, SciPy references,
-and the simulated error rates pinned (fixed RNG seeds; bounds a few standard errors wide)."""
+"""Paired tests, Holm, TOST, effect sizes and robust statistics: tiny arrays with
+hand-computed answers, SciPy references, and the simulated error rates pinned (fixed RNG
+seeds; bounds a few standard errors wide)."""
 
 from __future__ import annotations
 

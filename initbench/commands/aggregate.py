@@ -1,0 +1,135 @@
+"""CLI command: aggregate — initializers compared across several runs (tasks), rliable's way.
+
+Only typer and rich are imported at the top; NumPy, SciPy and matplotlib come in when the
+command runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+FILES = ("aggregate.csv", "improvement.csv", "profile.csv", "tasks.csv", "aggregate.md",
+         "aggregate.png")
+
+
+def aggregate(
+    dirs: Annotated[list[Path], typer.Argument(
+        help="Run folders (tasks) that share initializers but differ in dataset, network or "
+        "recipe; at least two, with the same number of seeds.", show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write aggregate.csv, improvement.csv, profile.csv, tasks.csv, "
+        "aggregate.md and aggregate.png to this new (or empty) folder.")] = None,
+    reps: Annotated[int, typer.Option(
+        "--reps", help="Bootstrap resamples per interval.")] = 10_000,
+) -> None:
+    """Across tasks: per initializer the IQM of the normalized score with stratified bootstrap
+    CIs, P(one beats another) with CIs, and a performance profile. No training."""
+    from initbench import aggregate as agg_lib
+    from initbench import report, runfolder
+    from initbench.console import stderr, stdout
+
+    if out is not None:
+        check_out(out)  # before reading: a bad --out costs nothing
+    folders = [str(d) for d in dirs]
+    if len({Path(d).resolve() for d in dirs}) < len(dirs):
+        from initbench.errors import InitbenchError
+
+        raise InitbenchError("a run folder is given twice.")
+    runs = [runfolder.read_run(d) for d in dirs]
+    labels = [report.title(run.view).replace(f" · {len(run.seeds)} seeds", "") for run in runs]
+    inits, tasks, scores, diverged, dropped = agg_lib.task_scores(runs, folders, labels)
+    agg = agg_lib.summarize(inits, tasks, scores, diverged, reps, dropped)
+    if out is not None:
+        write(agg, out)
+    stdout.print(iqm_table(agg))
+    stdout.print(pairs_table(agg))
+    for init, missing in dropped.items():
+        stderr.print(f"note: {init} left out: not in {', '.join(missing)}", markup=False,
+                     highlight=False)
+    if out is not None:
+        stderr.print(f"aggregate written to {out}/ ({', '.join(FILES)})", markup=False,
+                     highlight=False)
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out that is a file, a run folder or a folder holding files."""
+    from initbench import runfolder
+    from initbench.errors import InitbenchError
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InitbenchError(f"--out {out} is a file; give a new or empty folder.")
+    if out.is_dir() and any(out.iterdir()):
+        raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
+    runfolder.check_writable(out)
+
+
+def write(agg, out: Path) -> None:
+    """Write every file of `agg` into `out`, all at once (`safeio.write_folder`)."""
+    from initbench import aggregate as agg_lib
+    from initbench import aggregate_plot, runfolder, safeio
+    from initbench.errors import InitbenchError
+
+    files = {
+        "aggregate.csv": runfolder.csv_text(agg_lib.iqm_csv_rows(agg), agg_lib.IQM_COLUMNS),
+        "improvement.csv": runfolder.csv_text(agg_lib.improvement_csv_rows(agg),
+                                            agg_lib.IMPROVEMENT_COLUMNS),
+        "profile.csv": runfolder.csv_text(agg_lib.profile_csv_rows(agg),
+                                        ("init", "tau", "share_above", "ci_low", "ci_high")),
+        "tasks.csv": runfolder.csv_text(rows := agg_lib.task_csv_rows(agg), list(rows[0])),
+        "aggregate.md": agg_lib.markdown(agg),
+        "aggregate.png": aggregate_plot.render(agg),  # drawn before anything is written
+    }
+    try:
+        safeio.write_folder(safeio.resolve_out(Path(out)),
+                            {k: v.encode() if isinstance(v, str) else v for k, v in files.items()})
+    except OSError as err:
+        raise InitbenchError(safeio.describe_os_error(err)) from None
+
+
+def iqm_table(agg):
+    """The IQM table as a rich table, the verdict note as its caption."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from initbench import aggregate as agg_lib
+
+    table = Table(title=Text(f"{len(agg.inits)} initializers across {len(agg.tasks)} tasks: "
+                             + "; ".join(t.label for t in agg.tasks)), title_style="bold",
+                  caption=Text(agg_lib.verdict_note(agg)), caption_justify="left")
+    for header in ("#", "init", "tasks × seeds", "diverged", "IQM [95% CI]", "mean",
+                   "clearly better than"):
+        table.add_column(header, justify="left" if header in ("init", "clearly better than")
+                         else "right", overflow="fold")
+    for row in agg.rows:
+        table.add_row(str(row.rank), row.init, f"{row.num_tasks} × {row.num_seeds}",
+                      str(row.num_diverged), agg_lib.iqm_text(row), f"{row.mean:.3f}",
+                      row.better_than.replace(";", ", ") or "—")
+    return table
+
+
+def pairs_table(agg):
+    """Every pair: P(a > b) with its Bonferroni interval and the verdict."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from initbench import aggregate as agg_lib
+    from initbench.report import VERDICT_STYLES
+
+    level = f"{100 * agg.pairs[0].ci_level:.4g}%"
+    table = Table(title=Text(f"probability of improvement, every pair ({level} CI)"),
+                  title_style="bold")
+    for header in ("a", "b", f"P(a > b) [{level} CI]", "verdict (a vs b)"):
+        table.add_column(header, justify="right" if header.startswith("P") else "left")
+    for pair in agg.pairs:
+        table.add_row(pair.a, pair.b, agg_lib.pair_text(pair),
+                      Text(pair.verdict, style=VERDICT_STYLES.get(pair.verdict, "")))
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    """Add aggregate to `app`."""
+    app.command("aggregate")(aggregate)
