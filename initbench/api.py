@@ -17,13 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from initbench import init_names
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
 # The Spec fields a keyword of `compare` sets, with how its command-line text is parsed.
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "inits": lambda text: spec_lib.parse_list(text, "inits"),
+    "inits": lambda text: init_names.split(text, "inits"),
     "seeds": spec_lib.parse_seeds,
     "lr": spec_lib.parse_lrs,
     "hidden": spec_lib.parse_hidden,
