@@ -323,3 +323,44 @@ def test_readme_transfer_table_is_the_committed_run():
         command = json.loads((ROOT / "results" / folder / "spec.json").read_text())["command"]
         line = next(line for line in makefile.splitlines() if f"--out results/{folder}" in line)
         assert line.split()[1:] == command[1:], folder
+
+
+def test_transfer_bootstrap_resamples_the_same_seeds_at_every_width():
+    """Paired over widths: each seed's optimum is offset the same way at every width, so
+    every resample moves all widths' best rates together and the slope never moves. A
+    bootstrap that drew seeds independently per width would spread the slope."""
+    widths, lrs = (64, 128, 256, 512), np.logspace(-5, 0, 21)
+    offsets = np.array([-0.8, -0.3, 0.0, 0.4, 0.9])  # a seed's own shift, in log-rate
+    log_lrs = np.log(lrs)
+    values = np.empty((len(widths), len(lrs), len(offsets)))
+    for s, offset in enumerate(offsets):
+        values[:, :, s] = (log_lrs - np.log(3e-3) - offset) ** 2 + 1.0
+    got = transfer.transfer(widths, lrs, values)
+    assert got.slope == pytest.approx(0.0, abs=1e-9)
+    assert (got.slope_low, got.slope_high) == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert got.verdict == "transfers"
+
+
+def test_coord_csv_rows_carry_each_steps_slope_and_its_interval():
+    """coord.csv: slope, slope_low and slope_high of a row are those of its step
+    (`step_slopes`), the interval around the slope; the layer's verdict on every row."""
+    from initbench.spec import Spec
+
+    widths = (8, 32, 128)
+    rng = np.random.default_rng(0)
+    w = np.asarray(widths, float)[:, None, None, None]
+    sizes = w ** np.array([0.0, 0.5])[None, None, None, :] * rng.uniform(
+        0.5, 1.5, (3, 4, 3, 2))  # [width, seed, step, layer]: noisy, so intervals are wide
+    run = coord.CoordRun(spec=Spec(inits=("he_normal",)), params=("sp",), widths=widths,
+                         depth=2, base_width=8, steps=2, layers=("dense_0", "logits"),
+                         sizes={"sp": sizes}, verdicts={"sp": coord.verdicts(widths, sizes)},
+                         tolerance=0.25, meta={})
+    slopes = coord.step_slopes(widths, sizes)
+    rows = coord.rows(run)
+    assert len(rows) == 2 * 3 * 3
+    for row in rows:
+        j = run.layers.index(row["layer"])
+        point, low, high = slopes[row["step"], j]
+        assert (row["slope"], row["slope_low"], row["slope_high"]) == (point, low, high)
+        assert row["slope_low"] < row["slope"] < row["slope_high"]
+        assert row["verdict"] == run.verdicts["sp"][j][3]
