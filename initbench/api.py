@@ -65,7 +65,8 @@ def make_spec(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, precision: float
     for name, value in fields.items():
         if name in ("lr", "hidden") and value is not None:
             value = _as_tuple(name, value)
-        if value is not None or name in ("dataset", "gain", "mode", "val_fraction", "max_seeds"):
+        if value is not None or name in ("dataset", "gain", "mode", "val_fraction", "max_seeds",
+                                             "base_width"):
             values[name] = value
     try:
         return spec_lib.Spec(**values)
@@ -79,7 +80,8 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
             activation: str = "relu", bias_init: str = "zeros", gain: float | None = None,
             mode: str | None = None, lsuv_tol: float = 0.02, lsuv_max_iter: int = 20,
             track_layers: bool = False, precision: float | None = None,
-            max_seeds: int | None = None, data_seeds: int = 1, baseline: str | None = None,
+            max_seeds: int | None = None, data_seeds: int = 1, param: str = "sp",
+            base_width: int | None = None, baseline: str | None = None,
             target: float | None = None, pairs: str | None = None,
             equivalence_margin: float | None = None, out: str | Path | None = None,
             cache: bool = True, progress: bool = False, distributed: bool = False,
@@ -103,7 +105,8 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
                      optimizer=optimizer, hidden=hidden, activation=activation,
                      bias_init=bias_init, gain=gain, mode=mode, lsuv_tol=lsuv_tol,
                      lsuv_max_iter=lsuv_max_iter, track_layers=track_layers,
-                     max_seeds=max_seeds, data_seeds=data_seeds)
+                     max_seeds=max_seeds, data_seeds=data_seeds, param=param,
+                     base_width=base_width)
     target = _target_fraction(target)
     if command is None:
         command = (_python_call(given),)
