@@ -16,7 +16,9 @@ import sys
 import typer
 
 from initbench import interrupts
-from initbench.commands import aggregate, bench, catalog, inspect, phase, probe, report, train
+from initbench.commands import (aggregate, bench, catalog, inspect, phase, probe, report,
+                                rerun, train)
+from initbench.commands import transfer as transfer_commands
 from initbench.console import stderr
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -96,7 +98,8 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
                   rich_markup_mode="rich", pretty_exceptions_enable=False,
                   help="Compare neural-network weight initializers over seeds, honestly.")
 
-for _module in (train, catalog, report, probe, inspect, bench, aggregate, phase):
+for _module in (train, catalog, report, probe, inspect, bench, aggregate, rerun,
+                transfer_commands, phase):
     _module.register(app)
 
 

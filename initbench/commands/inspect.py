@@ -41,7 +41,9 @@ def inspect_card(options: o.InspectOptions, runtime: Runtime) -> None:
         reporter.stop()
     document = {"model": spec.model, "init": spec.inits[0], "seed": seed,
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
-                "bias_init": spec.bias_init, "parameters": rows}
+                "bias_init": spec.bias_init, "parameters": rows,
+                **({"param": spec.param, "base_width": spec.base_width, "lr": spec.lr[0]}
+                   if spec.param != "sp" else {})}
     if properties:  # the initializer's defining property, checked on this draw
         document["properties"] = properties
     if as_json:
@@ -65,21 +67,31 @@ def card_table(document: dict):
                   caption="fans: kernel [..., in, out], receptive field = product of the "
                           "leading dims; fan_in = in x rf, fan_out = out x rf. Drawn std: over "
                           "the entries of this seed's draw.")
+    param = document.get("param")  # issue 25: a parameterization's columns
+    if param is not None:
+        table.title = Text(f"{table.title} · --param {param} (base width "
+                           f"{document['base_width'] or 'its own'}, --lr {document['lr']:g})")
+        table.caption += (" Expected and drawn std: of the stored weight; the forward pass "
+                          "uses multiplier x stored (effective std); rate: this parameter's "
+                          "learning rate.")
+    extra = ("multiplier", "effective std", "rate") if param is not None else ()
     for header in ("layer", "parameter", "shape", "fan_in", "fan_out", "rule",
-                   "expected std", "drawn std"):
+                   "expected std", "drawn std", *extra):
         table.add_column(header, justify="right" if header not in ("parameter", "rule")
                          else "left", no_wrap=header != "rule", overflow="fold")
     dtypes = list(document["parameters"][0].get("by_dtype", {})) if document["parameters"] else []
     for dtype in dtypes:
         table.add_column(f"{dtype} std / mean / at bound", justify="right")
     for row in document["parameters"]:
-        extra = [_dtype_cell(row["by_dtype"][d]) for d in dtypes]
+        dtype_cells = [_dtype_cell(row["by_dtype"][d]) for d in dtypes]
         table.add_row(
             "—" if row["layer"] is None else str(row["layer"]), Text(row["path"]),
             "x".join(map(str, row["shape"])), _int(row["fan_in"]), _int(row["fan_out"]),
             Text(row["rule"]),
             "—" if row["expected_std"] is None else f"{row['expected_std']:.4g}",
-            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}", *extra)
+            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}",
+            *((f"{row['multiplier']:.4g}", f"{row['effective_std']:.4g}", f"{row['rate']:.4g}")
+              if param is not None else ()), *dtype_cells)
     return table
 
 
