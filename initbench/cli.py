@@ -16,8 +16,7 @@ import sys
 import typer
 
 from initbench import interrupts
-from initbench.commands import (aggregate, bench, catalog, inspect, phase, probe, report,
-                                rerun, train)
+from initbench.commands import aggregate, bench, catalog, inspect, phase, probe, report, rerun, train
 from initbench.commands import transfer as transfer_commands
 from initbench.console import stderr
 from initbench.errors import InitbenchError
