@@ -44,6 +44,7 @@ class Case:
     patch: Callable[[], contextlib.AbstractContextManager] | None = None
     out: str | None = "out"  # the folder to check afterwards, relative to the case folder
     json_stdout: bool = False  # stdout must be exactly one JSON document
+    expect: str | None = None  # text the output must contain (e.g. the label of what was drawn)
 
 
 def _grid(tmp: Path, name: str = "grid", inits: str = "xavier,normal", seeds: str = "2") -> Path:
@@ -437,6 +438,23 @@ def _silently_wrong_cases() -> list[Case]:
                         ("mode on orthogonal", ["--init", "orthogonal", "--mode", "fan_in"]),
                         ("mode already he's", ["--init", "he_normal", "--mode", "fan_in"])]:
         c.append(Case(name, [*run, *extra]))
+    # labels say what was drawn: an option that changes an initializer is in its label,
+    # and names with parameters are refused in one line when they cannot be drawn
+    c.append(Case("mode on xavier is in the label",
+                  ["run", *TINY[:-1], "--init", "xavier", "--mode", "fan_in", "--out",
+                   "{tmp}/out"], (0,), expect="xavier(mode=fan_in)"))
+    c.append(Case("gain on lecun_uniform is in the label",
+                  ["run", *TINY[:-1], "--init", "lecun_uniform", "--gain", "2", "--out",
+                   "{tmp}/out"], (0,), expect="lecun_uniform(gain=2"))
+    for name, inits in [("parameter the initializer lacks", "normal(gain=2)"),
+                        ("unbalanced parenthesis", "xavier,normal(0.01"),
+                        ("the same cell twice", "normal,normal(1)"),
+                        ("two positional values", "he_normal(2,fan_in)"),
+                        ("a value that is not a number", "normal(abc)")]:
+        c.append(Case(f"--inits {name}", ["compare", *TINY, "--inits", inits, "--out",
+                                           "{tmp}/out"]))
+    c.append(Case("mode in the name and as an option",
+                  [*run, "--init", "xavier(mode=fan_in)", "--mode", "fan_in"]))
     cnn = ["run", "--init", "xavier", "--model", "cnn", "--dataset", "digits", "--epochs", "1",
            "--seeds", "1", "-q", "--out", "{tmp}/out"]
     c.append(Case("activation with cnn", [*cnn, "--activation", "tanh"]))
@@ -555,6 +573,8 @@ def check(case: Case, root: Path, warm_cache: Path) -> list[str]:
         problems.append(f"uncaught {type(result.exception).__name__}: {tb[-1][:160]}")
     if "Traceback" in output:
         problems.append("traceback printed")
+    if case.expect is not None and case.expect not in output:
+        problems.append(f"output lacks {case.expect!r}")
     if case.json_stdout:
         import json
 

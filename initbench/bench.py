@@ -562,7 +562,9 @@ class RaceConfig:
 
     @property
     def num_models(self) -> int:
-        return len(self.inits.split(",")) * self.seeds
+        from initbench import init_names  # 'normal(0.01),uniform(scale=0.1)' is two
+
+        return len(init_names.split(self.inits, "race-inits")) * self.seeds
 
 
 def race_phases(spawn: float, launch: dict, marks: list, end: float) -> dict:

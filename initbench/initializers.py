@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from initbench import init_names
 from initbench.errors import InitbenchError, unknown_name
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ class _Entry:
     std: Callable[..., float]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     after_draw: Callable | str | None = None
+    scaling: tuple[float, str] | None = None  # variance scaling: (base, distribution)
 
 
 # ---------------------------------------------------------------- kernel builders
@@ -86,7 +88,8 @@ def _variance_scaling(base: float, default_mode: str, distribution: str, formula
     def std(fan_in: int, fan_out: int, gain: float, mode: str) -> float:
         return gain * math.sqrt(base / _fan(fan_in, fan_out, mode))
 
-    return _Entry(formula, make, std, {"gain": 1.0, "mode": default_mode})
+    return _Entry(formula, make, std, {"gain": 1.0, "mode": default_mode},
+                  scaling=(base, distribution))
 
 
 def _orthogonal(gain: float) -> Initializer:
@@ -308,10 +311,24 @@ def _mode(param: str, value: Any) -> str:
     return value
 
 
+# A gain, stddev or scale and its square stay normal float32 numbers (draws are float32).
+SCALE_RANGE = (1.0842021724855044e-19, 1.8446742974197924e19)
+
+
+def _scale(param: str, value: Any) -> float:
+    """`value` as a positive float in SCALE_RANGE, or an InitbenchError naming `param`."""
+    number = _positive(param, value)
+    if not SCALE_RANGE[0] <= number <= SCALE_RANGE[1]:
+        raise InitbenchError(f"{param} {value} is out of range: it must be in "
+                             f"[{SCALE_RANGE[0]:.3g}, {SCALE_RANGE[1]:.3g}] (it and its square "
+                             "normal float32 numbers).")
+    return number
+
+
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
-    "gain": _positive,
-    "stddev": _positive,
-    "scale": _positive,
+    "gain": _scale,
+    "stddev": _scale,
+    "scale": _scale,
     "mode": _mode,
     "value": _finite,
 }
@@ -360,23 +377,81 @@ def aliases() -> dict[str, str]:
     return dict(_ALIASES)
 
 
-def canonical(name: str) -> str:
-    """The canonical kernel name for `name` or its alias ("xavier" -> "glorot_uniform")."""
-    key = _normalize(name)
+def _lookup(name: str) -> tuple[str, _Entry, dict[str, Any]]:
+    """(base name, registry entry, the validated parameters its specifier sets) of a
+    specifier `name` ("normal(0.01)" -> ("normal", ..., {"stddev": 0.01}))."""
+    spec = init_names.parse(name)
+    key = _normalize(spec.name)
     key = _ALIASES.get(key, key)
     if key not in _KERNELS:
-        raise unknown_name("initializer", name, [*_KERNELS, *_ALIASES])
-    return key
+        raise unknown_name("initializer", spec.name, [*_KERNELS, *_ALIASES])
+    entry = _KERNELS[key]
+    given = init_names.bind(spec, entry.defaults, spec.name)
+    try:
+        return key, entry, {param: _CHECKS[param](param, value) for param, value in given.items()}
+    except InitbenchError as err:
+        raise InitbenchError(f"'{spec.label}': {err}") from None
+
+
+def _with(name: str, given: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The specifier's parameters `given` plus keyword `params` (None: not given); one set
+    in both is an InitbenchError."""
+    merged = dict(given)
+    for param, value in params.items():
+        if value is None:
+            continue
+        if param in given:
+            raise InitbenchError(f"'{init_names.label(name)}' sets {param} in its name and "
+                                 f"again as an option ({param}={init_names.value_text(value)}); "
+                                 "give it once.")
+        merged[param] = value
+    return merged
+
+
+def base(name: str) -> str:
+    """The canonical name of a specifier without its parameters ("xavier(gain=2)" ->
+    "glorot_uniform"): the random stream of its cells (see `model.init_key`)."""
+    return _lookup(name)[0]
+
+
+def canonical(name: str) -> str:
+    """The canonical identity of a specifier: its base name ("xavier" -> "glorot_uniform"),
+    then the parameters that differ from their defaults, in registry order, exact
+    ("normal(0.010)" -> "normal(stddev=0.01)", "normal(1)" -> "normal"). Two specifiers draw
+    the same weights exactly when their identities are equal; cells are cached under it."""
+    key, entry, given = _lookup(name)
+    changed = [f"{param}={init_names.value_text(given[param])}" for param in entry.defaults
+               if param in given and given[param] != entry.defaults[param]]
+    return f"{key}({','.join(changed)})" if changed else key
 
 
 def formula(name: str) -> str:
-    """One-line formula of a kernel initializer, e.g. "U(±sqrt(6/(fan_in+fan_out)))"."""
-    return _KERNELS[canonical(name)].formula
+    """One-line formula of a kernel initializer, e.g. "U(±sqrt(6/(fan_in+fan_out)))", with
+    the parameters its specifier sets ("normal(0.01)" -> "N(0, stddev²), stddev=0.01")."""
+    _, entry, given = _lookup(name)
+    resolved = {**entry.defaults, **given}
+    if resolved == dict(entry.defaults):
+        return entry.formula
+    if entry.scaling is not None:  # Var = gain²·base/fan(mode), written out
+        base_var, distribution = entry.scaling
+        top = resolved["gain"] ** 2 * base_var * (2 if resolved["mode"] == "fan_avg" else 1)
+        fan = {"fan_in": "fan_in", "fan_out": "fan_out",
+               "fan_avg": "(fan_in+fan_out)"}[resolved["mode"]]
+        if distribution == "uniform":
+            return f"U(±sqrt({3 * top:.6g}/{fan}))"
+        return f"TN(sqrt({top:.6g}/{fan}))"
+    head = ", ".join(part for part in entry.formula.split(", ")
+                     if part.partition("=")[0] not in entry.defaults)
+    tail = ", ".join(f"{param}={init_names.value_text(value)}"
+                     for param, value in resolved.items())
+    return f"{head}, {tail}"
 
 
 def params(name: str) -> dict[str, Any]:
-    """The parameters a kernel initializer takes, with their defaults."""
-    return dict(_KERNELS[canonical(name)].defaults)
+    """The parameters a kernel initializer takes, with their defaults overridden by those
+    its specifier sets."""
+    _, entry, given = _lookup(name)
+    return {**entry.defaults, **given}
 
 
 def register(name: str, formula: str, make: Callable[..., Initializer],
@@ -393,12 +468,12 @@ def register(name: str, formula: str, make: Callable[..., Initializer],
 
 def is_data_dependent(name: str) -> bool:
     """Whether the initializer needs data after the draw (it has an after-draw hook)."""
-    return _KERNELS[canonical(name)].after_draw is not None
+    return _lookup(name)[1].after_draw is not None
 
 
 def after_draw(name: str) -> Callable | None:
     """The after-draw hook of initializer `name` (see `_Entry`), or None."""
-    hook = _KERNELS[canonical(name)].after_draw
+    hook = _lookup(name)[1].after_draw
     if isinstance(hook, str):
         import importlib
 
@@ -410,22 +485,21 @@ def after_draw(name: str) -> Callable | None:
 def accepted(name: str, given: Mapping[str, Any]) -> dict[str, Any]:
     """The subset of `given` parameters that initializer `name` takes (`--gain` and `--mode`
     apply where they make sense)."""
-    takes = _KERNELS[canonical(name)].defaults
+    takes = _lookup(name)[1].defaults
     return {k: v for k, v in given.items() if k in takes}
 
 
 def get(name: str, **params: Any) -> Initializer:
-    """The kernel initializer `name` for shape (fan_in, fan_out), with validated params."""
-    key = canonical(name)
-    entry = _KERNELS[key]
-    return entry.make(**_resolve("initializer", key, entry, params))
+    """The kernel initializer of specifier `name` for shape (fan_in, fan_out), with
+    validated params (those in the name and keyword `params`, each given once)."""
+    key, entry, given = _lookup(name)
+    return entry.make(**_resolve("initializer", key, entry, _with(name, given, params)))
 
 
 def expected_std(name: str, fan_in: int, fan_out: int, **params: Any) -> float:
     """Theoretical std over the entries of one (fan_in, fan_out) kernel drawn by `name`."""
-    key = canonical(name)
-    entry = _KERNELS[key]
-    resolved = _resolve("initializer", key, entry, params)
+    key, entry, given = _lookup(name)
+    resolved = _resolve("initializer", key, entry, _with(name, given, params))
     return entry.std(_check_fan("fan_in", fan_in), _check_fan("fan_out", fan_out), **resolved)
 
 
@@ -446,7 +520,8 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     matrix [prod(shape[:-1]), out]; identity of a convolution is the Dirac kernel, whose
     nonzero entries are min(in, out) of the prod(shape) entries.
     """
-    key = canonical(name)
+    key, _, given = _lookup(name)
+    params = _with(name, given, params)
     fan_in, fan_out = kernel_fans(shape)
     if len(shape) > 2 and key in ("orthogonal", "lsuv"):
         return expected_std(key, fan_in, shape[-1], **params)

@@ -72,8 +72,11 @@ def make_model(spec: Spec, num_classes: int, init_name: str = "zeros") -> MLP:
 
 
 def init_key(init_name: str, seed: int) -> jax.Array:
-    """The key of cell (initializer, seed); aliases share it, other cells never do."""
-    name_id = zlib.crc32(initializers.canonical(init_name).encode()) & 0x7FFFFFFF
+    """The key of cell (initializer, seed); aliases share it, other cells never do. An
+    initializer's parameters are not in it: `normal(0.01)` draws from `normal`'s stream
+    (its weights are `normal`'s times 0.01, seed for seed), so comparing parameters of one
+    initializer compares the parameters alone."""
+    name_id = zlib.crc32(initializers.base(init_name).encode()) & 0x7FFFFFFF
     return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), INIT_STREAM), name_id)
 
 

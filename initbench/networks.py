@@ -441,7 +441,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
                "fan_out": rule.fan_out, "drawn_std": float(values.std()),
                "drawn_mean": float(values.mean())}
         if rule.kind == "kernel":
-            canonical = initializers.canonical(init_name)
+            canonical = initializers.base(init_name)
             row["rule"] = f"{init_name}: {initializers.formula(init_name)}"
             if canonical == "identity" and len(rule.shape) > 2:
                 row["rule"] = f"{init_name}: gain·Dirac (eye(in, out) at the window's centre)"

@@ -225,7 +225,8 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
     _keep_readable(ax, {row.init: _finite(final[result.inits.index(row.init)]) for row in rows},
                    {row.init: x for x, row in enumerate(rows)}, "%")
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f"{row.init}\n{_verdict_text(row)}" for row in rows], fontsize=9)
+    ax.set_xticklabels([f"{_tick_name(row.init)}\n{_verdict_text(row)}" for row in rows],
+                       fontsize=9)
     for tick, row in zip(ax.get_xticklabels(), rows):
         tick.set_color(colors[row.init])
     ax.set_xlim(-0.5, len(rows) - 0.25)
@@ -234,6 +235,11 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
                  f"{100 * rows[0].ci_level:g}% CI (bar)",
                  fontsize=12)
     ax.grid(True, axis="y", alpha=0.3)
+
+
+def _tick_name(label: str) -> str:
+    """A label under a narrow column: its parameters on a line of their own."""
+    return label.replace("(", "\n(", 1)
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
@@ -266,7 +272,8 @@ def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -
     ax.axhline(0, color="0.3", lw=1, ls="--")
     _keep_readable(ax, diffs, {row.init: x for x, row in enumerate(others)}, " pt")
     ax.set_xticks(range(len(others)))
-    ax.set_xticklabels([f"{row.init}\n{row.verdict.replace('no clear ', 'no clear' + chr(10))}"
+    ax.set_xticklabels([f"{_tick_name(row.init)}\n"
+                        f"{row.verdict.replace('no clear ', 'no clear' + chr(10))}"
                         for row in others], fontsize=9)
     for tick, row in zip(ax.get_xticklabels(), others):
         tick.set_color(colors[row.init])

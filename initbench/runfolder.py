@@ -379,7 +379,7 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     metrics = {name: np.full(shape, np.nan) for name in names}
     flagged = np.zeros(shape, bool)
     seen = np.zeros(shape, bool)
-    init_index = {name: i for i, name in enumerate(spec.inits)}
+    init_index = _init_index(spec)
     for line, row in enumerate(rows, start=2):
         try:
             i, s = init_index[row["init"]], _slot_index(spec, row)
@@ -415,6 +415,16 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     return {name: stats.mask_diverged(values, first) for name, values in metrics.items()}
 
 
+def _init_index(spec: Spec) -> dict[str, int]:
+    """Row name -> index in `spec.inits`; a folder written before --gain/--mode were part of
+    the labels names the initializer without them (`Spec.extra["unfolded"]`)."""
+    index = {name: i for i, name in enumerate(spec.inits)}
+    for label, old in spec.extra.get("unfolded", {}).items():
+        if label in index:
+            index.setdefault(old, index[label])
+    return index
+
+
 def _int_or(text, default: int) -> int:
     try:
         return int(text)
@@ -435,7 +445,7 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
                       if c in rows[0]))
     out = {name: np.full(shape, np.nan) for name in names}
     seen = np.zeros(shape, bool)
-    init_index = {name: i for i, name in enumerate(spec.inits)}
+    init_index = _init_index(spec)
     for line, row in enumerate(rows, start=2):
         try:
             idx = (init_index[row["init"]], _slot_index(spec, row), int(row["epoch"]),

@@ -101,7 +101,13 @@ class Spec:
             object.__setattr__(self, "lr", tuple(self.lr))
         if self.val_fraction is None and isinstance(self.lr, tuple) and len(self.lr) > 1:
             object.__setattr__(self, "val_fraction", DEFAULT_VAL_FRACTION)
+        if isinstance(self.inits, tuple):  # 'normal( 0.01 )' is labelled 'normal(0.01)'
+            from initbench import init_names
+
+            object.__setattr__(self, "inits", tuple(
+                init_names.label(n) if isinstance(n, str) and "(" in n else n for n in self.inits))
         validate(self)
+        _fold_options(self)
 
     @property
     def multi_lr(self) -> bool:
@@ -200,7 +206,8 @@ def validate(spec: Spec) -> None:
     canon = [initializers.canonical(name) for name in spec.inits]
     dupes = sorted({n for n in spec.inits if canon.count(initializers.canonical(n)) > 1})
     if dupes:
-        raise InitbenchError(f"initializers listed twice (aliases count): {', '.join(dupes)}.")
+        raise InitbenchError(f"initializers listed twice (aliases and default parameters "
+                             f"count): {', '.join(dupes)}.")
     if spec.bias_init not in initializers.BIAS_NAMES:
         raise unknown_name("bias initializer", spec.bias_init, initializers.BIAS_NAMES)
     if not spec.seeds:
@@ -307,6 +314,30 @@ def _check_has_effect(spec: Spec) -> None:
                 raise InitbenchError(
                     f"{option} has no effect with --model {spec.model} (it shapes the MLP "
                     "only; the network defines its own layers); drop it.")
+
+
+def _fold_options(spec: Spec) -> None:
+    """Write `gain` and `mode` into each initializer's label, where they change its draw:
+    `xavier` with --mode fan_in becomes `xavier(mode=fan_in)` (a mode it already has adds
+    nothing), so every table, file, figure and card names what was drawn. The two fields
+    are then None; spec.json, merges and the cache key see the options in the labels only.
+    `extra["unfolded"]` maps each changed label to the name a run folder written before
+    labels had options lists in its CSV rows."""
+    if spec.gain is None and spec.mode is None:
+        return
+    from initbench import init_names, initializers
+
+    labels = []
+    for name in spec.inits:
+        takes = initializers.params(name)
+        changed = {k: v for k, v in spec.init_params.items() if k in takes and v != takes[k]}
+        labels.append(init_names.with_params(name, changed) if changed else name)
+    unfolded = {**spec.extra.get("unfolded", {}),
+                **{label: name for label, name in zip(labels, spec.inits) if label != name}}
+    object.__setattr__(spec, "extra", {**spec.extra, "unfolded": unfolded})
+    object.__setattr__(spec, "inits", tuple(labels))
+    object.__setattr__(spec, "gain", None)
+    object.__setattr__(spec, "mode", None)
 
 
 def _check_model(model) -> None:

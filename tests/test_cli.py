@@ -184,9 +184,10 @@ def test_every_training_option_reaches_the_spec(tmp_path):
     assert result.exit_code == 0, result.output
     recorded = json.loads((out / "spec.json").read_text())["spec"]
     assert recorded == {
-        "inits": ["lsuv"], "seeds": [3, 5], "dataset": "digits", "epochs": 1, "batch_size": 50,
+        "inits": ["lsuv(gain=1.5)"],  # --gain is written into the label it changes
+        "seeds": [3, 5], "dataset": "digits", "epochs": 1, "batch_size": 50,
         "lr": 0.003, "optimizer": "sgd", "hidden": [8, 8], "activation": "tanh",
-        "bias_init": "normal", "gain": 1.5, "mode": None, "lsuv_tol": 0.05,
+        "bias_init": "normal", "gain": None, "mode": None, "lsuv_tol": 0.05,
         "lsuv_max_iter": 3, "track_layers": True, "data_seeds": 2,
         "precision": None, "max_seeds": None,  # --seeds auto only (tests/test_seeds_auto_plan_and_pairs.py)
         "val_fraction": 0.2, "model": "mlp",  # other models: tests/test_networks.py

@@ -92,15 +92,24 @@ def test_every_field_is_classified():
 def test_every_training_field_changes_the_cache_key(name):
     """A cached cell is reused only for the same numbers: every setting that changes a
     cell's numbers changes the key, alone and on top of a non-default spec."""
-    base = Spec(inits=("xavier", "he_normal"), seeds=(0, 3))
-    assert base.replace(**{name: CHANGED[name]}).training_key() != base.training_key()
+    def keys(**fields):  # a new Spec each time: --gain/--mode are written into the labels
+        return cell_keys(Spec(inits=("xavier", "he_normal"), seeds=(0, 3), **fields))
+
+    assert keys(**{name: CHANGED[name]}) != keys()
     # hidden and activation shape the MLP only: with another --model they are refused
     mlp_only = ("model",) if name in ("hidden", "activation") else ("hidden", "activation")
     others = {k: v for k, v in CHANGED.items() if k != name and k not in mlp_only}
-    changed = base.replace(**others)
-    default = getattr(base, name)
-    assert changed.replace(**{name: CHANGED[name]}).training_key() != changed.training_key()
-    assert changed.replace(**{name: default}).training_key() == changed.training_key()
+    default = getattr(Spec(), name)
+    assert keys(**others, **{name: CHANGED[name]}) != keys(**others)
+    assert keys(**others, **{name: default}) == keys(**others)
+
+
+def cell_keys(spec):
+    """What a cached cell is found under: the training key, then each initializer's
+    identity (`initializers.canonical`, which holds a --gain/--mode written into its label)."""
+    from initbench import initializers
+
+    return spec.training_key(), tuple(initializers.canonical(i) for i in spec.inits)
 
 
 def test_cells_and_notes_do_not_change_the_cache_key():

@@ -10,6 +10,18 @@ import typer
 data_app = typer.Typer(no_args_is_help=True, help="Manage datasets.")
 
 
+PARAMETERS_NOTE = (
+    "Parameters go in the name: NAME(VALUE) sets an initializer's one parameter, "
+    "NAME(key=VALUE, ...) any of them, e.g. --inits 'xavier,normal(0.01),"
+    "truncated_normal(stddev=0.02),uniform(0.1),he_normal(gain=2,mode=fan_avg)' (quote the "
+    "list: parentheses are shell syntax). The name with its parameters is the initializer's "
+    "label in every table, file, figure and card; --gain/--mode set them for every listed "
+    "initializer and are written into each label they change (xavier --mode fan_in: "
+    "xavier(mode=fan_in)). A parameter's default in the name changes nothing: normal(1) is "
+    "normal, same cells. Parameters share their initializer's random stream: normal(0.01) "
+    "is normal x 0.01, seed for seed.")
+
+
 def list_inits() -> None:
     """List every initializer, its formula and the std it gives a 784x256 kernel."""
     from rich.table import Table
@@ -20,7 +32,8 @@ def list_inits() -> None:
     by_target: dict[str, list[str]] = {}
     for alias, target in initializers.aliases().items():
         by_target.setdefault(target, []).append(alias)
-    table = Table(title="Kernel initializers (kernel shape fan_in x fan_out)")
+    table = Table(title="Kernel initializers (kernel shape fan_in x fan_out)",
+                  caption=PARAMETERS_NOTE)
     for header in ("name", "aliases", "formula", "std @ 784x256", "parameters"):
         table.add_column(header)
     for name in initializers.names():

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from initbench import data, initializers, optimizers
+from initbench import data, init_names, initializers, optimizers
 from initbench import spec as spec_lib
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -57,7 +57,7 @@ def _spec_opt(field: str, flag: str, type_: Any, help_: str, **kwargs) -> Opt:
 
 
 def _one_init(text: str) -> tuple[str, ...]:
-    names = spec_lib.parse_list(text, "init")
+    names = init_names.split(text, "init")
     if len(names) != 1:
         raise InitbenchError(f"--init takes one initializer, got '{text}'; use `initbench "
                              "compare --inits` for several.")
@@ -69,9 +69,11 @@ def _names(items) -> str:
 
 
 INITS = Opt("inits", ("--inits",), str, ",".join(spec_lib.DEFAULT_COMPARE_INITS),
-            "Comma-separated initializers (see `initbench inits`).", "inits",
-            lambda text: spec_lib.parse_list(text, "inits"))
-INIT = Opt("init", ("--init",), str, "xavier", "The initializer (see `initbench inits`).",
+            "Comma-separated initializers (see `initbench inits`), each NAME or with its "
+            "parameters: normal(0.01), truncated_normal(stddev=0.02), xavier(mode=fan_in).",
+            "inits", lambda text: init_names.split(text, "inits"))
+INIT = Opt("init", ("--init",), str, "xavier",
+           "The initializer (see `initbench inits`): NAME or NAME(VALUE), NAME(key=VALUE, ...).",
            "inits", _one_init)
 SEEDS = Opt("seeds", ("--seeds",), str, "5",
             "Count N (seeds 0..N-1), list 0,5,7, range 3-6, or auto (with --precision: rounds "
@@ -114,9 +116,11 @@ BIAS_INIT = _spec_opt("bias_init", "--bias-init", str,
                       f"Bias initializer: {_names(initializers.BIAS_NAMES)} (see `initbench "
                       "inits`; normal is stddev 1, the classic script's).")
 GAIN = _spec_opt("gain", "--gain", float | None,
-                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers.")
+                 "Gain for variance-scaling, orthogonal, lsuv and identity initializers; "
+                 "written into each label it changes: xavier(gain=2).")
 MODE = _spec_opt("mode", "--mode", str | None,
-                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}.")
+                 f"Fan mode for the variance-scaling family: {_names(spec_lib.FAN_MODES)}; "
+                 "written into each label it changes: xavier(mode=fan_in).")
 LSUV_TOL = _spec_opt("lsuv_tol", "--lsuv-tol", float, "LSUV: output variance tolerance.")
 LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max passes per layer.")
 TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
