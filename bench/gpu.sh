@@ -47,6 +47,14 @@ echo "== 5. cell independence on the GPU: one cell inside grids of 1, 6, 20 and 
 "$PY" bench/check_independence.py --grids 1,20 --out /tmp/ind-b.npz
 "$PY" bench/check_independence.py --compare /tmp/ind-a.npz /tmp/ind-b.npz || true
 
+echo "== 6. learning-rate transfer across width (issue 25): sp vs mup on digits, then the coordinate check"
+TIMEFORMAT='transfer wall (2 params x 5 widths x 13 rates x 5 seeds x 20 epochs): %R s'
+time "$PY" -m initbench transfer --dataset digits --param sp,mup --widths 64,128,256,512,1024 \
+  --lr 1e-4:1e-1:13 --seeds 5 --epochs 20 --quiet --out "${OUT:-/tmp}/gpu-transfer"
+cat "${OUT:-/tmp}/gpu-transfer/transfer.csv" | cut -d, -f1,2,4,8,9,10,11
+"$PY" -m initbench coord --dataset digits --param sp,mup --widths 64,256,1024,4096 --steps 10 \
+  --lr 0.03 --seeds 5 --quiet --out "${OUT:-/tmp}/gpu-coord"
+
 echo "== rows appended to results/bench.csv"
 tail -n 3 results/bench.csv
 if [ -n "${OUT:-}" ]; then cp results/bench.csv "$OUT/bench.csv"; fi

@@ -16,7 +16,8 @@ import sys
 import typer
 
 from initbench import interrupts
-from initbench.commands import aggregate, bench, catalog, inspect, probe, report, train
+from initbench.commands import aggregate, bench, catalog, inspect, probe, report, rerun, train
+from initbench.commands import transfer as transfer_commands
 from initbench.console import stderr
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
@@ -96,7 +97,8 @@ app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False,
                   rich_markup_mode="rich", pretty_exceptions_enable=False,
                   help="Compare neural-network weight initializers over seeds, honestly.")
 
-for _module in (train, catalog, report, probe, inspect, bench, aggregate):
+for _module in (train, catalog, report, probe, inspect, bench, aggregate, rerun,
+                transfer_commands):
     _module.register(app)
 
 

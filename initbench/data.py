@@ -253,7 +253,12 @@ def is_available_offline(name: str) -> bool:
 
 
 def load(name: str) -> Dataset:
-    """Load dataset `name` into memory. Never falls back to another dataset."""
+    """Load dataset `name` into memory. Never falls back to another dataset. A path
+    (FILE.npz, FILE.py:NAME, package.module:NAME) loads through `user_data`."""
+    from initbench import user_data
+
+    if user_data.is_path(name):
+        return Dataset(**user_data.load(name))
     record = info(name)
     if record.loader is not None:
         return record.loader()
@@ -683,11 +688,17 @@ def check_batch_size(dataset: Dataset, batch_size: int) -> None:
 
 def load_data(spec: Spec):
     """(dataset, fallback notice or None) for the spec; an explicit dataset never falls back.
-    With `spec.val_fraction` the training set is split (`data.split_validation`)."""
+    With `spec.val_fraction` the training set is split (`data.split_validation`), unless the
+    dataset brings its own validation split (a file's x_val, y_val), which is used instead;
+    without it, a file's own split is left out."""
+    import dataclasses
+
     if spec.dataset is None:
         dataset, notice = load_default()
     else:
         dataset, notice = load(spec.dataset), None
-    if spec.val_fraction is not None:
+    if spec.val_fraction is not None and dataset.x_val is None:
         dataset = split_validation(dataset, spec.val_fraction)
+    elif spec.val_fraction is None and dataset.x_val is not None:  # a file's own split, unused
+        dataset = dataclasses.replace(dataset, x_val=None, y_val=None)
     return dataset, notice

@@ -55,6 +55,10 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
     names = model_lib.layer_names(spec)
 
     def stats_fn(params, x, y):
+        if spec.param != "sp":  # the forward pass's kernels (issue 25)
+            from initbench import parameterizations
+
+            params = parameterizations.effective(spec, params)
         batch = x.shape[0]
         perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
                          for i, w in enumerate(spec.hidden)}

@@ -114,13 +114,23 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
 
     network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
     auto = None
-    if spec.auto_seeds:
-        grid, auto = train_until_precise(spec, dataset, runtime, reporter,
-                                         baseline or spec.inits[0], pairs, max_cells_per_chunk)
-        spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
-    else:
-        grid = train_grid(spec, dataset, runtime, reporter,
-                          max_cells_per_chunk=max_cells_per_chunk, timings=timings)
+    from initbench import live
+
+    partial = live.PartialCurves(out, spec, dataset.name) if runtime.main else None
+    on_epoch = partial.on_epoch if partial is not None else None
+    try:
+        if spec.auto_seeds:
+            grid, auto = train_until_precise(spec, dataset, runtime, reporter,
+                                             baseline or spec.inits[0], pairs,
+                                             max_cells_per_chunk, on_epoch=on_epoch)
+            spec = spec.replace(seeds=tuple(range(auto["seeds_used"])))
+        else:
+            grid = train_grid(spec, dataset, runtime, reporter,
+                              max_cells_per_chunk=max_cells_per_chunk, timings=timings,
+                              on_epoch=on_epoch)
+    finally:  # the finished folder has curves.csv instead
+        if partial is not None:
+            partial.close()
     timings.mark("trained")
     interrupts.check()  # a Ctrl-C that Python swallowed (in a GC callback) still stops here
     if not runtime.main:
@@ -132,6 +142,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "num_train": len(dataset.x_train), "num_test": len(dataset.x_test),
         # merges compare it: two runs of "mnist" may have seen different imported files
         "data_fingerprint": data_lib.fingerprint(dataset),
+        # a dataset by path has no registry entry to say its input shape
+        **({"data_shape": list(dataset.image_shape)} if dataset.source == "file" else {}),
         **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
                           spec, network.num_classes, network.image_shape),
                       "image_shape": list(network.image_shape),

@@ -31,7 +31,7 @@ class Grid(NamedTuple):
 def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
                max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
                make_runner: Callable[[], Runner] | None = None,
-               timings: Timings | None = None) -> Grid:
+               timings: Timings | None = None, on_epoch: Callable | None = None) -> Grid:
     """Every cell of `spec`, from the cache or trained now, in chunks of one `Runner`.
 
     Chunks hold at most `max_cells_per_chunk` cells, fewer when memory would not hold them
@@ -81,7 +81,7 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
                 trained = runner.train(chunk, reporter, epoch_hook=checkpoints,
-                                       timings=timings)
+                                       timings=timings, on_epoch=on_epoch)
                 for cell, arrays in zip(chunk, trained):
                     found[cell] = arrays
                     if runtime.main:
@@ -127,8 +127,8 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
 
 def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporter,
                         baseline: str, pairs: str,
-                        max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK
-                        ) -> tuple[Grid, dict]:
+                        max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
+                        on_epoch: Callable | None = None) -> tuple[Grid, dict]:
     """`--seeds auto`: train seeds 0, 1, ... in the rounds `sequential.next_seeds` asks for
     until every comparison of the family `pairs` has a SEQUENTIAL_LEVEL CI half-width of at
     most `spec.precision` points, or `spec.seed_limit` seeds are used.
@@ -156,7 +156,8 @@ def train_until_precise(spec: Spec, dataset, runtime: Runtime, reporter: Reporte
             break
         new = tuple(range(num_seeds, num_seeds + decision.num_new_seeds))
         grids.append(train_grid(spec.replace(seeds=new), dataset, runtime, reporter,
-                                max_cells_per_chunk=max_cells_per_chunk, make_runner=runner))
+                                max_cells_per_chunk=max_cells_per_chunk, make_runner=runner,
+                                on_epoch=on_epoch))
         num_seeds += len(new)
         final = np.concatenate([g.metrics["test_accuracy"][:, :, -1] for g in grids], axis=1)
         diffs = np.stack([stats.paired_differences(final[i], final[j]) for i, j in family]

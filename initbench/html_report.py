@@ -92,9 +92,15 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
         network = networks.check(spec, dataset.num_classes, dataset.image_shape, dataset.name)
         cells = [(init, result.seeds[0]) for init in result.inits]
         params = starts.cell_starts(spec, cells, dataset).params
-        return {init: networks.card(spec, init, jax.tree.map(lambda a, k=k: a[k], params),
-                                    network)
-                for k, init in enumerate(result.inits)}, None
+        cards = {init: networks.card(spec, init, jax.tree.map(lambda a, k=k: a[k], params),
+                                     network)
+                 for k, init in enumerate(result.inits)}
+        if spec.param != "sp":  # the stored kernels' expected std, as `starts.init_card`
+            from initbench import parameterizations
+
+            cards = {init: parameterizations.card_columns(spec, rows, dataset.x_train.shape[1])
+                     for init, rows in cards.items()}
+        return cards, None
     except InitbenchError as err:
         return {}, f"the card could not be drawn here: {err}"
 

@@ -42,6 +42,8 @@ def title(result: RunResult) -> str:
     mixed = set(result.meta.get("mixed_settings") or ())
     dataset = "mixed datasets" if "dataset" in mixed else result.dataset
     features = None if "dataset" in mixed else _num_features(result.dataset)
+    if features is None and result.meta.get("data_shape") and "dataset" not in mixed:
+        features = math.prod(result.meta["data_shape"])  # a dataset by path
     net = ("(mixed)" if mixed & {"hidden", "activation"} else net_label(result, features))
     optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
     lr = "mixed" if "lr" in mixed else ",".join(f"{x:g}" for x in spec.lr)

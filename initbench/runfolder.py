@@ -124,7 +124,8 @@ def layer_rows(result: RunResult) -> list[dict]:
 
 
 RUN_FILES = ("spec.json", "curves.csv", "summary.csv", "layers.csv", "curves.png",
-             "pairs.csv", "pairs.png", "plan.csv", "tuned.csv", "lr.png")
+             "pairs.csv", "pairs.png", "plan.csv", "tuned.csv", "lr.png",
+             "curves.partial.csv")  # the last: `live.PARTIAL_CURVES`, while a run trains
 
 
 def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None,
@@ -195,7 +196,8 @@ def check_replaces(folder: Path, spec: Spec) -> list[list[int]] | None:
     from initbench import initializers
 
     folder = Path(folder)
-    if not folder.is_dir() or not any(folder.iterdir()):
+    # curves.partial.csv alone: what a killed run left while training (`live`)
+    if not folder.is_dir() or not any(p.name != "curves.partial.csv" for p in folder.iterdir()):
         return None
     spec_path = folder / "spec.json"
     if not spec_path.is_file():

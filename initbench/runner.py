@@ -237,14 +237,17 @@ class Runner:
 
     def train(self, cells: Sequence[tuple[str, int]], reporter: Reporter,
               epoch_hook: EpochHook | None = None,
-              timings: Timings | None = None) -> list[dict]:
+              timings: Timings | None = None,
+              on_epoch: Callable | None = None) -> list[dict]:
         """Train `cells` together; one dict of [epoch] arrays per cell (LSUV passes under
         `lsuv_passes` for data-dependent starts).
 
         `epoch_hook` (the cell cache's `cellcache.Checkpoints` in a run) may hand back a
         saved state to resume from, is called after every epoch but the last, and told when
         the chunk is done; the runner itself writes nothing. `timings` gets a mark when the
-        starting state is ready and after every epoch.
+        starting state is ready and after every epoch. `on_epoch(cells, epoch, metrics)`
+        gets every epoch's metrics as they come (host arrays over the padded cells), epoch 0
+        and resumed epochs included (`live.PartialCurves`).
         """
         import jax
 
@@ -275,12 +278,16 @@ class Runner:
                 lambda tree: jax.tree.unflatten(treedef, [
                     _from_host(leaf, old) for leaf, old in zip(jax.tree.leaves(tree), like)]))
             history = {k: list(v) for k, v in history.items()}
+            for epoch in range(done + 1) if on_epoch is not None else ():
+                on_epoch(cells, epoch, {k: v[epoch] for k, v in history.items()})
             reporter.notice(f"resuming {describe_cells(len(cells))} from epoch {done} (checkpoint)")
             reporter.advance(done * len(cells))
         else:
             done = 0
             history = {k: [v] for k, v in sharding.gather(self.eval_fn(state)).items()}
             mark("epoch_0")
+            if on_epoch is not None:
+                on_epoch(cells, 0, {k: v[0] for k, v in history.items()})
 
         def snapshot(state) -> Callable[[], tuple[list[np.ndarray], dict[str, np.ndarray]]]:
             """The state's leaves and the curves so far as host arrays, gathered only when
@@ -294,6 +301,8 @@ class Runner:
                 for k, v in metrics.items():
                     history[k].append(v)
             mark(f"epoch_{epoch}")
+            if on_epoch is not None:
+                on_epoch(cells, epoch, metrics)
             reporter.advance(len(cells))
             stopping = interrupts.pending()  # Ctrl-C or SIGTERM: keep this epoch, then stop
             if epoch_hook is not None and epoch < spec.epochs:

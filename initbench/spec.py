@@ -70,6 +70,10 @@ class Spec:
     user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
     `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
     a user factory's source is in `cellcache.cache_key`.
+
+    `param` is the parameterization (`initbench.parameterizations`: sp, ntk, mup) and
+    `base_width` the width whose rates the others reuse; like `model`, both are hashed into
+    `training_key` and written to spec.json only when `param` is not "sp".
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -92,6 +96,8 @@ class Spec:
     data_seeds: int = 1
     val_fraction: float | None = None
     model: str = "mlp"
+    param: str = "sp"
+    base_width: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -143,6 +149,10 @@ class Spec:
             out.pop("val_fraction")
         if len(out["lr"]) == 1:
             out["lr"] = out["lr"][0]  # a single rate stays a number, as before --lr lists
+        if out["param"] == "sp":  # issue 25: an sp run's spec.json is as before --param
+            out.pop("param")
+        if out["base_width"] is None:
+            out.pop("base_width")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -193,6 +203,9 @@ class Spec:
             settings["val_fraction"] = self.val_fraction
         if self.model != "mlp":  # likewise: the MLP's keys never change
             settings["model"] = self.model
+        if self.param != "sp":  # likewise: sp keeps every key (issue 25)
+            settings["param"] = self.param
+            settings["base_width"] = self.base_width
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -285,6 +298,9 @@ def validate(spec: Spec) -> None:
     for name in spec.inits:
         initializers.get(name, **initializers.accepted(name, spec.init_params))
     _check_model(spec.model)
+    from initbench import parameterizations
+
+    parameterizations.check(spec)
     _check_has_effect(spec)
 
 

@@ -47,6 +47,11 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         if (hook := initializers.after_draw(name)) is not None:
             params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
+    if spec.param != "sp":  # stored as the parameterization keeps them (issue 25)
+        from initbench import parameterizations
+
+        stacked = {name: jax.tree.map(np.asarray, parameterizations.to_stored(spec, tree))
+                   for name, tree in stacked.items()}
     # Reordered on the host: on a device every leaf shape would compile its own gather.
     index = {name: 0 for name in groups}
     ordered, cell_passes = [], []
@@ -81,4 +86,9 @@ def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
     parameter (`networks.card`) of the start training uses (LSUV included)."""
     network = networks.check(spec, data.num_classes, data.image_shape, data.name)  # first
     start = cell_starts(spec, [(init_name, seed)], data).params
-    return networks.card(spec, init_name, jax.tree.map(lambda a: a[0], start), network)
+    rows = networks.card(spec, init_name, jax.tree.map(lambda a: a[0], start), network)
+    if spec.param == "sp":
+        return rows
+    from initbench import parameterizations  # issue 25: multiplier and rate per layer
+
+    return parameterizations.card_columns(spec, rows, data.x_train.shape[1])

@@ -66,9 +66,15 @@ def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
     rate changes the last bits of Adam's updates, and default runs keep their numbers.
     """
     if spec.val_fraction is None:
-        return OPTIMIZERS[spec.optimizer].make()(spec.lr[0])
-    return optax.inject_hyperparams(OPTIMIZERS[spec.optimizer].make())(
-        learning_rate=spec.lr[0] if lr is None else lr)
+        tx = OPTIMIZERS[spec.optimizer].make()(spec.lr[0])
+    else:
+        tx = optax.inject_hyperparams(OPTIMIZERS[spec.optimizer].make())(
+            learning_rate=spec.lr[0] if lr is None else lr)
+    if spec.param == "sp":  # today's optimizer, untouched
+        return tx
+    from initbench import parameterizations  # per-layer rates (issue 25)
+
+    return optax.chain(tx, parameterizations.scale_rates(spec))
 
 
 def eval_chunks(x: np.ndarray, y: np.ndarray):
@@ -99,6 +105,10 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
     num_steps = num_train // spec.batch_size  # the last partial batch is dropped
     tx = make_optimizer(spec)
     apply_model = networks.make_apply(spec, num_classes, image_shape)
+    if spec.param != "sp":  # forward multipliers (issue 25); sp: today's program
+        from initbench import parameterizations
+
+        apply_model = parameterizations.wrap_apply(spec, apply_model)
     # Traced only when asked for: the default program is unchanged.
     stats_fn = (diagnostics.make_cell_stats(spec, num_classes, image_shape)
                 if spec.track_layers else None)

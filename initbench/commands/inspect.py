@@ -40,7 +40,9 @@ def inspect_card(options: o.InspectOptions, runtime: Runtime) -> None:
         reporter.stop()
     document = {"model": spec.model, "init": spec.inits[0], "seed": seed,
                 "dataset": dataset.name, "image_shape": list(dataset.image_shape),
-                "bias_init": spec.bias_init, "parameters": rows}
+                "bias_init": spec.bias_init, "parameters": rows,
+                **({"param": spec.param, "base_width": spec.base_width, "lr": spec.lr[0]}
+                   if spec.param != "sp" else {})}
     if as_json:
         print(json.dumps(document, indent=2))
         return
@@ -60,8 +62,16 @@ def card_table(document: dict):
                   caption="fans: kernel [..., in, out], receptive field = product of the "
                           "leading dims; fan_in = in x rf, fan_out = out x rf. Drawn std: over "
                           "the entries of this seed's draw.")
+    param = document.get("param")  # issue 25: a parameterization's columns
+    if param is not None:
+        table.title = Text(f"{table.title} · --param {param} (base width "
+                           f"{document['base_width'] or 'its own'}, --lr {document['lr']:g})")
+        table.caption += (" Expected and drawn std: of the stored weight; the forward pass "
+                          "uses multiplier x stored (effective std); rate: this parameter's "
+                          "learning rate.")
+    extra = ("multiplier", "effective std", "rate") if param is not None else ()
     for header in ("layer", "parameter", "shape", "fan_in", "fan_out", "rule",
-                   "expected std", "drawn std"):
+                   "expected std", "drawn std", *extra):
         table.add_column(header, justify="right" if header not in ("parameter", "rule")
                          else "left", no_wrap=header != "rule", overflow="fold")
     for row in document["parameters"]:
@@ -70,7 +80,9 @@ def card_table(document: dict):
             "x".join(map(str, row["shape"])), _int(row["fan_in"]), _int(row["fan_out"]),
             Text(row["rule"]),
             "—" if row["expected_std"] is None else f"{row['expected_std']:.4g}",
-            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}")
+            f"kept: {row['kept']}" if row.get("kept") else f"{row['drawn_std']:.4g}",
+            *((f"{row['multiplier']:.4g}", f"{row['effective_std']:.4g}", f"{row['rate']:.4g}")
+              if param is not None else ()))
     return table
 
 

@@ -89,8 +89,10 @@ DATA_SEEDS = _spec_opt("data_seeds", "--data-seeds", int,
                        "seed's own) and report the share of the variance of final accuracy due "
                        "to the weights, the data order and the rest. Default 1: as without it.")
 DATASET = _spec_opt("dataset", "--dataset", str | None,
-                    f"{_names(data.names())}. Default: mnist, or the embedded mnist-5k when full "
-                    "MNIST is not available offline (see `initbench datasets`).")
+                    f"{_names(data.names())}; or your own: FILE.npz (x_train, y_train, x_test, "
+                    "y_test, optional x_val, y_val) or FILE.py:NAME / package.module:NAME (a "
+                    "function returning them). Default: mnist, or the embedded mnist-5k when "
+                    "full MNIST is not available offline (see `initbench datasets`).")
 MODEL = _spec_opt("model", "--model", str,
                   "mlp (--hidden, --activation apply), cnn (built-in small CNN), or your own "
                   "network: FILE.py:NAME or package.module:NAME, a factory taking the number of "
@@ -125,6 +127,14 @@ LSUV_TOL = _spec_opt("lsuv_tol", "--lsuv-tol", float, "LSUV: output variance tol
 LSUV_MAX_ITER = _spec_opt("lsuv_max_iter", "--lsuv-max-iter", int, "LSUV: max passes per layer.")
 TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
                          "Record per-layer gradient norm and dead-unit fraction per epoch.")
+
+PARAM = _spec_opt("param", "--param", str,
+                  "Parameterization: sp (as drawn, one rate), ntk or mup (Tensor Programs V: "
+                  "per-layer init, multiplier and Adam rate scaled with width; see "
+                  "docs/parameterizations.md). MLP only.")
+BASE_WIDTH = _spec_opt("base_width", "--base-width", int | None,
+                       "With --param mup or ntk: the width whose rates the others reuse "
+                       "(default: the net's own width; transfer: the smallest of --widths).")
 
 OUT = Opt("out", ("--out",), Path | None, None,
           "Output folder (default: a new folder under results/).")
@@ -161,15 +171,19 @@ NUM_PROCESSES = Opt("num_processes", ("--num-processes",), int | None, None,
                     "With --distributed: how many processes train together.")
 PROCESS_ID = Opt("process_id", ("--process-id",), int | None, None,
                  "With --distributed: this process's rank, 0..num-processes-1.")
+CONFIG = Opt("config", ("--config",), Path | None, None,
+              "A study file (TOML) giving any of these options by name (batch-size = 50, "
+              "inits = [\"xavier\", \"normal\"]); options on the command line override it.")
 PROBE_BATCH = Opt("probe_batch", ("--batch-size",), int, 1000,
                   "Examples in the probe batch (the first ones of the training set).")
 
 # What one network, its initializers and their training are: shared by run, compare, probe.
-NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER)
+NETWORK = (MODEL, DATASET, HIDDEN, ACTIVATION, BIAS_INIT, GAIN, MODE, LSUV_TOL, LSUV_MAX_ITER,
+           PARAM, BASE_WIDTH)
 TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL_FRACTION,
             OPTIMIZER, *NETWORK,
             TRACK_LAYERS, OUT, QUIET, JSON, WIDE, CURVES, NO_CACHE, TARGET, DISTRIBUTED,
-            COORDINATOR, NUM_PROCESSES, PROCESS_ID)
+            COORDINATOR, NUM_PROCESSES, PROCESS_ID, CONFIG)
 
 
 def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
@@ -188,8 +202,13 @@ def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
         def command(ctx: typer.Context, **values: Any) -> None:
             runtime = ctx.find_object(Runtime) or Runtime.from_environment()
             sources = {name: ctx.get_parameter_source(name) for name in values}
-            token = _GIVEN.set(frozenset(name for name, source in sources.items()
-                                         if source is not None and source.name != "DEFAULT"))
+            given = {name for name, source in sources.items()
+                     if source is not None and source.name != "DEFAULT"}
+            if values.get("config") is not None:  # a study file fills in what is not given
+                from initbench import study_config
+
+                values, given = study_config.apply(values["config"], values, given, opts)
+            token = _GIVEN.set(frozenset(given))
             try:
                 fn(typed(values) if typed is not None else values, runtime)
             finally:

@@ -29,28 +29,16 @@ def compare(options: o.TrainOptions, runtime: Runtime) -> None:
 
 
 def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) -> None:
-    """Start JAX for the grid, train, write the run folder, print tables."""
-    from initbench import experiment, jax_setup, plan, report, summary
+    """Train through the library (`api.run_spec`, what `initbench.compare` calls: one path),
+    print the tables as soon as the summary exists, then the notes or the JSON document."""
+    from initbench import api, report
     from initbench.console import stderr, stdout
     from initbench.progress import RichReporter
     from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
 
-    spec, shown, cluster = options.spec, options.output, options.cluster
-    pairs, margin_pt = summary.resolve_family(options.family.pairs,
-                                              options.family.equivalence_margin)
-    num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)  # the grid's cells
+    shown, cluster, family = options.output, options.cluster, options.family
     reporter = RichReporter(stderr, show=not (shown.quiet or shown.as_json))
-    reporter.phase("starting JAX")
-    try:
-        runtime = jax_setup.start(
-            runtime.replace(use_cache=options.use_cache),
-            plan.host_devices_for(num_cells // (cluster.num_processes or 1)),
-            cluster.distributed, cluster.coordinator_address, cluster.num_processes,
-            cluster.process_id)
-    finally:
-        reporter.stop()
-    reporter.show = reporter.show and runtime.main  # one process of several speaks
     reserved = options.out is None
     out = new_run_folder(command) if reserved else Path(options.out)
 
@@ -61,15 +49,20 @@ def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) ->
                             wide=shown.wide, curves=shown.curves)
 
     try:
-        result = experiment.run_experiment(spec, out, runtime, reporter,
-                                           baseline=options.family.baseline,
-                                           target=options.target, pairs=pairs,
-                                           margin_pt=margin_pt, on_summary=print_tables)
+        run = api.run_spec(options.spec, baseline=family.baseline, target=options.target,
+                           pairs=family.pairs, margin_pt=family.equivalence_margin, out=out,
+                           cache=options.use_cache, distributed=cluster.distributed,
+                           coordinator_address=cluster.coordinator_address,
+                           num_processes=cluster.num_processes,
+                           process_id=cluster.process_id, runtime=runtime,
+                           reporter=reporter, on_summary=print_tables,
+                           command=runtime.command)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)
-    if result is None:  # not process 0 of a multi-process run
+    if run is None:  # not process 0 of a multi-process run
         return
+    result = run.result
     if shown.as_json:
         print(json.dumps(report.result_document(result, result.summary, str(out)), indent=2))
         return

@@ -1,0 +1,66 @@
+"""CLI command: rerun — run again exactly what a run folder's spec.json records.
+
+A thin wrapper over `api.rerun`: prints the table as `compare` does, then how many cells came
+from the cache and which of the run's files came out byte-identical to the original's.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from initbench.commands import options as o
+
+
+def rerun(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="A run folder written by run/compare.",
+                                           show_default=False)],
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Output folder (default: a new results/rerun-* folder).")] = None,
+    no_cache: o.NO_CACHE.annotated = False,
+    quiet: o.QUIET.annotated = False,
+    as_json: o.JSON.annotated = False,
+) -> None:
+    """Run exactly what a run folder's spec.json records; with its cells cached every cell
+    is a cache hit and the files come out byte-identical (spec.json's provenance aside)."""
+    from rich.text import Text
+
+    from initbench import api, report
+    from initbench.console import stderr, stdout
+    from initbench.progress import RichReporter
+    from initbench.runtime import Runtime
+
+    runtime = ctx.find_object(Runtime) or Runtime.from_environment()
+    reporter = RichReporter(stderr, show=not (quiet or as_json))
+
+    def print_tables(result) -> None:
+        if not as_json:
+            report.print_result(stdout, result, result.summary, quiet=quiet)
+
+    run = api.rerun(folder, out=out, cache=not no_cache, runtime=runtime, reporter=reporter,
+                    on_summary=print_tables, command=runtime.command)
+    same, different = api.compare_folders(folder, run.folder)
+    if as_json:
+        document = report.result_document(run.result, run.result.summary, str(run.folder))
+        document["rerun"] = {"of": str(folder), "identical": same, "different": different}
+        print(json.dumps(document, indent=2))
+        return
+    if quiet:
+        return
+    report.print_run_notes(stderr, run.result, run.folder)
+    meta = run.meta
+    total = meta.get("cells_trained", 0) + meta.get("cells_cached", 0)
+    cells = (f"all {total} cells from the cache" if not meta.get("cells_trained") else
+             f"{meta['cells_trained']} of {total} cells trained again (not in the cache)")
+    verdict = (f"every file identical to {folder}'s (spec.json's provenance aside)"
+               if not different else f"different from {folder}: {', '.join(different)}")
+    stderr.print(Text(f"rerun: {cells}; {verdict}."))
+
+
+def register(app: typer.Typer) -> None:
+    """Add rerun to `app`."""
+    app.command("rerun")(rerun)
