@@ -80,9 +80,9 @@ def train_grid(spec: Spec, dataset, runtime: Runtime, reporter: Reporter, *,
         try:
             for start in range(0, len(missing), chunk_size):
                 chunk = missing[start:start + chunk_size]
-                for cell, arrays in zip(chunk, runner.train(chunk, reporter, checkpoints,
-                                                            timings=timings,
-                                                            on_epoch=on_epoch)):
+                trained = runner.train(chunk, reporter, epoch_hook=checkpoints,
+                                       timings=timings, on_epoch=on_epoch)
+                for cell, arrays in zip(chunk, trained):
                     found[cell] = arrays
                     if runtime.main:
                         init, seed, d, lr = cell

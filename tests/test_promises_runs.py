@@ -83,7 +83,7 @@ class _FakeRunner:
     def __init__(self, spec):
         self.spec, self.trained = spec, []
 
-    def train(self, chunk, reporter, timings=None):
+    def train(self, chunk, reporter, epoch_hook=None, timings=None, on_epoch=None):
         for init, seed, d, lr in chunk:
             self.trained.append((init, seed, d, lr))
             value = lr + seed / 100

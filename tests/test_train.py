@@ -242,25 +242,29 @@ def trainer_data_keys(spec, dataset, cells) -> np.ndarray:
 
 
 def test_gain_and_mode_reach_the_drawn_kernels(digits):
-    """Kernels drawn with --gain g are g times the default draw (same key); --mode fan_out
-    scales he_normal's std by sqrt(fan_in / fan_out); the grid starts from those kernels."""
+    """Kernels drawn with a gain g (`--gain g`, written into the label as NAME(gain=g)) are g
+    times the default draw (same key); mode fan_out scales he_normal's std by
+    sqrt(fan_in / fan_out); the grid starts from those kernels."""
     spec = small_spec(inits=("he_normal",), seeds=(0,), epochs=1)
 
-    def kernels(init, **changes):
-        params = model.init_params(spec.replace(**changes), init, [0], 64, 10)
+    def kernels(label):
+        labelled = spec.replace(inits=(label,))
+        params = model.init_params(labelled, labelled.inits[0], [0], 64, 10)
         return [np.asarray(params[name]["kernel"][0]) for name in model.layer_names(spec)]
 
     for init in ("he_normal", "xavier", "orthogonal"):
-        for plain, gained in zip(kernels(init), kernels(init, gain=2.5)):
+        for plain, gained in zip(kernels(init), kernels(f"{init}(gain=2.5)")):
             np.testing.assert_allclose(gained, 2.5 * plain, rtol=1e-6, err_msg=init)
     fans = [(64, 16), (16, 10)]
     for (fan_in, fan_out), plain, wide in zip(fans, kernels("he_normal"),
-                                              kernels("he_normal", mode="fan_out")):
+                                              kernels("he_normal(mode=fan_out)")):
         np.testing.assert_allclose(wide, np.sqrt(fan_in / fan_out) * plain, rtol=1e-6)
-    gained_spec = spec.replace(gain=2.5)
+    gained_spec = spec.replace(gain=2.5)  # the option form: folded into the label
+    assert gained_spec.inits == ("he_normal(gain=2.5)",)
     compiled = grid(gained_spec, digits)
     net = model.make_model(gained_spec, digits.num_classes)
-    params = jax.tree.map(lambda a: a[0], model.init_params(gained_spec, "he_normal", [0], 64, 10))
+    params = jax.tree.map(lambda a: a[0], model.init_params(
+        gained_spec, gained_spec.inits[0], [0], 64, 10))
     logits = net.apply({"params": params}, digits.x_test)
     loss = optax.softmax_cross_entropy_with_integer_labels(logits, digits.y_test).mean()
     np.testing.assert_allclose(compiled["test_loss"][0, 0, 0], loss, rtol=1e-5)
