@@ -74,6 +74,9 @@ def test_arrays_become_a_dataset_with_the_class_count_inferred():
     assert dataset.num_classes == 3 and dataset.y_train.dtype == np.int32
     assert dataset.x_train.dtype == np.float32
     np.testing.assert_array_equal(dataset.x_test, images["x_test"].reshape(40, 18))
+    # the count is the largest label + 1, so a class absent from training still has its logit
+    gap = {**arrays(), "y_train": np.where(arrays()["y_train"] == 1, 3, arrays()["y_train"])}
+    assert data.Dataset(**user_data.check_arrays("x.npz", gap)).num_classes == 4
     with_val = data.Dataset(**user_data.check_arrays("x.npz", {**arrays(), "x_val": arrays()["x_test"],
                                                                "y_val": arrays()["y_test"]}))
     assert with_val.x_val.shape == (40, 6)
@@ -128,6 +131,8 @@ def _bad_cases(tmp: Path):
         "negative label": (save(tmp / "n.npz", y_train=y - 1), "holds the label -1"),
         "test label out of range": (save(tmp / "o.npz", y_test=np.full(40, 7)),
                                     "holds the label 7, but y_train's labels are 0..2"),
+        "test label one past the classes": (save(tmp / "k.npz", y_test=np.full(40, 3)),
+                                            "holds the label 3, but y_train's labels are 0..2"),
         "NaN": (save(tmp / "nan.npz", x_train=np.where(np.arange(720).reshape(120, 6) == 7,
                                                        np.nan, x)), "NaN or infinite"),
         "inf": (save(tmp / "inf.npz", x_test=np.full((40, 6), np.inf)), "NaN or infinite"),
