@@ -28,8 +28,9 @@ install: $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/initbench compare
 
+# One worker per core, each test file on one worker (its module fixtures computed once).
 test: $(DEV_STAMP) chromium
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # The HTML report's browser test renders the page in headless Chromium (Debian's package).
 # Installed once when missing: as root directly (CI), else through sudo if it needs no

@@ -81,7 +81,8 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
             mode: str | None = None, lsuv_tol: float = 0.02, lsuv_max_iter: int = 20,
             track_layers: bool = False, precision: float | None = None,
             max_seeds: int | None = None, data_seeds: int = 1, param: str = "sp",
-            base_width: int | None = None, baseline: str | None = None,
+            base_width: int | None = None, norm: str = "none", dtype: str = "float32",
+            baseline: str | None = None,
             target: float | None = None, pairs: str | None = None,
             equivalence_margin: float | None = None, out: str | Path | None = None,
             cache: bool = True, progress: bool = False, distributed: bool = False,
@@ -106,7 +107,7 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
                      bias_init=bias_init, gain=gain, mode=mode, lsuv_tol=lsuv_tol,
                      lsuv_max_iter=lsuv_max_iter, track_layers=track_layers,
                      max_seeds=max_seeds, data_seeds=data_seeds, param=param,
-                     base_width=base_width)
+                     base_width=base_width, norm=norm, dtype=dtype)
     target = _target_fraction(target)
     if command is None:
         command = (_python_call(given),)

@@ -17,6 +17,11 @@ import tempfile
 
 import pytest
 
+# pytest-xdist's workers get COLUMNS=80 from the controller; the CLI's tables would then
+# wrap where a plain run (no terminal: 200 columns) does not. Tests that need a width set it.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.pop("COLUMNS", None)
+
 _OWN_TMP = "INITBENCH_TEST_TMP" not in os.environ
 SESSION_TMP = (tempfile.mkdtemp(prefix="initbench-tests-") if _OWN_TMP
                else os.environ["INITBENCH_TEST_TMP"])
