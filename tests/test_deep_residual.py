@@ -156,10 +156,12 @@ def test_metainit_lowers_its_own_objective_and_records_it(digits):
     """From he_normal on 4 unnormalized blocks (its gradient quotient is large), MetaInit
     lowers the quotient; only the kernels' norms move."""
     spec = Spec(inits=("metainit",), model="resmlp", hidden=(8,) * 3, dataset="digits")
-    built = starts.cell_starts(spec, [("metainit", 0)], digits)
+    built = starts.cell_starts(spec, [("metainit", 0), ("metainit", 2)], digits)
     for record in built.lsuv_passes:
         steps, before, after, kept = record
-        assert steps == metainit.STEPS and after < before and 0 < kept <= steps
+        # descending, it at least halves the quotient (0.36 and 0.002 of the start for these
+        # seeds); a step uphill, kept only where momentum happened to undershoot, does not
+        assert steps == metainit.STEPS and after < before / 2 and 0 < kept <= steps
     network = networks.resolve(spec, digits.num_classes, digits.image_shape)
     drawn = networks.draw(spec, network, "metainit", model.init_key("metainit", 0))
     kernel = built.params["block_1"]["dense_0"]["kernel"][0]
@@ -313,3 +315,37 @@ def test_committed_deep_residual_results_come_from_the_make_script():
         flags = (f"--activation {settings['activation']}", f"--width {settings['width']}",
                  f"--seeds {len(settings['seeds'])}", f"--sigma-b2 {settings['sigma_b2']:g}")
         assert all(flag in script for flag in flags), path
+
+
+def test_batch_norm_uses_the_batch_statistics():
+    """--norm batch: each feature has mean 0 and variance 1 over the batch it is called on."""
+    from initbench import resmlp
+
+    x = jax.random.normal(jax.random.key(0), (64, 5)) * jnp.arange(1.0, 6.0) + 3.0
+    norm = resmlp.BatchStatsNorm()
+    y = norm.apply(norm.init(jax.random.key(1), x), x)
+    np.testing.assert_allclose(np.mean(y, axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(np.var(y, axis=0), 1.0, rtol=1e-3)
+
+
+def test_idinit_repeats_the_identity_along_the_longer_side():
+    """I' [fan_in, fan_out] is 1 where i = j (mod min(in, out)): every row of a 6x3 kernel
+    and every column of a 3x6 kernel holds exactly one 1."""
+    tall, wide = modern_inits.identity_like(6, 3), modern_inits.identity_like(3, 6)
+    np.testing.assert_array_equal(tall, np.vstack([np.eye(3), np.eye(3)]))
+    np.testing.assert_array_equal(wide, np.hstack([np.eye(3), np.eye(3)]))
+    assert np.std(tall) == pytest.approx(modern_inits.idinit_std(6, 3, 1.0))
+
+
+def test_phase_agreement_counts_cells_below_3_and_beyond_12_xi():
+    """Depths 10, 80, 130 with xi_c = 10: ratios 1, 8 and 13; only the first is below 3 xi_c
+    and only the last beyond 12 xi_c (8 xi_c is neither)."""
+    from initbench import phase
+
+    spec = phase.PhaseSpec(sigma_w2=(1.0,), depths=(10, 80, 130), seeds=(0, 1))
+    accuracy = np.array([[[0.9, 0.2], [0.9, 0.9], [0.9, 0.1]]])  # [sigma_w2, depth, seed]
+    result = phase.PhaseResult(spec, accuracy, xi=np.array([10.0]), q=np.ones(1),
+                               chi=np.ones(1))
+    assert result.agreement() == {"below_3xi": 2, "below_3xi_trained": 1,
+                                  "beyond_12xi": 2, "beyond_12xi_trained": 1}
+    assert "1/2 (50%) of the cells with depth < 3 xi_c" in result.agreement_line()
