@@ -108,7 +108,7 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
                      lsuv_max_iter=lsuv_max_iter, track_layers=track_layers,
                      max_seeds=max_seeds, data_seeds=data_seeds, param=param,
                      base_width=base_width, norm=norm, dtype=dtype)
-    target = _target_fraction(target)
+    target = spec_lib.target_fraction(target)
     if command is None:
         command = (_python_call(given),)
     return run_spec(spec, baseline=baseline, target=target, pairs=pairs,
@@ -176,21 +176,6 @@ def _python_call(given: dict) -> str:
     return f"initbench.compare({', '.join(shown)})"
 
 
-def _target_fraction(percent: float | None) -> float | None:
-    """`target` (a test accuracy in percent) as a fraction; the CLI's rule for --target."""
-    import math
-
-    if percent is None:
-        return None
-    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
-        raise InitbenchError(f"--target must be a number (percent), got {percent!r}.")
-    if not math.isfinite(percent) or not 0 < percent <= 100:
-        raise InitbenchError(f"--target must be a test accuracy in percent, in (1, 100], got "
-                             f"{percent:g}.")
-    if percent <= 1:
-        raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
-                             f"write --target {100 * percent:g}.")
-    return percent / 100.0
 
 
 # spec.json's keys that record how and when a run was made, not what it computed: a rerun

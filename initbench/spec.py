@@ -542,3 +542,22 @@ def parse_hidden(text: str) -> tuple[int, ...]:
             raise InitbenchError(f"--hidden {text}: too many layers, at most {MAX_DEPTH}.")
         widths.extend([width] * depth)
     return tuple(widths)
+
+
+def target_fraction(percent: float | None) -> float | None:
+    """`--target` (a test accuracy in percent) as the fraction the summaries hold; the CLI and
+    `initbench.compare` both use this rule.
+
+    A value of 1 or less is refused rather than guessed: 0.97 was the old fraction form, but
+    could as well be a (useless) target of 0.97%."""
+    if percent is None:
+        return None
+    if isinstance(percent, bool) or not isinstance(percent, (int, float)):
+        raise InitbenchError(f"--target must be a number (percent), got {percent!r}.")
+    if not math.isfinite(percent) or not 0 < percent <= 100:
+        raise InitbenchError(f"--target must be a test accuracy in percent, in (1, 100], got "
+                             f"{percent:g}.")
+    if percent <= 1:
+        raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
+                             f"write --target {100 * percent:g}.")
+    return percent / 100.0

@@ -267,22 +267,7 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
     return spec_lib.Spec(**fields)
 
 
-def target_fraction(percent: float | None) -> float | None:
-    """`--target` (a test accuracy in percent) as the fraction the summaries hold.
-
-    A value of 1 or less is refused rather than guessed: 0.97 was the old fraction form, but
-    could as well be a (useless) target of 0.97%."""
-    import math
-
-    if percent is None:
-        return None
-    if not math.isfinite(percent) or not 0 < percent <= 100:
-        raise InitbenchError(f"--target must be a test accuracy in percent, in (1, 100], got "
-                             f"{percent:g}.")
-    if percent <= 1:
-        raise InitbenchError(f"--target is in percent: got {percent:g}; for {100 * percent:g}% "
-                             f"write --target {100 * percent:g}.")
-    return percent / 100.0
+target_fraction = spec_lib.target_fraction  # one rule for --target (the library's)
 
 
 # ---------------------------------------------------------------- typed command options
