@@ -74,6 +74,11 @@ class RichReporter:
         if not self.show or self._progress is not None:
             return
         self._end_phase()
+        if not self.console.is_terminal:
+            # A log file or a pipe: a live spinner there leaves only blank lines (it is
+            # redrawn in place, and erased when the phase ends); one plain line per phase reads.
+            self.console.print(text, markup=False, highlight=False)
+            return
         self._phase = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
                                TimeElapsedColumn(), console=self.console, transient=True)
         self._phase.start()

@@ -258,6 +258,26 @@ def test_every_phase_of_a_run_is_named_and_quiet_names_none(tmp_path):
         assert result.exit_code == 0 and result.stderr == "", result.stderr
 
 
+def test_phases_are_plain_lines_where_stderr_is_no_terminal(tmp_path):
+    """Piped or logged, each phase is one plain line, in order, and no blank lines stand
+    where a spinner was drawn and erased."""
+    from initbench import experiment
+    from initbench.progress import RichReporter
+    from initbench.runtime import Runtime
+    from initbench.spec import Spec
+
+    console = Console(file=io.StringIO(), force_terminal=False, width=200, color_system=None)
+    spec = Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits", hidden=(8,),
+                epochs=2)
+    experiment.run_experiment(spec, tmp_path / "run", Runtime.from_environment(),
+                              RichReporter(console))
+    lines = console.file.getvalue().splitlines()
+    assert lines and all(line.strip() for line in lines), lines
+    phases = ["loading digits", "looking for 4 cells in the cache", "drawing figures"]
+    where = [next(i for i, line in enumerate(lines) if line.startswith(p)) for p in phases]
+    assert where == sorted(where), lines
+
+
 def _readme_commands() -> list[str]:
     """The `initbench ...` command lines of the README's code blocks (continuations joined)."""
     import re
