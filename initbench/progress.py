@@ -75,9 +75,9 @@ class RichReporter:
             return
         self._end_phase()
         if not self.console.is_terminal:
-            # A log file or a pipe: a live spinner there leaves only blank lines (it is
-            # redrawn in place, and erased when the phase ends); one plain line per phase reads.
-            self.console.print(text, markup=False, highlight=False)
+            # A log file or a pipe: a live spinner there leaves only a blank line (drawn in
+            # place, erased when the phase ends), and a plain line per phase would break
+            # "a mistake is one error line" for scripts; so nothing, as on a terminal at the end.
             return
         self._phase = Progress(SpinnerColumn(), TextColumn("{task.description}", markup=False),
                                TimeElapsedColumn(), console=self.console, transient=True)

@@ -258,9 +258,9 @@ def test_every_phase_of_a_run_is_named_and_quiet_names_none(tmp_path):
         assert result.exit_code == 0 and result.stderr == "", result.stderr
 
 
-def test_phases_are_plain_lines_where_stderr_is_no_terminal(tmp_path):
-    """Piped or logged, each phase is one plain line, in order, and no blank lines stand
-    where a spinner was drawn and erased."""
+def test_no_blank_lines_where_stderr_is_no_terminal(tmp_path):
+    """Piped or logged, a run's progress leaves no blank lines where spinners were drawn and
+    erased (the phases are shown on terminals only); the bar's last frame remains."""
     from initbench import experiment
     from initbench.progress import RichReporter
     from initbench.runtime import Runtime
@@ -273,9 +273,7 @@ def test_phases_are_plain_lines_where_stderr_is_no_terminal(tmp_path):
                               RichReporter(console))
     lines = console.file.getvalue().splitlines()
     assert lines and all(line.strip() for line in lines), lines
-    phases = ["loading digits", "looking for 4 cells in the cache", "drawing figures"]
-    where = [next(i for i, line in enumerate(lines) if line.startswith(p)) for p in phases]
-    assert where == sorted(where), lines
+    assert any(line.startswith("training 4 cells") for line in lines), lines
 
 
 def _readme_commands() -> list[str]:
