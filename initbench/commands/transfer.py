@@ -100,36 +100,48 @@ def transfer(values: dict, runtime: Runtime) -> None:
     rate, seed) and fits the slope of log(best rate) against log(width), with a
     bootstrap-over-seeds interval: transfers, shifts or undecided."""
     from initbench import width_study
+
+    spec, params, widths, depth, base = _setup(values)
+    width_study.check_widths(widths, params, values["metric"], spec.lr, values["tolerance"])
+    _train_and_write(values, runtime, spec, "transfer", width_study, transfer_table,
+                     "transfer.csv, transfer_cells.csv, transfer.png, spec.json",
+                     lambda spec, dataset, runtime, reporter: width_study.run_transfer(
+                         spec, params, widths, depth, base, values["metric"],
+                         values["tolerance"], dataset, runtime, reporter))
+
+
+def _train_and_write(values: dict, runtime: Runtime, spec, kind: str, module, table_fn,
+                     files: str, train_fn) -> None:
+    """What `transfer` and `coord` share: refuse an unwritable --out before training, train
+    (`train_fn(spec, dataset, runtime, reporter)`), write the folder with `module.write`
+    (a new results/KIND-<timestamp> without --out, removed again if nothing was written),
+    then print `module.document` (--json) or `table_fn`'s table and where it went."""
+    from rich.text import Text
+
     from initbench.console import stderr, stdout
     from initbench.runfolder import check_writable, new_run_folder
     from initbench.safeio import remove_if_empty
 
-    spec, params, widths, depth, base = _setup(values)
-    width_study.check_widths(widths, params, values["metric"], spec.lr, values["tolerance"])
     if values["out"] is not None:
         check_writable(values["out"])
     runtime, reporter, dataset = _start(values, runtime, spec)
     spec = spec.replace(dataset=dataset.name)
     reserved = values["out"] is None
-    out = new_run_folder("transfer") if reserved else Path(values["out"])
+    out = new_run_folder(kind) if reserved else Path(values["out"])
     try:
-        run = width_study.run_transfer(spec, params, widths, depth, base, values["metric"],
-                                       values["tolerance"], dataset, runtime, reporter)
+        run = train_fn(spec, dataset, runtime, reporter)
         reporter.phase(f"writing {out}")
-        width_study.write(out, run)
+        module.write(out, run)
     finally:
         reporter.stop()
         if reserved:
             remove_if_empty(out)
     if values["as_json"]:
-        print(json.dumps(width_study.document(run), indent=2))
+        print(json.dumps(module.document(run), indent=2))
         return
-    stdout.print(transfer_table(run))
+    stdout.print(table_fn(run))
     if not values["quiet"]:
-        from rich.text import Text
-
-        stderr.print(Text(f"written to {out}/ (transfer.csv, transfer_cells.csv, "
-                          f"transfer.png, spec.json) in {run.meta['seconds']:.0f} s"))
+        stderr.print(Text(f"written to {out}/ ({files}) in {run.meta['seconds']:.0f} s"))
 
 
 def transfer_table(run):
@@ -162,9 +174,6 @@ def coord(values: dict, runtime: Runtime) -> None:
     """The coordinate check: mean |coordinate| of every layer and the logits over the first
     --steps steps at each width, and per layer whether it stays stable with width."""
     from initbench import coord as coord_lib
-    from initbench.console import stderr, stdout
-    from initbench.runfolder import check_writable, new_run_folder
-    from initbench.safeio import remove_if_empty
 
     spec, params, widths, depth, base = _setup(values)
     steps = values["steps"]
@@ -176,30 +185,11 @@ def coord(values: dict, runtime: Runtime) -> None:
         raise InitbenchError("coord trains at one --lr (the base rate), got several.")
     if not values["tolerance"] > 0:
         raise InitbenchError(f"--tolerance must be positive, got {values['tolerance']}.")
-    if values["out"] is not None:
-        check_writable(values["out"])
-    runtime, reporter, dataset = _start(values, runtime, spec)
-    spec = spec.replace(dataset=dataset.name)
-    reserved = values["out"] is None
-    out = new_run_folder("coord") if reserved else Path(values["out"])
-    try:
-        run = coord_lib.run_coord(spec, params, widths, depth, base, steps,
-                                  values["tolerance"], dataset, reporter, runtime.command)
-        reporter.phase(f"writing {out}")
-        coord_lib.write(out, run)
-    finally:
-        reporter.stop()
-        if reserved:
-            remove_if_empty(out)
-    if values["as_json"]:
-        print(json.dumps(coord_lib.document(run), indent=2))
-        return
-    stdout.print(coord_table(run))
-    if not values["quiet"]:
-        from rich.text import Text
-
-        stderr.print(Text(f"written to {out}/ (coord.csv, coord.png, spec.json) in "
-                          f"{run.meta['seconds']:.0f} s"))
+    _train_and_write(values, runtime, spec, "coord", coord_lib, coord_table,
+                     "coord.csv, coord.png, spec.json",
+                     lambda spec, dataset, runtime, reporter: coord_lib.run_coord(
+                         spec, params, widths, depth, base, steps, values["tolerance"],
+                         dataset, reporter, runtime.command))
 
 
 def coord_table(run):
