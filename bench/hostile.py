@@ -357,37 +357,10 @@ def cases() -> list[Case]:
     return c
 
 
-_INT_LOGITS = """
-import flax.linen as nn
-import jax.numpy as jnp
+_FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures"
+_INT_LOGITS = (_FIXTURES / "int_logits_net.py").read_text()
 
-class Net(nn.Module):
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x):
-        x = nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
-        return jnp.round(x).astype(jnp.int32)
-
-def make(num_classes):
-    return Net(num_classes)
-"""
-
-_PRINTING = """
-import flax.linen as nn
-
-class Net(nn.Module):
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x):
-        print("tracing", x.shape)
-        x = nn.relu(nn.Dense(16)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(self.num_classes)(x)
-
-def make(num_classes):
-    return Net(num_classes)
-"""
+_PRINTING = (_FIXTURES / "printing_net.py").read_text()
 
 
 def _write(name: str, text: str) -> Callable[[Path], None]:

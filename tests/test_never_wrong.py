@@ -217,21 +217,7 @@ def test_a_run_imports_nothing_in_a_background_thread(tmp_path):
 # ---------------------------------------------------------------- one line, the right code
 
 
-INT_LOGITS = """
-import flax.linen as nn
-import jax.numpy as jnp
-
-class Net(nn.Module):
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x):
-        x = nn.Dense(self.num_classes)(x.reshape(x.shape[0], -1))
-        return jnp.round(x).astype(jnp.int32)
-
-def make(num_classes):
-    return Net(num_classes)
-"""
+INT_LOGITS = (Path(__file__).parent / "fixtures" / "int_logits_net.py").read_text()
 
 
 @pytest.mark.parametrize("command", ["run", "compare", "probe"])
@@ -394,21 +380,7 @@ def test_a_full_cell_cache_names_its_path_and_claims_nothing(tmp_path, monkeypat
     assert not list(cache.glob("*/*.npz")) and not (tmp_path / "run").exists()
 
 
-PRINTING = """
-import flax.linen as nn
-
-class Net(nn.Module):
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, x):
-        print("tracing Net with", x.shape)
-        x = nn.relu(nn.Dense(16)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(self.num_classes)(x)
-
-def make(num_classes):
-    return Net(num_classes)
-"""
+PRINTING = (Path(__file__).parent / "fixtures" / "printing_net.py").read_text()
 
 
 @pytest.mark.parametrize("command", ["run", "probe", "inspect"])
