@@ -29,9 +29,6 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
-import importlib
-import importlib.util
-import sys
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers, modern_inits, resmlp
+from initbench import initializers, modern_inits, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
 from initbench.spec import Spec, kernel_params
@@ -259,7 +256,7 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
         module = factory(num_classes)
     except Exception as err:
         raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
-                             f"raised {_one_line(err)}") from None
+                             f"raised {user_code.one_line(err)}") from None
     if not isinstance(module, nn.Module):
         kind = type(module).__module__ + "." + type(module).__qualname__
         hint = (" (flax.nnx modules: wrap with flax.nnx.bridge.to_linen)"
@@ -290,7 +287,7 @@ def _computation_fingerprint(network: Network) -> str:
     except Exception as err:
         raise InitbenchError(f"--model {network.model} cannot take images "
                              f"[N, {', '.join(map(str, network.image_shape))}]: "
-                             f"{_one_line(err)}") from None
+                             f"{user_code.one_line(err)}") from None
     hasher.update(("\0" + "\0".join(network.marked)).encode())
     return f"{name}@sha256:{hasher.hexdigest()[:16]}"
 
@@ -344,7 +341,7 @@ def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the da
         logits = jax.eval_shape(network.module.apply, variables, network.dummy())
     except Exception as err:
         raise InitbenchError(f"--model {spec.model} cannot take {dataset_name}'s images "
-                             f"[N, {shape.replace('x', ', ')}]: {_one_line(err)}") from None
+                             f"[N, {shape.replace('x', ', ')}]: {user_code.one_line(err)}") from None
     if "params" not in variables:
         raise InitbenchError(f"--model {spec.model} has no parameters.")
     if not hasattr(logits, "shape") or tuple(logits.shape) != (1, num_classes):
@@ -375,13 +372,9 @@ def load_factory(model: str) -> tuple[Callable, str]:
     return _load_cached(model, digest), f"{name}@sha256:{digest}"
 
 
-def _is_file(where: str) -> bool:
-    return where.endswith(".py") or "/" in where or "\\" in where
-
-
 def _source_of(model: str, where: str) -> bytes:
     """The bytes of the factory's source file."""
-    if _is_file(where):
+    if user_code.is_file(where):
         path = Path(where)
         if not path.is_file():
             raise InitbenchError(f"--model {model}: no such file '{where}'.")
@@ -390,7 +383,7 @@ def _source_of(model: str, where: str) -> bytes:
         except OSError as err:
             raise InitbenchError(f"--model {model}: cannot read '{where}': "
                                  f"{err.strerror or err}.") from None
-    module = _import(model, where)
+    module = user_code.import_module(f"--model {model}", where, "initbench_user_")
     file = getattr(module, "__file__", None)
     try:
         return Path(file).read_bytes() if file else where.encode()
@@ -398,35 +391,9 @@ def _source_of(model: str, where: str) -> bytes:
         return where.encode()
 
 
-def _import(model: str, where: str):
-    try:
-        return importlib.import_module(where)
-    except Exception as err:
-        raise InitbenchError(f"--model {model}: cannot import '{where}': "
-                             f"{_one_line(err)}") from None
-
-
 def _load(model: str) -> Callable:
     where, _, name = model.rpartition(":")
-    if _is_file(where):
-        path = Path(where).resolve()
-        module_name = "initbench_user_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise InitbenchError(f"--model {model}: '{where}' is not a Python file.")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[module_name] = module  # dataclasses (flax modules) look themselves up here
-        sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as err:
-            sys.modules.pop(module_name, None)
-            raise InitbenchError(f"--model {model}: importing '{where}' raised "
-                                 f"{_one_line(err)}") from None
-        finally:
-            sys.path.remove(str(path.parent))
-    else:
-        module = _import(model, where)
+    module = user_code.import_module(f"--model {model}", where, "initbench_user_")
     factory = getattr(module, name, None)
     if factory is None:
         choices = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -439,11 +406,6 @@ def _load(model: str) -> Callable:
 
 def _call_name(model: str) -> str:
     return model.rpartition(":")[2]
-
-
-def _one_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__
 
 
 # ---------------------------------------------------------------- the card

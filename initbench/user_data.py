@@ -11,12 +11,9 @@ editing the file retrains.
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
-import sys
 from pathlib import Path
 
+from initbench import user_code
 from initbench.errors import InitbenchError
 
 REQUIRED = ("x_train", "y_train", "x_test", "y_test")
@@ -56,7 +53,7 @@ def _read_npz(name: str) -> dict:
                              "numeric arrays with numpy.savez.") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise InitbenchError(f"--dataset {name}: cannot read it as a .npz file "
-                             f"({type(err).__name__}: {_first_line(err)}).") from None
+                             f"({user_code.one_line(err)}).") from None
 
 
 def _call_function(name: str) -> dict:
@@ -74,8 +71,8 @@ def _call_function(name: str) -> dict:
     try:
         returned = function()
     except Exception as err:
-        raise InitbenchError(f"--dataset {name}: {attr}() raised {type(err).__name__}: "
-                             f"{_first_line(err)}") from None
+        raise InitbenchError(f"--dataset {name}: {attr}() raised "
+                             f"{user_code.one_line(err)}") from None
     if isinstance(returned, dict):
         return dict(returned)
     if isinstance(returned, (tuple, list)) and len(returned) in (4, 6):
@@ -86,35 +83,9 @@ def _call_function(name: str) -> dict:
 
 
 def _import(name: str, where: str):
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        path = Path(where)
-        if not path.is_file():
-            raise InitbenchError(f"--dataset {name}: no such file '{where}'.")
-        path = path.resolve()
-        module_name = "initbench_data_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
-        loader_spec = importlib.util.spec_from_file_location(module_name, path)
-        if loader_spec is None or loader_spec.loader is None:
-            raise InitbenchError(f"--dataset {name}: '{where}' is not a Python file.")
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
-        try:
-            loader_spec.loader.exec_module(module)
-        except Exception as err:
-            raise InitbenchError(f"--dataset {name}: importing '{where}' raised "
-                                 f"{type(err).__name__}: {_first_line(err)}") from None
-        finally:
-            sys.path.remove(str(path.parent))
-        return module
-    try:
-        return importlib.import_module(where)
-    except Exception as err:
-        raise InitbenchError(f"--dataset {name}: cannot import '{where}': "
-                             f"{type(err).__name__}: {_first_line(err)}") from None
-
-
-def _first_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__
+    if user_code.is_file(where) and not Path(where).is_file():
+        raise InitbenchError(f"--dataset {name}: no such file '{where}'.")
+    return user_code.import_module(f"--dataset {name}", where, "initbench_data_")
 
 
 def check_arrays(name: str, arrays: dict) -> dict:

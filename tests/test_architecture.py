@@ -13,7 +13,7 @@ from initbench.spec import Spec
 
 PACKAGE = Path(__file__).resolve().parents[1] / "initbench"
 NO_JAX = ("plan", "runtime", "spec", "initializers", "errors", "paths", "jax_setup", "results",
-          "runfolder", "merges", "api", "user_data", "study_config", "live")
+          "runfolder", "merges", "api", "user_data", "user_code", "study_config", "live")
 
 
 def _module_name(path: Path) -> str:
