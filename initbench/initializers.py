@@ -51,7 +51,7 @@ class _Entry:
     a data-dependent one its after-draw hook.
 
     `after_draw(spec, network, params, data) -> (params, passes)` rescales the parameters
-    of several seeds of one initializer (leading [seed] axis; `network` None for the MLP)
+    of several seeds of one initializer (leading [seed] axis; `network`: the `networks.Network`)
     on `data` (an `initbench.data.Dataset`) and returns the passes per layer ([seed, L]
     ints). It may be given as "module:function", imported only when a start is drawn, so
     the registry stays free of JAX.

@@ -28,6 +28,13 @@ DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "n
 # `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
 AUTO_FIRST_ROUND = 5
+
+
+def network_title(model: str, mlp_shape: str) -> str:
+    """How titles name the network of `--model model`: "MLP " + `mlp_shape` (its widths and
+    activation, as the caller spells them) for the MLP, whose shape is --hidden; "model
+    NAME" for any other network."""
+    return f"MLP {mlp_shape}" if model == "mlp" else f"model {model}"
 DEFAULT_MAX_SEEDS = 30
 # Bounds of what each number is cast to. A seed becomes a 32-bit PRNG key (jax.random.key
 # keeps only the low 32 bits without x64, so seeds 0 and 2**32 would train identical cells);
