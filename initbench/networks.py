@@ -108,7 +108,9 @@ class Network:
     module: nn.Module
     image_shape: tuple[int, ...]
     num_classes: int
-    fingerprint: str | None  # what the cache key holds (`fingerprint()`); None: nothing
+    # A built-in's version, or the user factory's source and name (`fingerprint()` builds
+    # the cache key's from them); None for the MLP, whose key holds none.
+    fingerprint: str | None
     marked: tuple[str, ...] = ()
     module_draw: Callable[[str], Callable[[jax.Array], dict]] | None = None
     activation: str | None = None
