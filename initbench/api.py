@@ -53,14 +53,9 @@ def make_spec(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, precision: float
     """The validated `Spec` of `compare`'s training keywords (`seeds="auto"` with
     `precision`: the first round's seeds). InitbenchError naming the first bad value."""
     auto = isinstance(seeds, str) and seeds.strip().lower() == "auto"
-    if auto and precision is None:
-        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
-                             "the CI half-width at which to stop adding seeds.")
-    if not auto and precision is not None:
-        raise InitbenchError("--precision applies only with --seeds auto.")
+    first = spec_lib.first_seeds(auto, precision)
     values = {"inits": _as_tuple("inits", inits),
-              "seeds": (tuple(range(spec_lib.AUTO_FIRST_ROUND)) if auto
-                        else _as_tuple("seeds", seeds)),
+              "seeds": first if auto else _as_tuple("seeds", seeds),
               "precision": precision}
     for name, value in fields.items():
         if name in ("lr", "hidden") and value is not None:

@@ -60,8 +60,8 @@ class BenchOptions:
 
 
 def bench_options(values: dict[str, Any]) -> BenchOptions:
-    """The typed options of `bench`, checked before JAX starts (`bench.validate`; the race's
-    own counts are checked by `bench.race`)."""
+    """The typed options of `bench`, checked before JAX starts (`bench.validate`,
+    `jax_setup.check_num_devices`; the race's own counts are checked by `bench.race`)."""
     from initbench import bench as bench_lib
 
     race = (bench_lib.RaceConfig(values["race_dataset"], values["race_inits"],
@@ -74,10 +74,10 @@ def bench_options(values: dict[str, Any]) -> BenchOptions:
     devices = values["devices"]
     if race is None:
         bench_lib.validate(config)
-        if devices is not None and devices < 1:
-            from initbench.errors import InitbenchError
+        if devices is not None:  # jax_setup's rule, before JAX starts
+            from initbench import jax_setup
 
-            raise InitbenchError(f"--devices must be at least 1, got {devices}.")
+            jax_setup.check_num_devices(devices)
     return BenchOptions(config=config, race=race, devices=devices, csv=values["csv"],
                         as_json=values["as_json"])
 

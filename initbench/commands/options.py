@@ -271,8 +271,7 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
     for opt in (INITS, INIT, *TRAINING):
         if opt.field is not None and opt.name in values:
             value = values[opt.name]
-            if opt is SEEDS and auto:
-                fields["seeds"] = tuple(range(spec_lib.AUTO_FIRST_ROUND))  # the first round
+            if opt is SEEDS and auto:  # the first round, set below
                 continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
     if fields.get("model", "mlp") not in ("mlp", *spec_lib.RESIDUAL_MODELS):
@@ -281,11 +280,9 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
         for opt in (HIDDEN, ACTIVATION):
             if not _given(opt.name):
                 fields.pop(opt.field, None)
-    if auto and fields.get("precision") is None:
-        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
-                             "the CI half-width at which to stop adding seeds.")
-    if not auto and fields.get("precision") is not None:
-        raise InitbenchError("--precision applies only with --seeds auto.")
+    first = spec_lib.first_seeds(auto, fields.get("precision"))
+    if auto:
+        fields["seeds"] = first
     return spec_lib.Spec(**fields)
 
 

@@ -15,23 +15,6 @@ from initbench.commands import options as o
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
-
-def _params(text: str) -> tuple[str, ...]:
-    from initbench import parameterizations
-
-    names = spec_lib.parse_list(text, "param")
-    for name in names:
-        parameterizations.get(name)
-    return names
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    widths = spec_lib.parse_hidden(text)  # positive integers, same checks as --hidden
-    if len(set(widths)) != len(widths):
-        raise InitbenchError(f"--widths: a width listed twice in '{text}'.")
-    return widths
-
-
 PARAMS = o.PARAM.but(default="sp,mup", help="Parameterizations to compare, comma-separated: "
                      "sp, ntk, mup (docs/parameterizations.md).")
 WIDTHS = o.Opt("widths", ("--widths",), str, "64,128,256,512,1024",
@@ -69,8 +52,13 @@ class WidthStudy:
 
 
 def width_study_options(values: dict[str, Any]) -> WidthStudy:
-    """The checked settings of a width study (its seeds: a count or list of at least 2)."""
-    params, widths = _params(values["param"]), _widths(values["widths"])
+    """The checked settings of a width study (its seeds: a count or list of at least 2;
+    `width_study.check_study`: its parameterizations, widths and tolerance)."""
+    from initbench import width_study
+
+    params = spec_lib.parse_list(values["param"], "param")
+    widths = spec_lib.parse_hidden(values["widths"])  # positive integers, as for --hidden
+    width_study.check_study(widths, params, values["tolerance"])
     depth = values["depth"]
     if not isinstance(depth, int) or not 1 <= depth <= 100:
         raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
@@ -215,18 +203,13 @@ class CoordOptions:
 
 
 def coord_options(values: dict[str, Any]) -> CoordOptions:
-    """The typed options of `coord`: one base rate, at least 2 widths, a positive
-    tolerance."""
+    """The typed options of `coord`: the study's, some steps and one base rate."""
     study = width_study_options(values)
     steps = values["steps"]
     if not isinstance(steps, int) or not 1 <= steps <= 10_000:
         raise InitbenchError(f"--steps must be an integer in [1, 10000], got {steps}.")
-    if len(study.widths) < 2:
-        raise InitbenchError("--widths needs at least 2 widths for a slope.")
     if len(study.spec.lr) != 1:
         raise InitbenchError("coord trains at one --lr (the base rate), got several.")
-    if not study.tolerance > 0:
-        raise InitbenchError(f"--tolerance must be positive, got {study.tolerance}.")
     return CoordOptions(study=study, steps=steps)
 
 
