@@ -4,11 +4,12 @@ Every command takes its options from `Opt` records with `command_options`, which
 Typer signature (keyword-only parameters) and hands the command a frozen options value
 (`TrainOptions`, `ReportOptions`, ...) built by that command's one reading function, where
 its values are checked, and the `Runtime` the CLI built. The options shared by several
-commands are declared here; a command with its own meaning for one (`report --baseline`
-defaults to the run's) derives it with `Opt.but`, and options of one command alone are `Opt`s
-in that command's module. `build_spec` turns the bound ones into a `Spec`. Help lists come from the
-registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
-drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
+commands are declared here; a command with its own default or help for one (`report
+--baseline` defaults to the run's) derives it with `Opt.but`, and options of one command
+alone are `Opt`s in that command's module. `build_spec` turns the bound ones into a `Spec`.
+Help lists come from the registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`,
+`data.names()`), so they cannot drift from what is accepted. Only typer, rich and
+initbench's JAX-free modules load here.
 """
 
 from __future__ import annotations
