@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers, modern_inits, resmlp, user_code
+from initbench import initializers, modern_inits, rescnn, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
 from initbench.spec import Spec, kernel_params
@@ -251,6 +251,9 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     if spec.model == "resmlp":
         module = resmlp.make(spec.hidden, spec.activation, spec.norm, num_classes)
         return Network("resmlp", module, image_shape, num_classes, resmlp.RESMLP_VERSION)
+    if spec.model == "rescnn":
+        module = rescnn.make(spec.hidden, spec.activation, spec.norm, num_classes)
+        return Network("rescnn", module, image_shape, num_classes, rescnn.RESCNN_VERSION)
     factory, fingerprint = load_factory(spec.model)
     try:
         module = factory(num_classes)
@@ -325,6 +328,8 @@ def fingerprint(spec: Spec, num_classes: int, image_shape) -> str | None:
         return CNN_VERSION
     if spec.model == "resmlp":  # --hidden, --activation and --norm are in the training key
         return resmlp.RESMLP_VERSION
+    if spec.model == "rescnn":  # likewise
+        return rescnn.RESCNN_VERSION
     return _computation_fingerprint(resolve(spec, num_classes, image_shape))
 
 
