@@ -540,7 +540,7 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     if len(shape) > 2 and key in ("delta_orthogonal", "zero", "idinit"):
         centre = expected_std(key, shape[-2], shape[-1], **params)  # the window's centre
         share = 1.0 / math.prod(shape[:-2])
-        mean = _centre_mean(key, shape)
+        mean = _centre_mean(key, shape, params)
         return math.sqrt(max((centre**2 + mean**2) * share - (mean * share) ** 2, 0.0))
     if len(shape) > 2 and key == "identity":
         gain = _resolve("initializer", key, _KERNELS[key], params)["gain"]
@@ -549,15 +549,16 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     return expected_std(key, fan_in, fan_out, **params)
 
 
-def _centre_mean(key: str, shape) -> float:
-    """Mean of the matrix a centred kernel holds (ZerO and IDInit at tau 1; 0 for
+def _centre_mean(key: str, shape, params: Mapping[str, Any]) -> float:
+    """Mean of the matrix a centred kernel holds (ZerO's; IDInit's τ·I'; 0 for
     delta_orthogonal)."""
     from initbench import modern_inits
 
     if key == "zero":
         return float(modern_inits.zero_matrix(shape[-2], shape[-1]).mean())
     if key == "idinit":
-        return float(modern_inits.identity_like(shape[-2], shape[-1]).mean())
+        tau = _resolve("initializer", key, _KERNELS[key], params)["tau"]
+        return tau * float(modern_inits.identity_like(shape[-2], shape[-1]).mean())
     return 0.0
 
 

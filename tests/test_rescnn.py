@@ -181,3 +181,13 @@ def test_inspect_shows_the_rescnn_card(digits):
     document = json.loads(result.stdout)
     assert any(line.startswith("delta_orthogonal: 5 conv kernels; largest off-centre |w| 0;")
                for line in document["properties"])
+
+
+@pytest.mark.parametrize("name", ["delta_orthogonal(gain=2)", "idinit(tau=0.5)", "zero"])
+def test_a_conv_kernels_expected_std_follows_the_parameters_in_its_name(name):
+    """The card's expected std of a conv kernel for a specifier with parameters (it once
+    raised 'sets gain in its name and again as an option', and took IDInit's τ as 1 in the
+    kernel's mean)."""
+    shape = (3, 3, 8, 8)
+    values = np.asarray(initializers.get(name)(jax.random.key(0), shape))
+    assert values.std() == pytest.approx(initializers.expected_kernel_std(name, shape), rel=1e-4)
