@@ -17,8 +17,8 @@ the batch and both image axes). The head reads the flattened feature map, as the
 CNN's does: with a handful of channels, global average pooling threw away where a stroke
 is (a 2-block, 8-channel net on digits reached 10 to 51% after 2 epochs under he_normal,
 fixup, skipinit, delta_orthogonal and idinit(conv=patch); with the flattened map the first
-four reach 91 to 96%: tests/test_rescnn.py); no max pooling either (XLA:CPU's max-pool gradient under the cell axis is
-slow, see the built-in CNN).
+four reach 91 to 96%: tests/test_rescnn.py); no max pooling either (XLA:CPU's max-pool
+gradient under the cell axis is slow, see the built-in CNN).
 
 Its record is `resmlp.Structure`: the stem, each branch's two convolutions (the last one is
 what Fixup, ZerO and IDInit set to 0 or ε), the per-branch scalar gate and the head, so every
