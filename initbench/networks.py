@@ -44,7 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers, modern_inits, resmlp, user_code
+from initbench import initializers, modern_inits, rescnn, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
 from initbench.spec import BUILTIN_MODELS, Spec, kernel_params
@@ -274,6 +274,9 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     if spec.model == "resmlp":
         module = resmlp.make(spec.hidden, spec.activation, spec.norm, num_classes)
         return Network("resmlp", module, image_shape, num_classes, resmlp.RESMLP_VERSION)
+    if spec.model == "rescnn":
+        module = rescnn.make(spec.hidden, spec.activation, spec.norm, num_classes)
+        return Network("rescnn", module, image_shape, num_classes, rescnn.RESCNN_VERSION)
     factory, fingerprint = load_factory(spec.model)
     try:
         module = factory(num_classes)
