@@ -63,18 +63,18 @@ def report(
     dirs, html_path = html_target(dirs, html)
     target = o.target_fraction(target)
     result = runfolder.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
+    summarized = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
     if out is not None:
-        write_merged(result, rows, out)
+        write_merged(summarized, out)
     if html_path is not None:
-        write_html(result, rows, html_path)
+        write_html(summarized, html_path)
         if not quiet:
             stderr.print(f"html report written to {html_path}", markup=False, highlight=False)
     if as_json:
-        print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
+        print(json.dumps(report_lib.result_document(summarized, str(out) if out else None),
                          indent=2))
         return
-    report_lib.print_result(stdout, result, rows, quiet=quiet, wide=wide, curves=curves)
+    report_lib.print_result(stdout, summarized, quiet=quiet, wide=wide, curves=curves)
     if not quiet:
         merged = result.meta.get("merged_from")
         if merged:
@@ -85,12 +85,14 @@ def report(
                          "curves.png)", markup=False, highlight=False)
 
 
-def write_merged(result, rows: list, out: Path) -> None:
-    """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
-    refuse to replace a run."""
+def write_merged(summarized, out: Path) -> None:
+    """Write a (merged) run with its summary (`summary.RunSummary`) as a new run folder,
+    with its plot; refuse to replace a run. The run's meta records the summary's baseline,
+    target, family and margin, so that reopening it gives the same table."""
     from initbench import experiment, plots, runfolder
     from initbench.errors import InitbenchError
 
+    result, rows = summarized.result, list(summarized.rows)
     if result.labels is not None:
         raise InitbenchError("--out: runs of different settings are shown side by side but "
                               "cannot be saved as one run folder.")
@@ -99,14 +101,16 @@ def write_merged(result, rows: list, out: Path) -> None:
     out = runfolder.check_writable(out)
     if Path(out).is_dir() and any(Path(out).iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
-    first = rows[0]
-    result.meta["baseline"], result.meta["target"] = first.baseline, first.target
+    first = rows[0].family
+    target = None if rows[0].reach is None else rows[0].reach.target
+    result.meta["baseline"], result.meta["target"] = first.baseline, target
     margin = first.equivalence_margin
     result.meta["pairs"] = first.pairs
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
-    figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
-    files = experiment.run_files(result, rows, first.pairs, margin)
-    runfolder.write_run(out, result, result.per_rate or rows, figure, files)
+    # rendered first: a failure leaves no folder
+    figure = plots.render(summarized.view, rows, "png")
+    files = experiment.run_files(summarized)
+    runfolder.write_run(out, result, summarized.csv_rows(), figure, files)
 
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -144,13 +148,13 @@ def html_target(dirs: list[Path], html: bool) -> tuple[list[Path], Path | None]:
     return folders, path
 
 
-def write_html(result, rows: list, path: Path) -> None:
+def write_html(summarized, path: Path) -> None:
     """Write the run's HTML page (`html_report.page`) to `path`, atomically: every figure
     and the card are made first, so a failure writes nothing."""
     from initbench import html_report, runfolder
 
-    cards, note = html_report.network_cards(result)
-    text = html_report.page(result, rows, html_report.figures(result, rows), cards, note)
+    cards, note = html_report.network_cards(summarized.result)
+    text = html_report.page(summarized, html_report.figures(summarized), cards, note)
     runfolder.write_output(path, text)
 
 
@@ -183,8 +187,8 @@ def plot(
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
-    rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
-    plots.save_plot(result.view, rows, out, figure_of)
+    summarized = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
+    plots.save_plot(summarized.view, list(summarized.rows), out, figure_of)
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
@@ -211,8 +215,8 @@ def export(
         runfolder.check_output_path(out)  # before reading
     target = o.target_fraction(target)
     result = runfolder.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
-    text = export_lib.render(result.view, rows, fmt)
+    summarized = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
+    text = export_lib.render(summarized.view, list(summarized.rows), fmt)
     if out is None:
         typer.echo(text, nl=False)
         return
@@ -246,18 +250,19 @@ def plan(
         raise InitbenchError(f"--effect must be a positive number of accuracy points, "
                              f"got {effect:g}.")
     result = runfolder.read_run(run_dir)
-    rows = summary.summarize_saved(result, baseline)
-    plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
+    summarized = summary.summarize_saved(result, baseline)
+    view = summarized.view  # the tuned cells, with rates
+    plan_rows = summary.plan_rows(view, list(summarized.rows), effect)
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
     if not any(math.isfinite(row.diff_sd_pt) and row.seeds >= 2 for row in plan_rows):
         # every row would be NaN: nothing in this run says how much seeds differ
-        diverged = not np.isfinite(result.view.metrics["test_accuracy"][..., -1]).any()
+        diverged = not np.isfinite(view.metrics["test_accuracy"][..., -1]).any()
         why = ("every cell diverged" if diverged else
                "no comparison has 2 seeds on which both cells finished without diverging")
         raise InitbenchError(f"{run_dir}: {why}, so there is no spread of paired differences "
                              "to plan from; rerun with a smaller --lr or other initializers.")
-    stdout.print(report_lib.plan_table(result.view, plan_rows))
+    stdout.print(report_lib.plan_table(view, plan_rows))
     if out is None:
         return
     runfolder.write_output(out, runfolder.csv_text([dataclasses.asdict(r) for r in plan_rows],

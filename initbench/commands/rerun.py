@@ -37,15 +37,15 @@ def rerun(
     runtime = ctx.find_object(Runtime) or Runtime.from_environment()
     reporter = RichReporter(stderr, show=not (quiet or as_json))
 
-    def print_tables(result) -> None:
+    def print_tables(summarized) -> None:
         if not as_json:
-            report.print_result(stdout, result, result.summary, quiet=quiet)
+            report.print_result(stdout, summarized, quiet=quiet)
 
     run = api.rerun(folder, out=out, cache=not no_cache, runtime=runtime, reporter=reporter,
                     on_summary=print_tables, command=runtime.command)
     same, different = api.compare_folders(folder, run.folder)
     if as_json:
-        document = report.result_document(run.result, run.result.summary, str(run.folder))
+        document = report.result_document(run.summarized, str(run.folder))
         document["rerun"] = {"of": str(folder), "identical": same, "different": different}
         print(json.dumps(document, indent=2))
         return
