@@ -227,7 +227,7 @@ class RunSummary:
 # row). The first block is the first release's; later columns were appended.
 _ACC_STATS = ("mean", "std", "sem", "min", "max", "median", "ci_low", "ci_high")
 _LOSS_STATS = ("mean", "std", "ci_low", "ci_high")
-_PATHS: dict[str, str] = {
+COLUMN_SOURCES: dict[str, str] = {
     "rank": "rank", "dataset": "dataset", "init": "init", "seeds": "seeds",
     "diverged": "diverged",
     **{f"test_accuracy_{k}": f"accuracy.{k}" for k in _ACC_STATS},
@@ -270,7 +270,7 @@ _PATHS: dict[str, str] = {
     "accuracy_diff_ci_level": "versus.pair.diff_ci_level",
     "holm_divisor": "versus.pair.holm_divisor",
 }
-SUMMARY_COLUMNS = list(_PATHS)
+SUMMARY_COLUMNS = list(COLUMN_SOURCES)
 # tuned.csv: one row per initializer at its chosen rate (`best_lr`, None when every rate
 # diverged on every seed), its validation score, then the summary of those cells.
 TUNED_COLUMNS = ["best_lr", "val_score", *SUMMARY_COLUMNS]
@@ -288,4 +288,4 @@ def _at(row: SummaryRow, path: str):
 def flatten(row: SummaryRow) -> dict:
     """`row` as summary.csv's row: {column: value} in `SUMMARY_COLUMNS` order (also the
     JSON document's summary rows and `export --format csv`)."""
-    return {column: _at(row, path) for column, path in _PATHS.items()}
+    return {column: _at(row, path) for column, path in COLUMN_SOURCES.items()}
