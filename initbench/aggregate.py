@@ -263,7 +263,7 @@ def task_scores(runs: list, folders: list[str], labels: list[str] | None = None
     if len(runs) < 2:
         raise InitbenchError("aggregate needs at least two run folders (tasks); for one run "
                              "use initbench report.")
-    views = [run.view for run in runs]
+    views = [summary.view(run) for run in runs]
     keys: dict[str, str] = {}
     for view, folder in zip(views, folders):
         if view.labels is not None:

@@ -92,7 +92,8 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
     `runtime` holds the cache locations and the command line spec.json records (default:
     `Runtime.from_environment` with this call, as Python: a notebook has no command line, so
     this entry point builds one where the CLI would); `reporter` the progress display;
-    `on_summary(result)` is called with the summary before the figures are drawn.
+    `on_summary(summary)` is called with the summary (`summary.RunSummary`) before the
+    figures are drawn.
     Returns None in processes other than 0 of a `distributed` run.
     """
     given = {k: v for k, v in locals().items() if k not in _NOT_RECORDED}
@@ -147,15 +148,15 @@ def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float 
     reserved = out is None
     out = new_run_folder(folder_name) if reserved else Path(out)
     try:
-        result = experiment.run_experiment(spec, out, runtime, reporter, baseline=baseline,
-                                           target=target, pairs=pairs, margin_pt=margin_pt,
-                                           on_summary=on_summary)
+        summarized = experiment.run_experiment(
+            spec, out, runtime, reporter, baseline=baseline, target=target, pairs=pairs,
+            margin_pt=margin_pt, on_summary=on_summary)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)
-    if result is None:
+    if summarized is None:
         return None
-    return Run(out, result)
+    return Run(out, summarized.result, summarized)
 
 
 _NOT_RECORDED = {"runtime", "reporter", "on_summary", "progress"}
@@ -270,23 +271,30 @@ class Run:
     """One run folder: its tables as pandas DataFrames (the files' own columns), its
     settings, its figure, and its ranked table in Jupyter (`_repr_html_`).
 
-    `result` is the `results.RunResult` ([init, seed, epoch] metrics); `rows` the ranked
-    `summary.SummaryRow`s (computed again for a loaded run, as `initbench report` does)."""
+    `result` is the `results.RunResult` ([init, seed, epoch] metrics); `summarized` its
+    `summary.RunSummary` and `rows` the ranked `summary.SummaryRow`s (computed again for a
+    loaded run, as `initbench report` does)."""
 
-    def __init__(self, folder: Path, result):
+    def __init__(self, folder: Path, result, summarized=None):
         self.folder = Path(folder)
         self.result = result
+        self._summarized = summarized
 
     def __repr__(self) -> str:
         return f"Run({str(self.folder)!r})"
 
     @property
-    def rows(self) -> list:
-        if not self.result.summary:
+    def summarized(self):
+        """The run's `summary.RunSummary` (rows, per-rate rows, tuned cells), computed once."""
+        if self._summarized is None:
             from initbench import summary
 
-            self.result.summary = summary.summarize_saved(self.result)
-        return self.result.summary
+            self._summarized = summary.summarize_saved(self.result)
+        return self._summarized
+
+    @property
+    def rows(self) -> list:
+        return list(self.summarized.rows)
 
     @property
     def spec(self) -> spec_lib.Spec:
@@ -335,12 +343,12 @@ class Run:
         """The matplotlib Figure of curves.png (curves, final accuracies, paired panel)."""
         from initbench import plots
 
-        return plots.make_figure(self.result.view, self.rows)
+        return plots.make_figure(self.summarized.view, self.rows)
 
     def title(self) -> str:
         from initbench import report
 
-        return report.title(self.result.view)
+        return report.title(self.summarized.view)
 
     def _repr_html_(self) -> str:
         """The ranked table as HTML, titled, with the verdict rule (Jupyter shows it)."""
@@ -364,8 +372,8 @@ class Run:
         """The run's JSON document (what `--json` prints)."""
         from initbench import report
 
-        return json.loads(json.dumps(report.result_document(self.result, self.rows,
-                                                            str(self.folder)), default=str))
+        return json.loads(json.dumps(report.result_document(self.summarized, str(self.folder)),
+                                     default=str))
 
 
 def spec_fields() -> list[str]:

@@ -23,6 +23,7 @@ from initbench.provenance import environment
 from initbench.runner import Timings
 from initbench.runtime import Runtime
 from initbench.spec import Spec
+from initbench.summary_rows import RunSummary
 
 
 def run_experiment(spec: Spec, out: Path, runtime: Runtime,
@@ -30,19 +31,20 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime,
                    target: float | None = None, pairs: str | None = None,
                    margin_pt: float | None = None,
                    max_cells_per_chunk: int = plan.MAX_CELLS_PER_CHUNK,
-                   on_summary: Callable[[results.RunResult], None] | None = None
-                   ) -> results.RunResult | None:
+                   on_summary: Callable[[RunSummary], None] | None = None
+                   ) -> RunSummary | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
     `runtime` (the CLI's, or the one `initbench.compare` builds) says where the cell cache
-    is and which process this is. Returns the whole grid; cells cached under the same
+    is and which process this is. Returns the whole grid with its summary (`RunSummary`:
+    `.result` is the grid, `.rows` the ranked table); cells cached under the same
     training setting are reused. In a multi-process run only process 0 (`runtime.main`)
     reads the cache and writes anything; the other processes train their share and return
     None. Process 0 holds `out`'s lock (`safeio.folder_lock`) throughout: a second writer is
     refused. `pairs` ("baseline" or "all") and `margin_pt` (the TOST margin in accuracy
     points) choose the comparisons and are recorded in the run's meta; for `--seeds auto`
     (`spec.precision` set) the seeds are chosen round by round (`train_until_precise`) and
-    `spec.seeds` is ignored. `on_summary(result)` is called once the summary is computed,
+    `spec.seeds` is ignored. `on_summary(summary)` is called once the summary is computed,
     before the figures are drawn and the folder is written (the CLI prints its tables
     then); the folder still appears whole, after it.
     """
@@ -173,25 +175,25 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
             reporter.notice(metainit.describe(by_hook["metainit"]))
     result = results.RunResult(spec, grid.metrics, meta, grid.layer_metrics)
     margin = None if margin_pt is None else margin_pt / 100.0
-    result.summary = summary.summarize_all(result, baseline, target, pairs, margin)
+    summarized = summary.summarize_all(result, baseline, target, pairs, margin)
     timings.mark("summary")
     reporter.stop()  # the tables print on stdout; no spinner may run across them
     if on_summary is not None:
-        on_summary(result)
+        on_summary(summarized)
         timings.mark("printed")
     reporter.phase("drawing figures")
     from initbench import plots
 
-    figure = plots.render(result.view, result.summary, "png")
-    files = run_files(result, result.summary, pairs, margin)
+    figure = plots.render(summarized.view, summarized.rows, "png")
+    files = run_files(summarized)
     timings.mark("figures")
     meta["timings"] = timings.record()
     reporter.phase(f"writing {out}")
     try:
-        runfolder.write_run(out, result, result.per_rate or result.summary, figure, files)
+        runfolder.write_run(out, result, summarized.csv_rows(), figure, files)
     finally:
         reporter.stop()
-    return result
+    return summarized
 
 
 def seed_looks(earlier: list[list[int]] | None, seeds) -> dict:
@@ -207,30 +209,34 @@ def seed_looks(earlier: list[list[int]] | None, seeds) -> dict:
     return {"seed_looks": looks} if len(looks) > 1 else {}
 
 
-def run_files(result: results.RunResult, rows: list, pairs: str,
-              margin: float | None) -> dict[str, str | bytes]:
+def run_files(summarized: RunSummary) -> dict[str, str | bytes]:
     """A run folder's extra files: those of `pair_files` (of the tuned cells, for a
     multi-rate run), and for a multi-rate run tuned.csv (one row per initializer at its
     chosen rate) and lr.png (accuracy against learning rate)."""
     from initbench import plots, summary
+    from initbench.summary_rows import TUNED_COLUMNS
 
-    files = pair_files(result.view, rows, pairs, margin)
-    if result.tuned is not None:
-        files["tuned.csv"] = runfolder.csv_text(summary.tuned_rows_csv(result, rows),
-                                              summary.TUNED_COLUMNS)
-        files["lr.png"] = plots.render_lr(result, result.per_rate, rows, "png")
+    rows = list(summarized.rows)
+    files = pair_files(summarized.view, rows)
+    if summarized.tuned is not None:
+        files["tuned.csv"] = runfolder.csv_text(summary.tuned_rows_csv(summarized),
+                                              TUNED_COLUMNS)
+        files["lr.png"] = plots.render_lr(summarized.result, list(summarized.per_rate), rows,
+                                          "png")
     return files
 
 
-def pair_files(result: results.RunResult, rows: list, pairs: str,
-               margin: float | None) -> dict[str, str | bytes]:
-    """The extra files of a `--pairs all` run: pairs.csv (every pair) and pairs.png (the
-    ranking figure); none for `--pairs baseline`."""
+def pair_files(result: results.RunResult, rows: list) -> dict[str, str | bytes]:
+    """The extra files of a `--pairs all` run (the family its `rows` were made with):
+    pairs.csv (every pair) and pairs.png (the ranking figure); none for `--pairs baseline`."""
     from initbench import plots, summary
+    from initbench.summary_rows import PAIR_COLUMNS
 
-    if pairs != "all" or len(result.inits) < 2:
+    family = rows[0].family
+    if family.pairs != "all" or len(result.inits) < 2:
         return {}
-    pair_rows = summary.compare_family(result, rows[0].baseline, "all", margin)
+    pair_rows = summary.compare_family(result, family.baseline, "all",
+                                       family.equivalence_margin)
     return {"pairs.csv": runfolder.csv_text([dataclasses.asdict(r) for r in pair_rows],
-                                          summary.PAIR_COLUMNS),
+                                          PAIR_COLUMNS),
             "pairs.png": plots.render_pairs(result, rows, pair_rows, "png")}

@@ -10,7 +10,6 @@ accuracies in percent and differences in percentage points, rounded to 2 decimal
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from initbench.errors import unknown_name
 from initbench.results import RunResult
 from initbench.runfolder import csv_text
-from initbench.summary import SUMMARY_COLUMNS, SummaryRow
+from initbench.summary_rows import SUMMARY_COLUMNS, RunSummary, SummaryRow, flatten
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
 
 def csv_table(result: RunResult, rows: list[SummaryRow]) -> str:
     """Every column of summary.csv at full precision."""
-    return csv_text([dataclasses.asdict(row) for row in rows], SUMMARY_COLUMNS)
+    return csv_text([flatten(row) for row in rows], SUMMARY_COLUMNS)
 
 
 def json_text(result: RunResult, rows: list[SummaryRow]) -> str:
@@ -79,7 +78,7 @@ def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
     `report --json` and `compare --json` print, without an output folder."""
     from initbench import report
 
-    return report.result_document(result, rows, None)
+    return report.result_document(RunSummary(result, tuple(rows)), None)
 
 
 _LEFT = ("init", "verdict")  # text columns; the rest are right-aligned numbers

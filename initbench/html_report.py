@@ -23,7 +23,7 @@ from initbench import report
 from initbench.formatting import num
 from initbench.results import RunResult
 from initbench.spec import network_title
-from initbench.summary import SummaryRow
+from initbench.summary_rows import RunSummary
 
 # Columns that stay in view while a table scrolls sideways (the row's name).
 _STICKY = ("init", "parameter", "a")
@@ -40,15 +40,18 @@ class Figure:
     caption: str
 
 
-def figures(result: RunResult, rows: list[SummaryRow]) -> list[Figure]:
-    """The run's figures, rendered for `rows` (so a re-chosen baseline shows everywhere):
-    curves.png always, lr.png for a multi-rate run, pairs.png under `--pairs all`."""
+def figures(summarized: RunSummary) -> list[Figure]:
+    """The run's figures, rendered for its summary's rows (so a re-chosen baseline shows
+    everywhere): curves.png always, lr.png for a multi-rate run, pairs.png under `--pairs
+    all`."""
     from initbench import plots, summary
 
-    view, first = result.view, rows[0]
+    view, rows = summarized.view, list(summarized.rows)
+    first = rows[0].family
     found = [Figure("curves.png", plots.render(view, rows, "png"), CURVES_CAPTION)]
-    if result.tuned is not None:
-        found.append(Figure("lr.png", plots.render_lr(result, result.per_rate, rows, "png"),
+    if summarized.tuned is not None:
+        found.append(Figure("lr.png", plots.render_lr(summarized.result,
+                                                      list(summarized.per_rate), rows, "png"),
                             LR_CAPTION))
     if first.pairs == "all" and len(view.inits) > 1:
         pair_rows = summary.compare_family(view, first.baseline, "all", first.equivalence_margin)
@@ -106,26 +109,27 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
         return {}, f"the card could not be drawn here: {err}"
 
 
-def page(result: RunResult, rows: list[SummaryRow], figs: list[Figure],
+def page(summarized: RunSummary, figs: list[Figure],
          cards: dict[str, list[dict]], card_note: str | None = None) -> str:
     """The whole HTML document of a run, as text."""
-    title = report.title(result.view)
+    result, rows, view = summarized.result, list(summarized.rows), summarized.view
+    title = report.title(view)
     parts = [_HEAD.format(title=_esc(title), style=_STYLE),
              f"<header><h1>{_esc(title)}</h1>",
              "<p class=\"sub\">initbench report: ranked table, figures, the card of the "
              "network, settings and provenance of this run.</p>",
              _nav(bool(cards) or card_note is not None), "</header>",
              "<section id=\"table\"><h2>Ranked table</h2>"]
-    for table in report.per_rate_tables(result):
+    for table in report.per_rate_tables(summarized):
         parts.append(rich_table_html(table))
     # The terminal's table first (it fits a phone with one sideways scroll), then --wide's.
-    parts.append(rich_table_html(report.summary_table(result.view, rows), skip_title=title))
+    parts.append(rich_table_html(report.summary_table(view, rows), skip_title=title))
     parts.append("<details><summary>All columns (as <code>report --wide</code>: spread, "
                  "losses, best epoch, P(better))</summary>"
-                 + rich_table_html(report.summary_table(result.view, rows, wide=True),
+                 + rich_table_html(report.summary_table(view, rows, wide=True),
                                    skip_title=title) + "</details>")
-    if rows[0].pairs == "all" and report.is_comparison(rows):
-        parts.append(rich_table_html(report.pairs_table(result.view, rows)))
+    if rows[0].family.pairs == "all" and report.is_comparison(rows):
+        parts.append(rich_table_html(report.pairs_table(view, rows)))
     warning = report.edge_warning(result, rows)
     if warning:
         parts.append(f"<p class=\"warn\"><strong>note:</strong> {_esc(warning)}</p>")

@@ -39,7 +39,7 @@ class PartialCurves:
         rows = []
         for m, (init, seed, data_seed, lr) in enumerate(cells):
             values = {name: float(metrics[name][m]) for name in self.names}
-            bad = not (np.isfinite(values["train_loss"]) and np.isfinite(values["test_loss"]))
+            bad = not all(np.isfinite(values[name]) for name in results.LOSSES)
             rows.append({"dataset": self.dataset_name, "init": init,
                          "bias_init": self.spec.bias_init, runfolder.LR_COLUMN: lr, "seed": seed,
                          runfolder.DATA_SEED_COLUMN: data_seed, "epoch": epoch, **values,

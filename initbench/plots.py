@@ -33,14 +33,15 @@ import numpy as np
 from initbench import stats
 from initbench.errors import InitbenchError
 from initbench.formatting import pct
-from initbench.results import RunResult
+from initbench.results import METRICS, RunResult
 from initbench.runfolder import write_output
-from initbench.summary import SummaryRow
+from initbench.summary_rows import SummaryRow
 
 FORMATS = ("png", "svg", "pdf")
 LOG_RANGE = 30.0
-_CURVE_PANELS = (("train_loss", "train loss"), ("test_loss", "test loss"),
-                 ("test_accuracy", "test accuracy (%)"))
+# The top row: one panel per per-epoch metric (`results.METRICS`), accuracy in percent.
+_CURVE_PANELS = tuple((m, m.replace("_", " ") + (" (%)" if m.endswith("accuracy") else ""))
+                      for m in METRICS)
 
 
 def plot_format(path: Path) -> str:
@@ -159,14 +160,14 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
     ranked = [row.init for row in rows]
     colors = {init: init_color(init) for init in ranked}
     fig = Figure(figsize=(16, 9.2), dpi=110, layout="constrained")
-    axes = fig.subplot_mosaic([["train_loss", "test_loss", "test_accuracy"],
+    axes = fig.subplot_mosaic([list(METRICS),
                                ["final", "paired", "legend"]])
     epochs = np.arange(result.spec.epochs + 1)
     for ax, (metric, label) in zip((axes[m] for m, _ in _CURVE_PANELS), _CURVE_PANELS):
         scale = 100.0 if metric == "test_accuracy" else 1.0
         bounds = (0.0, 100.0) if metric == "test_accuracy" else (-np.inf, np.inf)
         bands = {init: mean_and_band(result.metrics[metric][result.inits.index(init)] * scale,
-                                     rows[0].ci_level, bounds)
+                                     rows[0].family.level, bounds)
                  for init in ranked}
         log = metric.endswith("loss") and wants_log(np.array([b[0] for b in bands.values()]))
         for init in ranked:
@@ -190,15 +191,16 @@ def make_figure(result: RunResult, rows: list[SummaryRow]):
                           title="final test accuracy, mean", fontsize=11, frameon=False)
     fig.suptitle(report.title(result), fontsize=14, fontweight="bold")
     fig.text(0.5, -0.005,
-             f"Lines: mean over seeds. Bands and accuracy error bars: {100 * rows[0].ci_level:g}% "
-             f"CI of the mean, Student t over seeds. Verdicts: paired by seed against "
-             f"{rows[0].baseline}; {report.verdict_note(rows)[len('Verdict: '):]}",
+             "Lines: mean over seeds. Bands and accuracy error bars: "
+             f"{100 * rows[0].family.level:g}% CI of the mean, Student t over seeds. "
+             f"Verdicts: paired by seed against {rows[0].family.baseline}; "
+             f"{report.verdict_note(rows)[len('Verdict: '):]}",
              ha="center", va="top", fontsize=9, color="0.35", wrap=True)
     return fig
 
 
 def _legend_label(row: SummaryRow) -> str:
-    text = f"{row.init}  {pct(row.test_accuracy_mean, '%')}"
+    text = f"{row.init}  {pct(row.accuracy.mean, '%')}"
     if row.val_accuracy_mean is not None and row.lr is not None:  # a tuned row: its rate
         text += f" at lr {row.lr:g}"
     if row.diverged:
@@ -217,9 +219,9 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
         color = colors[row.init]
         ax.scatter(x + offsets[finite], values[finite], s=28, color=color, alpha=0.75,
                    edgecolor="white", linewidth=0.5, zorder=3)
-        mean = 100 * row.test_accuracy_mean
+        mean = 100 * row.accuracy.mean
         if math.isfinite(mean):
-            low, high = 100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high
+            low, high = 100 * row.accuracy.ci_low, 100 * row.accuracy.ci_high
             ax.hlines(mean, x - 0.25, x + 0.3, color="black", lw=2, zorder=4)
             if math.isfinite(low):
                 ax.errorbar(x + 0.3, mean, yerr=[[mean - low], [high - mean]], fmt="none",
@@ -236,7 +238,7 @@ def _final_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) ->
     ax.set_xlim(-0.5, len(rows) - 0.25)
     ax.set_ylabel("final test accuracy (%)")
     ax.set_title(f"final test accuracy, {num_seeds} seeds (dots), mean and "
-                 f"{100 * rows[0].ci_level:g}% CI (bar)",
+                 f"{100 * rows[0].family.level:g}% CI (bar)",
                  fontsize=12)
     ax.grid(True, axis="y", alpha=0.3)
 
@@ -254,9 +256,9 @@ def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -
     """The paired design: per seed, this initializer's final accuracy minus the baseline's on
     the same seed (dots), the mean difference and the interval beside its verdict (bar)."""
     final = result.metrics["test_accuracy"][:, :, -1] * 100
-    first = rows[0]
+    first = rows[0].family
     base = final[result.inits.index(first.baseline)]
-    others = [row for row in rows if row.verdict != "baseline"]
+    others = [row for row in rows if row.versus is not None]
     num_seeds = final.shape[1]
     offsets = np.linspace(-0.2, 0.15, num_seeds) if num_seeds > 1 else np.zeros(1)
     diffs = {}
@@ -266,10 +268,10 @@ def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -
         diffs[row.init] = d[finite]
         ax.scatter(x + offsets[finite], d[finite], s=28, color=colors[row.init], alpha=0.75,
                    edgecolor="white", linewidth=0.5, zorder=3)
-        mean = row.accuracy_diff_mean
+        mean = row.versus.accuracy.mean_diff
         if isinstance(mean, float) and math.isfinite(mean):
             ax.hlines(100 * mean, x - 0.25, x + 0.3, color="black", lw=2, zorder=4)
-            low, high = row.accuracy_diff_ci_low, row.accuracy_diff_ci_high
+            low, high = row.versus.pair.diff_ci_low, row.versus.pair.diff_ci_high
             if isinstance(low, float) and math.isfinite(low):
                 ax.errorbar(x + 0.3, 100 * mean, yerr=[[100 * (mean - low)], [100 * (high - mean)]],
                             fmt="none", ecolor="black", elinewidth=1.5, capsize=4, zorder=4)
@@ -291,9 +293,9 @@ def _paired_panel(ax, result: RunResult, rows: list[SummaryRow], colors: dict) -
 def _verdict_text(row: SummaryRow) -> str:
     verdict = row.verdict
     diverged = f"\n{row.diverged} of {row.seeds} diverged" if row.diverged else ""
-    if verdict == "baseline":
+    if row.versus is None:
         return "(baseline)" + diverged
-    diff = row.accuracy_diff_mean
+    diff = row.versus.accuracy.mean_diff
     shown = f"{100 * diff:+.2f} pt\n" if isinstance(diff, float) and math.isfinite(diff) else ""
     # On one line, "no clear difference" ran into its neighbours' labels (5 initializers).
     verdict = verdict.replace("no clear ", "no clear\n")
@@ -403,7 +405,7 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
     from initbench import report
 
     inits = result.inits
-    means = np.array([next(r.test_accuracy_mean for r in rows if r.init == name)
+    means = np.array([next(r.accuracy.mean for r in rows if r.init == name)
                       for name in inits])
     groups = stats.rank_groups(means, separated_matrix(inits, pair_rows))
     ranked = [inits.index(r.init) for r in rows]
@@ -412,10 +414,10 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
     ax = fig.subplots()
     for row in rows:
         y = y_of[inits.index(row.init)]
-        mean = 100 * row.test_accuracy_mean
+        mean = 100 * row.accuracy.mean
         if math.isfinite(mean):
             ax.plot(mean, y, "o", color=init_color(row.init), ms=7, zorder=3, label=row.init)
-            low, high = 100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high
+            low, high = 100 * row.accuracy.ci_low, 100 * row.accuracy.ci_high
             if math.isfinite(low):
                 ax.hlines(y, low, high, color="0.4", lw=2)
             ax.annotate(f"{mean:.2f}", (mean, y), xytext=(0, 7), textcoords="offset points",
@@ -434,7 +436,8 @@ def make_pairs_figure(result: RunResult, rows: list[SummaryRow], pair_rows: list
                 "not separated (Holm-corrected\npaired t tests): one bar per group")
     ax.set_xlim(left, right + span * (0.08 + 0.05 * len(groups)))
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8.5, frameon=False)
-    ax.set_xlabel(f"final test accuracy (%), mean and {100 * rows[0].ci_level:g}% CI over seeds")
+    ax.set_xlabel("final test accuracy (%), mean and "
+                  f"{100 * rows[0].family.level:g}% CI over seeds")
     ax.grid(True, axis="x", alpha=0.3)
     level = pair_rows[0].ci_level if pair_rows else stats.CI_LEVEL
     ax.set_title(report.title(result), fontsize=11, fontweight="bold")

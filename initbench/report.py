@@ -16,9 +16,10 @@ from rich.table import Table
 from rich.text import Text
 
 from initbench.formatting import json_value, num, pct, plural, signed_pct
-from initbench.results import RunResult
+from initbench.results import METRICS, RunResult
 from initbench.spec import network_title
-from initbench.summary import SummaryRow, mean_curves
+from initbench.summary import mean_curves
+from initbench.summary_rows import RunSummary, SummaryRow, flatten
 
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "baseline": "dim"}
 
@@ -72,44 +73,42 @@ def ranked_table(rows: list[SummaryRow], detailed: bool = False):
     The terminal shows it `detailed` (min–max, loss at epoch 0, best epoch); markdown and
     LaTeX exports show the rest. Accuracies in percent, differences in points.
     """
-    level = f"{100 * rows[0].ci_level:g}%"
+    first = rows[0]
+    level = f"{100 * first.family.level:g}%"
     columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
                ("acc % mean ± std" if detailed else "test acc % (mean ± std)", "right"),
                (f"{level} CI", "right")]
     columns += ([("min–max", "right"), ("test loss", "right"), ("loss @ ep 0", "right"),
                  ("best ep", "right")] if detailed else [("test loss", "right")])
-    has_target = rows[0].target is not None
-    if has_target:
-        columns.append((f"epochs to {100 * rows[0].target:.4g}%", "right"))
+    if first.reach is not None:
+        columns.append((f"epochs to {100 * first.reach.target:.4g}%", "right"))
     compared = is_comparison(rows)
     points = "" if detailed else " (pt)"
     if compared:
-        columns += [(f"Δ acc vs {rows[0].baseline}{points} [Holm CI]", "right"),
+        columns += [(f"Δ acc vs {first.family.baseline}{points} [Holm CI]", "right"),
                     ("P(better)", "right"), ("verdict", "left")]
     body = []
     for row in rows:
         seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
-        cells = [f"{pct(row.test_accuracy_mean)} ± {pct(row.test_accuracy_std)}",
-                 f"[{pct(row.test_accuracy_ci_low)}, {pct(row.test_accuracy_ci_high)}]"]
+        acc = row.accuracy
+        cells = [f"{pct(acc.mean)} ± {pct(acc.std)}", f"[{pct(acc.ci_low)}, {pct(acc.ci_high)}]"]
         if detailed:
-            cells += [f"{pct(row.test_accuracy_min)}–{pct(row.test_accuracy_max)}",
-                      num(row.test_loss_mean), num(row.epoch0_test_loss_mean, ".3g"),
-                      num(row.best_epoch_mean, ".1f")]
+            cells += [f"{pct(acc.min)}–{pct(acc.max)}",
+                      num(row.loss.mean), num(row.curves.epoch0_test_loss, ".3g"),
+                      num(row.curves.best_epoch, ".1f")]
         else:
-            cells.append(num(row.test_loss_mean))
+            cells.append(num(row.loss.mean))
         if row.all_diverged:
             cells = ["diverged"] * len(cells)
-        if has_target:
-            reached = row.reached_target
-            cells.append("never" if not reached else
-                         f"{row.epochs_to_target_mean:.1f} ({reached}/{row.seeds})")
+        if row.reach is not None:
+            cells.append(reach_text(row))
         if not compared:
             body.append([str(row.rank), row.init, seeds, *cells])
             continue
-        if row.verdict == "baseline":
+        if row.versus is None:
             cells += ["—", "—"]
         else:
-            cells += [diff_text(row), num(row.p_better, ".2f")]
+            cells += [diff_text(row), num(row.versus.accuracy.p_better, ".2f")]
         body.append([str(row.rank), row.init, seeds, *cells, row.verdict])
     return columns, body
 
@@ -121,15 +120,23 @@ def is_comparison(rows: list[SummaryRow]) -> bool:
 
 def accuracy_text(row: SummaryRow) -> str:
     """Mean final test accuracy with its interval, in percent: '93.96 [93.48, 94.60]'."""
-    return (f"{pct(row.test_accuracy_mean)} "
-            f"[{pct(row.test_accuracy_ci_low)}, {pct(row.test_accuracy_ci_high)}]")
+    acc = row.accuracy
+    return f"{pct(acc.mean)} [{pct(acc.ci_low)}, {pct(acc.ci_high)}]"
 
 
 def diff_text(row: SummaryRow) -> str:
     """The paired difference to the baseline with the interval beside its verdict, in
-    points: '+0.54 [-1.24, +2.32]'."""
-    return (f"{signed_pct(row.accuracy_diff_mean)} [{signed_pct(row.accuracy_diff_ci_low)}, "
-            f"{signed_pct(row.accuracy_diff_ci_high)}]")
+    points: '+0.54 [-1.24, +2.32]' (a row other than the baseline's)."""
+    versus = row.versus
+    return (f"{signed_pct(versus.accuracy.mean_diff)} [{signed_pct(versus.pair.diff_ci_low)}, "
+            f"{signed_pct(versus.pair.diff_ci_high)}]")
+
+
+def reach_text(row: SummaryRow) -> str:
+    """Epochs to `--target` with the seeds that reached it: '4.5 (3/5)', or 'never'."""
+    reach = row.reach
+    return ("never" if not reach.reached else
+            f"{reach.epochs_mean:.1f} ({reach.reached}/{row.seeds})")
 
 
 def compact_table(rows: list[SummaryRow]):
@@ -139,22 +146,22 @@ def compact_table(rows: list[SummaryRow]):
     first = rows[0]
     # Two-line headers: a header no wider than its values keeps the table in 100 columns.
     columns = [("#", "right"), ("init", "left"), ("seeds", "right"),
-               (f"test acc %\n[{100 * first.ci_level:g}% CI]", "right")]
-    if first.target is not None:
-        columns.append((f"epochs to {100 * first.target:.4g}%", "right"))
+               (f"test acc %\n[{100 * first.family.level:g}% CI]", "right")]
+    if first.reach is not None:
+        columns.append((f"epochs to {100 * first.reach.target:.4g}%", "right"))
     compared = is_comparison(rows)
     if compared:
-        columns += [(f"Δ vs {first.baseline}\n(pt) [Holm CI]", "right"), ("verdict", "left")]
+        columns += [(f"Δ vs {first.family.baseline}\n(pt) [Holm CI]", "right"),
+                    ("verdict", "left")]
     body = []
     for row in rows:
         seeds = str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
         cells = [str(row.rank), row.init, seeds,
                  "diverged" if row.all_diverged else accuracy_text(row)]
-        if first.target is not None:
-            cells.append("never" if not row.reached_target else
-                         f"{row.epochs_to_target_mean:.1f} ({row.reached_target}/{row.seeds})")
+        if row.reach is not None:
+            cells.append(reach_text(row))
         if compared:
-            cells += ["—" if row.verdict == "baseline" else diff_text(row), row.verdict]
+            cells += ["—" if row.versus is None else diff_text(row), row.verdict]
         body.append(cells)
     return columns, body
 
@@ -203,12 +210,13 @@ def at_grid_edge(rates, lr: float) -> bool:
     return len(rates) > 1 and lr in (min(rates), max(rates))
 
 
-def per_rate_tables(result: RunResult, wide: bool = False) -> list[Table]:
+def per_rate_tables(summarized: RunSummary, wide: bool = False) -> list[Table]:
     """One ranked table per learning rate of a multi-rate run (none otherwise): every
     initializer against the baseline at the same rate."""
     tables = []
-    for lr in result.spec.lr if result.per_rate else ():
-        rows = [row for row in result.per_rate if row.lr == lr]
+    result = summarized.result
+    for lr in result.spec.lr if summarized.per_rate else ():
+        rows = [row for row in summarized.per_rate if row.lr == lr]
         tables.append(summary_table(result.at_lr(lr), rows,
                                     heading=f"at lr {lr:g} (validation accuracy "
                                     + ", ".join(f"{row.init} {pct(row.val_accuracy_mean)}"
@@ -219,15 +227,15 @@ def per_rate_tables(result: RunResult, wide: bool = False) -> list[Table]:
 def verdict_note(rows: list[SummaryRow]) -> str:
     """How the verdicts were reached: the family level, the Holm family, the deciding
     interval's levels, the equivalence rule."""
-    first = rows[0]
-    num = sum(row.verdict != "baseline" for row in rows)
+    first = rows[0].family
+    num = sum(row.versus is not None for row in rows)
     k = len(rows)
     family = (f"all {k * (k - 1) // 2} pairs" if first.pairs == "all"
               else f"the {num} comparison{'s' * (num != 1)} with {first.baseline}")
-    alpha = 100 * (1 - first.paired_ci_level)
-    levels = sorted({round(100 * row.accuracy_diff_ci_level, 2) for row in rows
-                     if row.accuracy_diff_ci_level is not None
-                     and math.isfinite(row.accuracy_diff_ci_level)}, reverse=True)
+    alpha = 100 * (1 - first.level)
+    levels = sorted({round(100 * row.versus.pair.diff_ci_level, 2) for row in rows
+                     if row.versus is not None
+                     and math.isfinite(row.versus.pair.diff_ci_level)}, reverse=True)
     shown = "/".join(f"{x:g}%" for x in levels) or "n/a"
     text = (f"Verdict: paired t test, Holm-corrected over {family}, {alpha:g}% family-wise. "
             f"Δ [Holm CI]: the Student t interval that decided the verdict, at "
@@ -259,8 +267,8 @@ def sequential_note(result: RunResult) -> str | None:
 
 def definitions(rows: list[SummaryRow]) -> dict[str, str]:
     """One line per column of the ranked table, keyed by a short column name."""
-    first = rows[0]
-    level = f"{100 * first.ci_level:g}%"
+    first = rows[0].family
+    level = f"{100 * first.level:g}%"
     own = {
         "acc": "final test accuracy over seeds, mean ± sample std (ddof 1)",
         "CI": f"{level} Student t interval of that mean over seeds, clipped to [0, 100]",
@@ -322,9 +330,11 @@ def variance_note(result: RunResult, rows: list[SummaryRow]) -> str | None:
         return None
     parts = []
     for row in rows:
-        shares = (row.var_share_weights, row.var_share_data, row.var_share_residual)
-        parts.append(f"{row.init} " + ("n/a" if any(v is None or not math.isfinite(v)
-                                                     for v in shares)
+        parts_of = row.variance
+        shares = (() if parts_of is None else
+                  (parts_of.weight_share, parts_of.data_share, parts_of.residual_share))
+        parts.append(f"{row.init} " + ("n/a" if not shares or any(not math.isfinite(v)
+                                                                   for v in shares)
                                        else "/".join(f"{100 * v:.0f}" for v in shares)))
         # n/a: fewer than 2 whole weight seeds, or no spread at all
     return (f"Variance of final accuracy, % weights/data order/rest ({len(result.seeds)} weight "
@@ -369,10 +379,10 @@ def _wants_log(curves: np.ndarray) -> bool:
 
 def curves_group(result: RunResult) -> Group:
     """Train loss, test loss and test accuracy charts, one below the other."""
-    return Group(*(curve_chart(result, m) for m in ("train_loss", "test_loss", "test_accuracy")))
+    return Group(*(curve_chart(result, m) for m in METRICS))
 
 
-def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) -> dict:
+def result_document(summarized: RunSummary, out: str | None) -> dict:
     """The one JSON document of a run (`--json` of run/compare/report, `export --format
     json`; docs/files.md lists its keys): settings, how the intervals and verdicts were
     made, the summary rows (summary.csv's columns, fractions), mean curves, how the seeds
@@ -380,13 +390,13 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
     (`summary.PairRow`)."""
     from initbench import summary
 
+    result, rows, view = summarized.result, list(summarized.rows), summarized.view
+    first = rows[0].family
     pairs = None
-    view = result.view
-    if rows[0].pairs == "all":
+    if first.pairs == "all":
         pairs = [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
-                 for row in summary.compare_family(view, rows[0].baseline, "all",
-                                                   rows[0].equivalence_margin)]
-    first = rows[0]
+                 for row in summary.compare_family(view, first.baseline, "all",
+                                                   first.equivalence_margin)]
     return {
         "out": out,
         "title": title(result),
@@ -397,43 +407,43 @@ def result_document(result: RunResult, rows: list[SummaryRow], out: str | None) 
         "seeds_auto": result.meta.get("seeds_auto"),
         "merged_from": result.meta.get("merged_from"),
         "baseline": first.baseline,
-        "target": first.target,
-        "ci_method": first.ci_method, "ci_level": first.ci_level,
+        "target": None if rows[0].reach is None else rows[0].reach.target,
+        "ci_method": first.ci_method, "ci_level": first.level,
         "bootstrap_resamples": first.bootstrap_resamples,
         "paired_ci_method": first.paired_ci_method,
-        "paired_ci_level": first.paired_ci_level,
+        "paired_ci_level": first.level,
         "comparisons": first.pairs, "correction": first.correction,
         "equivalence_margin": first.equivalence_margin,
         "verdict_rule": verdict_note(rows) if is_comparison(rows) else None,
         "definitions": definitions(rows),
-        "summary": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
-                    for row in rows],
+        "summary": [{k: json_value(v) for k, v in flatten(row).items()} for row in rows],
         "pairs": pairs,
-        **({"per_rate": [{k: json_value(v) for k, v in dataclasses.asdict(row).items()}
-                         for row in result.per_rate]} if result.per_rate else {}),
+        **({"per_rate": [{k: json_value(v) for k, v in flatten(row).items()}
+                         for row in summarized.per_rate]} if summarized.per_rate else {}),
         "mean_curves": {m: {init: [json_value(v) for v in curve]
                             for init, curve in zip(view.inits, mean_curves(view, m))}
-                        for m in ("train_loss", "test_loss", "test_accuracy")},
+                        for m in METRICS},
     }
 
 
 
-def print_result(console, result: RunResult, rows: list[SummaryRow], *, quiet: bool = False,
+def print_result(console, summarized: RunSummary, *, quiet: bool = False,
                  wide: bool = False, curves: bool = False) -> None:
     """A run's answer on `console`: the per-rate tables of a multi-rate run (not `quiet`),
     the ranked table, every pair for `--pairs all`, the edge warning of a multi-rate run,
     then, with `curves`, the terminal charts."""
+    rows, view = list(summarized.rows), summarized.view
     if not quiet:
-        for table in per_rate_tables(result, wide):
+        for table in per_rate_tables(summarized, wide):
             console.print(table)
-    console.print(summary_table(result.view, rows, wide=wide))
-    if rows[0].pairs == "all":
-        console.print(pairs_table(result.view, rows))
-    warning = edge_warning(result, rows)
+    console.print(summary_table(view, rows, wide=wide))
+    if rows[0].family.pairs == "all":
+        console.print(pairs_table(view, rows))
+    warning = edge_warning(summarized.result, rows)
     if warning and not quiet:
         console.print(Text.assemble(("note:", "yellow"), f" {warning}"))
     if curves and not quiet:
-        console.print(curves_group(result.view))
+        console.print(curves_group(view))
 
 
 def edge_warning(result: RunResult, rows: list[SummaryRow]) -> str | None:
@@ -474,12 +484,12 @@ def pairs_table(result: RunResult, rows: list[SummaryRow]) -> Table:
     """Every pair of a `--pairs all` run: Δ with its CI, p, Holm p, d_z with its CI, verdict."""
     from initbench import summary
 
-    first = rows[0]
+    first = rows[0].family
     pair_rows = summary.compare_family(result, first.baseline, "all", first.equivalence_margin)
     table = Table(title=Text(f"every pair (a − b), Holm-corrected over {len(pair_rows)}"),
                   title_style="bold", caption=Text(
                       "Δ and d_z [Holm CI]: the intervals that decided the verdict, at 1 − "
-                      f"{100 * (1 - first.paired_ci_level):g}%/k for the comparison's Holm step k "
+                      f"{100 * (1 - first.level):g}%/k for the comparison's Holm step k "
                       "(the two exclude 0 together)."))
     for header in ("a", "b", "Δ acc (pt) [Holm CI]", "p", "p (Holm)",
                    "d_z [Holm CI]", "verdict (a vs b)"):

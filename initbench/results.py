@@ -10,6 +10,9 @@ import numpy as np
 from initbench.spec import Spec
 
 METRICS = ("train_loss", "test_loss", "test_accuracy")
+# A cell has diverged from the first epoch where one of these is not finite (curves.csv's
+# `diverged` column, `RunResult.diverged`).
+LOSSES = ("train_loss", "test_loss")
 # With a validation split (`Spec.val_fraction`) every cell also records these, per epoch.
 VAL_METRICS = ("val_loss", "val_accuracy")
 
@@ -28,23 +31,14 @@ class RunResult:
     With several learning rates (`spec.multi_lr`) the grid is [num_inits, num_lrs,
     num_slots, num_epochs + 1]: `at_lr(lr)` is the ordinary single-rate result of one rate,
     and `summary.tuned_result` the one of each initializer at its chosen rate, so every
-    statistic, table and figure works on [init, seed, epoch] as before."""
+    statistic, table and figure works on [init, seed, epoch] as before. Its summary is a
+    separate value (`summary.summarize_all`), computed from it and never stored in it."""
 
     spec: Spec
     metrics: dict[str, np.ndarray]
     meta: dict = field(default_factory=dict)
     layer_metrics: dict[str, np.ndarray] = field(default_factory=dict)  # [init, seed, epoch, layer]
     labels: tuple[str, ...] | None = None  # row names when they are not spec.inits (merge_runs)
-    summary: list = field(default_factory=list)  # summary.SummaryRow, ranked, once computed
-    # Several rates: each initializer at its chosen rate (`summary.tuned_result`) and the
-    # summary rows of every (init, lr), once computed.
-    tuned: RunResult | None = None
-    per_rate: list = field(default_factory=list)
-
-    @property
-    def view(self) -> RunResult:
-        """What tables and figures show: the tuned result of a multi-rate run, else itself."""
-        return self.tuned if self.tuned is not None else self
 
     @property
     def inits(self) -> list[str]:
@@ -78,4 +72,4 @@ class RunResult:
     @property
     def diverged(self) -> np.ndarray:
         """[init, seed, epoch] bool: the cell had diverged by that epoch."""
-        return ~np.isfinite(self.metrics["train_loss"]) | ~np.isfinite(self.metrics["test_loss"])
+        return np.logical_or.reduce([~np.isfinite(self.metrics[name]) for name in LOSSES])

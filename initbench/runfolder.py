@@ -13,7 +13,6 @@ here, in one module, so the writer and the reader cannot drift apart.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 import json
 import tempfile
@@ -23,7 +22,7 @@ import numpy as np
 
 from initbench.errors import InitbenchError
 from initbench.merges import merge_runs
-from initbench.results import METRICS, VAL_METRICS, RunResult, metric_names
+from initbench.results import LOSSES, METRICS, VAL_METRICS, RunResult, metric_names
 from initbench.safeio import write_atomic
 from initbench.spec import Spec
 
@@ -128,11 +127,12 @@ RUN_FILES = ("spec.json", "curves.csv", "summary.csv", "layers.csv", "curves.png
              "curves.partial.csv")  # the last: `live.PARTIAL_CURVES`, while a run trains
 
 
-def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes | None = None,
-              files: dict[str, str | bytes] | None = None) -> None:
+def write_run(folder: Path, result: RunResult, summary_rows: list[dict],
+              figure: bytes | None = None, files: dict[str, str | bytes] | None = None) -> None:
     """Write a whole run folder: curves.csv, layers.csv (if tracked), summary.csv (one row
-    per `summary_rows` dataclass, its fields as columns), spec.json, curves.png (`figure`)
-    and `files` ({name: content}, e.g. pairs.csv and pairs.png of a `--pairs all` run).
+    per `summary_rows` dict, its keys as columns, in order: `RunSummary.csv_rows`),
+    spec.json, curves.png (`figure`) and `files` ({name: content}, e.g. pairs.csv and
+    pairs.png of a `--pairs all` run).
 
     The folder is assembled beside `folder`, then renamed over it (`safeio.write_folder`),
     so a failure leaves the old folder or the whole new one."""
@@ -143,8 +143,7 @@ def write_run(folder: Path, result: RunResult, summary_rows: list, figure: bytes
     rows = layer_rows(result)
     if rows:
         out["layers.csv"] = csv_text(rows, list(rows[0]))
-    columns = [f.name for f in dataclasses.fields(summary_rows[0])]
-    out["summary.csv"] = csv_text([dataclasses.asdict(row) for row in summary_rows], columns)
+    out["summary.csv"] = csv_text(summary_rows, list(summary_rows[0]))
     document = {"spec": result.spec.to_dict(), "training_key": result.spec.training_key(),
                 **result.meta}
     out["spec.json"] = json.dumps(document, indent=2, default=str) + "\n"
@@ -411,7 +410,7 @@ def _read_curves(path: Path, spec: Spec) -> dict[str, np.ndarray]:
             f"{path} is truncated: {int((~seen).sum())} of {seen.size} (init, seed, epoch) "
             "rows are missing."
         )
-    for name in ("train_loss", "test_loss"):  # a flagged epoch counts as diverged
+    for name in LOSSES:  # a flagged epoch counts as diverged
         metrics[name] = np.where(flagged, np.nan, metrics[name])
     first = stats.first_diverged_epoch(*(metrics[m] for m in METRICS))
     return {name: stats.mask_diverged(values, first) for name, values in metrics.items()}

@@ -1,10 +1,9 @@
-"""Per-initializer summary rows of a run: seed statistics, curve metrics, paired verdicts.
+"""A run's summary computed: per-initializer rows of seed statistics, curve metrics and
+paired verdicts, the comparison family, the tuned cells of a multi-rate grid, seed plans.
 
-Pure NumPy over `RunResult.metrics` ([init, seed, epoch]); the rows feed summary.csv,
-the tables and the exports.
-
-Over 450 lines: one row per initializer gathers every estimator of `stats` and the
-paired comparison; the columns of summary.csv, tuned.csv and pairs.csv are declared here.
+Pure NumPy over `RunResult.metrics` ([init, seed, epoch]). The records the rows are built
+from, and summary.csv's columns, live in `summary_rows`; `summarize_all` returns a
+`RunSummary` and never changes the `RunResult` it reads.
 """
 
 from __future__ import annotations
@@ -16,116 +15,21 @@ import numpy as np
 
 from initbench import stats
 from initbench.results import RunResult
+from initbench.summary_rows import (
+    CORRECTION,
+    CurveMeans,
+    DivergenceRate,
+    Family,
+    PairRow,
+    RunSummary,
+    SeedRule,
+    SummaryRow,
+    TargetReach,
+    VersusBaseline,
+    flatten,
+)
 
-CORRECTION = "holm"
 PAIRS = ("baseline", "all")
-_ACC_STATS = ("mean", "std", "sem", "min", "max", "median", "ci_low", "ci_high")
-_LOSS_STATS = ("mean", "std", "ci_low", "ci_high")
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    """One initializer of a run: its final-epoch statistics over seeds and its paired
-    comparison with the baseline. Fields are the columns of summary.csv, in order;
-    accuracies are fractions, differences are this initializer minus the baseline on the
-    same seed. Optional fields are None where they do not apply (the baseline's own
-    differences, epochs to target without a target).
-
-    The fields from `test_accuracy_iqm` on were appended after the first release (columns are
-    only ever added at the end): the interquartile mean, the
-    divergence rate with its exact 95% CI, the comparison family (`pairs`: baseline or all)
-    and its correction, the raw and Holm p-values of this initializer against the baseline,
-    d_z with its CI, the sd of the paired differences, `mde_80` (the difference detectable
-    with 80% power with these seeds by the verdict's test: Holm's first step over the
-    family, `plan_alpha`), the TOST margin (a fraction, like the differences; None without
-    `--equivalence-margin`), the family level of the verdicts (`paired_ci_level`: 0.97 for
-    `--seeds auto` and merged runs with different seeds), how the seeds were chosen and why
-    `--seeds auto` stopped. Under
-    `--data-seeds K > 1` every statistic is over the weight seeds (`seeds` of them), each
-    the mean of its K data orders (`seed_units`); the divergence rate counts (seed, data
-    order) slots; and the last three fields are the shares of the variance of final
-    accuracy due to the weight seed, the data order and the rest
-    (`stats.variance_components`; None when K = 1).
-
-    The Δ interval (`accuracy_diff_ci_low`/`_high`) is the one that decided the verdict: the
-    Student t interval at `accuracy_diff_ci_level` = 1 - (1 - paired_ci_level) /
-    `holm_divisor`, the level of the Holm step that tested this comparison (see
-    `compare_family`). The per-initializer CI (`test_accuracy_ci_*`) is a Student t interval
-    over seeds at `ci_level`, clipped to [0, 1]."""
-
-    rank: int
-    dataset: str
-    init: str
-    seeds: int
-    diverged: int
-    test_accuracy_mean: float
-    test_accuracy_std: float
-    test_accuracy_sem: float
-    test_accuracy_min: float
-    test_accuracy_max: float
-    test_accuracy_median: float
-    test_accuracy_ci_low: float
-    test_accuracy_ci_high: float
-    test_loss_mean: float
-    test_loss_std: float
-    test_loss_ci_low: float
-    test_loss_ci_high: float
-    train_loss_mean: float
-    epoch0_test_loss_mean: float
-    epoch0_train_loss_mean: float
-    best_epoch_mean: float
-    target: float | None
-    epochs_to_target_mean: float | None
-    reached_target: int | None
-    test_loss_auc_mean: float
-    baseline: str
-    accuracy_diff_mean: float | None
-    accuracy_diff_ci_low: float | None
-    accuracy_diff_ci_high: float | None
-    p_better: float | None
-    verdict: str
-    loss_diff_mean: float | None
-    loss_diff_ci_low: float | None
-    loss_diff_ci_high: float | None
-    loss_verdict: str
-    ci_method: str
-    ci_level: float
-    bootstrap_resamples: int
-    paired_ci_method: str
-    test_accuracy_iqm: float = float("nan")
-    diverged_rate: float = float("nan")
-    diverged_rate_ci_low: float = float("nan")
-    diverged_rate_ci_high: float = float("nan")
-    pairs: str = "baseline"
-    correction: str = CORRECTION
-    p_value: float | None = None
-    p_value_holm: float | None = None
-    d_z: float | None = None
-    d_z_ci_low: float | None = None
-    d_z_ci_high: float | None = None
-    accuracy_diff_sd: float | None = None
-    mde_80: float | None = None
-    equivalence_margin: float | None = None
-    paired_ci_level: float = stats.CI_LEVEL
-    seeds_rule: str = "fixed"
-    stop_reason: str | None = None
-    var_share_weights: float | None = None
-    var_share_data: float | None = None
-    var_share_residual: float | None = None
-    lr: float | None = None
-    val_accuracy_mean: float | None = None
-    accuracy_diff_ci_level: float | None = None
-    holm_divisor: float | None = None
-
-    @property
-    def all_diverged(self) -> bool:
-        return self.diverged == self.seeds
-
-
-SUMMARY_COLUMNS = [f.name for f in dataclasses.fields(SummaryRow)]
-# tuned.csv: one row per initializer at its chosen rate (`best_lr`, None when every rate
-# diverged on every seed), its validation score, then the summary of those cells.
-TUNED_COLUMNS = ["best_lr", "val_score", *SUMMARY_COLUMNS]
 
 
 def lr_scores(val_final: np.ndarray) -> np.ndarray:
@@ -165,9 +69,8 @@ def tuned_result(result: RunResult) -> tuple[RunResult, list[float | None]]:
 
 def summarize_lrs(result: RunResult, baseline: str | None = None,
                   target: float | None = None, pairs: str = "baseline",
-                  margin: float | None = None
-                  ) -> tuple[RunResult, list[SummaryRow], list[SummaryRow]]:
-    """A multi-rate grid's (tuned result, tuned rows, per-rate rows).
+                  margin: float | None = None) -> RunSummary:
+    """A multi-rate grid's summary: its tuned result and rows, and its per-rate rows.
 
     Per rate: `summarize_run` of that rate alone, every initializer against the baseline at
     the same rate. Tuned: each initializer at its own best rate against the baseline at the
@@ -186,53 +89,21 @@ def summarize_lrs(result: RunResult, baseline: str | None = None,
     rows = [dataclasses.replace(row, lr=rates[result.inits.index(row.init)],
                                 val_accuracy_mean=_mean(tuned_val[result.inits.index(row.init)]))
             for row in rows]
-    return tuned, rows, per_rate
+    return RunSummary(result, tuple(rows), tuple(per_rate), tuned)
 
 
-def tuned_rows_csv(result: RunResult, rows: list[SummaryRow]) -> list[dict]:
-    """tuned.csv's rows: `best_lr` and the selection score (`lr_scores`) beside each row."""
+def tuned_rows_csv(summary: RunSummary) -> list[dict]:
+    """tuned.csv's rows: `best_lr` and the selection score (`lr_scores`) beside each of a
+    multi-rate run's tuned rows."""
+    result = summary.result
     scores = lr_scores(result.metrics["val_accuracy"][..., -1])
     out = []
-    for row in rows:
+    for row in summary.rows:
         i = result.inits.index(row.init)
         k = None if row.lr is None else result.spec.lr.index(row.lr)
         out.append({"best_lr": row.lr, "val_score": None if k is None else float(scores[i, k]),
-                    **dataclasses.asdict(row)})
+                    **flatten(row)})
     return out
-
-
-@dataclass(frozen=True)
-class PairRow:
-    """One comparison of a run's family: final test accuracy of `a` minus `b`, seed by seed
-    (fractions). `seeds` counts the seeds where both are finite. `ci_level` is the family's
-    level (0.95, 0.97 for `--seeds auto` and merged runs); `p_value_holm` is Holm-adjusted
-    over every comparison of the family. `diff_ci_low`/`diff_ci_high` is the interval that
-    decided the verdict: the Student t interval at `diff_ci_level` = 1 - (1 - ci_level) /
-    `holm_divisor`, the level of the Holm step that tested it (`stats.holm_divisors`). The
-    verdict ("a is better/worse than b", equivalent, no clear difference) is read off that
-    interval (`stats.interval_verdict`). The d_z CI is at `diff_ci_level` too."""
-
-    a: str
-    b: str
-    seeds: int
-    diff_mean: float
-    diff_ci_low: float
-    diff_ci_high: float
-    diff_sd: float
-    p_value: float
-    p_value_holm: float
-    d_z: float
-    d_z_ci_low: float
-    d_z_ci_high: float
-    verdict: str
-    ci_level: float
-    correction: str
-    equivalence_margin: float | None
-    diff_ci_level: float = float("nan")
-    holm_divisor: float = float("nan")
-
-
-PAIR_COLUMNS = [f.name for f in dataclasses.fields(PairRow)]
 
 
 def num_looks(result: RunResult) -> int:
@@ -324,14 +195,13 @@ def seed_units(result: RunResult, values: np.ndarray) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
 
 
-def variance_shares(result: RunResult, final_acc) -> dict:
-    """The var_share_* fields of one initializer's final accuracies [slot] (None when K = 1)."""
+def variance_shares(result: RunResult, final_acc) -> stats.VarianceComponents | None:
+    """The variance components of one initializer's final accuracies [slot] over weight seed
+    and data order (None when K = 1)."""
     k = result.spec.data_seeds
     if k == 1:
-        return {}
-    parts = stats.variance_components(np.reshape(final_acc, (-1, k)))  # slots are seed-major
-    return {"var_share_weights": parts.weight_share, "var_share_data": parts.data_share,
-            "var_share_residual": parts.residual_share}
+        return None
+    return stats.variance_components(np.reshape(final_acc, (-1, k)))  # slots are seed-major
 
 
 def summarize_run(result: RunResult, baseline: str | None = None,
@@ -345,19 +215,21 @@ def summarize_run(result: RunResult, baseline: str | None = None,
     with TOST against `margin` (a fraction) when given; a `--seeds auto` run reports its
     paired CIs and verdicts at `sequential.SEQUENTIAL_LEVEL`.
     """
-    from initbench import power
-
     inits = result.inits
     baseline = baseline or inits[0]
     base = inits.index(baseline)
     level = paired_level(result)
-    family = {(row.a, row.b): row for row in compare_family(result, baseline, pairs, margin)}
+    compared = compare_family(result, baseline, pairs, margin)
+    family = {(row.a, row.b): row for row in compared}
     acc, loss = result.metrics["test_accuracy"], result.metrics["test_loss"]
     slot_acc = acc[:, :, -1]
     # Statistics over independent units: weight seeds (their data orders averaged).
     final_acc = seed_units(result, slot_acc)
     final_loss = seed_units(result, loss[:, :, -1])
+    train_loss = result.metrics["train_loss"]
     auto = result.meta.get("seeds_auto") or {}
+    table = Family(baseline, pairs, level, margin)  # one object: the same on every row
+    rule = SeedRule("auto" if result.spec.auto_seeds else "fixed", auto.get("stop_reason"))
     rows = []
     for i, init in enumerate(inits):
         acc_summary = stats.summarize(final_acc[i], level)
@@ -366,75 +238,48 @@ def summarize_run(result: RunResult, baseline: str | None = None,
         acc_summary = dataclasses.replace(acc_summary,
                                           ci_low=max(acc_summary.ci_low, 0.0),
                                           ci_high=min(acc_summary.ci_high, 1.0))
-        loss_summary = stats.summarize(final_loss[i], level)
-        rate, rate_low, rate_high = stats.divergence_rate(slot_acc[i])
-        row = {
-            "rank": 0, "dataset": result.dataset, "init": init, "seeds": len(result.seeds),
-            "diverged": acc_summary.n_diverged,
-            **{f"test_accuracy_{k}": getattr(acc_summary, k) for k in _ACC_STATS},
-            **{f"test_loss_{k}": getattr(loss_summary, k) for k in _LOSS_STATS},
-            "train_loss_mean": _mean(result.metrics["train_loss"][i, :, -1]),
-            "epoch0_test_loss_mean": _mean(loss[i, :, 0]),
-            "epoch0_train_loss_mean": _mean(result.metrics["train_loss"][i, :, 0]),
-            "best_epoch_mean": _mean(stats.best_epoch(acc[i])),
-            "test_loss_auc_mean": _mean(stats.area_under_curve(loss[i])),
-            "target": target, "epochs_to_target_mean": None, "reached_target": None,
-            "baseline": baseline,
-            "ci_method": stats.CI_METHOD, "ci_level": level,  # one level per table
-            "bootstrap_resamples": 0,  # the CI is a t interval: no resampling
-            "paired_ci_method": stats.PAIRED_CI_METHOD,
-            **dict.fromkeys(("accuracy_diff_mean", "accuracy_diff_ci_low",
-                             "accuracy_diff_ci_high", "p_better", "loss_diff_mean",
-                             "loss_diff_ci_low", "loss_diff_ci_high")),
-            "test_accuracy_iqm": stats.interquartile_mean(final_acc[i]),
-            "diverged_rate": rate, "diverged_rate_ci_low": rate_low,
-            "diverged_rate_ci_high": rate_high,
-            "pairs": pairs, "correction": CORRECTION,
-            "equivalence_margin": margin, "paired_ci_level": level,
-            "seeds_rule": "auto" if result.spec.auto_seeds else "fixed",
-            "stop_reason": auto.get("stop_reason"),
-            **variance_shares(result, slot_acc[i]),
-            "lr": None if result.spec.multi_lr else result.spec.lr[0],
-            "val_accuracy_mean": (_mean(result.metrics["val_accuracy"][i, :, -1])
-                                  if "val_accuracy" in result.metrics else None),
-        }
+        reach = None
         if target is not None:
             hit = stats.epochs_to_target(acc[i], target)
-            row["epochs_to_target_mean"] = _mean(hit)
-            row["reached_target"] = int(np.isfinite(hit).sum())
+            reach = TargetReach(target, _mean(hit), int(np.isfinite(hit).sum()))
+        versus = None
         if i != base:
-            acc_pair = stats.compare_paired(final_acc[i], final_acc[base],
-                                            higher_is_better=True, level=level)
-            loss_pair = stats.compare_paired(final_loss[i], final_loss[base],
-                                             higher_is_better=False, level=level)
-            pair = family.get((init, baseline)) or family[(baseline, init)]
-            flip = -1.0 if pair.a == baseline else 1.0
-            d_z_low, d_z_high = sorted((flip * pair.d_z_ci_low, flip * pair.d_z_ci_high))
-            diff_low, diff_high = sorted((flip * pair.diff_ci_low, flip * pair.diff_ci_high))
-            verdict = pair.verdict
-            if flip < 0 and verdict in (stats.VERDICT_BETTER, stats.VERDICT_WORSE):
-                verdict = ({stats.VERDICT_BETTER: stats.VERDICT_WORSE,
-                            stats.VERDICT_WORSE: stats.VERDICT_BETTER}[verdict])
-            row.update({
-                "accuracy_diff_mean": acc_pair.mean_diff, "accuracy_diff_ci_low": diff_low,
-                "accuracy_diff_ci_high": diff_high, "p_better": acc_pair.p_better,
-                "accuracy_diff_ci_level": pair.diff_ci_level, "holm_divisor": pair.holm_divisor,
-                "verdict": verdict, "loss_diff_mean": loss_pair.mean_diff,
-                "loss_diff_ci_low": loss_pair.ci_low, "loss_diff_ci_high": loss_pair.ci_high,
-                "loss_verdict": loss_pair.verdict,
-                "p_value": pair.p_value, "p_value_holm": pair.p_value_holm,
-                "d_z": flip * pair.d_z, "d_z_ci_low": d_z_low, "d_z_ci_high": d_z_high,
-                "accuracy_diff_sd": pair.diff_sd,
-                "mde_80": (float(power.minimum_detectable_effect(
-                    pair.seeds, pair.diff_sd, alpha=plan_alpha(len(family), level)))
-                           if pair.seeds >= 2 else float("nan")),
-            })
-        else:
-            row["verdict"] = row["loss_verdict"] = "baseline"
-        rows.append(SummaryRow(**row))
-    rows.sort(key=lambda r: -r.test_accuracy_mean if np.isfinite(r.test_accuracy_mean)
-              else np.inf)
+            pair = (family.get((init, baseline)) or family[(baseline, init)]).toward(init)
+            versus = VersusBaseline(
+                pair=pair,
+                accuracy=stats.compare_paired(final_acc[i], final_acc[base],
+                                              higher_is_better=True, level=level),
+                loss=stats.compare_paired(final_loss[i], final_loss[base],
+                                          higher_is_better=False, level=level),
+                mde_80=_mde_80(pair, len(compared), level))
+        rows.append(SummaryRow(
+            rank=0, dataset=result.dataset, init=init, seeds=len(result.seeds),
+            accuracy=acc_summary, loss=stats.summarize(final_loss[i], level),
+            iqm=stats.interquartile_mean(final_acc[i]),
+            divergence=DivergenceRate(*stats.divergence_rate(slot_acc[i])),
+            curves=CurveMeans(train_loss=_mean(train_loss[i, :, -1]),
+                              epoch0_test_loss=_mean(loss[i, :, 0]),
+                              epoch0_train_loss=_mean(train_loss[i, :, 0]),
+                              best_epoch=_mean(stats.best_epoch(acc[i])),
+                              test_loss_auc=_mean(stats.area_under_curve(loss[i]))),
+            reach=reach, family=table, versus=versus, seed_rule=rule,
+            variance=variance_shares(result, slot_acc[i]),
+            lr=None if result.spec.multi_lr else result.spec.lr[0],
+            val_accuracy_mean=(_mean(result.metrics["val_accuracy"][i, :, -1])
+                               if "val_accuracy" in result.metrics else None)))
+    rows.sort(key=lambda r: -r.accuracy.mean if np.isfinite(r.accuracy.mean) else np.inf)
     return [dataclasses.replace(row, rank=rank) for rank, row in enumerate(rows, start=1)]
+
+
+def _mde_80(pair: PairRow, num_comparisons: int, level: float) -> float:
+    """The difference the verdict's test finds 80% of the time with `pair`'s seeds (Holm's
+    first step over the family, `plan_alpha`); NaN below 2 seeds."""
+    from initbench import power
+
+    if pair.seeds < 2:
+        return float("nan")
+    alpha = plan_alpha(num_comparisons, level)
+    return float(power.minimum_detectable_effect(pair.seeds, pair.diff_sd, alpha=alpha))
 
 
 def plan_alpha(num_comparisons: int, level: float) -> float:
@@ -492,10 +337,10 @@ def plan_rows(result: RunResult, rows: list[SummaryRow], effect_pt: float) -> li
     Holm's first-step alpha (`plan_alpha`)."""
     from initbench import power
 
-    baseline = rows[0].baseline
+    baseline = rows[0].family.baseline
     pairs = {row.a: row for row in compare_family(result, baseline, "baseline")}
     k = len(result.inits)
-    family_size = k * (k - 1) // 2 if rows[0].pairs == "all" else k - 1
+    family_size = k * (k - 1) // 2 if rows[0].family.pairs == "all" else k - 1
     alpha = plan_alpha(family_size, paired_level(result))
     out = []
     for row in rows:
@@ -533,8 +378,8 @@ def _mean(values: np.ndarray) -> float:
 
 def summarize_saved(result: RunResult, baseline: str | None = None,
                     target: float | None = None, pairs: str | None = None,
-                    margin_pt: float | None = None) -> list[SummaryRow]:
-    """`summarize_run` for a reopened run: baseline, target, pairs and the equivalence
+                    margin_pt: float | None = None) -> RunSummary:
+    """`summarize_all` for a reopened run: baseline, target, pairs and the equivalence
     margin (points) default to those in its meta.
 
     Raises InitbenchError for a baseline that is not one of the run's rows, a target
@@ -562,13 +407,18 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
 
 
 def summarize_all(result: RunResult, baseline: str | None = None, target: float | None = None,
-                  pairs: str = "baseline", margin: float | None = None) -> list[SummaryRow]:
-    """The headline rows of `result`: `summarize_run`, or for a multi-rate grid the tuned
-    rows (`summarize_lrs`), with `result.tuned` and `result.per_rate` set on the way."""
+                  pairs: str = "baseline", margin: float | None = None) -> RunSummary:
+    """The summary of `result`: its `summarize_run` rows, or for a multi-rate grid its tuned
+    and per-rate rows (`summarize_lrs`). `result` is left as it was."""
     if not result.multi_lr:
-        return summarize_run(result, baseline, target, pairs, margin)
-    result.tuned, rows, result.per_rate = summarize_lrs(result, baseline, target, pairs, margin)
-    return rows
+        return RunSummary(result, tuple(summarize_run(result, baseline, target, pairs, margin)))
+    return summarize_lrs(result, baseline, target, pairs, margin)
+
+
+def view(result: RunResult) -> RunResult:
+    """What tables and figures show of `result` without its summary: each initializer at its
+    chosen rate for a multi-rate grid (`tuned_result`), else `result` itself."""
+    return tuned_result(result)[0] if result.multi_lr else result
 
 
 def resolve_family(pairs: str | None, margin_pt: float | None) -> tuple[str, float | None]:

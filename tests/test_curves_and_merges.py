@@ -43,9 +43,9 @@ def test_pairs_all_corrects_every_row_over_every_pair():
     for pair in family:
         if "xavier" in (pair.a, pair.b):
             other = pair.b if pair.a == "xavier" else pair.a
-            assert rows[other].p_value_holm == pytest.approx(pair.p_value_holm, rel=1e-12)
+            assert rows[other].versus.pair.p_value_holm == pytest.approx(pair.p_value_holm, rel=1e-12)
     baseline_only = summary.compare_family(run, "xavier", "baseline")
-    assert any(rows[pair.b if pair.a == "xavier" else pair.a].p_value_holm
+    assert any(rows[pair.b if pair.a == "xavier" else pair.a].versus.pair.p_value_holm
                != pytest.approx(pair.p_value_holm, rel=1e-9) for pair in baseline_only)
 
 

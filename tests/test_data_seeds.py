@@ -131,6 +131,6 @@ def test_statistics_use_weight_seeds_as_units():
     normal = rows["normal"]
     assert normal.seeds == 3
     diffs = np.array([0.51 - 0.85, 0.42 - 0.70, 0.33 - 0.61])
-    assert normal.accuracy_diff_mean == pytest.approx(diffs.mean())
-    assert normal.accuracy_diff_sd == pytest.approx(diffs.std(ddof=1))
-    assert rows["xavier"].diverged_rate == pytest.approx(1 / 6)  # slots diverge, not seeds
+    assert normal.versus.accuracy.mean_diff == pytest.approx(diffs.mean())
+    assert normal.versus.pair.diff_sd == pytest.approx(diffs.std(ddof=1))
+    assert rows["xavier"].divergence.rate == pytest.approx(1 / 6)  # slots diverge, not seeds

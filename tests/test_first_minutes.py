@@ -13,6 +13,7 @@ from cli_helpers import invoke
 from rich.console import Console
 
 from initbench import report, runfolder, summary
+from initbench.summary_rows import SUMMARY_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = ROOT / "results" / "reference"
@@ -31,7 +32,7 @@ def rendered(table, width: int) -> str:
 @pytest.fixture(scope="module")
 def reference():
     result = runfolder.read_run(REFERENCE)
-    return result, summary.summarize_saved(result)
+    return result, list(summary.summarize_saved(result).rows)
 
 
 @pytest.mark.parametrize("width", [100, 200])
@@ -118,11 +119,12 @@ def test_reading_commands_leave_the_run_folder_unchanged(tmp_path):
 def test_edge_of_the_grid_is_marked_and_warned_once():
     """The committed rate run chose 0.03, its largest rate, for normal."""
     result = runfolder.read_run(LR_RUN)
-    rows = summary.summarize_saved(result)
+    summarized = summary.summarize_saved(result)
+    rows = list(summarized.rows)
     warning = report.edge_warning(result, rows)
     assert warning.count("normal at 0.03, the largest rate tried") == 1
     assert "try adding 0.09" in warning and "xavier" not in warning
-    table = rendered(report.summary_table(result.view, rows), 100)
+    table = rendered(report.summary_table(summarized.view, rows), 100)
     normal = next(line for line in table.splitlines() if "│ normal " in line)
     assert normal.rstrip().endswith("0.03*")
     xavier = next(line for line in table.splitlines() if "│ xavier " in line)
@@ -130,7 +132,7 @@ def test_edge_of_the_grid_is_marked_and_warned_once():
     output = invoke("report", LR_RUN).output
     assert output.count("edge of the grid") == 1
     single = runfolder.read_run(REFERENCE)
-    assert report.edge_warning(single, summary.summarize_saved(single)) is None
+    assert report.edge_warning(single, summary.summarize_saved(single).rows) is None
 
 
 def test_run_with_one_initializer_has_no_comparison(tmp_path):
@@ -165,19 +167,21 @@ def test_an_initializer_has_one_colour_in_every_figure_and_run():
     from initbench import plots
 
     run = runfolder.read_run(LR_RUN)
-    rows = summary.summarize_saved(run)
-    every = summary.summarize_saved(run, pairs="all")
-    pair_rows = summary.compare_family(run.view, every[0].baseline, "all", None)
+    summarized = summary.summarize_saved(run)
+    rows, view = list(summarized.rows), summarized.view
+    every = list(summary.summarize_saved(run, pairs="all").rows)
+    pair_rows = summary.compare_family(view, every[0].family.baseline, "all", None)
     names = set(run.inits)
-    figures = [plots.make_figure(run.view, rows), plots.make_lr_figure(run, run.per_rate, rows),
-               plots.make_pairs_figure(run.view, every, pair_rows)]
+    figures = [plots.make_figure(view, rows),
+               plots.make_lr_figure(run, list(summarized.per_rate), rows),
+               plots.make_pairs_figure(view, every, pair_rows)]
     colours = [_line_colours(fig, names) for fig in figures]
     for found in colours:
         assert set(found) == names
         assert found == colours[0]
     assert len(set(colours[0].values())) == len(names)  # told apart
     reference = runfolder.read_run(REFERENCE)
-    other = _line_colours(plots.make_figure(reference, summary.summarize_saved(reference)),
+    other = _line_colours(plots.make_figure(reference, summary.summarize_saved(reference).rows),
                           set(reference.inits))
     for name in names & set(other):
         assert other[name] == colours[0][name]
@@ -189,7 +193,7 @@ def test_a_collapsed_initializer_does_not_squeeze_the_others():
     from initbench import plots
 
     run = runfolder.read_run(ROOT / "results" / "cnn-reference")
-    fig = plots.make_figure(run, summary.summarize_saved(run))
+    fig = plots.make_figure(run, summary.summarize_saved(run).rows)
     final = next(ax for ax in fig.axes if ax.get_title().startswith("final test accuracy"))
     low, high = final.get_ylim()
     assert low > 90 and high < 100
@@ -227,7 +231,7 @@ def test_report_json_and_export_json_are_one_document():
     documented = (ROOT / "docs" / "files.md").read_text()
     for key in reported:  # every key is documented
         assert f"`{key}`" in documented, key
-    for column in summary.SUMMARY_COLUMNS:
+    for column in SUMMARY_COLUMNS:
         assert f"`{column}`" in documented, column
 
 
@@ -355,10 +359,10 @@ def test_lr_figure_legend_lies_outside_every_panel():
     from initbench import plots
 
     run = runfolder.read_run(LR_RUN)
-    rows = summary.summarize_saved(run)
+    summarized = summary.summarize_saved(run)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    fig = plots.make_lr_figure(run, run.per_rate, rows)
+    fig = plots.make_lr_figure(run, list(summarized.per_rate), list(summarized.rows))
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()

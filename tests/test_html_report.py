@@ -64,11 +64,11 @@ def test_page_holds_the_terminals_table_every_figure_card_settings_and_provenanc
     decodes to a PNG, the card has a column per initializer, spec.json is there."""
     text = page.read_text()
     result = runfolder.read_run(REFERENCE)
-    rows = summary.summarize_saved(result)
+    rows = summary.summarize_saved(result).rows
     for row in rows:
         expected = "—" if row.verdict == "baseline" else (
-            f"{100 * row.accuracy_diff_mean:+.2f} [{100 * row.accuracy_diff_ci_low:+.2f}, "
-            f"{100 * row.accuracy_diff_ci_high:+.2f}]")
+            f"{100 * row.versus.accuracy.mean_diff:+.2f} [{100 * row.versus.pair.diff_ci_low:+.2f}, "
+            f"{100 * row.versus.pair.diff_ci_high:+.2f}]")
         # one table row per initializer: its name, then its Δ and verdict in that row
         within_row = r"(?:(?!</tr>).)*?"
         assert re.search(rf"<td[^>]*>{row.init}</td>{within_row}{re.escape(expected)}"

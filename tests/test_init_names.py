@@ -185,7 +185,7 @@ def test_the_label_is_the_name_in_every_table_file_and_figure(labelled_run):
     assert sorted(row["init"] for row in read_csv(out / "summary.csv")) == sorted(LABELS)
     assert {row["init"] for row in read_csv(out / "curves.csv")} == set(LABELS)
     run = runfolder.read_run(out)
-    fig = plots.make_figure(run, summary.summarize_saved(run))
+    fig = plots.make_figure(run, summary.summarize_saved(run).rows)
     legend = [text.get_text() for ax in fig.axes if ax.get_legend() is not None
               for text in ax.get_legend().get_texts()]
     assert sorted(text.split("  ")[0] for text in legend) == sorted(LABELS), legend

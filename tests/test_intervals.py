@@ -114,14 +114,15 @@ def test_every_file_and_rendering_of_a_run_agrees(tmp_path, pairs, margin_pt):
     from initbench import experiment, export
 
     run = _run(_family_grid(), INITS, {"pairs": pairs, "equivalence_margin": margin_pt})
-    rows = summary.summarize_saved(run)
+    summarized = summary.summarize_saved(run)
+    rows = list(summarized.rows)
     verdicts = {row.verdict for row in rows}
     assert {"better"} <= verdicts and len(verdicts) >= 3  # not a trivial table
     if margin_pt:
         assert "equivalent" in verdicts or pairs == "all"
-    files = experiment.pair_files(run, rows, pairs, None if margin_pt is None else margin_pt / 100)
+    files = experiment.pair_files(run, rows)
     files.pop("pairs.png", None)
-    write_run(tmp_path / "run", run, rows, None, files)
+    write_run(tmp_path / "run", run, summarized.csv_rows(), None, files)
     (tmp_path / "run" / "summary.md").write_text(export.render(run, rows, "markdown"))
     checked, problems = check_verdicts.check_run(tmp_path / "run")
     assert problems == []
@@ -129,15 +130,14 @@ def test_every_file_and_rendering_of_a_run_agrees(tmp_path, pairs, margin_pt):
     # The fields the figure and table code reads: the deciding interval and its level.
     for row in rows:
         if row.verdict != "baseline":
-            assert row.accuracy_diff_ci_level == pytest.approx(
-                1 - 0.05 / row.holm_divisor)
-            assert row.accuracy_diff_ci_level >= 0.95
+            assert row.versus.pair.diff_ci_level == pytest.approx(
+                1 - 0.05 / row.versus.pair.holm_divisor)
+            assert row.versus.pair.diff_ci_level >= 0.95
 
 
 def test_check_verdicts_catches_a_disagreeing_row(tmp_path):
     run = _run(_family_grid(), INITS)
-    rows = summary.summarize_run(run)
-    write_run(tmp_path / "run", run, rows)
+    write_run(tmp_path / "run", run, summary.summarize_all(run).csv_rows())
     path = tmp_path / "run" / "summary.csv"
     with open(path, newline="") as f:
         table = list(csv.DictReader(f))
@@ -162,14 +162,15 @@ def test_reference_normal_row_no_longer_contradicts_itself():
     rows = {row.init: row for row in check_verdicts_rows("reference")}
     normal = rows["normal"]
     assert normal.verdict == "no clear difference"
-    assert normal.accuracy_diff_ci_low < 0 < normal.accuracy_diff_ci_high
-    assert normal.holm_divisor == 4 and normal.accuracy_diff_ci_level == pytest.approx(0.9875)
+    assert normal.versus.pair.diff_ci_low < 0 < normal.versus.pair.diff_ci_high
+    pair = normal.versus.pair
+    assert pair.holm_divisor == 4 and pair.diff_ci_level == pytest.approx(0.9875)
 
 
 def check_verdicts_rows(folder):
     from initbench import runfolder
 
-    return summary.summarize_saved(runfolder.read_run(ROOT / "results" / folder))
+    return summary.summarize_saved(runfolder.read_run(ROOT / "results" / folder)).rows
 
 
 # --- Levels: one per table; merged runs and --seeds auto --------------------------------------
@@ -180,7 +181,8 @@ def test_one_level_per_table_and_definitions(tmp_path):
 
     run = _run(_family_grid(), INITS, auto=True)
     rows = summary.summarize_run(run)
-    assert {row.ci_level for row in rows} == {row.paired_ci_level for row in rows} == {0.97}
+    columns = [summary.flatten(row) for row in rows]
+    assert {c["ci_level"] for c in columns} == {c["paired_ci_level"] for c in columns} == {0.97}
     document = json.loads(export.render(run, rows, "json"))
     assert {"P(better)", "IQM", "CI", "Δ", "Holm CI", "mde_80"} <= set(document["definitions"])
     assert "97% Student t" in document["definitions"]["CI"]
@@ -200,7 +202,7 @@ def test_merged_runs_with_different_seeds_use_a_level_split_over_the_looks():
     run = _run(_family_grid(), INITS, merged)
     assert summary.num_looks(run) == 2 and summary.paired_level(run) == pytest.approx(0.975)
     assert "97.5%" in report.sequential_note(run)
-    assert [row.paired_ci_level for row in summary.summarize_run(run)] == [pytest.approx(0.975)] * 5
+    assert [row.family.level for row in summary.summarize_run(run)] == [pytest.approx(0.975)] * 5
     same_seeds = {"merged_from": [{"run": "a", "seeds": [0, 1]}, {"run": "b", "seeds": [0, 1]}]}
     assert summary.paired_level(_run(_family_grid(), INITS, same_seeds)) == 0.95
     assert report.sequential_note(_run(_family_grid(), INITS)) is None
@@ -348,7 +350,7 @@ def test_report_merging_runs_with_different_seeds_says_its_level(tmp_path):
     for name, seeds in (("a", slice(0, 3)), ("b", slice(3, 6))):
         part = _run(grid[:, seeds], INITS)
         part = RunResult(part.spec.replace(seeds=tuple(range(6))[seeds]), part.metrics, {})
-        write_run(tmp_path / name, part, summary.summarize_run(part))
+        write_run(tmp_path / name, part, summary.summarize_all(part).csv_rows())
     shown = CliRunner().invoke(app, ["report", str(tmp_path / "a"), str(tmp_path / "b"),
                                      "--out", str(tmp_path / "ab")])
     assert shown.exit_code == 0, shown.output
@@ -366,9 +368,9 @@ def test_per_initializer_ci_is_clipped_to_the_accuracy_range():
     (fractions), never beyond."""
     rows = summary.summarize_run(_run([[0.999, 0.97], [0.03, 0.001]], ["xavier", "normal"]))
     by_init = {row.init: row for row in rows}
-    assert by_init["xavier"].test_accuracy_ci_high == 1.0
-    assert by_init["normal"].test_accuracy_ci_low == 0.0
-    assert by_init["xavier"].test_accuracy_ci_low < 0.97  # clipped only at the range's ends
+    assert by_init["xavier"].accuracy.ci_high == 1.0
+    assert by_init["normal"].accuracy.ci_low == 0.0
+    assert by_init["xavier"].accuracy.ci_low < 0.97  # clipped only at the range's ends
 
 
 @pytest.mark.parametrize("auto", [False, True])
@@ -381,11 +383,11 @@ def test_per_initializer_ci_is_at_the_tables_one_level(auto):
     rows = summary.summarize_run(_run(final, ["xavier", "normal"], auto=auto))
     for row in rows:
         values = np.asarray(final[["xavier", "normal"].index(row.init)])
-        assert row.ci_level == (0.97 if auto else 0.95)
-        low, high = sps.t.interval(row.ci_level, len(values) - 1, loc=values.mean(),
+        assert row.family.level == (0.97 if auto else 0.95)
+        low, high = sps.t.interval(row.family.level, len(values) - 1, loc=values.mean(),
                                    scale=sps.sem(values))
-        assert row.test_accuracy_ci_low == pytest.approx(low, abs=1e-12)
-        assert row.test_accuracy_ci_high == pytest.approx(high, abs=1e-12)
+        assert row.accuracy.ci_low == pytest.approx(low, abs=1e-12)
+        assert row.accuracy.ci_high == pytest.approx(high, abs=1e-12)
 
 
 def test_plan_for_an_auto_run_tests_at_its_family_level():
@@ -435,7 +437,7 @@ def test_figure_accuracy_band_ends_at_the_tables_ci_in_percent():
                     if np.allclose(c.get_facecolor()[0][:3], np.asarray(colour)[:3]))
         ys = sorted(y for x, y in band.get_paths()[0].vertices if x == last)
         assert (ys[0], ys[-1]) == pytest.approx(
-            (100 * row.test_accuracy_ci_low, 100 * row.test_accuracy_ci_high), rel=1e-9)
+            (100 * row.accuracy.ci_low, 100 * row.accuracy.ci_high), rel=1e-9)
 
 
 def test_pairs_figure_separates_pairs_called_better_or_worse():

@@ -90,12 +90,12 @@ def test_multi_rate_cells_equal_single_runs_bitwise(tmp_path):
     runtime = Runtime.from_environment().replace(use_cache=False)
     grid = Spec(inits=("xavier", "normal"), seeds=(0, 1), dataset="digits", epochs=2,
                 hidden=(8,), lr=(0.003, 0.03, 0.3))
-    multi = experiment.run_experiment(grid, tmp_path / "grid", runtime)
+    multi = experiment.run_experiment(grid, tmp_path / "grid", runtime).result
     assert multi.metrics["test_loss"].shape == (2, 3, 2, 3)
     for lr in (0.03, 0.3):
         alone = experiment.run_experiment(
             Spec(inits=("normal",), seeds=(1,), dataset="digits", epochs=2, hidden=(8,),
-                 lr=lr, val_fraction=0.1), tmp_path / f"alone-{lr}", runtime)
+                 lr=lr, val_fraction=0.1), tmp_path / f"alone-{lr}", runtime).result
         for name in (*results.METRICS, *results.VAL_METRICS):
             np.testing.assert_array_equal(multi.metrics[name][1, grid.lr.index(lr), 1],
                                           alone.metrics[name][0, 0], err_msg=name)

@@ -417,7 +417,7 @@ def test_plan_on_a_run_where_every_cell_diverged_says_so(two_inits, tmp_path):
     run = runfolder.read_run(two_inits)
     for name in results.METRICS:
         run.metrics[name][..., 1:] = np.nan  # every cell diverged in its first epoch
-    runfolder.write_run(tmp_path / "diverged", run, summary.summarize_run(run))
+    runfolder.write_run(tmp_path / "diverged", run, summary.summarize_all(run).csv_rows())
     line = one_error(invoke("plan", tmp_path / "diverged", "--effect", "1"))
     assert "every cell diverged" in line
     assert not (tmp_path / "diverged" / "plan.csv").exists()

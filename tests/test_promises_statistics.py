@@ -11,6 +11,7 @@ from scipy import stats as sps
 from initbench import stats, summary
 from initbench.results import RunResult
 from initbench.spec import Spec
+from initbench.summary_rows import SUMMARY_COLUMNS
 
 # One comparison (b minus a): Holm over one comparison is the raw p.
 # p = 0.041: significant at 5%, not at 3%.
@@ -48,12 +49,12 @@ def test_paired_intervals_and_verdict_are_at_the_runs_level(auto, level):
     otherwise 95% and 5%."""
     changes = {"precision": 0.5} if auto else {}
     row = row_of(result_from_finals(BASE, BASE + DIFFS, **changes))
-    assert row.paired_ci_level == level
-    width = row.accuracy_diff_ci_high - row.accuracy_diff_ci_low
+    assert row.family.level == level
+    width = row.versus.pair.diff_ci_high - row.versus.pair.diff_ci_low
     assert width == pytest.approx(2 * t_half(DIFFS, level), rel=1e-9)
-    loss_width = row.loss_diff_ci_high - row.loss_diff_ci_low  # loss = 1 - accuracy here
+    loss_width = row.versus.loss.ci_high - row.versus.loss.ci_low  # loss = 1 - accuracy here
     assert loss_width == pytest.approx(2 * t_half(DIFFS, level), rel=1e-9)
-    assert row.p_value == pytest.approx(sps.ttest_1samp(DIFFS, 0).pvalue, rel=1e-9)
+    assert row.versus.pair.p_value == pytest.approx(sps.ttest_1samp(DIFFS, 0).pvalue, rel=1e-9)
     assert row.verdict == (stats.VERDICT_UNCLEAR if auto else stats.VERDICT_BETTER)
     # d_z interval: invert the noncentral t (scipy) at the same level.
     n = DIFFS.size
@@ -64,8 +65,8 @@ def test_paired_intervals_and_verdict_are_at_the_runs_level(auto, level):
         nc = optimize.brentq(lambda nc: sps.nct.cdf(t_obs, n - 1, nc) - q, -50, 50)
         return nc / np.sqrt(n)
 
-    assert row.d_z_ci_low == pytest.approx(bound(1 - tail), rel=1e-5)
-    assert row.d_z_ci_high == pytest.approx(bound(tail), rel=1e-5)
+    assert row.versus.pair.d_z_ci_low == pytest.approx(bound(1 - tail), rel=1e-5)
+    assert row.versus.pair.d_z_ci_high == pytest.approx(bound(tail), rel=1e-5)
     pair = summary.compare_family(result_from_finals(BASE, BASE + DIFFS, **changes))[0]
     assert pair.ci_level == level
     assert pair.diff_ci_high - pair.diff_ci_low == pytest.approx(2 * t_half(-DIFFS, level))
@@ -96,7 +97,7 @@ def test_equivalence_is_the_bonferroni_interval_inside_the_margin(auto, num_init
         row = row_of(result, margin=margin)
         assert (row.verdict == stats.VERDICT_EQUIVALENT) == equivalent, (margin, row.verdict)
         if equivalent:
-            assert row.accuracy_diff_ci_high == pytest.approx(far, rel=1e-9)
+            assert row.versus.pair.diff_ci_high == pytest.approx(far, rel=1e-9)
 
 
 def _two_way_shares(y):
@@ -131,7 +132,7 @@ def test_variance_shares_are_weights_data_rest_in_that_order():
     row = row_of(data_seeds_result(), init="xavier")
     want = _two_way_shares(TABLE)
     assert len(set(np.round(want, 6))) == 3  # the three shares differ: an order swap shows
-    got = [row.var_share_weights, row.var_share_data, row.var_share_residual]
+    got = [row.variance.weight_share, row.variance.data_share, row.variance.residual_share]
     np.testing.assert_allclose(got, want, rtol=1e-9)
 
 
@@ -141,12 +142,13 @@ def test_loss_and_accuracy_statistics_are_over_weight_seeds():
     row = row_of(data_seeds_result(), init="xavier")
     for prefix, table in (("test_accuracy", TABLE), ("test_loss", LOSS_TABLE)):
         units = table.mean(axis=1)
-        assert getattr(row, f"{prefix}_mean") == pytest.approx(units.mean())
-        assert getattr(row, f"{prefix}_std") == pytest.approx(units.std(ddof=1))
+        columns = summary.flatten(row)
+        assert columns[f"{prefix}_mean"] == pytest.approx(units.mean())
+        assert columns[f"{prefix}_std"] == pytest.approx(units.std(ddof=1))
     other = row_of(data_seeds_result(), init="he_normal")
     loss_units = LOSS_TABLE.ravel()[::-1].reshape(3, 2).mean(1) - LOSS_TABLE.mean(1)
-    assert other.loss_diff_mean == pytest.approx(loss_units.mean())
-    half = other.loss_diff_ci_high - other.loss_diff_mean
+    assert other.versus.loss.mean_diff == pytest.approx(loss_units.mean())
+    half = other.versus.loss.ci_high - other.versus.loss.mean_diff
     assert half == pytest.approx(t_half(loss_units, 0.95))
 
 
@@ -165,7 +167,7 @@ def test_best_lr_is_the_highest_mean_validation_accuracy_not_the_last_seed():
     loss = 1 - vals
     result = RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": vals,
                               "val_accuracy": vals})
-    _, rows, _ = summary.summarize_lrs(result)
+    rows = summary.summarize_lrs(result).rows
     assert {r.init: r.lr for r in rows} == {"xavier": 0.01, "he_normal": 0.01}
     assert {r.init: r.val_accuracy_mean for r in rows} == pytest.approx(
         {"xavier": 0.87, "he_normal": 0.87})
@@ -188,19 +190,20 @@ def test_summary_row_columns_by_hand():
     train_loss = test_loss + 0.05
     result = RunResult(spec, {"train_loss": train_loss, "test_loss": test_loss,
                               "test_accuracy": acc})
-    row = {r.init: r for r in summary.summarize_run(result, target=0.85)}["xavier"]
-    assert row.epoch0_test_loss_mean == pytest.approx(np.mean([2.3, 2.2, 2.4]))
-    assert row.epoch0_train_loss_mean == pytest.approx(np.mean([2.35, 2.25, 2.45]))
-    assert row.train_loss_mean == pytest.approx(np.mean([0.45, 0.65, 0.95]))
-    assert row.best_epoch_mean == pytest.approx(np.mean([2, 3, 3]))
-    assert row.epochs_to_target_mean == pytest.approx(np.mean([2, 1]))
-    assert row.reached_target == 2
+    typed = {r.init: r for r in summary.summarize_run(result, target=0.85)}["xavier"]
+    row = summary.flatten(typed)  # summary.csv's row
+    assert row["epoch0_test_loss_mean"] == pytest.approx(np.mean([2.3, 2.2, 2.4]))
+    assert row["epoch0_train_loss_mean"] == pytest.approx(np.mean([2.35, 2.25, 2.45]))
+    assert row["train_loss_mean"] == pytest.approx(np.mean([0.45, 0.65, 0.95]))
+    assert row["best_epoch_mean"] == pytest.approx(np.mean([2, 3, 3]))
+    assert row["epochs_to_target_mean"] == pytest.approx(np.mean([2, 1]))
+    assert row["target"] == 0.85 and row["reached_target"] == 2
     aucs = [np.trapezoid(c) if hasattr(np, "trapezoid") else np.trapz(c) for c in test_loss[0]]
-    assert row.test_loss_auc_mean == pytest.approx(np.mean(aucs))
-    assert row.test_accuracy_iqm == pytest.approx(sps.trim_mean([0.80, 0.88, 0.70], 0.25))
-    assert row.test_accuracy_median == pytest.approx(0.80)
-    assert row.seeds == 3 and row.diverged == 0
-    assert {"lr", "val_accuracy_mean"} <= set(summary.SUMMARY_COLUMNS[-4:])  # among the last
+    assert row["test_loss_auc_mean"] == pytest.approx(np.mean(aucs))
+    assert row["test_accuracy_iqm"] == pytest.approx(sps.trim_mean([0.80, 0.88, 0.70], 0.25))
+    assert row["test_accuracy_median"] == pytest.approx(0.80)
+    assert row["seeds"] == 3 and row["diverged"] == 0
+    assert {"lr", "val_accuracy_mean"} <= set(SUMMARY_COLUMNS[-4:])  # among the last
 
 
 def test_tuned_csv_gives_the_chosen_rate_and_its_validation_score():
@@ -212,8 +215,7 @@ def test_tuned_csv_gives_the_chosen_rate_and_its_validation_score():
     loss = 1 - vals
     result = RunResult(spec, {"train_loss": loss, "test_loss": loss, "test_accuracy": vals,
                               "val_accuracy": vals})
-    _, rows, _ = summary.summarize_lrs(result)
-    csv_rows = {r["init"]: r for r in summary.tuned_rows_csv(result, rows)}
+    csv_rows = {r["init"]: r for r in summary.tuned_rows_csv(summary.summarize_lrs(result))}
     # A diverged seed counts as 0 validation accuracy: xavier's 0.001 scores 0.5 < 0.6.
     assert csv_rows["xavier"]["best_lr"] == 0.01
     assert csv_rows["xavier"]["val_score"] == pytest.approx(0.6)

@@ -41,13 +41,13 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     relabelled) and `c` (seeds 0-1 by the CLI compare, from the cell cache)."""
     root = tmp_path_factory.mktemp("runs")
     with mock.patch.dict(os.environ, {"INITBENCH_CACHE": str(root / "cache")}):
-        a = experiment.run_experiment(SPEC, root / "a", Runtime.from_environment())
+        a = experiment.run_experiment(SPEC, root / "a", Runtime.from_environment()).result
         result = invoke("compare", "--dataset", "digits", "--hidden", "16", "--epochs", "2",
                         "--seeds", "0-1", "--inits", ",".join(INITS), "--out", root / "c", "-q")
         assert result.exit_code == 0, result.output
     b = results.RunResult(SPEC.replace(seeds=(4, 5)),
                           {k: v[:, :2] for k, v in a.metrics.items()}, dict(a.meta))
-    runfolder.write_run(root / "b", b, summary.summarize_run(b))
+    runfolder.write_run(root / "b", b, summary.summarize_all(b).csv_rows())
     return {"a": root / "a", "b": root / "b", "c": root / "c", "cache": root / "cache"}
 
 
@@ -136,7 +136,7 @@ def test_report_merges_identical_overlapping_cells_and_refuses_differing_ones(ru
     # one number changed in one copy: refused, naming the cell, metric and epoch
     changed = runfolder.read_run(runs["c"])
     changed.metrics["test_accuracy"][0, 1, 2] += 0.01
-    runfolder.write_run(tmp_path / "changed", changed, summary.summarize_run(changed))
+    runfolder.write_run(tmp_path / "changed", changed, summary.summarize_all(changed).csv_rows())
     line = one_error_line(invoke("report", runs["a"], tmp_path / "changed"))
     assert "both hold xavier seed 1 with different numbers (test_accuracy at epoch 2" in line
     assert "given twice" in one_error_line(invoke("report", runs["a"], runs["a"]))
@@ -357,10 +357,10 @@ def test_interrupted_run_resumes_only_what_is_missing(runs, tmp_path, monkeypatc
     assert not (tmp_path / "run" / "spec.json").exists()
     assert len(list(cache.glob("*/checkpoint-*"))) == 1
     reporter = InterruptingReporter()
-    resumed = experiment.run_experiment(spec, tmp_path / "run", runtime, reporter)
+    resumed = experiment.run_experiment(spec, tmp_path / "run", runtime, reporter).result
     assert (resumed.meta["cells_trained"], resumed.meta["cells_cached"]) == (1, 1)
     assert reporter.notices == ["resuming 1 cell from epoch 1 (checkpoint)"]
     assert not list(cache.glob("*/checkpoint-*"))
     assert_same_cells(resumed, runfolder.read_run(runs["a"]))
-    again = experiment.run_experiment(spec, tmp_path / "run", runtime)
+    again = experiment.run_experiment(spec, tmp_path / "run", runtime).result
     assert (again.meta["cells_trained"], again.meta["cells_cached"]) == (0, 2)

@@ -37,20 +37,20 @@ def test_verdicts_point_the_right_way_for_accuracy_and_loss():
     good, bad = rows["he_normal"], rows["normal"]
     assert (good.verdict, good.loss_verdict) == ("better", "better")
     assert (bad.verdict, bad.loss_verdict) == ("worse", "worse")
-    assert good.accuracy_diff_mean == pytest.approx(0.05 + 0.000125)
-    assert good.loss_diff_mean == pytest.approx(-0.2 + 0.000125)
-    assert good.accuracy_diff_ci_low > 0 and bad.accuracy_diff_ci_high < 0
-    assert good.loss_diff_ci_high < 0 and bad.loss_diff_ci_low > 0
-    assert (good.p_better, bad.p_better) == (1.0, 0.0)
+    assert good.versus.accuracy.mean_diff == pytest.approx(0.05 + 0.000125)
+    assert good.versus.loss.mean_diff == pytest.approx(-0.2 + 0.000125)
+    assert good.versus.pair.diff_ci_low > 0 and bad.versus.pair.diff_ci_high < 0
+    assert good.versus.loss.ci_high < 0 and bad.versus.loss.ci_low > 0
+    assert (good.versus.accuracy.p_better, bad.versus.accuracy.p_better) == (1.0, 0.0)
     assert [rows[i].rank for i in ("he_normal", "xavier", "normal")] == [1, 2, 3]
 
 
 def test_baseline_choice_flips_the_verdicts():
     rows = {row.init: row for row in summary.summarize_run(hand_made_result(), "normal")}
     assert rows["normal"].verdict == "baseline"
-    assert rows["xavier"].baseline == "normal"
+    assert rows["xavier"].family.baseline == "normal"
     assert (rows["xavier"].verdict, rows["xavier"].loss_verdict) == ("better", "better")
-    assert rows["xavier"].accuracy_diff_mean == pytest.approx(0.05 - 0.000125)
+    assert rows["xavier"].versus.accuracy.mean_diff == pytest.approx(0.05 - 0.000125)
 
 
 def test_verdicts_point_the_right_way_when_every_pair_is_compared():
@@ -58,8 +58,8 @@ def test_verdicts_point_the_right_way_when_every_pair_is_compared():
     order is turned round, so he_normal's row still says better and normal's worse."""
     rows = {row.init: row for row in summary.summarize_run(hand_made_result(), pairs="all")}
     assert (rows["he_normal"].verdict, rows["normal"].verdict) == ("better", "worse")
-    assert rows["he_normal"].d_z > 0 > rows["normal"].d_z
-    assert rows["he_normal"].d_z_ci_low > 0 and rows["normal"].d_z_ci_high < 0
+    assert rows["he_normal"].versus.pair.d_z > 0 > rows["normal"].versus.pair.d_z
+    assert rows["he_normal"].versus.pair.d_z_ci_low > 0 and rows["normal"].versus.pair.d_z_ci_high < 0
 
 
 def test_verdicts_read_the_holm_corrected_p_value():
@@ -79,13 +79,13 @@ def test_verdicts_read_the_holm_corrected_p_value():
     result = RunResult(spec, {"train_loss": 1 - acc, "test_loss": 1 - acc, "test_accuracy": acc})
     rows = {row.init: row for row in summary.summarize_run(result)}
     raw = scipy.stats.ttest_1samp(diffs["he_normal"], 0.0).pvalue
-    assert rows["he_normal"].p_value == pytest.approx(raw) and raw < 0.05
-    assert rows["he_normal"].p_value_holm == pytest.approx(3 * raw)
+    assert rows["he_normal"].versus.pair.p_value == pytest.approx(raw) and raw < 0.05
+    assert rows["he_normal"].versus.pair.p_value_holm == pytest.approx(3 * raw)
     assert rows["he_normal"].verdict == "no clear difference"
     assert stats.t_ci(diffs["he_normal"])[0] > 0  # its own 95% CI alone excludes 0 ...
     # ... but the interval shown is the one Holm's step tested (1 - 5%/3), and crosses 0.
-    assert rows["he_normal"].holm_divisor == 3
-    assert rows["he_normal"].accuracy_diff_ci_low < 0 < rows["he_normal"].accuracy_diff_ci_high
+    assert rows["he_normal"].versus.pair.holm_divisor == 3
+    assert rows["he_normal"].versus.pair.diff_ci_low < 0 < rows["he_normal"].versus.pair.diff_ci_high
 
 
 # ------------------------------------------------------------------ atomic writes
@@ -177,8 +177,94 @@ def test_every_file_of_the_cache_appears_by_a_rename(tmp_path, monkeypatch):
 
 def test_run_folder_round_trip_keeps_every_number(tmp_path):
     result = hand_made_result()
-    runfolder.write_run(tmp_path / "r", result, summary.summarize_run(result))
+    runfolder.write_run(tmp_path / "r", result, summary.summarize_all(result).csv_rows())
     again = runfolder.read_run(tmp_path / "r")
     assert again.spec == result.spec
     for name in results.METRICS:
         np.testing.assert_array_equal(again.metrics[name], result.metrics[name])
+
+
+# ------------------------------------------------------------------ the summary as a value
+
+
+def _every_part_result(lrs=(0.01,)) -> RunResult:
+    """3 weight seeds x 2 data orders with a validation split, so every part of a compared
+    row is there (variance shares, validation accuracy); `lrs` adds the rate axis."""
+    rng = np.random.default_rng(3)
+    spec = Spec(inits=("xavier", "he_normal", "normal"), seeds=(0, 1, 2), dataset="digits",
+                epochs=2, hidden=(4,), data_seeds=2, lr=lrs, val_fraction=0.1)
+    shape = (3, *((len(lrs),) if len(lrs) > 1 else ()), 6, 3)
+    acc = np.clip(0.5 + 0.1 * np.arange(3).reshape(3, *[1] * (len(shape) - 1))
+                  + 0.05 * rng.standard_normal(shape), 0, 1)
+    return RunResult(spec, {"train_loss": 1 - acc, "test_loss": 1.1 - acc, "test_accuracy": acc,
+                            "val_loss": 1 - acc, "val_accuracy": acc}, {"baseline": "xavier"})
+
+
+def test_flatten_writes_summary_csv_columns_in_the_documented_order():
+    """summary.csv's row is one flattening of the typed row: its columns are docs/files.md's,
+    in that order (the columns of the committed runs come first), each read from its part."""
+    import re
+    from pathlib import Path
+
+    from initbench.summary_rows import SUMMARY_COLUMNS, TUNED_COLUMNS, flatten
+
+    root = Path(__file__).resolve().parents[1]
+    section = (root / "docs" / "files.md").read_text().split("## summary.csv")[1]
+    documented = [name for line in section.split("\n## ")[0].splitlines()
+                  if line.startswith("| `")
+                  for name in re.findall(r"`([a-z0-9_]+)`", line.split(" | ")[0])]
+    committed = (root / "results" / "reference" / "summary.csv").read_text().splitlines()[0]
+    summarized = summary.summarize_all(_every_part_result(), target=0.5, margin=0.02)
+    rows = {row.init: row for row in summarized.rows}
+    compared, base = rows["normal"], rows["xavier"]
+    flat = flatten(compared)
+    assert list(flat) == SUMMARY_COLUMNS == documented
+    assert TUNED_COLUMNS[2:] == documented and TUNED_COLUMNS[:2] == ["best_lr", "val_score"]
+    assert ",".join(SUMMARY_COLUMNS).startswith(committed)
+    # every column of a compared row comes from a part (a fixed seed count has no stop reason)
+    assert [c for c, v in flat.items() if v is None] == ["stop_reason"]
+    assert (flat["test_accuracy_ci_high"], flat["test_loss_std"], flat["best_epoch_mean"],
+            flat["reached_target"], flat["diverged_rate"]) == (
+        compared.accuracy.ci_high, compared.loss.std, compared.curves.best_epoch,
+        compared.reach.reached, compared.divergence.rate)
+    assert (flat["accuracy_diff_mean"], flat["accuracy_diff_ci_low"], flat["p_better"],
+            flat["loss_verdict"], flat["d_z"], flat["holm_divisor"]) == (
+        compared.versus.accuracy.mean_diff, compared.versus.pair.diff_ci_low,
+        compared.versus.accuracy.p_better, compared.versus.loss.verdict,
+        compared.versus.pair.d_z, compared.versus.pair.holm_divisor)
+    assert flat["var_share_data"] == compared.variance.data_share
+    assert flat["ci_level"] == flat["paired_ci_level"] == compared.family.level == 0.95
+    assert (flat["baseline"], flat["equivalence_margin"], flat["target"]) == ("xavier", 0.02, 0.5)
+    # the baseline's own row: every comparison column empty, its verdicts "baseline"
+    empty = {c for c, v in flatten(base).items() if v is None}
+    assert empty == {"accuracy_diff_mean", "accuracy_diff_ci_low", "accuracy_diff_ci_high",
+                     "p_better", "loss_diff_mean", "loss_diff_ci_low", "loss_diff_ci_high",
+                     "p_value", "p_value_holm", "d_z", "d_z_ci_low", "d_z_ci_high",
+                     "accuracy_diff_sd", "mde_80", "accuracy_diff_ci_level", "holm_divisor",
+                     "stop_reason"}
+    assert flatten(base)["verdict"] == flatten(base)["loss_verdict"] == "baseline"
+
+
+@pytest.mark.parametrize("lrs", [(0.01,), (0.01, 0.1)])
+def test_summarizing_leaves_the_result_as_it_was(lrs):
+    """`summarize_all` returns the summary (rows, per-rate rows, tuned cells) as a value: the
+    `RunResult` it reads keeps its fields, metrics and meta; reopening gives equal rows."""
+    import copy
+    import dataclasses
+
+    result = _every_part_result(lrs)
+    before = copy.deepcopy(result)
+    summarized = summary.summarize_all(result, target=0.5)
+    assert summarized.result is result
+    assert [f.name for f in dataclasses.fields(result)] == [
+        "spec", "metrics", "meta", "layer_metrics", "labels"]  # nothing to attach a summary to
+    assert vars(result).keys() == vars(before).keys() and result.meta == before.meta
+    for name, values in before.metrics.items():
+        np.testing.assert_array_equal(result.metrics[name], values)
+    assert (summarized.tuned is not None) == (len(lrs) > 1) == bool(summarized.per_rate)
+    assert summarized.view is (summarized.tuned if len(lrs) > 1 else result)
+    again = summary.summarize_saved(result, target=0.5)
+    columns = summarized.csv_rows()
+    assert columns == [summary.flatten(row) for row in summarized.per_rate or summarized.rows]
+    assert runfolder.csv_text(again.csv_rows(), list(columns[0])) == \
+        runfolder.csv_text(columns, list(columns[0]))  # reopened: the same table

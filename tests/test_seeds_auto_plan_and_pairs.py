@@ -2,7 +2,6 @@
 through the CLI."""
 
 import csv
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -15,6 +14,7 @@ from initbench import runfolder, sequential, stats, summary
 from initbench import spec as spec_lib
 from initbench.results import RunResult
 from initbench.spec import Spec
+from initbench.summary_rows import SUMMARY_COLUMNS
 
 TINY = ["--dataset", "digits", "--epochs", "1", "--hidden", "8"]
 REFERENCE = Path(__file__).resolve().parents[1] / "results" / "reference"
@@ -109,10 +109,10 @@ def test_plan_on_the_committed_reference_run(tmp_path):
 def test_reference_run_keeps_every_existing_summary_column():
     """With default options, summary.csv's existing columns are unchanged (new ones appended)."""
     committed = read_csv(REFERENCE / "summary.csv")
-    rows = summary.summarize_saved(runfolder.read_run(REFERENCE))
-    fresh = list(csv.DictReader(runfolder.csv_text([dataclasses.asdict(r) for r in rows],
-                                                 summary.SUMMARY_COLUMNS).splitlines()))
-    assert summary.SUMMARY_COLUMNS[:len(committed[0])] == list(committed[0])
+    summarized = summary.summarize_saved(runfolder.read_run(REFERENCE))
+    fresh = list(csv.DictReader(runfolder.csv_text(summarized.csv_rows(),
+                                                 SUMMARY_COLUMNS).splitlines()))
+    assert SUMMARY_COLUMNS[:len(committed[0])] == list(committed[0])
     for old, new in zip(committed, fresh):
         assert {k: new[k] for k in old} == old
 
@@ -165,15 +165,15 @@ def _grid(final: np.ndarray) -> RunResult:
 def test_divergence_rate_iqm_and_holm_columns_by_hand():
     final = np.array([[0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99],
                       [0.5, np.nan, 0.6, np.nan, 0.7, np.nan, 0.8, 0.8, 0.8, 0.8]])
-    rows = {r.init: r for r in summary.summarize_run(_grid(final))}
-    normal = rows["normal"]
-    assert normal.diverged == 3 and normal.diverged_rate == pytest.approx(0.3)
-    assert normal.diverged_rate_ci_low == pytest.approx(0.0667, abs=1e-4)  # Clopper-Pearson
-    assert normal.diverged_rate_ci_high == pytest.approx(0.6525, abs=1e-4)
-    assert rows["xavier"].test_accuracy_iqm == pytest.approx(np.mean(final[0, 2:8]))
-    assert normal.test_accuracy_median == pytest.approx(0.8)
-    assert normal.p_value == normal.p_value_holm  # one comparison: Holm changes nothing
-    assert normal.verdict == "worse" and normal.d_z < 0
+    rows = {r.init: summary.flatten(r) for r in summary.summarize_run(_grid(final))}
+    normal = rows["normal"]  # summary.csv's row
+    assert normal["diverged"] == 3 and normal["diverged_rate"] == pytest.approx(0.3)
+    assert normal["diverged_rate_ci_low"] == pytest.approx(0.0667, abs=1e-4)  # Clopper-Pearson
+    assert normal["diverged_rate_ci_high"] == pytest.approx(0.6525, abs=1e-4)
+    assert rows["xavier"]["test_accuracy_iqm"] == pytest.approx(np.mean(final[0, 2:8]))
+    assert normal["test_accuracy_median"] == pytest.approx(0.8)
+    assert normal["p_value"] == normal["p_value_holm"]  # one comparison: Holm changes nothing
+    assert normal["verdict"] == "worse" and normal["d_z"] < 0
 
 
 def test_holm_over_baseline_comparisons():
@@ -189,10 +189,11 @@ def test_holm_over_baseline_comparisons():
     run = RunResult(spec, {"test_accuracy": acc, "test_loss": 1 - acc, "train_loss": 1 - acc})
     rows = {r.init: r for r in summary.summarize_run(run)}
     others = [rows[name] for name in ("he_normal", "normal", "orthogonal")]
-    expected = stats.holm([r.p_value for r in others])
-    np.testing.assert_allclose([r.p_value_holm for r in others], expected)
+    expected = stats.holm([r.versus.pair.p_value for r in others])
+    np.testing.assert_allclose([r.versus.pair.p_value_holm for r in others], expected)
     for r in others:
-        assert r.verdict == stats.paired_verdict(r.accuracy_diff_mean, r.p_value_holm, 8)
+        assert r.verdict == stats.paired_verdict(r.versus.accuracy.mean_diff,
+                                                 r.versus.pair.p_value_holm, 8)
 
 
 @pytest.mark.parametrize("args, message", [

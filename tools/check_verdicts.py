@@ -119,22 +119,23 @@ def check_run(folder: Path) -> tuple[int, list[str]]:
     if (folder / "pairs.csv").exists():
         add(check_csv(folder / "pairs.csv", "diff_ci_low", "diff_ci_high"))
     run = runfolder.read_run(folder)
-    rows = summary.summarize_saved(run)
-    margin = rows[0].equivalence_margin
+    summarized = summary.summarize_saved(run)
+    rows, view = list(summarized.rows), summarized.view  # the tuned cells of a rate grid
+    margin = rows[0].family.equivalence_margin
     margin_pt = None if margin is None else 100 * margin
     if (folder / "summary.md").exists():
         add(check_table("summary.md", *_markdown_table((folder / "summary.md").read_text()),
                         margin_pt))
     columns, body = report.ranked_table(rows, detailed=True)
     add(check_table("terminal table", [h for h, _ in columns], body, margin_pt))
-    add(check_table("markdown export", *_markdown_table(export.render(run, rows, "markdown")),
+    add(check_table("markdown export", *_markdown_table(export.render(view, rows, "markdown")),
                     margin_pt))
-    latex = export.render(run, rows, "latex")
+    latex = export.render(view, rows, "latex")
     table_lines = [line.rstrip(" \\") for line in latex.splitlines() if line.count(" & ") > 2]
     cells = [[c.strip().replace("$\\Delta$", "Δ") for c in line.split(" & ")]
              for line in table_lines]
     add(check_table("latex export", cells[0], cells[1:], margin_pt))
-    document = json.loads(export.render(run, rows, "json"))
+    document = json.loads(export.render(view, rows, "json"))
     shown = [(row, f"json summary row '{row['init']}'", "accuracy_diff_ci")
              for row in document["summary"]]
     shown += [(row, f"json pair '{row['a']} - {row['b']}'", "diff_ci")

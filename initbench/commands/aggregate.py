@@ -54,13 +54,14 @@ def aggregate(options: AggregateOptions, _: Runtime) -> None:
     """Across tasks: per initializer the IQM of the normalized score with stratified bootstrap
     CIs, P(one beats another) with CIs, and a performance profile. No training."""
     from initbench import aggregate as agg_lib
-    from initbench import report, runfolder
+    from initbench import report, runfolder, summary
     from initbench.console import stderr, stdout
 
     dirs, out = options.dirs, options.out
     folders = [str(d) for d in dirs]
     runs = [runfolder.read_run(d) for d in dirs]
-    labels = [report.title(run.view).replace(f" · {len(run.seeds)} seeds", "") for run in runs]
+    labels = [report.title(summary.view(run)).replace(f" · {len(run.seeds)} seeds", "")
+              for run in runs]
     inits, tasks, scores, diverged, dropped = agg_lib.task_scores(runs, folders, labels)
     agg = agg_lib.summarize(inits, tasks, scores, diverged, options.reps, dropped)
     if out is not None:

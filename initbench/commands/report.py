@@ -90,8 +90,9 @@ def _open(reading: Reading):
     return runfolder.open_runs(list(reading.dirs), reading.allow_mixed)
 
 
-def _rows(result, reading: Reading, target: float | None = None) -> list:
-    """The summary rows of `result` under `reading`'s comparisons (None: the run's own)."""
+def _summarize(result, reading: Reading, target: float | None = None):
+    """The summary (`summary.RunSummary`) of `result` under `reading`'s comparisons (None:
+    the run's own)."""
     from initbench import summary
 
     family = reading.family
@@ -110,19 +111,19 @@ def report(options: ReportOptions, _: Runtime) -> None:
 
     out, shown = options.out, options.output
     result = _open(options.reading)
-    rows = _rows(result, options.reading, options.target)
+    summarized = _summarize(result, options.reading, options.target)
     if out is not None:
-        write_merged(result, rows, out)
+        write_merged(summarized, out)
     if options.html is not None:
-        write_html(result, rows, options.html)
+        write_html(summarized, options.html)
         if not shown.quiet:
             stderr.print(f"html report written to {options.html}", markup=False,
                          highlight=False)
     if shown.as_json:
-        print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
+        print(json.dumps(report_lib.result_document(summarized, str(out) if out else None),
                          indent=2))
         return
-    report_lib.print_result(stdout, result, rows, quiet=shown.quiet, wide=shown.wide,
+    report_lib.print_result(stdout, summarized, quiet=shown.quiet, wide=shown.wide,
                             curves=shown.curves)
     if not shown.quiet:
         merged = result.meta.get("merged_from")
@@ -134,12 +135,14 @@ def report(options: ReportOptions, _: Runtime) -> None:
                          "curves.png)", markup=False, highlight=False)
 
 
-def write_merged(result, rows: list, out: Path) -> None:
-    """Write a (merged) run and its `summary.SummaryRow`s as a new run folder, with its plot;
-    refuse to replace a run."""
+def write_merged(summarized, out: Path) -> None:
+    """Write a (merged) run with its summary (`summary.RunSummary`) as a new run folder,
+    with its plot; refuse to replace a run. The run's meta records the summary's baseline,
+    target, family and margin, so that reopening it gives the same table."""
     from initbench import experiment, plots, runfolder
     from initbench.errors import InitbenchError
 
+    result, rows = summarized.result, list(summarized.rows)
     if result.labels is not None:
         raise InitbenchError("--out: runs of different settings are shown side by side but "
                               "cannot be saved as one run folder.")
@@ -148,14 +151,16 @@ def write_merged(result, rows: list, out: Path) -> None:
     out = runfolder.check_writable(out)
     if Path(out).is_dir() and any(Path(out).iterdir()):
         raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
-    first = rows[0]
-    result.meta["baseline"], result.meta["target"] = first.baseline, first.target
+    first = rows[0].family
+    target = None if rows[0].reach is None else rows[0].reach.target
+    result.meta["baseline"], result.meta["target"] = first.baseline, target
     margin = first.equivalence_margin
     result.meta["pairs"] = first.pairs
     result.meta["equivalence_margin"] = None if margin is None else 100 * margin
-    figure = plots.render(result.view, rows, "png")  # rendered first: a failure leaves no folder
-    files = experiment.run_files(result, rows, first.pairs, margin)
-    runfolder.write_run(out, result, result.per_rate or rows, figure, files)
+    # rendered first: a failure leaves no folder
+    figure = plots.render(summarized.view, rows, "png")
+    files = experiment.run_files(summarized)
+    runfolder.write_run(out, result, summarized.csv_rows(), figure, files)
 
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -193,13 +198,13 @@ def html_target(dirs: list[Path], html: bool) -> tuple[list[Path], Path | None]:
     return folders, path
 
 
-def write_html(result, rows: list, path: Path) -> None:
+def write_html(summarized, path: Path) -> None:
     """Write the run's HTML page (`html_report.page`) to `path`, atomically: every figure
     and the card are made first, so a failure writes nothing."""
     from initbench import html_report, runfolder
 
-    cards, note = html_report.network_cards(result)
-    text = html_report.page(result, rows, html_report.figures(result, rows), cards, note)
+    cards, note = html_report.network_cards(summarized.result)
+    text = html_report.page(summarized, html_report.figures(summarized), cards, note)
     runfolder.write_output(path, text)
 
 
@@ -247,8 +252,8 @@ def plot(options: PlotOptions, _: Runtime) -> None:
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
-    rows = _rows(result, options.reading)
-    plots.save_plot(result.view, rows, out, _figure_of(dirs))
+    summarized = _summarize(result, options.reading)
+    plots.save_plot(summarized.view, list(summarized.rows), out, _figure_of(dirs))
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
@@ -285,8 +290,8 @@ def export(options: ExportOptions, _: Runtime) -> None:
     from initbench.console import stderr
 
     result = _open(options.reading)
-    rows = _rows(result, options.reading, options.target)
-    text = export_lib.render(result.view, rows, options.fmt)
+    summarized = _summarize(result, options.reading, options.target)
+    text = export_lib.render(summarized.view, list(summarized.rows), options.fmt)
     if options.out is None:
         typer.echo(text, nl=False)
         return
@@ -335,18 +340,19 @@ def plan(options: PlanOptions, _: Runtime) -> None:
 
     run_dir, out = options.run_dir, options.out
     result = runfolder.read_run(run_dir)
-    rows = summary.summarize_saved(result, options.baseline)
-    plan_rows = summary.plan_rows(result.view, rows, options.effect)  # tuned cells, with rates
+    summarized = summary.summarize_saved(result, options.baseline)
+    view = summarized.view  # the tuned cells of a rate grid, with their rates
+    plan_rows = summary.plan_rows(view, list(summarized.rows), options.effect)
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
     if not any(math.isfinite(row.diff_sd_pt) and row.seeds >= 2 for row in plan_rows):
         # every row would be NaN: nothing in this run says how much seeds differ
-        diverged = not np.isfinite(result.view.metrics["test_accuracy"][..., -1]).any()
+        diverged = not np.isfinite(view.metrics["test_accuracy"][..., -1]).any()
         why = ("every cell diverged" if diverged else
                "no comparison has 2 seeds on which both cells finished without diverging")
         raise InitbenchError(f"{run_dir}: {why}, so there is no spread of paired differences "
                              "to plan from; rerun with a smaller --lr or other initializers.")
-    stdout.print(report_lib.plan_table(result.view, plan_rows))
+    stdout.print(report_lib.plan_table(view, plan_rows))
     if out is None:
         return
     runfolder.write_output(out, runfolder.csv_text([dataclasses.asdict(r) for r in plan_rows],

@@ -51,15 +51,15 @@ def rerun(options: RerunOptions, runtime: Runtime) -> None:
     folder, quiet, as_json = options.folder, options.output.quiet, options.output.as_json
     reporter = RichReporter(stderr, show=not (quiet or as_json))
 
-    def print_tables(result) -> None:
+    def print_tables(summarized) -> None:
         if not as_json:
-            report.print_result(stdout, result, result.summary, quiet=quiet)
+            report.print_result(stdout, summarized, quiet=quiet)
 
     run = api.rerun(folder, out=options.out, cache=options.use_cache, runtime=runtime,
                     reporter=reporter, on_summary=print_tables)
     same, different = api.compare_folders(folder, run.folder)
     if as_json:
-        document = report.result_document(run.result, run.result.summary, str(run.folder))
+        document = report.result_document(run.summarized, str(run.folder))
         document["rerun"] = {"of": str(folder), "identical": same, "different": different}
         print(json.dumps(document, indent=2))
         return

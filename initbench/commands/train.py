@@ -42,11 +42,11 @@ def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) ->
     reserved = options.out is None
     out = new_run_folder(command) if reserved else Path(options.out)
 
-    def print_tables(result) -> None:  # before the figures are drawn: they take seconds
+    def print_tables(summarized) -> None:  # before the figures are drawn: they take seconds
         if shown.as_json:
             return
-        report.print_result(stdout, result, result.summary, quiet=shown.quiet,
-                            wide=shown.wide, curves=shown.curves)
+        report.print_result(stdout, summarized, quiet=shown.quiet, wide=shown.wide,
+                            curves=shown.curves)
 
     try:
         run = api.run_spec(options.spec, baseline=family.baseline, target=options.target,
@@ -61,12 +61,11 @@ def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) ->
             remove_if_empty(out)
     if run is None:  # not process 0 of a multi-process run
         return
-    result = run.result
     if shown.as_json:
-        print(json.dumps(report.result_document(result, result.summary, str(out)), indent=2))
+        print(json.dumps(report.result_document(run.summarized, str(out)), indent=2))
         return
     if not shown.quiet:
-        report.print_run_notes(stderr, result, out)
+        report.print_run_notes(stderr, run.result, out)
 
 
 def register(app: typer.Typer) -> None:
