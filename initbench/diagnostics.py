@@ -49,7 +49,7 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
     non-MLP `spec.model` there is one entry per drawn layer (`networks.Network.layers`).
     """
     if not networks.is_mlp(spec):
-        return _make_network_stats(networks.resolve(spec, num_classes, image_shape))
+        return _make_network_stats(networks.resolve(spec, num_classes, image_shape), spec)
     mlp = model_lib.make_model(spec, num_classes)
     act = model_lib.activation_fn(spec.activation)
     names = model_lib.layer_names(spec)
@@ -95,11 +95,17 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
     return stats_fn
 
 
-def _make_network_stats(network: networks.Network):
+def _make_network_stats(network: networks.Network, spec: Spec):
     """`make_cell_stats` for any network (see the module docstring)."""
     num_layers = len(network.layers)
+    if spec.param != "sp":
+        from initbench import parameterizations
+
+        parameterizations.check_network(spec, network)
 
     def stats_fn(params, x, y):
+        if spec.param != "sp":  # the forward pass's kernels (issue 25)
+            params = parameterizations.effective(spec, params, network)
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}

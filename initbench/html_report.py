@@ -98,7 +98,8 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
         if spec.param != "sp":  # the stored kernels' expected std, as `starts.init_card`
             from initbench import parameterizations
 
-            cards = {init: parameterizations.card_columns(spec, rows, dataset.x_train.shape[1])
+            cards = {init: parameterizations.card_columns(spec, rows, dataset.x_train.shape[1],
+                                                          network)
                      for init, rows in cards.items()}
         return cards, None
     except InitbenchError as err:

@@ -50,7 +50,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     if spec.param != "sp":  # stored as the parameterization keeps them (issue 25)
         from initbench import parameterizations
 
-        stacked = {name: jax.tree.map(np.asarray, parameterizations.to_stored(spec, tree))
+        stacked = {name: jax.tree.map(np.asarray, parameterizations.to_stored(spec, tree, network))
                    for name, tree in stacked.items()}
     if spec.dtype != "float32":  # drawn (and set on data) in float32, then rounded
         from initbench import precision
@@ -124,5 +124,5 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
     if spec.param != "sp":
         from initbench import parameterizations  # issue 25: multiplier and rate per layer
 
-        rows = parameterizations.card_columns(spec, rows, data.x_train.shape[1])
+        rows = parameterizations.card_columns(spec, rows, data.x_train.shape[1], network)
     return rows, lines

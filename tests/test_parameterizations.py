@@ -275,7 +275,10 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
     (["transfer", "--metric", "accuracy"], "unknown metric"),
     (["coord", "--steps", "0"], "--steps must be"),
     (["transfer", "--seeds", "1"], "at least 2 seeds"),
-    (["compare", "--param", "mup", "--model", "cnn"], "MLP only"),
+    (["compare", "--param", "mup", "--base-width", "16", "--model",
+      "examples/my_nets.py:make_net"], "--base-width needs the width"),
+    (["transfer", "--model", "cnn", "--widths", "16,20"], "multiple of 8"),
+    (["transfer", "--model", "cnn", "--depth", "3"], "--depth has no effect"),
     (["run", "--base-width", "16"], "--base-width has no effect with --param sp"),
     (["inspect", "--param", "ntkk"], "unknown parameterization"),
 ])

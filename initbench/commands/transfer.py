@@ -35,7 +35,9 @@ PARAMS = o.Opt("params", ("--param",), str, "sp,mup",
                "(docs/parameterizations.md).")
 WIDTHS = o.Opt("widths", ("--widths",), str, "64,128,256,512,1024",
                "Hidden widths to train (every hidden layer has the width).")
-DEPTH = o.Opt("depth", ("--depth",), int, 2, "Hidden layers.")
+DEPTH = o.Opt("depth", ("--depth",), int | None, None,
+              "Hidden layers of the MLP (default 2); resmlp: blocks. Another --model defines "
+              "its own.")
 BASE = o.Opt("base", ("--base-width",), int | None, None,
              "Width whose rates the others reuse under mup/ntk (default: the smallest).")
 METRIC = o.Opt("metric", ("--metric",), str, "train_loss",
@@ -48,15 +50,20 @@ STEPS = o.Opt("steps", ("--steps",), int, 10, "Training steps recorded (coord)."
 TRANSFER_OUT = o.Opt("out", ("--out",), Path | None, None,
                      "Output folder (default: a new folder under results/).")
 SHARED = (o.INIT, o.SEEDS, o.DATASET, o.BATCH_SIZE, o.LR, o.OPTIMIZER, o.ACTIVATION,
-          o.BIAS_INIT, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, TRANSFER_OUT, o.QUIET, o.JSON)
+          o.BIAS_INIT, o.MODEL, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, TRANSFER_OUT, o.QUIET, o.JSON)
 
 
 def _setup(values: dict) -> tuple:
     """(spec, params, widths) of a width study's options, checked before JAX starts."""
     params, widths = _params(values["params"]), _widths(values["widths"])
-    depth = values["depth"]
-    if not isinstance(depth, int) or not 1 <= depth <= 100:
-        raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
+    model, depth = values["model"], values["depth"]
+    if model in ("mlp", *spec_lib.RESIDUAL_MODELS):
+        depth = 2 if depth is None else depth
+        if not isinstance(depth, int) or not 1 <= depth <= 100:
+            raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
+    elif depth is not None:
+        raise InitbenchError(f"--depth has no effect with --model {model} (it shapes the MLP; "
+                             "the network defines its own layers); drop it.")
     if str(values["seeds"]).strip().lower() == "auto":
         raise InitbenchError("transfer and coord take a seed count or list (e.g. --seeds 5), "
                              "not auto.")
@@ -68,10 +75,13 @@ def _setup(values: dict) -> tuple:
         raise InitbenchError(f"--base-width must be a positive integer, got {base}.")
     spec = o.build_spec({k: v for k, v in values.items()
                          if k in ("init", "seeds", "dataset", "batch_size", "lr", "optimizer",
-                                  "activation", "bias_init", "epochs")})
-    spec = spec.replace(hidden=(min(widths),) * depth)
-    for param in params:  # every grid's spec is valid (e.g. an ntk with --base-width)
-        spec.replace(param=param, base_width=None if param == "sp" else (base or min(widths)))
+                                  "activation", "bias_init", "epochs", "model")})
+    from initbench import width_study
+
+    spec = width_study.width_spec(spec, "sp", min(widths), depth, base or min(widths))
+    for param in params:  # every grid's spec is valid (a CNN width, an ntk --base-width)
+        for width in widths:
+            width_study.width_spec(spec, param, width, depth, base or min(widths))
     return spec, params, widths, depth, base
 
 
