@@ -202,3 +202,15 @@ def test_mup_biases_keep_their_scale_across_width(digits):
     zeros = Spec(hidden=(64, 64), param="mup", base_width=16)
     table = parameterizations.scalings(zeros, num_features=64)
     assert table[("dense_1", "bias")].init == table[("dense_2", "bias")].init == 1.0
+
+
+def test_readme_wide_network_is_the_shipped_example():
+    """`--model examples/wide_nets.py:make_wide` runs as written: the file is the README's code."""
+    import re
+
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(import flax.linen as nn\n\nclass WideNet.*?)```", text,
+                      flags=re.S).group(1)
+    assert (ROOT / "examples" / "wide_nets.py").read_text() == block
+    assert "initbench transfer --model examples/wide_nets.py:make_wide" in text
+
