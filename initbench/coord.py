@@ -75,16 +75,16 @@ def _measures(spec: Spec, dataset, batch):
     import optax
 
     from initbench import model as model_lib
-    from initbench import networks, parameterizations
+    from initbench import networks, parameterize
 
     if spec.model != "mlp":
         network = networks.resolve(spec, dataset.num_classes, dataset.image_shape)
-        parameterizations.check_network(spec, network)
+        parameterize.check_network(spec, network)
         num_layers = len(network.layers)
 
         def effective_fn(params):
             return (params if spec.param == "sp"
-                    else parameterizations.effective(spec, params, network))
+                    else parameterize.effective(spec, params, network))
 
         def network_sizes_fn(params):
             logits, _, outputs = network.run_layers(effective_fn(params), batch)
@@ -101,7 +101,7 @@ def _measures(spec: Spec, dataset, batch):
 
     def forward(params, x, mutable=False):
         if spec.param != "sp":
-            params = parameterizations.effective(spec, params)
+            params = parameterize.effective(spec, params)
         return module.apply({"params": params}, x, mutable=["intermediates"] if mutable else [])
 
     def sizes_fn(params):

@@ -56,9 +56,9 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
 
     def stats_fn(params, x, y):
         if spec.param != "sp":  # the forward pass's kernels (issue 25)
-            from initbench import parameterizations
+            from initbench import parameterize
 
-            params = parameterizations.effective(spec, params)
+            params = parameterize.effective(spec, params)
         batch = x.shape[0]
         perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
                          for i, w in enumerate(spec.hidden)}
@@ -99,13 +99,13 @@ def _make_network_stats(network: networks.Network, spec: Spec):
     """`make_cell_stats` for any network (see the module docstring)."""
     num_layers = len(network.layers)
     if spec.param != "sp":
-        from initbench import parameterizations
+        from initbench import parameterize
 
-        parameterizations.check_network(spec, network)
+        parameterize.check_network(spec, network)
 
     def stats_fn(params, x, y):
         if spec.param != "sp":  # the forward pass's kernels (issue 25)
-            params = parameterizations.effective(spec, params, network)
+            params = parameterize.effective(spec, params, network)
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}

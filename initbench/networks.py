@@ -44,7 +44,8 @@ import numpy as np
 from initbench import initializers, modern_inits, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
-from initbench.spec import CNN_WIDTH, Spec, kernel_params
+from initbench.parameterizations import CNN_WIDTH
+from initbench.spec import Spec, kernel_params
 
 CNN_VERSION = "cnn-v1"  # bump when the built-in CNN changes (it is in the cache key)
 

@@ -22,7 +22,6 @@ ACTIVATIONS = (
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
 BUILTIN_MODELS = ("mlp", "cnn", "resmlp")  # or a user factory FILE.py:NAME / package.module:NAME
 RESIDUAL_MODELS = ("resmlp",)  # built-ins whose branches and skips the initializers know
-CNN_WIDTH = 64  # the built-in CNN's default width (dense units; channels width/8, width/4)
 NORMS = ("none", "layer", "batch")  # --norm (resmlp only)
 DTYPES = ("float32", "bfloat16")  # --dtype: parameters and computation
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")

@@ -48,9 +48,9 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
             params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
     if spec.param != "sp":  # stored as the parameterization keeps them (issue 25)
-        from initbench import parameterizations
+        from initbench import parameterize
 
-        stacked = {name: jax.tree.map(np.asarray, parameterizations.to_stored(spec, tree, network))
+        stacked = {name: jax.tree.map(np.asarray, parameterize.to_stored(spec, tree, network))
                    for name, tree in stacked.items()}
     if spec.dtype != "float32":  # drawn (and set on data) in float32, then rounded
         from initbench import precision
@@ -122,7 +122,7 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
                                     network.structure if network is not None else None,
                                     built.lsuv_passes[0])
     if spec.param != "sp":
-        from initbench import parameterizations  # issue 25: multiplier and rate per layer
+        from initbench import parameterize  # issue 25: multiplier and rate per layer
 
-        rows = parameterizations.card_columns(spec, rows, data.x_train.shape[1], network)
+        rows = parameterize.card_columns(spec, rows, data.x_train.shape[1], network)
     return rows, lines

@@ -74,9 +74,9 @@ def make_optimizer(spec: Spec, lr=None, network=None) -> optax.GradientTransform
             learning_rate=spec.lr[0] if lr is None else lr)
     if spec.param == "sp":  # today's optimizer, untouched
         return tx
-    from initbench import parameterizations  # per-layer rates (issue 25)
+    from initbench import parameterize  # per-layer rates (issue 25)
 
-    return optax.chain(tx, parameterizations.scale_rates(spec, network))
+    return optax.chain(tx, parameterize.scale_rates(spec, network))
 
 
 def eval_chunks(x: np.ndarray, y: np.ndarray):
@@ -110,9 +110,9 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
     tx = make_optimizer(spec, network=network)
     apply_model = networks.make_apply(spec, num_classes, image_shape)
     if spec.param != "sp":  # forward multipliers (issue 25); sp: today's program
-        from initbench import parameterizations
+        from initbench import parameterize
 
-        apply_model = parameterizations.wrap_apply(spec, apply_model, network)
+        apply_model = parameterize.wrap_apply(spec, apply_model, network)
     # Traced only when asked for: the default program is unchanged.
     stats_fn = (diagnostics.make_cell_stats(spec, num_classes, image_shape)
                 if spec.track_layers else None)

@@ -86,14 +86,14 @@ def check_networks(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...],
     dataset's images) or a parameterization needs layer roles it does not tell."""
     if spec.model == "mlp":
         return
-    from initbench import networks, parameterizations
+    from initbench import networks, parameterize
 
     for width in widths:
         for param in params:
             wide = width_spec(spec, param, width, depth, base_width)
             network = networks.check(wide, dataset.num_classes, dataset.image_shape,
                                      dataset.name)
-            parameterizations.check_network(wide, network)
+            parameterize.check_network(wide, network)
 
 
 def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...],

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import invoke, one_error, read_csv
 
-from initbench import coord, networks, parameterizations, starts
+from initbench import coord, networks, parameterizations, parameterize, starts
 from initbench.data import load
 from initbench.spec import Spec
 
@@ -116,7 +116,7 @@ def test_roles_from_shapes_declared_and_order(digits):
         spec = Spec(model=model, param="mup", dataset="digits", **changes)
         network = networks.resolve(spec, 10, digits.image_shape)
         return {"/".join(path): kind
-                for path, kind in parameterizations.roles(spec, network).items()}
+                for path, kind in parameterize.roles(spec, network).items()}
 
     assert roles_of("cnn") == {"conv_0/kernel": "input", "conv_1/kernel": "hidden",
                                "dense_0/kernel": "hidden", "dense_1/kernel": "output"}
@@ -156,14 +156,14 @@ def test_mup_on_the_cnn_is_table_8_by_role(digits):
     the convolution's fan_in (receptive field x channels)."""
     spec = Spec(model="cnn", width=32, param="mup", base_width=16, dataset="digits")
     network = networks.resolve(spec, 10, digits.image_shape)
-    table = {"/".join(p): s for p, s in parameterizations.scalings(spec, network).items()}
+    table = {"/".join(p): s for p, s in parameterize.scalings(spec, network).items()}
     assert table["conv_0/kernel"] == parameterizations.Scaling(1.0, 1.0, 1.0)
     assert table["conv_1/kernel"] == table["dense_0/kernel"] == parameterizations.Scaling(
         1.0, 1.0, 0.5)
     assert table["dense_1/kernel"] == parameterizations.Scaling(math.sqrt(2), 0.5, 1.0)
     ntk = spec.replace(param="ntk", base_width=None)
     table = {"/".join(p): s
-             for p, s in parameterizations.scalings(ntk, networks.resolve(
+             for p, s in parameterize.scalings(ntk, networks.resolve(
                  ntk, 10, digits.image_shape)).items()}
     assert table["conv_1/kernel"].init == pytest.approx(math.sqrt(3 * 3 * 4))
 
@@ -200,7 +200,7 @@ def test_mup_biases_keep_their_scale_across_width(digits):
     assert bias["drawn_std"] == pytest.approx(bias["expected_std"], rel=0.25)
     assert cards[64]["dense_0/bias"]["init_factor"] == 1.0  # its fan_in (features) is finite
     zeros = Spec(hidden=(64, 64), param="mup", base_width=16)
-    table = parameterizations.scalings(zeros, num_features=64)
+    table = parameterize.scalings(zeros, num_features=64)
     assert table[("dense_1", "bias")].init == table[("dense_2", "bias")].init == 1.0
 
 
