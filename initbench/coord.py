@@ -7,8 +7,11 @@ uses (`starts.cell_starts`) with the seed's own minibatch order (`model.data_key
 order `train` draws: epoch e's permutation), and records before step 0 and after every step
 the mean absolute value of every hidden layer's pre-activation and of the logits on a fixed
 batch (the first COORD_BATCH training examples) — the quantity of microsoft/mup's
-`get_coord_data` ("l1"). A second loop because the runner's programs report per epoch, and
-the check needs every step; the step itself is `train`'s (same loss, optimizer, order).
+`get_coord_data` ("l1"). For a network other than the MLP (`--model cnn`, a user factory
+that takes a width), the output of every drawn layer but the last (`Network.layers`, in the
+order the data reaches them; the last returns the logits) and the logits. A second loop
+because the runner's programs report per epoch, and the check needs every step; the step
+itself is `train`'s (same loss, optimizer, order).
 
 Layout: `sizes` [width, seed, step (T + 1), layer (L hidden + logits)].
 
@@ -45,7 +48,7 @@ class CoordRun:
     spec: Spec
     params: tuple[str, ...]
     widths: tuple[int, ...]
-    depth: int
+    depth: int | None  # hidden layers of the MLP; None: the network's own
     base_width: int
     steps: int
     layers: tuple[str, ...]
@@ -55,29 +58,50 @@ class CoordRun:
     meta: dict
 
 
-def coordinate_sizes(spec: Spec, dataset, steps: int) -> np.ndarray:
-    """[seed, step (steps + 1), layer] mean |coordinate| of each hidden pre-activation and
-    the logits, on the first COORD_BATCH training examples, before and after each step."""
-    import jax
+def layer_names(spec: Spec, dataset) -> tuple[str, ...]:
+    """The names of the sizes `coordinate_sizes` records, input to output, then "logits"."""
+    if spec.model == "mlp":
+        return (*(f"dense_{i}" for i in range(len(spec.hidden))), "logits")
+    from initbench import networks
+
+    names = networks.resolve(spec, dataset.num_classes, dataset.image_shape).layer_names()
+    return (*names[:-1], "logits")
+
+
+def _measures(spec: Spec, dataset, batch):
+    """(sizes_fn(params) -> [layer], loss_fn(params, x, y), network or None) of the spec's
+    network on the stored parameters (the parameterization's multipliers applied)."""
     import jax.numpy as jnp
     import optax
 
     from initbench import model as model_lib
-    from initbench import parameterizations, starts, train
+    from initbench import networks, parameterize
 
-    cells = [(spec.inits[0], seed) for seed in spec.seeds]
-    params = starts.cell_starts(spec, cells, dataset).params
-    data_keys = jax.random.key_data(train.data_keys(cells))
+    if spec.model != "mlp":
+        network = networks.resolve(spec, dataset.num_classes, dataset.image_shape)
+        parameterize.check_network(spec, network)
+        num_layers = len(network.layers)
+
+        def effective_fn(params):
+            return (params if spec.param == "sp"
+                    else parameterize.effective(spec, params, network))
+
+        def network_sizes_fn(params):
+            logits, _, outputs = network.run_layers(effective_fn(params), batch)
+            return jnp.stack([jnp.mean(jnp.abs(outputs[i])) for i in range(num_layers - 1)]
+                             + [jnp.mean(jnp.abs(logits))])
+
+        def network_loss_fn(params, x, y):
+            logits = network.apply({"params": effective_fn(params)}, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+        return network_sizes_fn, network_loss_fn, network
+
     module = model_lib.make_model(spec, dataset.num_classes)
-    tx = train.make_optimizer(spec)
-    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-    batch = x_train[:COORD_BATCH]
-    num_train = len(dataset.x_train)
-    num_steps = num_train // spec.batch_size
 
     def forward(params, x, mutable=False):
         if spec.param != "sp":
-            params = parameterizations.effective(spec, params)
+            params = parameterize.effective(spec, params)
         return module.apply({"params": params}, x, mutable=["intermediates"] if mutable else [])
 
     def sizes_fn(params):
@@ -89,6 +113,29 @@ def coordinate_sizes(spec: Spec, dataset, steps: int) -> np.ndarray:
     def loss_fn(params, x, y):
         logits, _ = forward(params, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+    return sizes_fn, loss_fn, None
+
+
+def coordinate_sizes(spec: Spec, dataset, steps: int) -> np.ndarray:
+    """[seed, step (steps + 1), layer] mean |coordinate| of each layer of `layer_names`
+    (the MLP: each hidden pre-activation) and the logits, on the first COORD_BATCH training
+    examples, before and after each step."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from initbench import starts, train
+
+    cells = [(spec.inits[0], seed) for seed in spec.seeds]
+    params = starts.cell_starts(spec, cells, dataset).params
+    data_keys = jax.random.key_data(train.data_keys(cells))
+    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    batch = x_train[:COORD_BATCH]
+    sizes_fn, loss_fn, network = _measures(spec, dataset, batch)
+    tx = train.make_optimizer(spec, network=network)
+    num_train = len(dataset.x_train)
+    num_steps = num_train // spec.batch_size
 
     def cell_fn(params, key_data):
         key = jax.random.wrap_key_data(key_data)
@@ -165,7 +212,7 @@ def classify(low: float, high: float, tolerance: float) -> str:
     return "undecided"
 
 
-def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], depth: int,
+def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], depth: int | None,
               base_width: int | None, steps: int, tolerance: float, dataset, reporter,
               command: tuple[str, ...] = ()) -> CoordRun:
     """The coordinate check of every (parameterization, width); `command` is recorded."""
@@ -174,6 +221,7 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
     started = time.perf_counter()
     widths = tuple(sorted(widths))
     base = base_width if base_width is not None else widths[0]
+    width_study.check_networks(spec, params, widths, depth, base, dataset)
     sizes = {}
     for param in params:
         per_width = []
@@ -182,7 +230,8 @@ def run_coord(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], dept
             per_width.append(coordinate_sizes(
                 width_study.width_spec(spec, param, width, depth, base), dataset, steps))
         sizes[param] = np.stack(per_width)
-    layers = (*(f"dense_{i}" for i in range(depth)), "logits")
+    layers = layer_names(width_study.width_spec(spec, params[0], widths[0], depth, base),
+                         dataset)
     meta = {"command": list(command), "seconds": round(time.perf_counter() - started, 3),
             **provenance.environment()}
     return CoordRun(spec, tuple(params), widths, depth, base, steps, layers, sizes,
@@ -217,7 +266,7 @@ def rows(run: CoordRun) -> list[dict]:
 
 def document(run: CoordRun) -> dict:
     """spec.json of a coord folder (and the --json document)."""
-    spec = {k: v for k, v in run.spec.to_dict().items() if k not in ("hidden",)}
+    spec = {k: v for k, v in run.spec.to_dict().items() if k not in ("hidden", "width")}
     return {"study": "coord", "spec": spec, "params": list(run.params),
             "widths": list(run.widths), "depth": run.depth, "base_width": run.base_width,
             "steps": run.steps, "tolerance": run.tolerance, "level": transfer_lib.LEVEL,

@@ -64,11 +64,14 @@ def make_cell_stats(spec: Spec, num_classes: int, image_shape):
             a = jax.jvp(act, (h,), (jnp.ones_like(h),))[1]
         return jnp.mean(jnp.all(a.reshape(-1, a.shape[-1]) == 0, axis=0))
 
-    def stats_fn(params, x, y):
-        if spec.param != "sp":  # the forward pass's kernels (issue 25)
-            from initbench import parameterizations
+    if spec.param != "sp":
+        from initbench import parameterize
 
-            params = parameterizations.effective(spec, params)
+        parameterize.check_network(spec, network)  # one line before anything is traced
+
+    def stats_fn(params, x, y):
+        if spec.param != "sp":  # the forward pass sees kernels x their multipliers
+            params = parameterize.effective(spec, params, network)
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}

@@ -100,9 +100,10 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
                                      network)
                  for k, init in enumerate(result.inits)}
         if spec.param != "sp":  # the stored kernels' expected std, as `starts.init_card`
-            from initbench import parameterizations
+            from initbench import parameterize
 
-            cards = {init: parameterizations.card_columns(spec, rows, dataset.x_train.shape[1])
+            cards = {init: parameterize.card_columns(spec, rows, dataset.x_train.shape[1],
+                                                          network)
                      for init, rows in cards.items()}
         return cards, None
     except InitbenchError as err:

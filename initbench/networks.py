@@ -32,6 +32,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import inspect
 import math
 import zlib
 from collections.abc import Callable
@@ -47,32 +48,35 @@ import numpy as np
 from initbench import initializers, modern_inits, rescnn, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
+from initbench.parameterizations import CNN_WIDTH
 from initbench.spec import BUILTIN_MODELS, Spec, kernel_params
 
 CNN_VERSION = "cnn-v1"  # bump when the built-in CNN changes (it is in the cache key)
 
 
 class CNN(nn.Module):
-    """The built-in small CNN for 28x28 and 32x32 images (any H, W >= 4 works):
+    """The built-in small CNN for 28x28 and 32x32 images (any H, W >= 4 works), of width w
+    (default 64; `transfer --model cnn --widths ...` varies it, every layer in proportion):
 
-    conv_0  3x3 conv, 8 channels, stride 2, SAME   -> ReLU   (28x28x1 -> 14x14x8)
-    conv_1  3x3 conv, 16 channels, stride 2, SAME  -> ReLU   (14x14x8 -> 7x7x16)
-    flatten                                                  (7x7x16 -> 784)
-    dense_0 784 -> 64                              -> ReLU
-    dense_1 64 -> classes (logits)
+    conv_0  3x3 conv, w/8 channels, stride 2, SAME   -> ReLU   (28x28x1 -> 14x14x8)
+    conv_1  3x3 conv, w/4 channels, stride 2, SAME   -> ReLU   (14x14x8 -> 7x7x16)
+    flatten                                                    (7x7x16 -> 784)
+    dense_0 784 -> w                                 -> ReLU
+    dense_1 w -> classes (logits)
 
     Strided convolutions instead of pooling: XLA:CPU's max-pool gradient under the cell
     axis (vmap) costs ~10x the whole rest of a step.
     """
 
     num_classes: int
+    width: int = CNN_WIDTH  # at the default, the computation (and cache key) of cnn-v1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.relu(nn.Conv(8, (3, 3), strides=2, padding="SAME", name="conv_0")(x))
-        x = nn.relu(nn.Conv(16, (3, 3), strides=2, padding="SAME", name="conv_1")(x))
+        x = nn.relu(nn.Conv(self.width // 8, (3, 3), strides=2, padding="SAME", name="conv_0")(x))
+        x = nn.relu(nn.Conv(self.width // 4, (3, 3), strides=2, padding="SAME", name="conv_1")(x))
         x = x.reshape(x.shape[0], -1)
-        x = nn.relu(nn.Dense(64, name="dense_0")(x))
+        x = nn.relu(nn.Dense(self.width, name="dense_0")(x))
         return nn.Dense(self.num_classes, name="dense_1")(x)
 
 
@@ -270,7 +274,8 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
     if spec.model == "mlp":
         return _mlp(spec, num_classes, math.prod(image_shape))
     if spec.model == "cnn":
-        return Network("cnn", CNN(num_classes), image_shape, num_classes, CNN_VERSION)
+        module = CNN(num_classes) if spec.width is None else CNN(num_classes, spec.width)
+        return Network("cnn", module, image_shape, num_classes, CNN_VERSION)
     if spec.model == "resmlp":
         module = resmlp.make(spec.hidden, spec.activation, spec.norm, num_classes)
         return Network("resmlp", module, image_shape, num_classes, resmlp.RESMLP_VERSION)
@@ -278,17 +283,19 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
         module = rescnn.make(spec.hidden, spec.activation, spec.norm, num_classes)
         return Network("rescnn", module, image_shape, num_classes, rescnn.RESCNN_VERSION)
     factory, fingerprint = load_factory(spec.model)
+    kwargs = width_kwargs(spec, factory)
+    call = f"{_call_name(spec.model)}({num_classes}{''.join(f', {k}={v}' for k, v in kwargs.items())})"
     try:
-        module = factory(num_classes)
+        module = factory(num_classes, **kwargs)
     except Exception as err:
-        raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
-                             f"raised {user_code.one_line(err)}") from None
+        raise InitbenchError(f"--model {spec.model}: {call} raised "
+                             f"{user_code.one_line(err)}") from None
     if not isinstance(module, nn.Module):
         kind = type(module).__module__ + "." + type(module).__qualname__
         hint = (" (flax.nnx modules: wrap with flax.nnx.bridge.to_linen)"
                 if "nnx" in kind else "")
-        raise InitbenchError(f"--model {spec.model}: {_call_name(spec.model)}({num_classes}) "
-                             f"returned {kind}, not a flax.linen Module{hint}.")
+        raise InitbenchError(f"--model {spec.model}: {call} returned {kind}, not a "
+                             f"flax.linen Module{hint}.")
     marked = tuple(getattr(module, "initbench_params", ()) or ())
     return Network(spec.model, module, image_shape, num_classes, fingerprint, marked)
 
@@ -326,6 +333,9 @@ def _computation_fingerprint(network: Network) -> str:
                              f"[N, {', '.join(map(str, network.image_shape))}]: "
                              f"{user_code.one_line(err)}") from None
     hasher.update(("\0" + "\0".join(network.marked)).encode())
+    roles = getattr(network.module, "initbench_roles", None)
+    if roles is not None:  # they set the --param factors (absent: every key as before)
+        hasher.update(("\0roles\0" + repr(roles)).encode())
     return f"{name}@sha256:{hasher.hexdigest()[:16]}"
 
 
@@ -434,6 +444,50 @@ def _load(model: str) -> Callable:
 
 def _call_name(model: str) -> str:
     return model.rpartition(":")[2]
+
+
+# ---------------------------------------------------------------- width (issue 25)
+
+
+def takes_width(factory: Callable) -> bool:
+    """Whether a user factory takes the width to build at: a parameter named `width`
+    (`def make(num_classes, width=64)`, a Module class with a `width` field)."""
+    try:
+        parameter = inspect.signature(factory).parameters.get("width")
+    except (TypeError, ValueError):  # no signature to read (a builtin, some C callables)
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def built_width(spec: Spec) -> int | None:
+    """The width a non-MLP `spec.model` is built at: `spec.width`, else the built-in CNN's
+    default or a user factory's default `width` (an int in its signature); None when the
+    network has no width to read."""
+    if spec.width is not None:
+        return spec.width
+    if spec.model == "cnn":
+        return CNN_WIDTH
+    if spec.model in ("mlp", "resmlp"):
+        return None
+    factory, _ = load_factory(spec.model)
+    if not takes_width(factory):
+        return None
+    default = inspect.signature(factory).parameters["width"].default
+    return default if isinstance(default, int) and not isinstance(default, bool) else None
+
+
+def width_kwargs(spec: Spec, factory: Callable) -> dict:
+    """{"width": spec.width} for a factory that takes it, {} without a width; InitbenchError
+    (one line) for a width asked of a factory that takes none."""
+    if spec.width is None:
+        return {}
+    if not takes_width(factory):
+        name = _call_name(spec.model)
+        raise InitbenchError(f"--model {spec.model}: {name}() takes no width, so it cannot be "
+                             f"built at --widths; give it one: def {name}(num_classes, "
+                             f"width): ... (docs/parameterizations.md).")
+    return {"width": spec.width}
 
 
 # ---------------------------------------------------------------- the card

@@ -1,19 +1,25 @@
 """Parameterizations (`--param`): how a layer's initialization, forward multiplier and
 learning rate scale with width. One record per parameterization in `REGISTRY`.
 
-An MLP's dense layers are of three kinds (Tensor Programs V, Yang et al. 2022, §4):
-`input` (dense_0: data -> width), `hidden` (width -> width) and `output` (width ->
-classes). Each record maps (kind, fan_in, width multiplier m) to three numbers per kernel:
+A network's drawn kernels are of three kinds (Tensor Programs V, Yang et al. 2022, §4 and
+Table 3): `input` (finite fan_in -> width), `hidden` (width -> width) and `output` (width ->
+finite fan_out). Each record maps (kind, fan_in, width multiplier m) to three numbers per kernel:
 
 - `init`: the factor on the kernel as the initializer drew it (the *stored* weight);
 - `multiplier`: the constant the stored kernel is multiplied by in the forward pass
   (effective kernel = multiplier x stored; gradients flow through it);
 - `rate`: the factor on the learning rate of that kernel (its optimizer update is scaled:
-  exactly a per-parameter rate for Adam, SGD and the others optax builds here).
+  exactly a per-parameter rate for Adam, SGD and the others optax builds here);
 
-Biases keep factor 1 everywhere (the table's "all biases" column for Adam: rate 1).
-m = width / base_width, where the width of an MLP is its widest hidden layer and
-`--base-width` defaults to that width (m = 1: muP is SP there, by construction).
+and the bias beside a kernel of a kind to one number, the factor on its stored draw
+(multiplier and rate 1: Table 8's "all biases" column). m = width / base_width, where the
+width of an MLP is its widest hidden layer, that of another network `spec.width` (the
+built-in CNN: 64 unless set), and `--base-width` defaults to the width (m = 1: muP is SP
+there, by construction).
+
+Which kernel of a network is of which kind, and applying the factors to its parameters
+(stored, effective, per-layer rates, the card): `initbench.parameterize`. This module is
+the registry and the width arithmetic; it imports no network.
 
 - `sp`: every factor 1 (today's numbers, bitwise: `train` never wraps anything for it);
 - `ntk`: stored = drawn x sqrt(fan_in), multiplier 1/sqrt(fan_in): the forward at init is
@@ -24,10 +30,11 @@ m = width / base_width, where the width of an MLP is its widest hidden layer and
   `set_base_shapes`, `MuAdam`): input and hidden kernels drawn as in SP, the output kernel
   stored at sqrt(m) x its SP draw with multiplier 1/m (so its effective variance is
   1/(m x fan_in), Table 3's 1/fan_in^2 relative to the base), hidden rates / m, input and
-  output rates 1. Equivalent to Table 3 for Adam (init var 1/fan_in^2 and rate 1/fan_in
-  for the output kernel, no multipliers). docs/parameterizations.md has the table.
+  output rates 1; the biases of hidden and output layers stored at sqrt(m) x their draw
+  (width-independent, as `set_base_shapes(rescale_params=True)` makes them; a no-op for
+  the default zero biases). Equivalent to Table 3 for Adam. docs/parameterizations.md has
+  the tables.
 """
-
 from __future__ import annotations
 
 import math
@@ -37,6 +44,8 @@ from dataclasses import dataclass
 from initbench.errors import InitbenchError, unknown_name
 
 KINDS = ("input", "hidden", "output")
+CNN_WIDTH = 64  # the built-in CNN's default width (`networks.CNN`: dense w, channels w/8, w/4)
+_MAX_WIDTH = 2**31 - 1  # an int32 shape
 
 
 @dataclass(frozen=True)
@@ -48,13 +57,19 @@ class Scaling:
     rate: float
 
 
+def _bias_as_drawn(kind: str, m: float) -> float:
+    return 1.0
+
+
 @dataclass(frozen=True)
 class Parameterization:
-    """A registered parameterization: `scale(kind, fan_in, m) -> Scaling`."""
+    """A registered parameterization: `scale(kind, fan_in, m) -> Scaling` of a kernel, and
+    `bias(kind, m)`: the factor on the stored bias of a layer whose kernel is of `kind`."""
 
     name: str
     summary: str
     scale: Callable[[str, int, float], Scaling]
+    bias: Callable[[str, float], float] = _bias_as_drawn  # for a bias drawn at 1/sqrt(fan_in)
 
 
 def _sp(kind: str, fan_in: int, m: float) -> Scaling:
@@ -73,11 +88,32 @@ def _mup(kind: str, fan_in: int, m: float) -> Scaling:
     return Scaling(1.0, 1.0, 1.0)
 
 
+def _mup_bias(kind: str, m: float) -> float:
+    # Table 8: a bias's init variance is Theta(1) (its fan_in is 1); a bias drawn at
+    # 1/sqrt(fan_in) (torch_default) shrinks with width where fan_in is infinite, which
+    # microsoft/mup undoes (`rescale_linear_bias`, `MuReadout._rescale_parameters`:
+    # x sqrt(fan_in / base fan_in)).
+    return math.sqrt(m) if kind in ("hidden", "output") else 1.0
+
+
+def bias_factor(spec, record: Parameterization, kind: str, fan_in: int, m: float) -> float:
+    """The stored factor on a bias of a layer of `kind` and `fan_in`: the record's factor
+    for a bias drawn at 1/sqrt(fan_in), applied only when `spec.bias_init`'s scale does
+    depend on fan_in (zeros, constant, normal, uniform: already width-free, left alone)."""
+    from initbench import initializers
+
+    factor = record.bias(kind, m)
+    if factor == 1.0 or (initializers.expected_bias_std(spec.bias_init, fan_in)
+                         == initializers.expected_bias_std(spec.bias_init, 4 * fan_in)):
+        return 1.0
+    return factor
+
+
 REGISTRY: dict[str, Parameterization] = {p.name: p for p in (
     Parameterization("sp", "standard: each kernel as the initializer draws it, one rate", _sp),
     Parameterization("ntk", "NTK: stored x sqrt(fan_in), forward x 1/sqrt(fan_in)", _ntk),
     Parameterization("mup", "muP for Adam (Tensor Programs V, Table 8 = microsoft/mup): output "
-                            "x 1/m forward, stored x sqrt(m); hidden rate / m", _mup),
+                            "x 1/m forward, stored x sqrt(m); hidden rate / m", _mup, _mup_bias),
 )}
 NAMES = tuple(REGISTRY)
 
@@ -94,10 +130,23 @@ def width_of(hidden) -> int:
     return max(hidden)
 
 
+def network_width(spec) -> int | None:
+    """The width the spec's network is built at: the MLP's (and resmlp's) widest hidden
+    layer, `spec.width`, the built-in CNN's default; None for a user factory at its own
+    default (unknown before it is loaded)."""
+    if spec.model in ("mlp", "resmlp"):
+        return width_of(spec.hidden)
+    if spec.width is not None:
+        return spec.width
+    return CNN_WIDTH if spec.model == "cnn" else None
+
+
 def width_multiplier(spec) -> float:
     """m = width / base width (1 without `--base-width`)."""
-    base = spec.base_width if spec.base_width is not None else width_of(spec.hidden)
-    return width_of(spec.hidden) / base
+    width = network_width(spec)
+    if width is None or spec.base_width is None:
+        return 1.0
+    return width / spec.base_width
 
 
 def layer_kind(index: int, num_hidden: int) -> str:
@@ -116,9 +165,20 @@ def layer_scalings(spec, num_features: int) -> dict[str, Scaling]:
 
 
 def check(spec) -> None:
-    """InitbenchError for a parameterization setting that cannot apply (called by
+    """InitbenchError for a parameterization or width setting that cannot apply (called by
     `spec.validate`, before anything is drawn)."""
     get(spec.param)
+    if spec.width is not None:
+        if (not isinstance(spec.width, int) or isinstance(spec.width, bool)
+                or not 1 <= spec.width <= _MAX_WIDTH):
+            raise InitbenchError(f"width must be a positive integer, got {spec.width}.")
+        if spec.model in ("mlp", "resmlp"):
+            raise InitbenchError(f"a width applies to a network whose factory takes one; "
+                                 f"--model {spec.model}'s widths are --hidden.")
+        if spec.model == "cnn" and spec.width % 8:
+            raise InitbenchError(f"the built-in CNN's width must be a multiple of 8 (its "
+                                 f"convolutions have width/8 and width/4 channels), got "
+                                 f"{spec.width}.")
     if spec.base_width is not None:
         if (not isinstance(spec.base_width, int) or isinstance(spec.base_width, bool)
                 or spec.base_width < 1):
@@ -127,79 +187,7 @@ def check(spec) -> None:
         if spec.param == "sp":
             raise InitbenchError("--base-width has no effect with --param sp (nothing scales "
                                  "with width); drop it or give --param mup or ntk.")
-    if spec.param != "sp" and spec.model != "mlp":
-        raise InitbenchError(f"--param {spec.param} applies to the MLP only for now (its "
-                             f"layers are input, hidden and output); got --model {spec.model}.")
-
-
-def _kernel_map(spec, params, pick: Callable[[Scaling], float]):
-    """`params` (or updates, shaped alike) with each `dense_i/kernel` leaf multiplied by
-    pick(its Scaling); fan_in is read from the leaf ([..., fan_in, fan_out]), so this works
-    on one cell's tree and on trees with leading cell axes alike. Factors of 1 are skipped
-    (the leaf is returned as is)."""
-    import jax
-
-    record, m, num_hidden = get(spec.param), width_multiplier(spec), len(spec.hidden)
-
-    def one(path, leaf):
-        names = [str(getattr(k, "key", k)) for k in path]
-        if len(names) < 2 or names[-1] != "kernel" or not names[-2].startswith("dense_"):
-            return leaf
-        index = int(names[-2][len("dense_"):])
-        factor = pick(record.scale(layer_kind(index, num_hidden), int(leaf.shape[-2]), m))
-        return leaf if factor == 1.0 else leaf * factor
-
-    return jax.tree_util.tree_map_with_path(one, params)
-
-
-def to_stored(spec, params):
-    """Drawn (SP) parameters as the parameterization stores them (kernels x `init`)."""
-    return _kernel_map(spec, params, lambda s: s.init)
-
-
-def effective(spec, params):
-    """Stored parameters as the forward pass uses them (kernels x `multiplier`)."""
-    return _kernel_map(spec, params, lambda s: s.multiplier)
-
-
-def wrap_apply(spec, apply_fn: Callable) -> Callable:
-    """`apply(variables, x, **kw)` that runs `apply_fn` on the effective parameters."""
-
-    def apply_effective_fn(variables, x, **kwargs):
-        variables = dict(variables)
-        variables["params"] = effective(spec, variables["params"])
-        return apply_fn(variables, x, **kwargs)
-
-    return apply_effective_fn
-
-
-def scale_rates(spec):
-    """An optax transformation that multiplies each kernel's update by its `rate`
-    (chained after the optimizer: a per-parameter learning rate)."""
-    import optax
-
-    def update_fn(updates, state, params=None):
-        return _kernel_map(spec, updates, lambda s: s.rate), state
-
-    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
-
-
-def card_columns(spec, rows: list[dict], num_features: int) -> list[dict]:
-    """The card's rows with the parameterization's columns: `multiplier`, `rate` (the
-    learning rate of that parameter at the spec's first rate), `init_factor`, and `effective_std` (the std the
-    forward pass sees: drawn std x multiplier); a kernel's expected std is that of the
-    stored weight."""
-    scalings, lr = layer_scalings(spec, num_features), spec.lr[0]
-    out = []
-    for row in rows:
-        layer, _, leaf = row["path"].rpartition("/")
-        s = scalings.get(layer) if leaf == "kernel" else None
-        s = s or Scaling(1.0, 1.0, 1.0)
-        row = dict(row, init_factor=s.init, multiplier=s.multiplier, rate=lr * s.rate,
-                   effective_std=row["drawn_std"] * s.multiplier)
-        if s.init != 1.0:
-            row["rule"] = f"{row['rule']}, x {s.init:.4g} ({spec.param})"
-        if row.get("expected_std") is not None:
-            row["expected_std"] = row["expected_std"] * s.init
-        out.append(row)
-    return out
+        if network_width(spec) is None:
+            raise InitbenchError(f"--base-width needs the width --model {spec.model} is built "
+                                 "at, which only transfer and coord --widths set (its factory "
+                                 "takes a width); drop --base-width.")

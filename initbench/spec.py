@@ -85,6 +85,11 @@ class Spec:
     `param` is the parameterization (`initbench.parameterizations`: sp, ntk, mup) and
     `base_width` the width whose rates the others reuse; like `model`, both are hashed into
     `training_key` and written to spec.json only when `param` is not "sp".
+
+    `width` is the width a network whose factory takes one (`--model cnn`, or a user
+    factory `make(num_classes, width)`) is built at: `transfer` and `coord` set it for each
+    of `--widths`; None builds the factory's default. Hashed into `training_key` and written
+    to spec.json only when set.
     """
 
     inits: tuple[str, ...] = DEFAULT_COMPARE_INITS
@@ -111,6 +116,7 @@ class Spec:
     dtype: str = "float32"
     param: str = "sp"
     base_width: int | None = None
+    width: int | None = None
     extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self):
@@ -169,6 +175,8 @@ class Spec:
             out.pop("param")
         if out["base_width"] is None:
             out.pop("base_width")
+        if out["width"] is None:
+            out.pop("width")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -226,6 +234,8 @@ class Spec:
         if self.param != "sp":  # likewise: sp keeps every key (issue 25)
             settings["param"] = self.param
             settings["base_width"] = self.base_width
+        if self.width is not None:  # likewise: a network at its default width keeps its keys
+            settings["width"] = self.width
         blob = json.dumps(settings, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

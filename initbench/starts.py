@@ -46,9 +46,9 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
             params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
     if spec.param != "sp":  # stored as the parameterization keeps them (issue 25)
-        from initbench import parameterizations
+        from initbench import parameterize
 
-        stacked = {name: jax.tree.map(np.asarray, parameterizations.to_stored(spec, tree))
+        stacked = {name: jax.tree.map(np.asarray, parameterize.to_stored(spec, tree, network))
                    for name, tree in stacked.items()}
     if spec.dtype != "float32":  # drawn (and set on data) in float32, then rounded
         from initbench import precision
@@ -110,7 +110,7 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
     lines = modern_inits.properties(base, start, other, network.structure,
                                     built.lsuv_passes[0])
     if spec.param != "sp":
-        from initbench import parameterizations  # issue 25: multiplier and rate per layer
+        from initbench import parameterize  # issue 25: multiplier and rate per layer
 
-        rows = parameterizations.card_columns(spec, rows, data.x_train.shape[1])
+        rows = parameterize.card_columns(spec, rows, data.x_train.shape[1], network)
     return rows, lines

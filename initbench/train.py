@@ -54,7 +54,7 @@ class CellFns(NamedTuple):
     num_steps: int
 
 
-def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
+def make_optimizer(spec: Spec, lr=None, network=None) -> optax.GradientTransformation:
     """The optax optimizer named by the spec.
 
     With a validation split (`spec.val_fraction`, always set when several rates are trained)
@@ -64,6 +64,8 @@ def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
     Without a split the rate is the constant `spec.lr[0]`, the program runs without a split
     always had: a traced
     rate changes the last bits of Adam's updates, and default runs keep their numbers.
+    `network`: the resolved non-MLP network whose layer roles set the per-layer rates of a
+    `spec.param` other than sp.
     """
     if spec.val_fraction is None:
         tx = OPTIMIZERS[spec.optimizer].make()(spec.lr[0])
@@ -72,9 +74,9 @@ def make_optimizer(spec: Spec, lr=None) -> optax.GradientTransformation:
             learning_rate=spec.lr[0] if lr is None else lr)
     if spec.param == "sp":  # today's optimizer, untouched
         return tx
-    from initbench import parameterizations  # per-layer rates (issue 25)
+    from initbench import parameterize  # per-layer rates (issue 25)
 
-    return optax.chain(tx, parameterizations.scale_rates(spec))
+    return optax.chain(tx, parameterize.scale_rates(spec, network))
 
 
 def eval_chunks(x: np.ndarray, y: np.ndarray):
@@ -103,12 +105,14 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
     """The pure per-cell functions for `spec` on a training set of `num_train` examples
     of images `image_shape` [H, W, C] (the network reshapes the flat rows to its inputs)."""
     num_steps = num_train // spec.batch_size  # the last partial batch is dropped
-    tx = make_optimizer(spec)
+    network = (None if spec.param == "sp"  # a parameterization reads its layer roles
+               else networks.resolve(spec, num_classes, image_shape))
+    tx = make_optimizer(spec, network=network)
     apply_model = networks.make_apply(spec, num_classes, image_shape)
     if spec.param != "sp":  # forward multipliers (issue 25); sp: today's program
-        from initbench import parameterizations
+        from initbench import parameterize
 
-        apply_model = parameterizations.wrap_apply(spec, apply_model)
+        apply_model = parameterize.wrap_apply(spec, apply_model, network)
     # Traced only when asked for: the default program is unchanged.
     stats_fn = (diagnostics.make_cell_stats(spec, num_classes, image_shape)
                 if spec.track_layers else None)
@@ -139,7 +143,7 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
         return metrics
 
     def init(params, data_key, lr) -> CellState:
-        return CellState(params, make_optimizer(spec, lr).init(params), data_key)
+        return CellState(params, make_optimizer(spec, lr, network).init(params), data_key)
 
     def epoch(state: CellState, epoch, data: CellData):
         params, opt_state = state.params, state.opt_state

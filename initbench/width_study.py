@@ -37,7 +37,7 @@ class TransferRun:
     spec: Spec
     params: tuple[str, ...]
     widths: tuple[int, ...]
-    depth: int
+    depth: int | None  # hidden layers of the MLP; None: the network's own
     base_width: int
     metric: str
     values: dict[str, np.ndarray]
@@ -76,13 +76,36 @@ def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
                              "(e.g. 1e-4:1e-1:13).")
 
 
-def width_spec(spec: Spec, param: str, width: int, depth: int, base_width: int) -> Spec:
-    """The spec of one (parameterization, width) grid: `depth` hidden layers of `width`."""
-    return spec.replace(hidden=(width,) * depth, param=param,
-                        base_width=None if param == "sp" else base_width)
+def width_spec(spec: Spec, param: str, width: int, depth: int | None,
+               base_width: int) -> Spec:
+    """The spec of one (parameterization, width) grid: the MLP (and resmlp) with `depth`
+    hidden layers (blocks) of `width`; any other network built at `width` (`spec.width`:
+    the built-in CNN, or a user factory that takes a width)."""
+    base = None if param == "sp" else base_width
+    if spec.model in ("mlp", "resmlp"):
+        return spec.replace(hidden=(width,) * depth, param=param, base_width=base)
+    return spec.replace(width=width, param=param, base_width=base)
 
 
-def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], depth: int,
+def check_networks(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...],
+                   depth: int | None, base_width: int, dataset) -> None:
+    """InitbenchError (one line) before anything is trained when a network other than the
+    MLP cannot be built at every width (its factory takes no width, or it does not take the
+    dataset's images) or a parameterization needs layer roles it does not tell."""
+    if spec.model == "mlp":
+        return
+    from initbench import networks, parameterize
+
+    for width in widths:
+        for param in params:
+            wide = width_spec(spec, param, width, depth, base_width)
+            network = networks.check(wide, dataset.num_classes, dataset.image_shape,
+                                     dataset.name)
+            parameterize.check_network(wide, network)
+
+
+def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...],
+                 depth: int | None,
                  base_width: int | None, metric: str, tolerance: float, dataset, runtime,
                  reporter) -> TransferRun:
     """Train the study's grids (cached cells reused) and compute each verdict."""
@@ -91,6 +114,7 @@ def run_transfer(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...], d
     started = time.perf_counter()
     widths = tuple(sorted(widths))
     base = base_width if base_width is not None else widths[0]
+    check_networks(spec, params, widths, depth, base, dataset)
     values: dict[str, np.ndarray] = {}
     trained = 0
     for param in params:
@@ -142,7 +166,7 @@ def cell_rows(run: TransferRun) -> list[dict]:
 
 def document(run: TransferRun) -> dict:
     """spec.json of a transfer folder (and the --json document)."""
-    spec = {k: v for k, v in run.spec.to_dict().items() if k not in ("hidden",)}
+    spec = {k: v for k, v in run.spec.to_dict().items() if k not in ("hidden", "width")}
     return {"study": "transfer", "spec": spec, "params": list(run.params),
             "widths": list(run.widths), "depth": run.depth, "base_width": run.base_width,
             "metric": run.metric,

@@ -18,7 +18,7 @@ import optax
 import pytest
 from typer.testing import CliRunner
 
-from initbench import coord, parameterizations, starts, train, transfer
+from initbench import coord, parameterizations, parameterize, starts, train, transfer
 from initbench.cli import app
 from initbench.data import load
 from initbench.spec import Spec
@@ -106,7 +106,7 @@ def test_one_adam_step_moves_each_kernel_at_its_own_rate():
     params = jax.tree.map(lambda a: a[0], starts.cell_starts(spec, [("he_normal", 0)],
                                                              data).params)
     tx = train.make_optimizer(spec)
-    apply_fn = parameterizations.wrap_apply(spec, train.networks.make_apply(spec, 10, data.image_shape))
+    apply_fn = parameterize.wrap_apply(spec, train.networks.make_apply(spec, 10, data.image_shape))
 
     def loss_fn(p):
         logits = apply_fn({"params": p}, jnp.asarray(data.x_train[:100]))
@@ -129,7 +129,7 @@ def test_ntk_keeps_the_forward_at_init_and_scales_the_kernels():
     drawn = jax.tree.map(lambda a: a[0], starts.cell_starts(sp, [("xavier", 0)], data).params)
     np.testing.assert_allclose(stored["dense_1"]["kernel"], drawn["dense_1"]["kernel"] * 4,
                                rtol=1e-6)
-    effective = parameterizations.effective(spec, stored)
+    effective = parameterize.effective(spec, stored)
     np.testing.assert_allclose(effective["dense_0"]["kernel"], drawn["dense_0"]["kernel"],
                                rtol=1e-6)
 
@@ -275,7 +275,10 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
     (["transfer", "--metric", "accuracy"], "unknown metric"),
     (["coord", "--steps", "0"], "--steps must be"),
     (["transfer", "--seeds", "1"], "at least 2 seeds"),
-    (["compare", "--param", "mup", "--model", "cnn"], "MLP only"),
+    (["compare", "--param", "mup", "--base-width", "16", "--model",
+      "examples/my_nets.py:make_net"], "--base-width needs the width"),
+    (["transfer", "--model", "cnn", "--widths", "16,20"], "multiple of 8"),
+    (["transfer", "--model", "cnn", "--depth", "3"], "--depth has no effect"),
     (["run", "--base-width", "16"], "--base-width has no effect with --param sp"),
     (["inspect", "--param", "ntkk"], "unknown parameterization"),
 ])

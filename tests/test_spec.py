@@ -74,6 +74,7 @@ CHANGED = {
     "mode": "fan_out", "lsuv_tol": 0.05, "lsuv_max_iter": 3, "track_layers": True,
     "data_seeds": 2,  # the run's key; its cells are cached under the K = 1 key (results)
     "val_fraction": 0.2, "model": "cnn", "dtype": "bfloat16",
+    "width": 32,  # the width a network is built at (the CNN's; the MLP's is hidden)
 }
 # --norm needs --model resmlp, so it cannot ride on CHANGED's cnn: its key change is
 # tests/test_deep_residual.py::test_default_keys_are_unchanged.
@@ -83,8 +84,8 @@ RESIDUAL_ONLY = {"norm": "layer"}
 NOT_TRAINING = {"inits": ("he_normal",), "seeds": (9,), "extra": {"note": "x"},
                 "precision": 0.5, "max_seeds": 40}
 NEEDS = {"max_seeds": {"precision": 0.5}}
-# The parameterization, hashed only when it is not sp (refused with --model cnn,
-# so it cannot join CHANGED); test_parameterizations.py checks its keys.
+# The parameterization, hashed only when it is not sp (--base-width needs a width and
+# mup is refused with sp's defaults); test_parameterizations.py checks its keys.
 PARAMETERIZATION = {"param": "mup", "base_width": 16}
 
 
@@ -101,9 +102,12 @@ def test_every_training_field_changes_the_cache_key(name):
     def keys(**fields):  # a new Spec each time: --gain/--mode are written into the labels
         return cell_keys(Spec(inits=("xavier", "he_normal"), seeds=(0, 3), **fields))
 
-    assert keys(**{name: CHANGED[name]}) != keys()
+    alone = {"model": "cnn"} if name == "width" else {}  # a width needs a network with one
+    assert keys(**alone, **{name: CHANGED[name]}) != keys(**alone)
     # hidden and activation shape the MLP only: with another --model they are refused
-    mlp_only = ("model",) if name in ("hidden", "activation") else ("hidden", "activation")
+    mlp_only = (("model", "width") if name in ("hidden", "activation")
+                else ("hidden", "activation", "width") if name == "model"
+                else ("hidden", "activation"))
     others = {k: v for k, v in CHANGED.items() if k != name and k not in mlp_only}
     default = getattr(Spec(), name)
     assert keys(**others, **{name: CHANGED[name]}) != keys(**others)

@@ -161,7 +161,7 @@ TRACK_LAYERS = _spec_opt("track_layers", "--track-layers", bool,
 PARAM = _spec_opt("param", "--param", str,
                   "Parameterization: sp (as drawn, one rate), ntk or mup (Tensor Programs V: "
                   "per-layer init, multiplier and Adam rate scaled with width; see "
-                  "docs/parameterizations.md). MLP only.")
+                  "docs/parameterizations.md).")
 BASE_WIDTH = _spec_opt("base_width", "--base-width", int | None,
                        "With --param mup or ntk: the width whose rates the others reuse "
                        "(default: the net's own width; transfer: the smallest of --widths).")

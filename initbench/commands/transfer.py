@@ -19,7 +19,9 @@ PARAMS = o.PARAM.but(default="sp,mup", help="Parameterizations to compare, comma
                      "sp, ntk, mup (docs/parameterizations.md).")
 WIDTHS = o.Opt("widths", ("--widths",), str, "64,128,256,512,1024",
                "Hidden widths to train (every hidden layer has the width).")
-DEPTH = o.Opt("depth", ("--depth",), int, 2, "Hidden layers.")
+DEPTH = o.Opt("depth", ("--depth",), int | None, None,
+              "Hidden layers of the MLP (default 2); resmlp: blocks. Another --model defines "
+              "its own.")
 BASE = o.BASE_WIDTH.but(help="Width whose rates the others reuse under mup/ntk (default: the "
                              "smallest).")
 METRIC = o.Opt("metric", ("--metric",), str, "train_loss",
@@ -30,20 +32,22 @@ TOLERANCE = o.Opt("tolerance", ("--tolerance",), float, 0.25,
                   "of log(best rate) (coord: log size) against log(width) lies inside ±this.")
 STEPS = o.Opt("steps", ("--steps",), int, 10, "Training steps recorded (coord).")
 SHARED = (o.INIT, o.SEEDS, o.DATASET, o.BATCH_SIZE, o.LR, o.OPTIMIZER, o.ACTIVATION,
-          o.BIAS_INIT, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, o.OUT, o.QUIET, o.JSON)
+          o.BIAS_INIT, o.MODEL, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, o.OUT, o.QUIET, o.JSON)
 
 
 @dataclass(frozen=True)
 class WidthStudy:
     """What `transfer` and `coord` share, checked before JAX starts: the `Spec` of the
-    smallest width (its --hidden is `depth` layers of it), the parameterizations, widths,
-    depth and base width (None: the smallest), the slope tolerance, the folder (None: a new
-    one under results/), whether cached cells are used and the output form."""
+    smallest width (the MLP's --hidden is `depth` layers of it; another network is built at
+    it), the parameterizations, widths, depth (None: a network other than the MLP and
+    resmlp, which defines its own) and base width (None: the smallest), the slope
+    tolerance, the folder (None: a new one under results/), whether cached cells are used
+    and the output form."""
 
     spec: spec_lib.Spec
     params: tuple[str, ...]
     widths: tuple[int, ...]
-    depth: int
+    depth: int | None
     base: int | None
     tolerance: float
     out: Path | None
@@ -59,9 +63,14 @@ def width_study_options(values: dict[str, Any]) -> WidthStudy:
     params = spec_lib.parse_list(values["param"], "param")
     widths = spec_lib.parse_hidden(values["widths"])  # positive integers, as for --hidden
     width_study.check_study(widths, params, values["tolerance"])
-    depth = values["depth"]
-    if not isinstance(depth, int) or not 1 <= depth <= 100:
-        raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
+    model, depth = values["model"], values["depth"]
+    if model in ("mlp", *spec_lib.RESIDUAL_MODELS):
+        depth = 2 if depth is None else depth
+        if not isinstance(depth, int) or not 1 <= depth <= 100:
+            raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
+    elif depth is not None:
+        raise InitbenchError(f"--depth has no effect with --model {model} (it shapes the MLP; "
+                             "the network defines its own layers); drop it.")
     if str(values["seeds"]).strip().lower() == "auto":
         raise InitbenchError("transfer and coord take a seed count or list (e.g. --seeds 5), "
                              "not auto.")
@@ -73,10 +82,11 @@ def width_study_options(values: dict[str, Any]) -> WidthStudy:
         raise InitbenchError(f"--base-width must be a positive integer, got {base}.")
     spec = o.build_spec({k: v for k, v in values.items()
                          if k in ("init", "seeds", "dataset", "batch_size", "lr", "optimizer",
-                                  "activation", "bias_init", "epochs")})
-    spec = spec.replace(hidden=(min(widths),) * depth)
-    for param in params:  # every grid's spec is valid (e.g. an ntk with --base-width)
-        spec.replace(param=param, base_width=None if param == "sp" else (base or min(widths)))
+                                  "activation", "bias_init", "epochs", "model")})
+    spec = width_study.width_spec(spec, "sp", min(widths), depth, base or min(widths))
+    for param in params:  # every grid's spec is valid (a CNN width, an ntk --base-width)
+        for width in widths:
+            width_study.width_spec(spec, param, width, depth, base or min(widths))
     return WidthStudy(spec=spec, params=params, widths=widths, depth=depth, base=base,
                       tolerance=values["tolerance"], out=values["out"],
                       use_cache=not values.get("no_cache", False),
