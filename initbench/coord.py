@@ -60,8 +60,6 @@ class CoordRun:
 
 def layer_names(spec: Spec, dataset) -> tuple[str, ...]:
     """The names of the sizes `coordinate_sizes` records, input to output, then "logits"."""
-    if spec.model == "mlp":
-        return (*(f"dense_{i}" for i in range(len(spec.hidden))), "logits")
     from initbench import networks
 
     names = networks.resolve(spec, dataset.num_classes, dataset.image_shape).layer_names()
