@@ -19,6 +19,7 @@ it, whose entries are executables.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -207,7 +208,7 @@ def _load(path: Path, treedef, specs: tuple):
                 or exported.nr_devices != 1):
             return None
         return exported, payload["out_tree"]
-    except Exception:  # noqa: BLE001 - any damage means "trace again", never a failed run
+    except Exception:  # any damage means "trace again", never a failed run
         return None
 
 
@@ -217,7 +218,5 @@ def _save(path: Path, treedef, out_tree, exported) -> None:
 
     payload = {"format": ENTRY_FORMAT, "in_tree": treedef, "out_tree": out_tree,
                "exported": bytes(exported.serialize())}
-    try:
+    with contextlib.suppress(OSError):
         write_atomic(path, pickle.dumps(payload))
-    except OSError:
-        pass

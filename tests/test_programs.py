@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from cli_helpers import invoke
+
 from initbench import data, programs, progress
 from initbench import grid as grid_lib
 from initbench.runner import Runner
