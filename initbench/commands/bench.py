@@ -13,13 +13,15 @@ RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 
 def bench(
     ctx: typer.Context,
-    models: Annotated[int, typer.Option(
-        "--models", help="Models trained together (padded to whole blocks per device).")] = 16,
-    epochs: Annotated[int, typer.Option(
+    models: Annotated[int | None, typer.Option(
+        "--models", help="Models trained together (padded to whole blocks per device; "
+        "default 16, with --setting 4).")] = None,
+    epochs: Annotated[int | None, typer.Option(
         "--epochs", help="Epochs; the first includes compilation, the others are the "
-        "steady state.")] = 3,
-    examples: Annotated[int, typer.Option(
-        "--examples", help="Training examples per epoch (MNIST's seed split: 55,000).")] = 55_000,
+        "steady state (default 3, with --setting 2).")] = None,
+    examples: Annotated[int | None, typer.Option(
+        "--examples", help="Training examples per epoch (default MNIST's seed split, 55,000; "
+        "with --setting mnist-5k's 4,000).")] = None,
     data: Annotated[str, typer.Option(
         "--data", help="auto (MNIST if on disk, else synthetic), synthetic or mnist.")] = "auto",
     devices: Annotated[int | None, typer.Option(
@@ -27,8 +29,13 @@ def bench(
         "`compare` with this many models; no effect on GPUs).")] = None,
     torch: Annotated[bool, typer.Option(
         "--torch/--no-torch", help="Also time eager PyTorch (when installed).")] = True,
-    torch_epochs: Annotated[int, typer.Option(
-        "--torch-epochs", help="Eager PyTorch epochs (one model).")] = 2,
+    torch_epochs: Annotated[int | None, typer.Option(
+        "--torch-epochs", help="Eager PyTorch epochs (one model; default 2, with --setting 1).")
+    ] = None,
+    setting: Annotated[str | None, typer.Option(
+        "--setting", help="Instead of the seed's net, one of the new axes at a representative "
+        "size: transfer (width 1024, muP), resmlp (50 blocks of 128), phase (100 tanh layers "
+        "of 32) or bf16 (the seed's net in bfloat16); synthetic mnist-5k-shaped data.")] = None,
     model: Annotated[str, typer.Option(
         "--model", help="mlp (784-256-256-10) or cnn (the built-in CNN of `--model cnn`).")
     ] = "mlp",
@@ -80,9 +87,15 @@ def bench(
         stderr.print(f"appended to {path}", markup=False, highlight=False)
         return
 
-    config = bench_lib.BenchConfig(num_models=models, epochs=epochs, num_train=examples,
-                                   data=data, torch=torch, torch_epochs=torch_epochs,
-                                   model=model)
+    small = setting is not None  # the new axes' nets are deep or wide: a smaller default run
+    models = models if models is not None else 4 if small else 16
+    config = bench_lib.BenchConfig(
+        num_models=models, epochs=epochs if epochs is not None else 2 if small else 3,
+        num_train=(examples if examples is not None
+                   else bench_lib.SETTING_TRAIN if small else bench_lib.NUM_TRAIN),
+        data=data, torch=torch,
+        torch_epochs=torch_epochs if torch_epochs is not None else 1 if small else 2,
+        model=model, setting=setting)
     bench_lib.validate(config)
     if devices is not None and devices < 1:
         from initbench.errors import InitbenchError
@@ -113,9 +126,14 @@ def bench_table(row: dict):
     def mb(value) -> str:
         return "—" if value in (None, "") else f"{float(value):,.0f} MB"
 
-    net = ("built-in CNN (conv 8, conv 16, dense 64)" if row.get("model") == "cnn"
-           else "784-256-256-10 ReLU")
-    table = Table(title=f"initbench bench: {net}, Adam lr 0.01, batch 100 — "
+    from initbench import bench as bench_lib
+
+    setting = bench_lib.SETTINGS.get(row.get("setting") or "")
+    net = (f"--setting {row['setting']}: {setting.summary}" if setting is not None
+           else "built-in CNN (conv 8, conv 16, dense 64), Adam lr 0.01, batch 100"
+           if row.get("model") == "cnn"
+           else "784-256-256-10 ReLU, Adam lr 0.01, batch 100")
+    table = Table(title=f"initbench bench: {net} — "
                         f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
     for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",
                    "peak memory"):
