@@ -16,6 +16,10 @@ initializer the same colour, chosen by its name (`init_color`), never by its ran
 In both final panels an initializer far below the others (e.g. N(0, 1) weights on the CNN)
 is not allowed to squeeze them together: the axis keeps to the others, and the outlier is
 drawn as an arrow at the bottom edge labelled with its mean and range.
+
+Over 450 lines: the five panels share the colour rule, the outlier-arrow rule and the legend
+placement, so a run's figure is one module; the figures of other commands have their own modules
+(`scaling_plots`, `phase_plot`, `aggregate_plot`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 26: resmlp and its branch record, the initializers of the last decade (each with its
+"""resmlp and its branch record, the initializers of the last decade (each with its
 defining property), the phase diagram's theory and run, and bfloat16 draws. Tiny nets on
 digits; hand-computed expectations where there are any."""
 

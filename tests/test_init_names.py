@@ -1,5 +1,5 @@
-"""Initializers with parameters in their names (issue 26, item 1) and labels that say what
-was drawn, --gain/--mode included (issue 23, item 3)."""
+"""Initializers with parameters in their names and labels that say what was drawn,
+--gain/--mode included: the label is a valid `--inits` entry that redraws the same cells."""
 
 from __future__ import annotations
 

@@ -153,7 +153,7 @@ def test_aliases_give_identical_arrays(alias, name):
 
 def test_registry_facts():
     names = initializers.names()
-    assert len(names) == len(set(names)) == 20  # 14, and issue 26: 6
+    assert len(names) == len(set(names)) == 20  # 14 classic ones and 6 for deep and residual nets
     assert set(initializers.aliases().values()) <= set(names)
     assert not set(initializers.aliases()) & set(names)
     assert initializers.canonical("Xavier-Uniform") == "glorot_uniform"

@@ -1,4 +1,4 @@
-"""Issue 25: parameterizations (sp, ntk, mup), the transfer verdict and the coordinate check.
+"""Parameterizations (sp, ntk, mup), the transfer verdict and the coordinate check.
 
 The muP scalings are checked against Tensor Programs V (Yang et al. 2022): Table 8 (the
 form microsoft/mup implements) literally, and Table 3 (Adam column) through the effective

@@ -1,6 +1,6 @@
 """The end of a run under load, a few times over, in fresh processes: none hangs, none
-imports off the main thread (issue 23, item 5). `bench/soak.py` runs the long version
-(250 runs, about one hang's worth of the rate issue 23 measured) by hand."""
+imports off the main thread. `bench/soak.py` runs the long version (250 runs, about one
+hang's worth of the rate once measured when the end of a run could deadlock) by hand."""
 
 from __future__ import annotations
 

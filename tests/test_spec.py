@@ -83,7 +83,7 @@ RESIDUAL_ONLY = {"norm": "layer"}
 NOT_TRAINING = {"inits": ("he_normal",), "seeds": (9,), "extra": {"note": "x"},
                 "precision": 0.5, "max_seeds": 40}
 NEEDS = {"max_seeds": {"precision": 0.5}}
-# Issue 25: the parameterization, hashed only when it is not sp (refused with --model cnn,
+# The parameterization, hashed only when it is not sp (refused with --model cnn,
 # so it cannot join CHANGED); test_parameterizations.py checks its keys.
 PARAMETERIZATION = {"param": "mup", "base_width": 16}
 
