@@ -379,11 +379,10 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
     num_steps = len(x_train) // batch_size
     widths = [x_train.shape[1], *hidden]
 
-    height, width, channels = dataset.image_shape
-
     def make_model():
         layers: list[nn.Module] = []
         if model == "cnn":
+            height, width, channels = dataset.image_shape
             layers = [nn.Unflatten(1, (height, width, channels)), _NHWCtoNCHW(),
                       nn.Conv2d(channels, 8, 3, stride=2, padding=1), nn.ReLU(),
                       nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
