@@ -127,13 +127,18 @@ class Runner:
     def _program(self, name: str, fn: Callable, donate: bool = False) -> programs.Program:
         """`fn` jitted, its traced program kept across processes in the program cache beside
         the persistent XLA cache (`initbench.programs`; none without that cache). Its identity
-        is the cell cache's key: every setting, the data, the model, the versions."""
+        is the cell cache's key (every setting, the data, the model, the versions; the epoch
+        count does not shape a program) and how the model sees a row (image shape)."""
         from initbench import cellcache
+
+        def identity_fn():
+            return {"cells": cellcache.cache_key(self.spec.replace(epochs=1), self.dataset),
+                    "image_shape": self.dataset.image_shape,
+                    "num_classes": self.dataset.num_classes}
 
         return programs.Program(
             name, self._counted(name, fn), programs.folder_for(self.runtime.xla_cache),
-            lambda: cellcache.cache_key(self.spec.replace(epochs=1), self.dataset),
-            donate_argnums=(0,) if donate else ())
+            identity_fn, donate_argnums=(0,) if donate else ())
 
     def _counted(self, name: str, fn: Callable) -> Callable:
         def counted_fn(*args):
