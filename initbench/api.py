@@ -53,14 +53,9 @@ def make_spec(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, precision: float
     """The validated `Spec` of `compare`'s training keywords (`seeds="auto"` with
     `precision`: the first round's seeds). InitbenchError naming the first bad value."""
     auto = isinstance(seeds, str) and seeds.strip().lower() == "auto"
-    if auto and precision is None:
-        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
-                             "the CI half-width at which to stop adding seeds.")
-    if not auto and precision is not None:
-        raise InitbenchError("--precision applies only with --seeds auto.")
+    first = spec_lib.first_seeds(auto, precision)
     values = {"inits": _as_tuple("inits", inits),
-              "seeds": (tuple(range(spec_lib.AUTO_FIRST_ROUND)) if auto
-                        else _as_tuple("seeds", seeds)),
+              "seeds": first if auto else _as_tuple("seeds", seeds),
               "precision": precision}
     for name, value in fields.items():
         if name in ("lr", "hidden") and value is not None:
@@ -88,16 +83,16 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
             cache: bool = True, progress: bool = False, distributed: bool = False,
             coordinator_address: str | None = None, num_processes: int | None = None,
             process_id: int | None = None, runtime: Runtime | None = None,
-            reporter=None, on_summary: Callable | None = None,
-            command: Sequence[str] | None = None) -> Run | None:
+            reporter=None, on_summary: Callable | None = None) -> Run | None:
     """Train every (initializer, seed) cell not already cached, write the run folder `out`
     (default: a new `results/compare-<timestamp>`) and return it as a `Run`.
 
     The keywords are `initbench compare`'s options (`target` in percent, like `--target`;
     `cache=False` is `--no-cache`; `progress=True` shows the progress bar on stderr).
-    `runtime`, `reporter`, `on_summary(result)` and `command` are how the CLI runs it:
-    its cache locations, its progress display, its tables printed before the figures are
-    drawn, and the command line spec.json records (default: this call, as Python).
+    `runtime` holds the cache locations and the command line spec.json records (default:
+    `Runtime.from_environment` with this call, as Python: a notebook has no command line, so
+    this entry point builds one where the CLI would); `reporter` the progress display;
+    `on_summary(result)` is called with the summary before the figures are drawn.
     Returns None in processes other than 0 of a `distributed` run.
     """
     given = {k: v for k, v in locals().items() if k not in _NOT_RECORDED}
@@ -109,13 +104,13 @@ def compare(inits=spec_lib.DEFAULT_COMPARE_INITS, *, seeds=5, dataset: str | Non
                      max_seeds=max_seeds, data_seeds=data_seeds, param=param,
                      base_width=base_width, norm=norm, dtype=dtype)
     target = spec_lib.target_fraction(target)
-    if command is None:
-        command = (_python_call(given),)
+    if runtime is None:
+        runtime = Runtime.from_environment((_python_call(given),))
     return run_spec(spec, baseline=baseline, target=target, pairs=pairs,
                     margin_pt=equivalence_margin, out=out, cache=cache, progress=progress,
                     distributed=distributed, coordinator_address=coordinator_address,
                     num_processes=num_processes, process_id=process_id, runtime=runtime,
-                    reporter=reporter, on_summary=on_summary, command=command)
+                    reporter=reporter, on_summary=on_summary)
 
 
 def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float | None = None,
@@ -123,12 +118,12 @@ def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float 
              out: str | Path | None = None, folder_name: str = "compare", cache: bool = True,
              progress: bool = False, distributed: bool = False,
              coordinator_address: str | None = None, num_processes: int | None = None,
-             process_id: int | None = None, runtime: Runtime | None = None, reporter=None,
-             on_summary: Callable | None = None,
-             command: Sequence[str] = ("initbench",)) -> Run | None:
+             process_id: int | None = None, runtime: Runtime, reporter=None,
+             on_summary: Callable | None = None) -> Run | None:
     """`compare` for a built `Spec`, with `target` as a fraction and `margin_pt` in points
-    (as spec.json records them; `rerun` passes them back unchanged). A default `out` is a
-    new `results/<folder_name>-<timestamp>`."""
+    (as spec.json records them; `rerun` passes them back unchanged), under the caller's
+    `runtime` (the CLI's, or the one `compare`/`rerun` build). A default `out` is a new
+    `results/<folder_name>-<timestamp>`."""
     from initbench import experiment, jax_setup, plan, summary
     from initbench.runfolder import new_run_folder
     from initbench.safeio import remove_if_empty
@@ -139,7 +134,6 @@ def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float 
         from initbench.progress import RichReporter, SilentReporter
 
         reporter = RichReporter(stderr) if progress else SilentReporter()
-    runtime = runtime or Runtime.from_environment(tuple(command))
     num_cells = len(spec.inits) * len(spec.lr) * len(spec.slots)
     reporter.phase("starting JAX")
     try:
@@ -164,7 +158,7 @@ def run_spec(spec: spec_lib.Spec, *, baseline: str | None = None, target: float 
     return Run(out, result)
 
 
-_NOT_RECORDED = {"runtime", "reporter", "on_summary", "command", "progress"}
+_NOT_RECORDED = {"runtime", "reporter", "on_summary", "progress"}
 
 
 def _python_call(given: dict) -> str:
@@ -187,13 +181,14 @@ PROVENANCE_KEYS = ("command", "seconds", "timings", "cells_trained", "cells_cach
 
 def rerun(folder: str | Path, *, out: str | Path | None = None, cache: bool = True,
           progress: bool = False, runtime: Runtime | None = None, reporter=None,
-          on_summary: Callable | None = None, command: Sequence[str] | None = None) -> Run:
+          on_summary: Callable | None = None) -> Run:
     """Run again exactly what `folder`'s spec.json records (settings, seeds, baseline,
     target, comparisons, margin; the dataset actually used, never the default's fallback)
     into `out` (default: a new `results/rerun-<timestamp>`). With the cells still in the
     cache every cell is a cache hit; on the same platform the files are then byte-identical
     to `folder`'s but for spec.json's `PROVENANCE_KEYS`. InitbenchError if the data is not
-    the data the run used (its `data_fingerprint`), before anything trains."""
+    the data the run used (its `data_fingerprint`), before anything trains. `runtime`,
+    `reporter` and `on_summary` are as for `compare`."""
     from initbench import runfolder
 
     folder = Path(folder)
@@ -207,12 +202,12 @@ def rerun(folder: str | Path, *, out: str | Path | None = None, cache: bool = Tr
     _check_same_data(spec, document)
     if spec.auto_seeds:  # the rounds again, from the first: they stop where they stopped
         spec = spec.replace(seeds=tuple(range(spec_lib.AUTO_FIRST_ROUND)))
-    if command is None:
-        command = (f"initbench.rerun({str(folder)!r})",)
+    if runtime is None:  # as `compare`: the Python entry point builds what the CLI would
+        runtime = Runtime.from_environment((f"initbench.rerun({str(folder)!r})",))
     run = run_spec(spec, baseline=document.get("baseline"), target=document.get("target"),
                    pairs=document.get("pairs"), margin_pt=document.get("equivalence_margin"),
                    out=out, folder_name="rerun", cache=cache, progress=progress,
-                   runtime=runtime, reporter=reporter, on_summary=on_summary, command=command)
+                   runtime=runtime, reporter=reporter, on_summary=on_summary)
     return run
 
 

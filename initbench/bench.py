@@ -481,8 +481,10 @@ def validate(config: BenchConfig) -> None:
         raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {config.num_train}.")
 
 
-def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> dict:
+def run_bench(config: BenchConfig, *, runtime, notice=lambda text: None) -> dict:
     """Measure everything `initbench bench` prints; one row of `CSV_COLUMNS` (plus extras).
+    `runtime` is the caller's, already started (`jax_setup.start`, with no XLA cache: the
+    compilation is timed cold).
 
     Order: on a CPU the numpy matmul rate first (idle machine), then initbench, then (on an
     accelerator) the device's matmul rate, then PyTorch; peak RSS is read after each part
@@ -514,9 +516,6 @@ def run_bench(config: BenchConfig, runtime=None, notice=lambda text: None) -> di
         rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
         notice("timing numpy on the step's own matrix products (batch 100, the layer widths)")
         shape_rate = step_matmul_gflops(step_matmuls(config.model, widths=widths))
-    from initbench.runtime import Runtime
-
-    runtime = runtime or Runtime.from_environment(xla_cache=None)
     notice(f"timing initbench: compiling, then {config.num_models} "
            f"{config.setting or config.model} models x "
            f"{config.epochs} epochs (the first epoch includes compilation)")

@@ -35,6 +35,15 @@ class _Interrupted(Exception):
 class _Group(typer.core.TyperGroup):
     """Turns user and usage errors into one line on stderr and exit code 2."""
 
+    def get_params(self, ctx):
+        return _plain_flags(super().get_params(ctx))
+
+    def get_command(self, ctx, cmd_name):
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _plain_flags_of(command, ctx)
+        return command
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -67,6 +76,23 @@ class _Group(typer.core.TyperGroup):
             _fail("the device ran out of memory; use a smaller --hidden or --batch-size "
                   "(finished cells are cached).", 2)
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _plain_flags(params: list) -> list:
+    """`params` with every flag (`--quiet`, `--torch/--no-torch`, `--help`) given an empty
+    metavar: Typer's rich help otherwise shows a value type (`<bool>`) beside options that
+    take no value."""
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+def _plain_flags_of(command, ctx) -> None:
+    """`_plain_flags` for `command` and, for a group (`data`), its own commands."""
+    _plain_flags(command.get_params(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags_of(sub, ctx)
 
 
 def _fail_interrupted():

@@ -34,7 +34,7 @@ def run_experiment(spec: Spec, out: Path, runtime: Runtime,
                    ) -> results.RunResult | None:
     """Train every (init, seed) cell of `spec` not already cached and write the run to `out`.
 
-    `runtime` (built by the CLI, or `Runtime.from_environment()`) says where the cell cache
+    `runtime` (the CLI's, or the one `initbench.compare` builds) says where the cell cache
     is and which process this is. Returns the whole grid; cells cached under the same
     training setting are reused. In a multi-process run only process 0 (`runtime.main`)
     reads the cache and writes anything; the other processes train their share and return

@@ -44,6 +44,12 @@ def requested_host_devices() -> int | None:
     return None
 
 
+def check_num_devices(num_devices: int) -> None:
+    """InitbenchError unless `num_devices` (`--devices`) is at least 1; no JAX needed."""
+    if num_devices < 1:
+        raise InitbenchError(f"--devices must be at least 1, got {num_devices}.")
+
+
 def configure_xla(num_devices: int = 1) -> bool:
     """Set XLA's flags before JAX starts: deterministic GPU kernels (same command, same
     numbers) and the CPU exposed as `num_devices` host devices. True if the device split
@@ -52,8 +58,7 @@ def configure_xla(num_devices: int = 1) -> bool:
     XLA_FLAGS already naming either setting wins (the user's choice); nothing changes once
     JAX has created its devices (e.g. a second command in the same process).
     """
-    if num_devices < 1:
-        raise InitbenchError(f"--devices must be at least 1, got {num_devices}.")
+    check_num_devices(num_devices)
     if backends_started():
         return False
     if "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):

@@ -250,12 +250,11 @@ def theory(spec: PhaseSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             np.array([chi_1(a, v, b2) for v in spec.sigma_w2]))
 
 
-def run_phase(spec: PhaseSpec, runtime=None, reporter=None, dataset=None) -> PhaseResult:
-    """Train every (sigma_w2, depth, seed) cell of `spec`; one runner per depth."""
+def run_phase(spec: PhaseSpec, *, runtime, reporter=None, dataset=None) -> PhaseResult:
+    """Train every (sigma_w2, depth, seed) cell of `spec`; one runner per depth. `runtime`
+    is the caller's (`jax_setup.start`'s); its cell cache is never used."""
     from initbench import data, progress
-    from initbench.runtime import Runtime
 
-    runtime = runtime or Runtime(use_cache=False)
     runtime = runtime.replace(use_cache=False)  # phase cells are not comparison cells
     reporter = reporter or progress.SilentReporter()
     if dataset is None:

@@ -2,7 +2,9 @@
 
 The CLI builds a `Runtime` (command line, cache locations, checkpoint period) and
 `jax_setup.start` completes it once JAX runs (main process or not, the device mesh). The
-library never reads these from globals or environment variables on its own.
+library never reads these from globals or environment variables on its own, and never builds
+one: it asks for it. The Python API's entry points (`initbench.compare`, `initbench.rerun`)
+build one with `from_environment` when the caller gives none, as the CLI would.
 """
 
 from __future__ import annotations

@@ -526,6 +526,18 @@ def parse_seeds(text: str) -> tuple[int, ...]:
     return tuple(int(item) for item in items)
 
 
+def first_seeds(auto: bool, precision: float | None) -> tuple[int, ...] | None:
+    """The seeds a `--seeds auto` study starts with (its first round), or None without
+    auto; `--seeds auto` and `--precision` go together (the CLI's and `initbench.compare`'s
+    one rule)."""
+    if auto and precision is None:
+        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
+                             "the CI half-width at which to stop adding seeds.")
+    if not auto and precision is not None:
+        raise InitbenchError("--precision applies only with --seeds auto.")
+    return tuple(range(AUTO_FIRST_ROUND)) if auto else None
+
+
 def parse_hidden(text: str) -> tuple[int, ...]:
     """'256,256' -> (256, 256); '256x4' -> four layers of 256; '512,256x3' mixes both."""
     widths: list[int] = []

@@ -45,9 +45,10 @@ class TransferRun:
     meta: dict
 
 
-def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
-                 lrs: tuple[float, ...], tolerance: float) -> None:
-    """InitbenchError for a study that cannot give a verdict, before anything is trained."""
+def check_study(widths: tuple[int, ...], params: tuple[str, ...], tolerance: float) -> None:
+    """InitbenchError for a width study (`transfer` or `coord`) that cannot give a verdict:
+    an unknown or repeated parameterization, fewer than 2 different widths, a tolerance
+    that is no positive number."""
     from initbench import parameterizations
 
     for param in params:
@@ -57,6 +58,15 @@ def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
     if len(widths) < 2 or len(set(widths)) != len(widths):
         raise InitbenchError(f"--widths needs at least 2 different widths, got "
                              f"{','.join(map(str, widths))}.")
+    if not (tolerance > 0 and np.isfinite(tolerance)):
+        raise InitbenchError(f"--tolerance must be a positive number, got {tolerance}.")
+
+
+def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
+                 lrs: tuple[float, ...], tolerance: float) -> None:
+    """InitbenchError for a transfer study that cannot give a verdict, before anything is
+    trained: `check_study`'s, a known metric and at least 3 rates."""
+    check_study(widths, params, tolerance)
     if metric not in METRICS:
         from initbench.errors import unknown_name
 
@@ -64,8 +74,6 @@ def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
     if len(lrs) < 3:
         raise InitbenchError(f"--lr needs at least 3 rates to locate a best one, got {len(lrs)} "
                              "(e.g. 1e-4:1e-1:13).")
-    if not (tolerance > 0 and np.isfinite(tolerance)):
-        raise InitbenchError(f"--tolerance must be a positive number, got {tolerance}.")
 
 
 def width_spec(spec: Spec, param: str, width: int, depth: int, base_width: int) -> Spec:

@@ -273,7 +273,7 @@ def test_phase_trains_with_the_shared_runner_and_writes_its_files(digits, tmp_pa
     spec = phase.PhaseSpec(sigma_w2=(0.5, 1.5), depths=(2,), seeds=(0, 1), width=16,
                            dataset="digits", epochs=3, lr=0.01, batch_size=50)
     assert spec.optimizer == "adam"
-    result = phase.run_phase(spec, dataset=digits)
+    result = phase.run_phase(spec, runtime=Runtime(), dataset=digits)
     assert result.accuracy.shape == (2, 1, 2) and np.isfinite(result.accuracy).all()
     assert result.accuracy[1, 0].min() > 0.5  # a shallow net near the critical line trains
     key = phase._weights_key(1.5, 0.05, 0)

@@ -6,42 +6,63 @@ command runs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
+
+from initbench.commands import options as o
+from initbench.runtime import Runtime
 
 FILES = ("aggregate.csv", "improvement.csv", "profile.csv", "tasks.csv", "aggregate.md",
          "aggregate.png")
 
+DIRS = o.Opt("dirs", (), list[Path], o.REQUIRED,
+             "Run folders (tasks) that share initializers but differ in dataset, network or "
+             "recipe; at least two, with the same number of seeds.", argument=True)
+OUT = o.OUT.but(help="Write aggregate.csv, improvement.csv, profile.csv, tasks.csv, "
+                     "aggregate.md and aggregate.png to this new (or empty) folder.")
+REPS = o.Opt("reps", ("--reps",), int, 10_000, "Bootstrap resamples per interval.")
 
-def aggregate(
-    dirs: Annotated[list[Path], typer.Argument(
-        help="Run folders (tasks) that share initializers but differ in dataset, network or "
-        "recipe; at least two, with the same number of seeds.", show_default=False)],
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write aggregate.csv, improvement.csv, profile.csv, tasks.csv, "
-        "aggregate.md and aggregate.png to this new (or empty) folder.")] = None,
-    reps: Annotated[int, typer.Option(
-        "--reps", help="Bootstrap resamples per interval.")] = 10_000,
-) -> None:
+
+@dataclass(frozen=True)
+class AggregateOptions:
+    """What `aggregate` was given: the run folders (each once), the folder written (None:
+    nothing written) and the bootstrap resamples."""
+
+    dirs: tuple[Path, ...]
+    out: Path | None
+    reps: int
+
+
+def aggregate_options(values: dict[str, Any]) -> AggregateOptions:
+    """The typed options of `aggregate`, checked before any reading: a bad --out costs
+    nothing."""
+    dirs, out = values["dirs"], values["out"]
+    if out is not None:
+        check_out(out)
+    if len({Path(d).resolve() for d in dirs}) < len(dirs):
+        from initbench.errors import InitbenchError
+
+        raise InitbenchError("a run folder is given twice.")
+    return AggregateOptions(dirs=tuple(dirs), out=out, reps=values["reps"])
+
+
+@o.command_options(DIRS, OUT, REPS, typed=aggregate_options)
+def aggregate(options: AggregateOptions, _: Runtime) -> None:
     """Across tasks: per initializer the IQM of the normalized score with stratified bootstrap
     CIs, P(one beats another) with CIs, and a performance profile. No training."""
     from initbench import aggregate as agg_lib
     from initbench import report, runfolder
     from initbench.console import stderr, stdout
 
-    if out is not None:
-        check_out(out)  # before reading: a bad --out costs nothing
+    dirs, out = options.dirs, options.out
     folders = [str(d) for d in dirs]
-    if len({Path(d).resolve() for d in dirs}) < len(dirs):
-        from initbench.errors import InitbenchError
-
-        raise InitbenchError("a run folder is given twice.")
     runs = [runfolder.read_run(d) for d in dirs]
     labels = [report.title(run.view).replace(f" · {len(run.seeds)} seeds", "") for run in runs]
     inits, tasks, scores, diverged, dropped = agg_lib.task_scores(runs, folders, labels)
-    agg = agg_lib.summarize(inits, tasks, scores, diverged, reps, dropped)
+    agg = agg_lib.summarize(inits, tasks, scores, diverged, options.reps, dropped)
     if out is not None:
         write(agg, out)
     stdout.print(iqm_table(agg))

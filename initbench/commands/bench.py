@@ -2,62 +2,104 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
+
+from initbench.commands import options as o
+from initbench.runtime import Runtime
 
 # `initbench.bench.RACE_INITS` (not imported here: it would load NumPy for `--help`)
 RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 
+MODELS = o.Opt("models", ("--models",), int | None, None,
+               "Models trained together (padded to whole blocks per device; default 16, with "
+               "--setting 4).")
+EPOCHS = o.EPOCHS.but(default=None, help="Epochs; the first includes compilation, the others "
+                                         "are the steady state (default 3, with --setting 2).")
+EXAMPLES = o.Opt("examples", ("--examples",), int | None, None,
+                 "Training examples per epoch (default MNIST's seed split, 55,000; with "
+                 "--setting mnist-5k's 4,000).")
+DATA = o.Opt("data", ("--data",), str, "auto",
+             "auto (MNIST if on disk, else synthetic), synthetic or mnist.")
+DEVICES = o.Opt("devices", ("--devices",), int | None, None,
+                "Split the CPU into this many XLA host devices (default: as for `compare` with "
+                "this many models; no effect on GPUs).")
+TORCH = o.Opt("torch", ("--torch/--no-torch",), bool, True,
+              "Also time eager PyTorch (when installed).")
+TORCH_EPOCHS = o.Opt("torch_epochs", ("--torch-epochs",), int | None, None,
+                     "Eager PyTorch epochs (one model; default 2, with --setting 1).")
+SETTING = o.Opt("setting", ("--setting",), str | None, None,
+                "Instead of the seed's net, one of the new axes at a representative size: "
+                "transfer (width 1024, muP), resmlp (50 blocks of 128), phase (100 tanh layers "
+                "of 32) or bf16 (the seed's net in bfloat16); synthetic mnist-5k-shaped data.")
+MODEL = o.MODEL.but(default="mlp", help="mlp (784-256-256-10) or cnn (the built-in CNN of "
+                                        "`--model cnn`).")
+CSV = o.Opt("csv", ("--csv",), Path, Path("results/bench.csv"), "Append one row per run to this file.")
+JSON = o.JSON.but(help="Print the measured row as JSON instead of the table.")
+RACE = o.Opt("race", ("--race",), bool, False,
+             "Instead: the end-to-end race, a whole cold `compare` (fresh cell and XLA caches, "
+             "own process) against the same model-epochs of eager PyTorch "
+             "(bench/torch_grid.py, own process), with initbench's fixed-cost breakdown.")
+RACE_DATASET = o.Opt("race_dataset", ("--race-dataset",), str, "mnist-5k",
+                     "--race: the compare's --dataset.")
+RACE_INITS_OPT = o.Opt("race_inits", ("--race-inits",), str, RACE_INITS,
+                       "--race: the compare's --inits.")
+RACE_SEEDS = o.Opt("race_seeds", ("--race-seeds",), int, 5, "--race: the compare's --seeds.")
+RACE_EPOCHS = o.Opt("race_epochs", ("--race-epochs",), int, 10, "--race: the compare's --epochs.")
+REPEATS = o.Opt("repeats", ("--repeats",), int, 1,
+                "--race: run both sides this many times, interleaved.")
 
-def bench(
-    ctx: typer.Context,
-    models: Annotated[int | None, typer.Option(
-        "--models", help="Models trained together (padded to whole blocks per device; "
-        "default 16, with --setting 4).")] = None,
-    epochs: Annotated[int | None, typer.Option(
-        "--epochs", help="Epochs; the first includes compilation, the others are the "
-        "steady state (default 3, with --setting 2).")] = None,
-    examples: Annotated[int | None, typer.Option(
-        "--examples", help="Training examples per epoch (default MNIST's seed split, 55,000; "
-        "with --setting mnist-5k's 4,000).")] = None,
-    data: Annotated[str, typer.Option(
-        "--data", help="auto (MNIST if on disk, else synthetic), synthetic or mnist.")] = "auto",
-    devices: Annotated[int | None, typer.Option(
-        "--devices", help="Split the CPU into this many XLA host devices (default: as for "
-        "`compare` with this many models; no effect on GPUs).")] = None,
-    torch: Annotated[bool, typer.Option(
-        "--torch/--no-torch", help="Also time eager PyTorch (when installed).")] = True,
-    torch_epochs: Annotated[int | None, typer.Option(
-        "--torch-epochs", help="Eager PyTorch epochs (one model; default 2, with --setting 1).")
-    ] = None,
-    setting: Annotated[str | None, typer.Option(
-        "--setting", help="Instead of the seed's net, one of the new axes at a representative "
-        "size: transfer (width 1024, muP), resmlp (50 blocks of 128), phase (100 tanh layers "
-        "of 32) or bf16 (the seed's net in bfloat16); synthetic mnist-5k-shaped data.")] = None,
-    model: Annotated[str, typer.Option(
-        "--model", help="mlp (784-256-256-10) or cnn (the built-in CNN of `--model cnn`).")
-    ] = "mlp",
-    csv: Annotated[Path, typer.Option(
-        "--csv", help="Append one row per run to this file.")] = Path("results/bench.csv"),
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print the measured row as JSON instead of the table.")] = False,
-    race: Annotated[bool, typer.Option(
-        "--race", help="Instead: the end-to-end race, a whole cold `compare` (fresh cell and "
-        "XLA caches, own process) against the same model-epochs of eager PyTorch "
-        "(bench/torch_grid.py, own process), with initbench's fixed-cost breakdown.")] = False,
-    race_dataset: Annotated[str, typer.Option(
-        "--race-dataset", help="--race: the compare's --dataset.")] = "mnist-5k",
-    race_inits: Annotated[str, typer.Option(
-        "--race-inits", help="--race: the compare's --inits.")] = RACE_INITS,
-    race_seeds: Annotated[int, typer.Option(
-        "--race-seeds", help="--race: the compare's --seeds.")] = 5,
-    race_epochs: Annotated[int, typer.Option(
-        "--race-epochs", help="--race: the compare's --epochs.")] = 10,
-    repeats: Annotated[int, typer.Option(
-        "--repeats", help="--race: run both sides this many times, interleaved.")] = 1,
-) -> None:
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What `bench` was given: what to time (`bench.BenchConfig`, checked), or the race
+    instead (`bench.RaceConfig`; None: no race), the XLA host devices (None: as for
+    `compare`), the CSV appended to and whether the row is printed as JSON."""
+
+    config: Any  # bench.BenchConfig (its module loads NumPy: not imported for --help)
+    race: Any    # bench.RaceConfig or None
+    devices: int | None
+    csv: Path
+    as_json: bool
+
+
+def bench_options(values: dict[str, Any]) -> BenchOptions:
+    """The typed options of `bench`, checked before JAX starts (`bench.validate`,
+    `jax_setup.check_num_devices`; the race's own counts are checked by `bench.race`)."""
+    from initbench import bench as bench_lib
+
+    race = (bench_lib.RaceConfig(values["race_dataset"], values["race_inits"],
+                                 values["race_seeds"], values["race_epochs"], values["repeats"],
+                                 values["torch"]) if values["race"] else None)
+    small = values["setting"] is not None  # deep or wide nets: a smaller default run
+
+    def given(name: str, default: int, with_setting: int) -> int:
+        return values[name] if values[name] is not None else with_setting if small else default
+
+    config = bench_lib.BenchConfig(
+        num_models=given("models", 16, 4), epochs=given("epochs", 3, 2),
+        num_train=given("examples", bench_lib.NUM_TRAIN, bench_lib.SETTING_TRAIN),
+        data=values["data"], torch=values["torch"],
+        torch_epochs=given("torch_epochs", 2, 1), model=values["model"],
+        setting=values["setting"])
+    devices = values["devices"]
+    if race is None:
+        bench_lib.validate(config)
+        if devices is not None:  # jax_setup's rule, before JAX starts
+            from initbench import jax_setup
+
+            jax_setup.check_num_devices(devices)
+    return BenchOptions(config=config, race=race, devices=devices, csv=values["csv"],
+                        as_json=values["as_json"])
+
+
+@o.command_options(MODELS, EPOCHS, EXAMPLES, DATA, DEVICES, TORCH, TORCH_EPOCHS, MODEL, SETTING,
+                   CSV, JSON, RACE, RACE_DATASET, RACE_INITS_OPT, RACE_SEEDS, RACE_EPOCHS, REPEATS,
+                   typed=bench_options)
+def bench(options: BenchOptions, runtime: Runtime) -> None:
     """Time training of the seed's setting (784-256-256-10, Adam, batch 100): s per
     model-epoch, GFLOP/s and fraction of this machine's matmul floor, against eager PyTorch."""
     import json
@@ -66,53 +108,38 @@ def bench(
     from initbench import bench as bench_lib
     from initbench import jax_setup, plan
     from initbench.console import stderr, stdout
-    from initbench.runtime import Runtime
 
     def notice(text: str) -> None:
         from rich.markup import escape
 
-        if not as_json:
+        if not options.as_json:
             stderr.print(f"[dim]{escape(text)}[/]", highlight=False)
 
-    if race:  # no JAX in this process: both sides run in their own
-        config = bench_lib.RaceConfig(race_dataset, race_inits, race_seeds, race_epochs,
-                                      repeats, torch)
-        rows = bench_lib.race(config, notice)
+    if options.race is not None:  # no JAX in this process: both sides run in their own
+        rows = bench_lib.race(options.race, notice)
         for row in rows:
-            path = bench_lib.append_csv(row, csv)
-        if as_json:
+            path = bench_lib.append_csv(row, options.csv)
+        if options.as_json:
             print(json.dumps(rows, indent=2, default=str))
             return
         stdout.print(race_table(rows))
         stderr.print(f"appended to {path}", markup=False, highlight=False)
         return
 
-    small = setting is not None  # the new axes' nets are deep or wide: a smaller default run
-    models = models if models is not None else 4 if small else 16
-    config = bench_lib.BenchConfig(
-        num_models=models, epochs=epochs if epochs is not None else 2 if small else 3,
-        num_train=(examples if examples is not None
-                   else bench_lib.SETTING_TRAIN if small else bench_lib.NUM_TRAIN),
-        data=data, torch=torch,
-        torch_epochs=torch_epochs if torch_epochs is not None else 1 if small else 2,
-        model=model, setting=setting)
-    bench_lib.validate(config)
-    if devices is not None and devices < 1:
-        from initbench.errors import InitbenchError
-
-        raise InitbenchError(f"--devices must be at least 1, got {devices}.")
+    config = options.config
     # Before JAX starts: on a GPU let torch share the device memory JAX would otherwise
     # preallocate. Compilation is timed cold: no persistent XLA cache.
     if not jax_setup.backends_started():
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    runtime = ctx.find_object(Runtime) or Runtime.from_environment()
     notice("starting JAX")
+    devices = options.devices
     runtime = jax_setup.start(runtime.replace(xla_cache=None),
-                              devices if devices is not None else plan.host_devices_for(models))
+                              devices if devices is not None else
+                              plan.host_devices_for(config.num_models))
 
-    row = bench_lib.run_bench(config, runtime, notice)
-    path = bench_lib.append_csv(row, csv)
-    if as_json:
+    row = bench_lib.run_bench(config, runtime=runtime, notice=notice)
+    path = bench_lib.append_csv(row, options.csv)
+    if options.as_json:
         print(json.dumps(row, indent=2, default=str))
         return
     stdout.print(bench_table(row))
@@ -131,8 +158,7 @@ def bench_table(row: dict):
     setting = bench_lib.SETTINGS.get(row.get("setting") or "")
     net = (f"--setting {row['setting']}: {setting.summary}" if setting is not None
            else "built-in CNN (conv 8, conv 16, dense 64), Adam lr 0.01, batch 100"
-           if row.get("model") == "cnn"
-           else "784-256-256-10 ReLU, Adam lr 0.01, batch 100")
+           if row.get("model") == "cnn" else "784-256-256-10 ReLU, Adam lr 0.01, batch 100")
     table = Table(title=f"initbench bench: {net} — "
                         f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
     for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",

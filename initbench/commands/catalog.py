@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
+
+from initbench.commands import options as o
+from initbench.runtime import Runtime
 
 data_app = typer.Typer(no_args_is_help=True, help="Manage datasets.")
 
@@ -75,16 +79,31 @@ def list_datasets() -> None:
     stdout.print(table)
 
 
-@data_app.command("import")
-def data_import(
-    directory: Annotated[Path, typer.Argument(help="Folder with the 4 MNIST IDX files (.gz ok).")],
-) -> None:
+DIRECTORY = o.Opt("directory", (), Path, o.REQUIRED,
+                  "Folder with the 4 MNIST IDX files (.gz ok).", argument=True)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What `data import` was given: the folder holding the IDX files."""
+
+    directory: Path
+
+
+def import_options(values: dict[str, Any]) -> ImportOptions:
+    """The typed options of `data import` (the files are checked by `data.import_idx`)."""
+    return ImportOptions(directory=values["directory"])
+
+
+@o.command_options(DIRECTORY, typed=import_options)
+def data_import(options: ImportOptions, _: Runtime) -> None:
     """Make manually downloaded MNIST IDX files usable offline (air-gapped machines)."""
     from rich.text import Text
 
     from initbench import data
     from initbench.console import stdout
 
+    directory = options.directory
     where = data.import_idx(directory)
     stdout.print(Text(f"imported MNIST from {directory} into {where}; `--dataset mnist` now "
                       "works offline."))
@@ -94,4 +113,5 @@ def register(app: typer.Typer) -> None:
     """Add inits, datasets and the data group to `app`."""
     app.command("inits")(list_inits)
     app.command("datasets")(list_datasets)
+    data_app.command("import")(data_import)
     app.add_typer(data_app, name="data")

@@ -1,10 +1,15 @@
 """Every command-line option declared once, bound to its `Spec` field, help text and default.
 
-`run`, `compare` and `probe` take their options from here with `command_options`, which
-builds the Typer signature (keyword-only parameters) and hands the command one dict of
-values; `build_spec` turns the bound ones into a `Spec`. Help lists come from the
-registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`, `data.names()`), so they cannot
-drift from what is accepted. Only typer, rich and initbench's JAX-free modules load here.
+Every command takes its options from `Opt` records with `command_options`, which builds the
+Typer signature (keyword-only parameters) and hands the command a frozen options value
+(`TrainOptions`, `ReportOptions`, ...) built by that command's one reading function, where
+its values are checked, and the `Runtime` the CLI built. The options shared by several
+commands are declared here; a command with its own default or help for one (`report
+--baseline` defaults to the run's) derives it with `Opt.but`, and options of one command
+alone are `Opt`s in that command's module. `build_spec` turns the bound ones into a `Spec`.
+Help lists come from the registries (`optimizers.OPTIMIZERS`, `initializers.BIAS_NAMES`,
+`data.names()`), so they cannot drift from what is accepted. Only typer, rich and
+initbench's JAX-free modules load here.
 """
 
 from __future__ import annotations
@@ -27,10 +32,14 @@ from initbench.runtime import Runtime
 _SPEC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(spec_lib.Spec)}
 
 
+REQUIRED = inspect.Parameter.empty  # the default of an argument that must be given
+
+
 @dataclass(frozen=True)
 class Opt:
     """One option: its parameter name, flags, type, default and help; `field` names the
-    `Spec` field it sets (through `parse` for text that needs parsing)."""
+    `Spec` field it sets (through `parse` for text that needs parsing). An `argument` is
+    positional (its `flags` are empty; `REQUIRED` as its default: it must be given)."""
 
     name: str
     flags: tuple[str, ...]
@@ -39,10 +48,22 @@ class Opt:
     help: str
     field: str | None = None
     parse: Callable[[Any], Any] | None = None
+    argument: bool = False
+
+    def but(self, **changes: Any) -> Opt:
+        """This option with another default or help (a command's own reading of it); its
+        name, flags, type and Spec field stay the declaration's."""
+        unknown = set(changes) - {"default", "help"}
+        if unknown:
+            raise TypeError(f"an option's variant changes only default and help, not "
+                            f"{sorted(unknown)}")
+        return dataclasses.replace(self, **changes)
 
     @property
     def annotated(self) -> Any:
-        """`Annotated[type, typer.Option(...)]`, for commands written as plain functions."""
+        """`Annotated[type, typer.Option(...)]` (or `typer.Argument`) for the signature."""
+        if self.argument:
+            return Annotated[self.type, typer.Argument(help=self.help, show_default=False)]
         return Annotated[self.type, typer.Option(*self.flags, help=self.help)]
 
     def parameter(self, default: Any) -> inspect.Parameter:
@@ -194,12 +215,11 @@ TRAINING = (SEEDS, PRECISION, MAX_SEEDS, DATA_SEEDS, EPOCHS, BATCH_SIZE, LR, VAL
             COORDINATOR, NUM_PROCESSES, PROCESS_ID, CONFIG)
 
 
-def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
-                    **defaults: Any) -> Callable:
+def command_options(*opts: Opt, typed: Callable[[dict], Any], **defaults: Any) -> Callable:
     """Decorate `fn(options, runtime: Runtime)` into a Typer command taking `opts`
     (keyword-only; `defaults` overrides some defaults by parameter name). `options` is
-    `typed(values)`, a frozen options value such as `TrainOptions` (without `typed`: the
-    dict of values by parameter name)."""
+    `typed(values)`, the command's frozen options value (such as `TrainOptions`), built from
+    the values by parameter name; `runtime` is the one `cli` built for this command line."""
     unknown = set(defaults) - {o.name for o in opts}
     if unknown:
         raise TypeError(f"no such options: {sorted(unknown)}")
@@ -208,7 +228,10 @@ def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
         context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
 
         def command(ctx: typer.Context, **values: Any) -> None:
-            runtime = ctx.find_object(Runtime) or Runtime.from_environment()
+            runtime = ctx.find_object(Runtime)
+            if runtime is None:  # only `cli`'s group builds it, from the command line
+                raise TypeError(f"{fn.__name__} runs inside initbench.cli.app, which builds "
+                                "its Runtime")
             sources = {name: ctx.get_parameter_source(name) for name in values}
             given = {name for name, source in sources.items()
                      if source is not None and source.name != "DEFAULT"}
@@ -218,14 +241,14 @@ def command_options(*opts: Opt, typed: Callable[[dict], Any] | None = None,
                 values, given = study_config.apply(values["config"], values, given, opts)
             token = _GIVEN.set(frozenset(given))
             try:
-                fn(typed(values) if typed is not None else values, runtime)
+                fn(typed(values), runtime)
             finally:
                 _GIVEN.reset(token)
 
         command.__signature__ = inspect.Signature(
             [context, *(o.parameter(defaults.get(o.name, o.default)) for o in opts)])
         command.__name__, command.__doc__ = fn.__name__, fn.__doc__
-        command.options = opts
+        command.options, command.typed = opts, typed
         return command
 
     return decorate
@@ -249,8 +272,7 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
     for opt in (INITS, INIT, *TRAINING):
         if opt.field is not None and opt.name in values:
             value = values[opt.name]
-            if opt is SEEDS and auto:
-                fields["seeds"] = tuple(range(spec_lib.AUTO_FIRST_ROUND))  # the first round
+            if opt is SEEDS and auto:  # the first round, set below
                 continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
     if fields.get("model", "mlp") not in ("mlp", *spec_lib.RESIDUAL_MODELS):
@@ -259,11 +281,9 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
         for opt in (HIDDEN, ACTIVATION):
             if not _given(opt.name):
                 fields.pop(opt.field, None)
-    if auto and fields.get("precision") is None:
-        raise InitbenchError("--seeds auto needs --precision P (accuracy points, e.g. 0.5): "
-                             "the CI half-width at which to stop adding seeds.")
-    if not auto and fields.get("precision") is not None:
-        raise InitbenchError("--precision applies only with --seeds auto.")
+    first = spec_lib.first_seeds(auto, fields.get("precision"))
+    if auto:
+        fields["seeds"] = first
     return spec_lib.Spec(**fields)
 
 
@@ -318,7 +338,7 @@ class TrainOptions:
     family: Family
 
 
-def _part(cls: type, values: dict[str, Any]) -> Any:
+def part(cls: type, values: dict[str, Any]) -> Any:
     """`cls` from the values of the options named like its fields (a command that does not
     declare one leaves that field's default)."""
     return cls(**{f.name: values[f.name] for f in dataclasses.fields(cls) if f.name in values})
@@ -329,8 +349,8 @@ def train_options(values: dict[str, Any]) -> TrainOptions:
     return TrainOptions(spec=build_spec(values), out=values["out"],
                         use_cache=not values["no_cache"],
                         target=target_fraction(values["target"]),
-                        output=_part(Output, values), cluster=_part(Cluster, values),
-                        family=_part(Family, values))
+                        output=part(Output, values), cluster=part(Cluster, values),
+                        family=part(Family, values))
 
 
 @dataclass(frozen=True)
@@ -347,7 +367,7 @@ class ProbeOptions:
 def probe_options(values: dict[str, Any]) -> ProbeOptions:
     """The typed options of `probe`."""
     return ProbeOptions(spec=build_spec(values), out=values["out"],
-                        batch_size=values["probe_batch"], output=_part(Output, values))
+                        batch_size=values["probe_batch"], output=part(Output, values))
 
 
 @dataclass(frozen=True)
@@ -362,4 +382,4 @@ class InspectOptions:
 def inspect_options(values: dict[str, Any]) -> InspectOptions:
     """The typed options of `inspect`."""
     return InspectOptions(spec=build_spec(values).replace(seeds=(values["seed"],)),
-                          output=_part(Output, values))
+                          output=part(Output, values))

@@ -13,8 +13,8 @@ import typer
 from initbench.commands import options as o
 from initbench.runtime import Runtime
 
-_PROBE_OUT = o.Opt("out", ("--out",), o.OUT.type, None,
-                   "Output folder for probe.csv, probe.png, probe.json (default: results/probe-*).")
+_PROBE_OUT = o.OUT.but(help="Output folder for probe.csv, probe.png, probe.json (default: "
+                            "results/probe-*).")
 
 
 @o.command_options(o.INITS, o.SEEDS, *o.NETWORK, o.PROBE_BATCH, _PROBE_OUT, o.JSON,

@@ -1,4 +1,4 @@
-"""CLI commands that reopen run folders: report, plot, export. They never train.
+"""CLI commands that reopen run folders: report, plot, export, plan. They never train.
 
 Each takes one run folder or several. Several folders are merged when their training
 settings match (same `training_key`): seeds are united, and an (init, seed) cell found in two
@@ -9,73 +9,122 @@ settings that differ (e.g. `xavier lr=0.1`), and never pooled.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Any
 
 import typer
 
 from initbench.commands import options as o
+from initbench.runtime import Runtime
 
-Pairs = o.PAIRS.annotated
-Margin = o.EQUIVALENCE_MARGIN.annotated
+DIRS = o.Opt("dirs", (), list[Path], o.REQUIRED,
+             "Run folders written by run/compare; several are merged (same settings).",
+             argument=True)
+RUN_DIR = o.Opt("run_dir", (), Path, o.REQUIRED, "A finished run folder (run/compare).",
+                argument=True)
+BASELINE = o.BASELINE.but(help="Initializer every other is compared with, seed by seed "
+                               "(default: the run's own baseline).")
+TARGET = o.TARGET.but(help="Report the epochs needed to reach this test accuracy, in percent "
+                           "(e.g. 97; default: the run's).")
+ALLOW_MIXED = o.Opt("allow_mixed", ("--allow-mixed",), bool, False,
+                    "Show runs with different training settings side by side (rows labelled by "
+                    "the differing settings) instead of refusing them.")
+REPORT_OUT = o.OUT.but(help="Also write the merged run (CSVs, spec.json, curves.png) to this "
+                            "new folder.")
+QUIET = o.QUIET.but(help="Print only the table.")
+HTML = o.Opt("html", ("--html",), bool, False,
+             "Also write one self-contained HTML page (table, figures, card, settings, "
+             "provenance): to the FILE.html given among the arguments, else to "
+             "RUN_DIR/report.html.")
+PLOT_OUT = o.OUT.but(help="Figure file to write: .png, .svg or .pdf (DIR/curves.png replaces "
+                          "the run's own). Required: reading a run never changes it by itself.")
+FORMAT = o.Opt("fmt", ("--format", "-f"), str | None, None,
+               "markdown, csv, json or latex (booktabs). Default: from --out's extension (.md "
+               ".csv .json .tex), else markdown.")
+EXPORT_OUT = o.OUT.but(help="Write to this file (atomically) instead of stdout.")
+PLAN_OUT = o.OUT.but(help="Also write the plan as CSV to this file (e.g. RUN_DIR/plan.csv). "
+                          "Without it nothing is written.")
 
-Dirs = Annotated[list[Path], typer.Argument(
-    help="Run folders written by run/compare; several are merged (same settings).",
-    show_default=False)]
-Baseline = Annotated[str | None, typer.Option(
-    "--baseline", help="Initializer every other is compared with, seed by seed "
-    "(default: the run's own baseline).")]
-Target = Annotated[float | None, typer.Option(
-    "--target", help="Report the epochs needed to reach this test accuracy, in percent (e.g. "
-    "97; default: the run's).")]
-AllowMixed = Annotated[bool, typer.Option(
-    "--allow-mixed", help="Show runs with different training settings side by side "
-    "(rows labelled by the differing settings) instead of refusing them.")]
+
+@dataclass(frozen=True)
+class Reading:
+    """Which saved runs a reading command opens and what their verdicts compare: the run
+    folders, `--allow-mixed`, and `--baseline`/`--pairs`/`--equivalence-margin` (None: the
+    run's own)."""
+
+    dirs: tuple[Path, ...]
+    allow_mixed: bool
+    family: o.Family
 
 
-def report(
-    dirs: Dirs,
-    baseline: Baseline = None,
-    target: Target = None,
-    allow_mixed: AllowMixed = False,
-    pairs: Pairs = None,
-    equivalence_margin: Margin = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Also write the merged run (CSVs, spec.json, curves.png) to this new "
-        "folder.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the table.")] = False,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="Print one JSON document on stdout, nothing else.")] = False,
-    wide: o.WIDE.annotated = False,
-    curves: o.CURVES.annotated = False,
-    html: Annotated[bool, typer.Option(
-        "--html", help="Also write one self-contained HTML page (table, figures, card, "
-        "settings, provenance): to the FILE.html given among the arguments, else to "
-        "RUN_DIR/report.html.")] = False,
-) -> None:
+def _reading(values: dict[str, Any], dirs: list[Path]) -> Reading:
+    return Reading(dirs=tuple(dirs), allow_mixed=values["allow_mixed"],
+                   family=o.part(o.Family, values))
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """What `report` was given: the runs read, `--target` as a fraction (None: the run's),
+    the merged run's folder, the HTML file (None: no page) and the output form."""
+
+    reading: Reading
+    target: float | None
+    out: Path | None
+    html: Path | None
+    output: o.Output
+
+
+def report_options(values: dict[str, Any]) -> ReportOptions:
+    """The typed options of `report`, checked before any run is read."""
+    dirs, html_path = html_target(values["dirs"], values["html"])
+    return ReportOptions(reading=_reading(values, dirs), target=o.target_fraction(values["target"]),
+                         out=values["out"], html=html_path, output=o.part(o.Output, values))
+
+
+def _open(reading: Reading):
+    """The runs `reading` names, merged (or side by side with --allow-mixed)."""
+    from initbench import runfolder
+
+    return runfolder.open_runs(list(reading.dirs), reading.allow_mixed)
+
+
+def _rows(result, reading: Reading, target: float | None = None) -> list:
+    """The summary rows of `result` under `reading`'s comparisons (None: the run's own)."""
+    from initbench import summary
+
+    family = reading.family
+    return summary.summarize_saved(result, family.baseline, target, family.pairs,
+                                   family.equivalence_margin)
+
+
+@o.command_options(DIRS, BASELINE, TARGET, ALLOW_MIXED, o.PAIRS, o.EQUIVALENCE_MARGIN,
+                   REPORT_OUT, QUIET, o.JSON, o.WIDE, o.CURVES, HTML, typed=report_options)
+def report(options: ReportOptions, _: Runtime) -> None:
     """Re-render the ranked table and curves of saved runs; merge several. No training."""
     import json
 
     from initbench import report as report_lib
-    from initbench import runfolder, summary
     from initbench.console import stderr, stdout
 
-    dirs, html_path = html_target(dirs, html)
-    target = o.target_fraction(target)
-    result = runfolder.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
+    out, shown = options.out, options.output
+    result = _open(options.reading)
+    rows = _rows(result, options.reading, options.target)
     if out is not None:
         write_merged(result, rows, out)
-    if html_path is not None:
-        write_html(result, rows, html_path)
-        if not quiet:
-            stderr.print(f"html report written to {html_path}", markup=False, highlight=False)
-    if as_json:
+    if options.html is not None:
+        write_html(result, rows, options.html)
+        if not shown.quiet:
+            stderr.print(f"html report written to {options.html}", markup=False,
+                         highlight=False)
+    if shown.as_json:
         print(json.dumps(report_lib.result_document(result, rows, str(out) if out else None),
                          indent=2))
         return
-    report_lib.print_result(stdout, result, rows, quiet=quiet, wide=wide, curves=curves)
-    if not quiet:
+    report_lib.print_result(stdout, result, rows, quiet=shown.quiet, wide=shown.wide,
+                            curves=shown.curves)
+    if not shown.quiet:
         merged = result.meta.get("merged_from")
         if merged:
             stderr.print(f"merged {len(merged)} runs: {len(result.inits)} rows x "
@@ -160,79 +209,121 @@ def _seed_text(seeds: list[int]) -> str:
     return "seeds " + ",".join(map(str, seeds))
 
 
-def plot(
-    dirs: Dirs,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Figure file to write: .png, .svg or .pdf (DIR/curves.png replaces "
-        "the run's own). Required: reading a run never changes it by itself.")] = None,
-    baseline: Baseline = None,
-    allow_mixed: AllowMixed = False,
-    pairs: Pairs = None,
-    equivalence_margin: Margin = None,
-) -> None:
+@dataclass(frozen=True)
+class PlotOptions:
+    """What `plot` was given: the runs read and the figure file (None: refused, after the
+    runs are read, so that a broken folder is named first)."""
+
+    reading: Reading
+    out: Path | None
+
+
+def plot_options(values: dict[str, Any]) -> PlotOptions:
+    """The typed options of `plot`; a bad --out fails before any reading."""
+    from initbench import plots, runfolder
+
+    dirs, out = values["dirs"], values["out"]
+    if out is not None:
+        plots.plot_format(out)
+        runfolder.check_output_path(out, _figure_of(dirs))
+    return PlotOptions(reading=_reading(values, dirs), out=out)
+
+
+def _figure_of(dirs) -> Path | None:
+    """The one run folder whose own curves.png `plot` may redraw (None with several)."""
+    return dirs[0] if len(dirs) == 1 else None
+
+
+@o.command_options(DIRS, PLOT_OUT, BASELINE, ALLOW_MIXED, o.PAIRS, o.EQUIVALENCE_MARGIN,
+                   typed=plot_options)
+def plot(options: PlotOptions, _: Runtime) -> None:
     """Plot mean curves with 95% CI bands and final accuracy per seed (PNG, SVG or PDF)."""
-    from initbench import plots, runfolder, summary
+    from initbench import plots
     from initbench.console import stderr
     from initbench.errors import InitbenchError
 
-    figure_of = dirs[0] if len(dirs) == 1 else None  # its own curves.png may be redrawn
-    if out is not None:
-        plots.plot_format(out)  # a bad extension fails before any reading
-        runfolder.check_output_path(out, figure_of)
-    result = runfolder.open_runs(dirs, allow_mixed)
+    dirs, out = options.reading.dirs, options.out
+    result = _open(options.reading)
     if out is None:  # after reading: a broken folder is named first
         raise InitbenchError("plot needs --out FILE (.png, .svg or .pdf), e.g. --out "
                              f"{Path(dirs[0]) / 'curves.png'} to replace the run's own figure.")
-    rows = summary.summarize_saved(result, baseline, None, pairs, equivalence_margin)
-    plots.save_plot(result.view, rows, out, figure_of)
+    rows = _rows(result, options.reading)
+    plots.save_plot(result.view, rows, out, _figure_of(dirs))
     stderr.print(f"figure written to {out}", markup=False, highlight=False)
 
 
-def export(
-    dirs: Dirs,
-    fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", help="markdown, csv, json or latex (booktabs). Default: from --out's "
-        "extension (.md .csv .json .tex), else markdown.")] = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Write to this file (atomically) instead of stdout.")] = None,
-    baseline: Baseline = None,
-    target: Target = None,
-    allow_mixed: AllowMixed = False,
-    pairs: Pairs = None,
-    equivalence_margin: Margin = None,
-) -> None:
+@dataclass(frozen=True)
+class ExportOptions:
+    """What `export` was given: the runs read, the format, the file (None: stdout) and
+    `--target` as a fraction (None: the run's)."""
+
+    reading: Reading
+    fmt: str
+    out: Path | None
+    target: float | None
+
+
+def export_options(values: dict[str, Any]) -> ExportOptions:
+    """The typed options of `export`, checked before any reading."""
+    from initbench import export as export_lib
+    from initbench import runfolder
+
+    out = values["out"]
+    fmt = export_lib.choose_format(values["fmt"], str(out) if out is not None else None)
+    if out is not None:
+        runfolder.check_output_path(out)
+    return ExportOptions(reading=_reading(values, values["dirs"]), fmt=fmt, out=out,
+                         target=o.target_fraction(values["target"]))
+
+
+@o.command_options(DIRS, FORMAT, EXPORT_OUT, BASELINE, TARGET, ALLOW_MIXED, o.PAIRS,
+                   o.EQUIVALENCE_MARGIN, typed=export_options)
+def export(options: ExportOptions, _: Runtime) -> None:
     """Export the summary with CIs and verdicts as markdown, CSV, JSON or LaTeX."""
     from initbench import export as export_lib
-    from initbench import runfolder, summary
+    from initbench import runfolder
     from initbench.console import stderr
 
-    fmt = export_lib.choose_format(fmt, str(out) if out is not None else None)
-    if out is not None:
-        runfolder.check_output_path(out)  # before reading
-    target = o.target_fraction(target)
-    result = runfolder.open_runs(dirs, allow_mixed)
-    rows = summary.summarize_saved(result, baseline, target, pairs, equivalence_margin)
-    text = export_lib.render(result.view, rows, fmt)
-    if out is None:
+    result = _open(options.reading)
+    rows = _rows(result, options.reading, options.target)
+    text = export_lib.render(result.view, rows, options.fmt)
+    if options.out is None:
         typer.echo(text, nl=False)
         return
-    runfolder.write_output(out, text)
-    stderr.print(f"{fmt} written to {out}", markup=False, highlight=False)
+    runfolder.write_output(options.out, text)
+    stderr.print(f"{options.fmt} written to {options.out}", markup=False, highlight=False)
 
 
-def plan(
-    run_dir: Annotated[Path, typer.Argument(help="A finished run folder (run/compare).",
-                                            show_default=False)],
-    effect: o.EFFECT.annotated = o.EFFECT.default,
-    baseline: Baseline = None,
-    out: Annotated[Path | None, typer.Option(
-        "--out", help="Also write the plan as CSV to this file (e.g. RUN_DIR/plan.csv). "
-        "Without it nothing is written.")] = None,
-) -> None:
+@dataclass(frozen=True)
+class PlanOptions:
+    """What `plan` was given: the run, the effect to detect (accuracy points), the baseline
+    (None: the run's) and the CSV file (None: nothing written)."""
+
+    run_dir: Path
+    effect: float
+    baseline: str | None
+    out: Path | None
+
+
+def plan_options(values: dict[str, Any]) -> PlanOptions:
+    """The typed options of `plan`."""
+    import math
+
+    from initbench.errors import InitbenchError
+
+    effect = values["effect"]
+    if not math.isfinite(effect) or effect <= 0:
+        raise InitbenchError(f"--effect must be a positive number of accuracy points, "
+                             f"got {effect:g}.")
+    return PlanOptions(run_dir=values["run_dir"], effect=effect, baseline=values["baseline"],
+                       out=values["out"])
+
+
+@o.command_options(RUN_DIR, o.EFFECT, BASELINE, PLAN_OUT, typed=plan_options)
+def plan(options: PlanOptions, _: Runtime) -> None:
     """How many seeds? Per comparison: sd of the paired differences, seeds needed for 80%
     power at 5% for --effect points, and the minimum detectable effect now. Reads the run,
     writes nothing unless --out is given."""
-    import dataclasses
     import math
 
     import numpy as np
@@ -242,12 +333,10 @@ def plan(
     from initbench.console import stderr, stdout
     from initbench.errors import InitbenchError
 
-    if not math.isfinite(effect) or effect <= 0:
-        raise InitbenchError(f"--effect must be a positive number of accuracy points, "
-                             f"got {effect:g}.")
+    run_dir, out = options.run_dir, options.out
     result = runfolder.read_run(run_dir)
-    rows = summary.summarize_saved(result, baseline)
-    plan_rows = summary.plan_rows(result.view, rows, effect)  # the tuned cells, with rates
+    rows = summary.summarize_saved(result, options.baseline)
+    plan_rows = summary.plan_rows(result.view, rows, options.effect)  # tuned cells, with rates
     if not plan_rows:
         raise InitbenchError(f"{run_dir} has one initializer: there is no comparison to plan.")
     if not any(math.isfinite(row.diff_sd_pt) and row.seeds >= 2 for row in plan_rows):

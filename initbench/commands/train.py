@@ -55,8 +55,7 @@ def train_and_report(command: str, options: o.TrainOptions, runtime: Runtime) ->
                            coordinator_address=cluster.coordinator_address,
                            num_processes=cluster.num_processes,
                            process_id=cluster.process_id, runtime=runtime,
-                           reporter=reporter, on_summary=print_tables,
-                           command=runtime.command)
+                           reporter=reporter, on_summary=print_tables)
     finally:  # a reserved default folder that got no results is not left behind
         if reserved:
             remove_if_empty(out)

@@ -4,7 +4,9 @@ check). Only typer and JAX-free modules are imported here; JAX starts inside the
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,31 +15,13 @@ from initbench.commands import options as o
 from initbench.errors import InitbenchError
 from initbench.runtime import Runtime
 
-
-def _params(text: str) -> tuple[str, ...]:
-    from initbench import parameterizations
-
-    names = spec_lib.parse_list(text, "param")
-    for name in names:
-        parameterizations.get(name)
-    return names
-
-
-def _widths(text: str) -> tuple[int, ...]:
-    widths = spec_lib.parse_hidden(text)  # positive integers, same checks as --hidden
-    if len(set(widths)) != len(widths):
-        raise InitbenchError(f"--widths: a width listed twice in '{text}'.")
-    return widths
-
-
-PARAMS = o.Opt("params", ("--param",), str, "sp,mup",
-               "Parameterizations to compare, comma-separated: sp, ntk, mup "
-               "(docs/parameterizations.md).")
+PARAMS = o.PARAM.but(default="sp,mup", help="Parameterizations to compare, comma-separated: "
+                     "sp, ntk, mup (docs/parameterizations.md).")
 WIDTHS = o.Opt("widths", ("--widths",), str, "64,128,256,512,1024",
                "Hidden widths to train (every hidden layer has the width).")
 DEPTH = o.Opt("depth", ("--depth",), int, 2, "Hidden layers.")
-BASE = o.Opt("base", ("--base-width",), int | None, None,
-             "Width whose rates the others reuse under mup/ntk (default: the smallest).")
+BASE = o.BASE_WIDTH.but(help="Width whose rates the others reuse under mup/ntk (default: the "
+                             "smallest).")
 METRIC = o.Opt("metric", ("--metric",), str, "train_loss",
                "What 'best rate' minimizes: train_loss (the muP literature's), val_loss, or "
                "val_accuracy (maximized).")
@@ -45,15 +29,36 @@ TOLERANCE = o.Opt("tolerance", ("--tolerance",), float, 0.25,
                   "Slope tolerance: 'transfers' / 'stable' when the 95% interval of the slope "
                   "of log(best rate) (coord: log size) against log(width) lies inside ±this.")
 STEPS = o.Opt("steps", ("--steps",), int, 10, "Training steps recorded (coord).")
-TRANSFER_OUT = o.Opt("out", ("--out",), Path | None, None,
-                     "Output folder (default: a new folder under results/).")
 SHARED = (o.INIT, o.SEEDS, o.DATASET, o.BATCH_SIZE, o.LR, o.OPTIMIZER, o.ACTIVATION,
-          o.BIAS_INIT, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, TRANSFER_OUT, o.QUIET, o.JSON)
+          o.BIAS_INIT, PARAMS, WIDTHS, DEPTH, BASE, TOLERANCE, o.OUT, o.QUIET, o.JSON)
 
 
-def _setup(values: dict) -> tuple:
-    """(spec, params, widths) of a width study's options, checked before JAX starts."""
-    params, widths = _params(values["params"]), _widths(values["widths"])
+@dataclass(frozen=True)
+class WidthStudy:
+    """What `transfer` and `coord` share, checked before JAX starts: the `Spec` of the
+    smallest width (its --hidden is `depth` layers of it), the parameterizations, widths,
+    depth and base width (None: the smallest), the slope tolerance, the folder (None: a new
+    one under results/), whether cached cells are used and the output form."""
+
+    spec: spec_lib.Spec
+    params: tuple[str, ...]
+    widths: tuple[int, ...]
+    depth: int
+    base: int | None
+    tolerance: float
+    out: Path | None
+    use_cache: bool
+    output: o.Output
+
+
+def width_study_options(values: dict[str, Any]) -> WidthStudy:
+    """The checked settings of a width study (its seeds: a count or list of at least 2;
+    `width_study.check_study`: its parameterizations, widths and tolerance)."""
+    from initbench import width_study
+
+    params = spec_lib.parse_list(values["param"], "param")
+    widths = spec_lib.parse_hidden(values["widths"])  # positive integers, as for --hidden
+    width_study.check_study(widths, params, values["tolerance"])
     depth = values["depth"]
     if not isinstance(depth, int) or not 1 <= depth <= 100:
         raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
@@ -63,7 +68,7 @@ def _setup(values: dict) -> tuple:
     if len(spec_lib.parse_seeds(values["seeds"])) < 2:
         raise InitbenchError("--seeds: at least 2 seeds are needed for an interval (the "
                              "bootstrap resamples seeds); e.g. --seeds 5.")
-    base = values["base"]
+    base = values["base_width"]
     if base is not None and base < 1:
         raise InitbenchError(f"--base-width must be a positive integer, got {base}.")
     spec = o.build_spec({k: v for k, v in values.items()
@@ -72,18 +77,56 @@ def _setup(values: dict) -> tuple:
     spec = spec.replace(hidden=(min(widths),) * depth)
     for param in params:  # every grid's spec is valid (e.g. an ntk with --base-width)
         spec.replace(param=param, base_width=None if param == "sp" else (base or min(widths)))
-    return spec, params, widths, depth, base
+    return WidthStudy(spec=spec, params=params, widths=widths, depth=depth, base=base,
+                      tolerance=values["tolerance"], out=values["out"],
+                      use_cache=not values.get("no_cache", False),
+                      output=o.part(o.Output, values))
 
 
-def _start(values: dict, runtime: Runtime, spec):
+@dataclass(frozen=True)
+class TransferOptions:
+    """What `transfer` was given: the study and what 'best rate' optimizes."""
+
+    study: WidthStudy
+    metric: str
+
+
+def transfer_options(values: dict[str, Any]) -> TransferOptions:
+    """The typed options of `transfer` (`width_study.check_widths`: a verdict is possible)."""
+    from initbench import width_study
+
+    study = width_study_options(values)
+    width_study.check_widths(study.widths, study.params, values["metric"], study.spec.lr,
+                             study.tolerance)
+    return TransferOptions(study=study, metric=values["metric"])
+
+
+@o.command_options(*SHARED, o.EPOCHS, METRIC, o.NO_CACHE, init="he_normal",
+                   lr="1e-4:1e-1:13", epochs=5, typed=transfer_options)
+def transfer(options: TransferOptions, runtime: Runtime) -> None:
+    """Does the best learning rate move with width? Trains every (parameterization, width,
+    rate, seed) and fits the slope of log(best rate) against log(width), with a
+    bootstrap-over-seeds interval: transfers, shifts or undecided."""
+    from initbench import width_study
+
+    study = options.study
+    _train_and_write(study, runtime, "transfer", width_study, transfer_table,
+                     "transfer.csv, transfer_cells.csv, transfer.png, spec.json",
+                     lambda spec, dataset, runtime, reporter: width_study.run_transfer(
+                         spec, study.params, study.widths, study.depth, study.base,
+                         options.metric, study.tolerance, dataset, runtime, reporter))
+
+
+def _start(study: WidthStudy, runtime: Runtime):
     from initbench import data, jax_setup
     from initbench.console import stderr
     from initbench.progress import RichReporter
 
-    reporter = RichReporter(stderr, show=not (values["quiet"] or values["as_json"]))
+    spec = study.spec
+    reporter = RichReporter(stderr, show=not (study.output.quiet or study.output.as_json))
     reporter.phase("starting JAX")
     try:
-        runtime = jax_setup.start(runtime.replace(use_cache=not values.get("no_cache", False)))
+        runtime = jax_setup.start(runtime.replace(use_cache=study.use_cache))
         reporter.phase(f"loading {spec.dataset or 'the dataset'}")
         dataset, notice = data.load_data(spec)
     finally:
@@ -93,24 +136,7 @@ def _start(values: dict, runtime: Runtime, spec):
     return runtime, reporter, dataset
 
 
-@o.command_options(*SHARED, o.EPOCHS, METRIC, o.NO_CACHE, init="he_normal",
-                   lr="1e-4:1e-1:13", epochs=5)
-def transfer(values: dict, runtime: Runtime) -> None:
-    """Does the best learning rate move with width? Trains every (parameterization, width,
-    rate, seed) and fits the slope of log(best rate) against log(width), with a
-    bootstrap-over-seeds interval: transfers, shifts or undecided."""
-    from initbench import width_study
-
-    spec, params, widths, depth, base = _setup(values)
-    width_study.check_widths(widths, params, values["metric"], spec.lr, values["tolerance"])
-    _train_and_write(values, runtime, spec, "transfer", width_study, transfer_table,
-                     "transfer.csv, transfer_cells.csv, transfer.png, spec.json",
-                     lambda spec, dataset, runtime, reporter: width_study.run_transfer(
-                         spec, params, widths, depth, base, values["metric"],
-                         values["tolerance"], dataset, runtime, reporter))
-
-
-def _train_and_write(values: dict, runtime: Runtime, spec, kind: str, module, table_fn,
+def _train_and_write(study: WidthStudy, runtime: Runtime, kind: str, module, table_fn,
                      files: str, train_fn) -> None:
     """What `transfer` and `coord` share: refuse an unwritable --out before training, train
     (`train_fn(spec, dataset, runtime, reporter)`), write the folder with `module.write`
@@ -122,12 +148,12 @@ def _train_and_write(values: dict, runtime: Runtime, spec, kind: str, module, ta
     from initbench.runfolder import check_writable, new_run_folder
     from initbench.safeio import remove_if_empty
 
-    if values["out"] is not None:
-        check_writable(values["out"])
-    runtime, reporter, dataset = _start(values, runtime, spec)
-    spec = spec.replace(dataset=dataset.name)
-    reserved = values["out"] is None
-    out = new_run_folder(kind) if reserved else Path(values["out"])
+    if study.out is not None:
+        check_writable(study.out)
+    runtime, reporter, dataset = _start(study, runtime)
+    spec = study.spec.replace(dataset=dataset.name)
+    reserved = study.out is None
+    out = new_run_folder(kind) if reserved else Path(study.out)
     try:
         run = train_fn(spec, dataset, runtime, reporter)
         reporter.phase(f"writing {out}")
@@ -136,11 +162,11 @@ def _train_and_write(values: dict, runtime: Runtime, spec, kind: str, module, ta
         reporter.stop()
         if reserved:
             remove_if_empty(out)
-    if values["as_json"]:
+    if study.output.as_json:
         print(json.dumps(module.document(run), indent=2))
         return
     stdout.print(table_fn(run))
-    if not values["quiet"]:
+    if not study.output.quiet:
         stderr.print(Text(f"written to {out}/ ({files}) in {run.meta['seconds']:.0f} s"))
 
 
@@ -168,28 +194,38 @@ def transfer_table(run):
     return table
 
 
+@dataclass(frozen=True)
+class CoordOptions:
+    """What `coord` was given: the study and the steps recorded."""
+
+    study: WidthStudy
+    steps: int
+
+
+def coord_options(values: dict[str, Any]) -> CoordOptions:
+    """The typed options of `coord`: the study's, some steps and one base rate."""
+    study = width_study_options(values)
+    steps = values["steps"]
+    if not isinstance(steps, int) or not 1 <= steps <= 10_000:
+        raise InitbenchError(f"--steps must be an integer in [1, 10000], got {steps}.")
+    if len(study.spec.lr) != 1:
+        raise InitbenchError("coord trains at one --lr (the base rate), got several.")
+    return CoordOptions(study=study, steps=steps)
+
+
 @o.command_options(*SHARED, STEPS, init="he_normal", lr="0.01", widths="64,256,1024",
-                   seeds="3")
-def coord(values: dict, runtime: Runtime) -> None:
+                   seeds="3", typed=coord_options)
+def coord(options: CoordOptions, runtime: Runtime) -> None:
     """The coordinate check: mean |coordinate| of every layer and the logits over the first
     --steps steps at each width, and per layer whether it stays stable with width."""
     from initbench import coord as coord_lib
 
-    spec, params, widths, depth, base = _setup(values)
-    steps = values["steps"]
-    if not isinstance(steps, int) or not 1 <= steps <= 10_000:
-        raise InitbenchError(f"--steps must be an integer in [1, 10000], got {steps}.")
-    if len(widths) < 2:
-        raise InitbenchError("--widths needs at least 2 widths for a slope.")
-    if len(spec.lr) != 1:
-        raise InitbenchError("coord trains at one --lr (the base rate), got several.")
-    if not values["tolerance"] > 0:
-        raise InitbenchError(f"--tolerance must be positive, got {values['tolerance']}.")
-    _train_and_write(values, runtime, spec, "coord", coord_lib, coord_table,
+    study = options.study
+    _train_and_write(study, runtime, "coord", coord_lib, coord_table,
                      "coord.csv, coord.png, spec.json",
                      lambda spec, dataset, runtime, reporter: coord_lib.run_coord(
-                         spec, params, widths, depth, base, steps, values["tolerance"],
-                         dataset, reporter, runtime.command))
+                         spec, study.params, study.widths, study.depth, study.base,
+                         options.steps, study.tolerance, dataset, reporter, runtime.command))
 
 
 def coord_table(run):
