@@ -25,7 +25,9 @@ from initbench.spec import Spec
 # The version of the training program (train.py, model.py, initializers.py, lsuv.py) in the
 # cache key: bump it whenever a change there alters any cell's numbers, so no cached cell of
 # the old program is ever reused.
-TRAINING_CODE_VERSION = 3  # 2: CPU blocks of one cell; 3: data as program arguments
+TRAINING_CODE_VERSION = 4  # 2: CPU blocks of one cell; 3: data as program arguments;
+# 4: one network path for the MLP (its LSUV starts move by <= 1.8e-7, the CNN's per-layer
+# gradient norms by one float32 step)
 DAMAGED_SUFFIX = ".damaged"
 
 

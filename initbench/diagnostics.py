@@ -1,7 +1,7 @@
 """Per-layer statistics of one cell on a batch: the probe at init, `--track-layers` in training.
 
-For each dense layer `i` (0 = first hidden layer, `L = len(hidden)` = the logits layer), on
-a batch x [B, D] with labels y [B]:
+For each drawn layer `i` of the network (the MLP's dense layers: 0 = first hidden layer,
+`L = len(hidden)` = the logits layer), on a batch x [B, D] with labels y [B]:
 
 - `preact_mean`, `preact_std`: mean and std of the pre-activation h_i = W_i a_{i-1} + b_i
   over all (example, unit) entries;
@@ -18,13 +18,17 @@ a batch x [B, D] with labels y [B]:
 - `weight_grad_norm`: Frobenius norm of d(mean loss)/dW_i, the gradient one SGD step on
   this batch would use.
 
-Any other network (`--model cnn` or a user module, `initbench.networks`): the layers are the
-modules whose kernels were drawn, in the order the data reaches them, found by intercepting
-their calls. Layer i's pre-activation is its output; its activation is what the next drawn
-layer receives (after the activation, pooling, flattening, ... in between; the last layer's
-is its own output); a dead unit is a feature of that input (a channel of an image, an entry
-of a vector) that is exactly 0 on every example and position (a dead ReLU unit); the last
-layer has none.
+Every network (`initbench.networks`: the MLP, `--model cnn`, a user module) goes one way:
+the layers are the modules whose kernels were drawn, in the order the data reaches them,
+found by intercepting their calls. Layer i's pre-activation is its output; its activation
+is what the next drawn layer receives (after the activation, pooling, flattening, ... in
+between; the last layer's is its own output). Where the network declares an elementwise
+activation between its layers (`Network.activation`: the MLP), a dead unit is one where its
+derivative is 0 at every example, as above; elsewhere the in-between map has no per-unit
+derivative, and a dead unit is a feature of the next layer's input (a channel of an image,
+an entry of a vector) that is exactly 0 on every example and position (a dead ReLU unit:
+for ReLU the two rules agree, jax's relu having derivative 0 at 0). The last layer has
+none.
 """
 
 from __future__ import annotations
@@ -42,64 +46,29 @@ STATS = ("preact_mean", "preact_std", "act_std", "dead_fraction", "grad_std", "w
 BATCH_SIZE = 1000  # the probe's default batch and the --track-layers batch
 
 
-def make_cell_stats(spec: Spec, num_classes: int, image_shape=None):
-    """A pure `stats_fn(params, x, y) -> {name: [L + 1]}` for one cell (params unstacked).
+def make_cell_stats(spec: Spec, num_classes: int, image_shape):
+    """A pure `stats_fn(params, x, y) -> {name: [L + 1]}` for one cell (params unstacked),
+    one entry per drawn layer of the network (`networks.Network.layers`; the MLP's dense
+    layers) on flat rows x of images `image_shape`.
 
-    Jit- and vmap-able; the same function backs `--track-layers` during training. For a
-    non-MLP `spec.model` there is one entry per drawn layer (`networks.Network.layers`).
+    Jit- and vmap-able; the same function backs `--track-layers` during training.
     """
-    if not networks.is_mlp(spec):
-        return _make_network_stats(networks.resolve(spec, num_classes, image_shape))
-    mlp = model_lib.make_model(spec, num_classes)
-    act = model_lib.activation_fn(spec.activation)
-    names = model_lib.layer_names(spec)
+    network = networks.resolve(spec, num_classes, image_shape)
+    num_layers = len(network.layers)
+    act = None if network.activation is None else model_lib.activation_fn(network.activation)
+
+    def dead_units(h, a):
+        """Fraction of the units between a layer's output h and the next layer's input a
+        that pass no gradient on any example (see the module docstring)."""
+        if act is not None:  # elementwise: the activation's derivative at h
+            a = jax.jvp(act, (h,), (jnp.ones_like(h),))[1]
+        return jnp.mean(jnp.all(a.reshape(-1, a.shape[-1]) == 0, axis=0))
 
     def stats_fn(params, x, y):
         if spec.param != "sp":  # the forward pass's kernels (issue 25)
             from initbench import parameterizations
 
             params = parameterizations.effective(spec, params)
-        batch = x.shape[0]
-        perturbations = {f"preact_{i}": jnp.zeros((batch, w), jnp.float32)
-                         for i, w in enumerate(spec.hidden)}
-
-        def loss_fn(params, perturbations, logit_shift):
-            logits, state = mlp.apply({"params": params, "perturbations": perturbations}, x,
-                                      mutable=["intermediates"])
-            logits = logits + logit_shift  # d loss / d shift = d loss / d logits
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return loss, (state["intermediates"], logits)
-
-        zero_shift = jnp.zeros((batch, num_classes), jnp.float32)
-        grads, (inter, logits) = jax.grad(loss_fn, argnums=(0, 1, 2), has_aux=True)(
-            params, perturbations, zero_shift)
-        param_grads, preact_grads, logit_grads = grads
-        rows = []
-        for i in range(len(spec.hidden)):
-            h = inter[f"preact_{i}"][0]
-            a, slope = jax.jvp(act, (h,), (jnp.ones_like(h),))
-            dead = jnp.mean(jnp.all(slope == 0, axis=0))
-            rows.append((h, a, dead, preact_grads[f"preact_{i}"]))
-        rows.append((logits, logits, jnp.zeros(()), logit_grads))
-        out = {
-            "preact_mean": jnp.stack([h.mean() for h, _, _, _ in rows]),
-            "preact_std": jnp.stack([h.std() for h, _, _, _ in rows]),
-            "act_std": jnp.stack([a.std() for _, a, _, _ in rows]),
-            "dead_fraction": jnp.stack([d for _, _, d, _ in rows]).astype(jnp.float32),
-            "grad_std": jnp.stack([(batch * g).std() for _, _, _, g in rows]),
-            "weight_grad_norm": jnp.stack([jnp.linalg.norm(param_grads[n]["kernel"])
-                                           for n in names]),
-        }
-        return out
-
-    return stats_fn
-
-
-def _make_network_stats(network: networks.Network):
-    """`make_cell_stats` for any network (see the module docstring)."""
-    num_layers = len(network.layers)
-
-    def stats_fn(params, x, y):
         batch = x.shape[0]
         _, _, shapes = jax.eval_shape(lambda p: network.run_layers(p, x), params)
         shifts = {i: jnp.zeros(s.shape, s.dtype) for i, s in shapes.items()}
@@ -117,12 +86,12 @@ def _make_network_stats(network: networks.Network):
             h = outputs[i]
             if i + 1 < num_layers:
                 a = inputs[i + 1]
-                dead = jnp.mean(jnp.all(a.reshape(-1, a.shape[-1]) == 0, axis=0))
+                dead = dead_units(h, a)
             else:
                 a, dead = h, jnp.zeros(())
             kernels = [g for path, g in grads_by_path.items()
                        if path[:-1] == network.layers[i] and g.ndim >= 2]
-            norm = jnp.sqrt(sum(jnp.sum(g * g) for g in kernels))
+            norm = jnp.linalg.norm(jnp.stack([jnp.linalg.norm(g) for g in kernels]))
             rows.append((h, a, dead, out_grads[i], norm))
         return {
             "preact_mean": jnp.stack([r[0].mean() for r in rows]),

@@ -135,6 +135,8 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
     interrupts.check()  # a Ctrl-C that Python swallowed (in a GC callback) still stops here
     if not runtime.main:
         return None
+    # The model's record, where its key holds a fingerprint (the MLP's holds none).
+    model_fingerprint = networks.fingerprint(spec, network.num_classes, dataset.image_shape)
     meta = {
         "command": list(runtime.command),
         "dataset_requested": requested or "default (mnist, else mnist-5k)",
@@ -144,10 +146,9 @@ def _run_experiment(spec: Spec, out: Path, runtime: Runtime, reporter: Reporter 
         "data_fingerprint": data_lib.fingerprint(dataset),
         # a dataset by path has no registry entry to say its input shape
         **({"data_shape": list(dataset.image_shape)} if dataset.source == "file" else {}),
-        **({"model": {"name": spec.model, "fingerprint": networks.fingerprint(
-                          spec, network.num_classes, network.image_shape),
+        **({"model": {"name": spec.model, "fingerprint": model_fingerprint,
                       "image_shape": list(network.image_shape),
-                      "layers": network.layer_names()}} if network is not None else {}),
+                      "layers": network.layer_names()}} if model_fingerprint is not None else {}),
         "cells_trained": grid.trained,
         "cells_cached": len(spec.inits) * len(spec.lr) * len(spec.slots) - grid.trained,
         "seconds": round(time.perf_counter() - started, 3),

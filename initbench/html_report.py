@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from initbench import report
 from initbench.formatting import num
 from initbench.results import RunResult
+from initbench.spec import network_title
 from initbench.summary import SummaryRow
 
 # Columns that stay in view while a table scrolls sideways (the row's name).
@@ -189,8 +190,7 @@ def card_html(result: RunResult, cards: dict[str, list[dict]], note: str | None)
     first = cards[inits[0]]
     spec = result.spec
     features = first[0]["shape"][0] if first and len(first[0]["shape"]) == 2 else None
-    network = (f"MLP {report.net_label(result, features)}" if spec.model == "mlp"
-               else f"model {spec.model}")
+    network = network_title(spec.model, report.net_label(result, features))
     parts.append(f"<p>{_esc(network)} on {_esc(result.dataset)}, drawn for seed "
                  f"{result.seeds[0]} as <code>initbench inspect</code> shows it. Each "
                  "initializer's column: expected std / std of this draw.</p>")

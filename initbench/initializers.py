@@ -51,7 +51,7 @@ class _Entry:
     a data-dependent one its after-draw hook.
 
     `after_draw(spec, network, params, data) -> (params, passes)` rescales the parameters
-    of several seeds of one initializer (leading [seed] axis; `network` None for the MLP)
+    of several seeds of one initializer (leading [seed] axis; `network`: the `networks.Network`)
     on `data` (an `initbench.data.Dataset`) and returns the passes per layer ([seed, L]
     ints). It may be given as "module:function", imported only when a start is drawn, so
     the registry stays free of JAX.
@@ -526,17 +526,21 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
 
     Fans follow `kernel_fans`; orthogonal (and lsuv's start) reshapes the kernel to the
     matrix [prod(shape[:-1]), out]; identity of a convolution is the Dirac kernel, whose
-    nonzero entries are min(in, out) of the prod(shape) entries.
+    nonzero entries are min(in, out) of the prod(shape) entries; delta_orthogonal, zero and
+    idinit hold their matrix at the window's centre, idinit(conv=patch) is I' [fan_in, out].
     """
     key, _, given = _lookup(name)
     params = _with(name, given, params)
     fan_in, fan_out = kernel_fans(shape)
     if len(shape) > 2 and key in ("orthogonal", "lsuv"):
         return expected_std(key, fan_in, shape[-1], **params)
+    patch = key == "idinit" and _resolve("initializer", key, _KERNELS[key], params)["conv"] == "patch"
+    if len(shape) > 2 and patch:
+        return expected_std(key, fan_in, shape[-1], **params)  # the kernel is I' [in·k², out]
     if len(shape) > 2 and key in ("delta_orthogonal", "zero", "idinit"):
-        centre = expected_std(name, shape[-2], shape[-1], **params)  # the window's centre
+        centre = expected_std(key, shape[-2], shape[-1], **params)  # the window's centre
         share = 1.0 / math.prod(shape[:-2])
-        mean = _centre_mean(key, shape)
+        mean = _centre_mean(key, shape, params)
         return math.sqrt(max((centre**2 + mean**2) * share - (mean * share) ** 2, 0.0))
     if len(shape) > 2 and key == "identity":
         gain = _resolve("initializer", key, _KERNELS[key], params)["gain"]
@@ -545,15 +549,16 @@ def expected_kernel_std(name: str, shape, **params: Any) -> float:
     return expected_std(key, fan_in, fan_out, **params)
 
 
-def _centre_mean(key: str, shape) -> float:
-    """Mean of the matrix a centred kernel holds (ZerO and IDInit at tau 1; 0 for
+def _centre_mean(key: str, shape, params: Mapping[str, Any]) -> float:
+    """Mean of the matrix a centred kernel holds (ZerO's; IDInit's τ·I'; 0 for
     delta_orthogonal)."""
     from initbench import modern_inits
 
     if key == "zero":
         return float(modern_inits.zero_matrix(shape[-2], shape[-1]).mean())
     if key == "idinit":
-        return float(modern_inits.identity_like(shape[-2], shape[-1]).mean())
+        tau = _resolve("initializer", key, _KERNELS[key], params)["tau"]
+        return tau * float(modern_inits.identity_like(shape[-2], shape[-1]).mean())
     return 0.0
 
 
@@ -587,4 +592,4 @@ def expected_bias_std(name: str, fan_in: int, **params: Any) -> float:
 # The initializers of the last decade live in their own module; it adds them here.
 from initbench import modern_inits as _modern_inits  # noqa: E402
 
-_modern_inits.register(_Entry, _KERNELS, _ALIASES, _orthogonal_std)
+_modern_inits.register(_Entry, _KERNELS, _ALIASES, _orthogonal_std, _CHECKS)

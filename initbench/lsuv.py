@@ -17,13 +17,10 @@ seed and initializer, so a cell's LSUV start depends only on its own orthogonal 
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import model as model_lib
 from initbench import networks
 from initbench.spec import Spec
 
@@ -35,76 +32,22 @@ def lsuv_batch(x_train: np.ndarray) -> np.ndarray:
     return x_train[:BATCH_SIZE]
 
 
-def after_draw(spec: Spec, network: networks.Network | None, params, data):
+def after_draw(spec: Spec, network: networks.Network, params, data):
     """The `lsuv` initializer's after-draw hook (`initializers.after_draw`): (params, passes
     [seed, layer]) of stacked `params` rescaled on the LSUV batch of `data`."""
-    batch = lsuv_batch(data.x_train)
-    if network is None:
-        return apply_lsuv(spec, params, batch, data.num_classes)
-    return apply_lsuv_network(spec, network, params, batch)
+    return apply_lsuv(spec, network, params, lsuv_batch(data.x_train))
 
 
-def apply_lsuv(spec: Spec, params, batch, num_classes: int):
+def apply_lsuv(spec: Spec, network: networks.Network, params, batch):
     """Rescale stacked `params` ([seed] leading axis) layer by layer on `batch` [B, D].
 
-    Returns (params, passes): the rescaled parameters and an int array [seed, layer] of
-    the rescalings each dense layer took (0: already within `spec.lsuv_tol`;
-    `spec.lsuv_max_iter`: stopped at the cap). `num_classes` is implied by the params and
-    only checked.
-    """
-    num_layers = len(spec.hidden) + 1
-    names = model_lib.layer_names(spec)
-    if params[names[-1]]["kernel"].shape[-1] != num_classes:
-        raise ValueError(f"params have {params[names[-1]]['kernel'].shape[-1]} outputs, "
-                         f"expected num_classes={num_classes}")
-    num_seeds = params[names[0]]["kernel"].shape[0]
-    h = jnp.broadcast_to(jnp.asarray(batch, jnp.float32), (num_seeds, *np.shape(batch)))
-    act = model_lib.activation_fn(spec.activation)
-    out_params = dict(params)
-    passes = np.zeros((num_seeds, num_layers), np.int32)
-    for i, name in enumerate(names):
-        layer = params[name]
-        kernel, count, out = _rescale_layer(layer["kernel"], layer["bias"], h,
-                                            spec.lsuv_tol, spec.lsuv_max_iter)
-        out_params[name] = {**layer, "kernel": kernel}
-        passes[:, i] = np.asarray(count)
-        h = act(out) if i < num_layers - 1 else out
-    return out_params, passes
-
-
-@functools.partial(jax.jit, static_argnums=(3, 4))
-def _rescale_layer(kernel, bias, h, tol: float, max_iter: int):
-    """vmapped over seeds: (kernel, passes, final output [B, fan_out]) of one layer."""
-
-    def one_seed(kernel, bias, h):
-        def variance(k):
-            out = h @ k + bias
-            return jnp.var(out), out
-
-        def cond_fn(carry):
-            _, count, v = carry
-            usable = jnp.isfinite(v) & (v > 0)  # a zero or broken signal cannot be rescaled
-            return (jnp.abs(v - 1.0) >= tol) & (count < max_iter) & usable
-
-        def body_fn(carry):
-            k, count, v = carry
-            k = k / jnp.sqrt(v)
-            return k, count + 1, variance(k)[0]
-
-        k, count, _ = jax.lax.while_loop(cond_fn, body_fn, (kernel, 0, variance(kernel)[0]))
-        return k, count, variance(k)[1]
-
-    return jax.vmap(one_seed)(kernel, bias, h)
-
-
-def apply_lsuv_network(spec: Spec, network: networks.Network, params, batch):
-    """LSUV for any network: `apply_lsuv` with the drawn layers (`network.layers`, in the
-    order the data reaches them) in place of the dense layers.
-
-    Layer by layer: v = Var(layer output) over all entries on `batch`, run through the whole
-    network as it stands (earlier layers already rescaled); while |v - 1| >= tol (and at
-    most `lsuv_max_iter` times) the layer's drawn kernels are divided by sqrt(v). Returns
-    (params, passes [seed, layer]).
+    The layers are the network's drawn ones (`network.layers`, in the order the data
+    reaches them; the MLP's dense layers, logits included). Layer by layer: v = Var(layer
+    output) over all entries on `batch`, run through the whole network as it stands
+    (earlier layers already rescaled); while |v - 1| >= tol (and at most `lsuv_max_iter`
+    times) the layer's drawn kernels are divided by sqrt(v). Returns (params, passes): the
+    rescaled parameters and an int array [seed, layer] of the rescalings each layer took
+    (0: already within `spec.lsuv_tol`; `spec.lsuv_max_iter`: stopped at the cap).
     """
     rules = [r for r in network.rules if r.kind == "kernel"]
     num_seeds = jax.tree.leaves(params)[0].shape[0]

@@ -18,8 +18,13 @@ the papers and the authors' code:
   for neural network training", §3): τ·I' with I'[i, j] = 1 where i ≡ j (mod min(in, out)):
   the identity repeated along the longer side (the paper's padded identity-like matrix),
   τ = 1. The last layer of a residual branch gets IDIZ_ε: ε·I' with ε = 1e-6. A
-  convolution kernel gets τ·I' at its window's centre (the paper's patch-maintain variant
-  is not implemented).
+  convolution kernel [k, k, in, out]: `idinit` (conv=channel) puts τ·I' [in, out] at the
+  window's centre (the paper's "channel-maintain" setting, §3.3.1, as delta-orthogonal
+  places its Q); `idinit(conv=patch)` is the paper's patch-maintain convolution: τ·I' of
+  the kernel reshaped to the matrix [in·k², out] (PyTorch's [out, in·k²], as OpenReview's
+  reviewers of the paper describe it), the rows in PyTorch's order of flattening (in, kh,
+  kw): the paper gives the shape, the order is ours, as the authors work in PyTorch. Each
+  output channel then sums inputs of several channels at several offsets.
 - `delta_orthogonal` (Xiao et al. 2018, "Dynamical isometry and a mean field theory of
   CNNs: how to train 10,000-layer vanilla convolutional neural networks", Algorithm 2; as
   `jax.nn.initializers.delta_orthogonal` and TensorFlow's `ConvolutionDeltaOrthogonal`):
@@ -73,6 +78,7 @@ CITATIONS = {
 IDINIT_EPSILON = 1e-6  # IDIZ_ε of a branch's last layer (the paper's ε)
 NEEDS_BRANCHES = ("fixup", "skipinit")  # meaningless without residual branches
 DETERMINISTIC = ("zero", "idinit")  # no random key is used: every seed draws the same
+IDINIT_CONV = ("channel", "patch")  # idinit(conv=...): I' at a conv window's centre, or reshaped
 
 
 # ---------------------------------------------------------------- matrices (NumPy, exact)
@@ -134,9 +140,32 @@ def make_zero() -> Initializer:
     return _constant_init(zero_matrix)
 
 
-def make_idinit(tau: float) -> Initializer:
-    """IDInit's τ·I' (`identity_like`), no key used."""
-    return _constant_init(lambda fi, fo: tau * identity_like(fi, fo))
+def idinit_kernel(shape, tau: float, conv: str = "channel") -> np.ndarray:
+    """IDInit's kernel of `shape` [*window, in, out] (float64): τ·I' at the window's centre
+    (conv="channel"; a dense kernel is τ·I'), or τ·I' of [in·prod(window), out] with rows
+    in PyTorch's flattening order (in, *window), moved to flax's layout (conv="patch")."""
+    import numpy as np
+
+    shape = tuple(shape)
+    if len(shape) == 2 or conv == "channel":
+        return _at_centre(tau * identity_like(shape[-2], shape[-1]), shape)
+    window, (fan_in, fan_out) = shape[:-2], shape[-2:]
+    matrix = tau * identity_like(fan_in * math.prod(window), fan_out)
+    kernel = matrix.reshape(fan_in, *window, fan_out)  # [in, *window, out]
+    return np.moveaxis(kernel, 0, -2)  # [*window, in, out]
+
+
+def make_idinit(tau: float, conv: str = "channel") -> Initializer:
+    """IDInit (`idinit_kernel`), no key used."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    def init_fn(key, shape, dtype=None):
+        dtype = jnp.result_type(float) if dtype is None else dtype
+        values = idinit_kernel(shape, tau, conv)
+        return jnp.asarray(values.astype(np.float32)).astype(dtype)
+
+    return init_fn
 
 
 def make_delta_orthogonal(gain: float) -> Initializer:
@@ -177,23 +206,34 @@ def zero_std(fan_in: int, fan_out: int) -> float:
     return float(zero_matrix(fan_in, fan_out).std())
 
 
-def idinit_std(fan_in: int, fan_out: int, tau: float) -> float:
+def idinit_std(fan_in: int, fan_out: int, tau: float, conv: str = "channel") -> float:
     """Std of τ·I': max(in, out) entries are τ, p = 1/min(in, out) of them, std = τ·sqrt(p - p²)."""
     p = 1.0 / min(fan_in, fan_out)
     return tau * math.sqrt(p - p * p)
 
 
+def check_conv(param: str, value: Any) -> str:
+    """idinit's `conv` if it is one of IDINIT_CONV, else the did-you-mean error."""
+    from initbench.errors import unknown_name
+
+    if value not in IDINIT_CONV:
+        raise unknown_name(param, str(value), IDINIT_CONV)
+    return value
+
+
 def register(entry: Callable[..., Any], kernels: dict, aliases: dict,
-             orthogonal_std: Callable[..., float]) -> None:
+             orthogonal_std: Callable[..., float], checks: dict) -> None:
     """Add this module's initializers to the registry (`initializers._KERNELS`, built by
-    `entry`, its record type) and their aliases."""
+    `entry`, its record type), their aliases and the checks of their own parameters."""
     he_std = lambda fi, fo: math.sqrt(2.0 / fi)  # noqa: E731
     kernels.update({
         "zero": entry("ZerO: eye(fan_in, fan_out) if fan_out <= fan_in, else partial "
                       "Hadamard H/sqrt(p); deterministic; a branch's last layer 0",
                       make_zero, zero_std),
         "idinit": entry("IDInit: τ·I', I'[i,j] = 1 where i ≡ j mod min(fan_in, fan_out); a "
-                        "branch's last layer 1e-6·I'", make_idinit, idinit_std, {"tau": 1.0}),
+                        "branch's last layer 1e-6·I'; a conv kernel: I' at its centre "
+                        "(conv=channel) or reshaped from [in·k², out] (conv=patch)",
+                        make_idinit, idinit_std, {"tau": 1.0, "conv": "channel"}),
         "delta_orthogonal": entry("gain·Q at the window's centre, zeros elsewhere (dense: "
                                   "gain·Q)", make_delta_orthogonal, orthogonal_std,
                                   {"gain": 1.0}),
@@ -207,6 +247,7 @@ def register(entry: Callable[..., Any], kernels: dict, aliases: dict,
                           after_draw="initbench.metainit:after_draw"),
     })
     aliases.update({"rezero": "skipinit"})
+    checks.update({"conv": check_conv})
 
 
 # ---------------------------------------------------------------- branch rules
@@ -298,7 +339,7 @@ def properties(init: str, params: dict, other_seed: dict | None, structure=None,
     if init == "fixup" and structure is not None:
         factor = fixup_factor(structure)
         ratios = [float(flat[(*layer, "kernel")].std()
-                        / (math.sqrt(2.0 / flat[(*layer, "kernel")].shape[-1]) * factor))
+                        / (math.sqrt(2.0 / _fan_out(flat[(*layer, "kernel")].shape)) * factor))
                   for branch in structure.branches for layer in branch[:-1]]
         zeros = all(not flat[(*branch[-1], "kernel")].any() for branch in structure.branches)
         lines.append(f"fixup: branch-layer std / (sqrt(2/fan_out)·L^(-1/2)) in "
@@ -338,6 +379,11 @@ def properties(init: str, params: dict, other_seed: dict | None, structure=None,
         lines.append(f"metainit: gradient quotient {before:.4g} -> {after:.4g} (the norms "
                      f"of step {int(kept)} of {int(steps)}, the lowest)")
     return lines
+
+
+def _fan_out(shape) -> int:
+    """out x receptive field of a kernel [..., in, out] (a conv's fan_out counts its window)."""
+    return shape[-1] * math.prod(shape[:-2])
 
 
 def _flatten(tree, prefix: tuple[str, ...] = ()):

@@ -1,9 +1,10 @@
 """Networks by name (`--model`): the MLP, the built-in CNN, or a user's Flax module factory;
 and the draw of every eligible parameter of any network by a named initializer.
 
-A non-MLP `Network` takes images [N, H, W, C] (the dataset's flat rows are reshaped to its
-`image_shape` inside `apply`); the MLP keeps its own code path (`initbench.model`), so its
-numbers cannot move.
+Every network is a `Network`, the MLP included: it takes the dataset's flat rows reshaped
+to its `image_shape` inside `apply` (images [N, H, W, C] for the CNN and user modules; the
+MLP's `image_shape` is [D], so its rows pass unchanged). The probe, `--track-layers`, LSUV
+and the card read only the `Network`.
 
 Which parameters an initializer draws (`param_rules`):
 
@@ -17,7 +18,9 @@ Which parameters an initializer draws (`param_rules`):
   initialization, drawn with the cell's key.
 
 Each drawn parameter's key is `model.init_key(init, seed)` folded with a CRC of its path, so
-a cell's start depends only on its own (initializer, seed) and the network.
+a cell's start depends only on its own (initializer, seed) and the network. The MLP keeps
+the draw it has had since its first runs (`Network.module_draw`: its module built with the
+initializer, keyed by flax), so its parameters and cache keys never move.
 
 Over 450 lines: resolving `--model` (built-in or user factory, with its fingerprint),
 the per-parameter draw and the initialization card share one rule table (`param_rules`),
@@ -29,6 +32,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import hashlib
+import math
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,10 +44,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initbench import initializers, modern_inits, resmlp, user_code
+from initbench import initializers, modern_inits, rescnn, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
-from initbench.spec import Spec, kernel_params
+from initbench.spec import BUILTIN_MODELS, Spec, kernel_params
 
 CNN_VERSION = "cnn-v1"  # bump when the built-in CNN changes (it is in the cache key)
 
@@ -90,17 +94,32 @@ class ParamRule:
 
 @dataclass(frozen=True, eq=False)
 class Network:
-    """A resolved `--model` for images of `image_shape` [H, W, C] and `num_classes`."""
+    """A resolved `--model` for inputs of `image_shape` ([H, W, C]; [D] for the MLP) and
+    `num_classes`.
+
+    `module_draw`, where set, is how the network draws a cell (init_name -> (key ->
+    params)) instead of `draw`'s per-path keys: the MLP's, kept so that its numbers never
+    move. `activation`, where set, is the elementwise activation between consecutive drawn
+    layers (the MLP's `--activation`): the probe's dead units are then those where its
+    derivative is 0 (`diagnostics`).
+    """
 
     model: str
     module: nn.Module
     image_shape: tuple[int, ...]
     num_classes: int
-    fingerprint: str  # the factory's source and name (the cache key: `fingerprint()`)
+    # A built-in's version, or the user factory's source and name (`fingerprint()` builds
+    # the cache key's from them); None for the MLP, whose key holds none.
+    fingerprint: str | None
     marked: tuple[str, ...] = ()
+    module_draw: Callable[[str], Callable[[jax.Array], dict]] | None = None
+    activation: str | None = None
 
     def images(self, x: jax.Array) -> jax.Array:
-        """Flat rows [N, D] as images [N, H, W, C] (images pass unchanged)."""
+        """Flat rows [N, D] as inputs [N, *image_shape] (inputs of that shape pass unchanged,
+        so the MLP's program has no reshape)."""
+        if tuple(x.shape[1:]) == self.image_shape:
+            return x
         return x.reshape(x.shape[0], *self.image_shape)
 
     def apply(self, variables, x, **kwargs):
@@ -195,6 +214,14 @@ def path_key(key: jax.Array, path: tuple[str, ...]) -> jax.Array:
     return jax.random.fold_in(key, zlib.crc32("/".join(path).encode()) & 0x7FFFFFFF)
 
 
+def cell_draw(spec: Spec, network: Network, init_name: str) -> Callable[[jax.Array], dict]:
+    """A cell's draw under `init_name`: the function from its `model.init_key` to its
+    parameters (the network's own `module_draw`, else `draw`)."""
+    if network.module_draw is not None:
+        return network.module_draw(init_name)
+    return functools.partial(draw, spec, network, init_name)
+
+
 def draw(spec: Spec, network: Network, init_name: str, key: jax.Array) -> dict:
     """One cell's parameters: the module's own init (with `key`), then every drawn kernel
     and bias replaced by `init_name` and `spec.bias_init`, each with its `path_key`."""
@@ -234,23 +261,22 @@ def _unflatten(flat: dict) -> dict:
 # ---------------------------------------------------------------- resolving --model
 
 
-def is_mlp(spec: Spec) -> bool:
-    return spec.model == "mlp"
-
-
 def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
-    """The `Network` of `spec.model` (not "mlp") for images `image_shape` and `num_classes`.
+    """The `Network` of `spec.model` for the dataset's images `image_shape` and `num_classes`.
 
     InitbenchError (one line) for a missing file or attribute, a factory that raises or
     returns something other than a flax.linen Module."""
-    if is_mlp(spec):
-        raise ValueError("resolve() is for non-MLP models; the MLP is initbench.model")
     image_shape = tuple(int(d) for d in image_shape)
+    if spec.model == "mlp":
+        return _mlp(spec, num_classes, math.prod(image_shape))
     if spec.model == "cnn":
         return Network("cnn", CNN(num_classes), image_shape, num_classes, CNN_VERSION)
     if spec.model == "resmlp":
         module = resmlp.make(spec.hidden, spec.activation, spec.norm, num_classes)
         return Network("resmlp", module, image_shape, num_classes, resmlp.RESMLP_VERSION)
+    if spec.model == "rescnn":
+        module = rescnn.make(spec.hidden, spec.activation, spec.norm, num_classes)
+        return Network("rescnn", module, image_shape, num_classes, rescnn.RESCNN_VERSION)
     factory, fingerprint = load_factory(spec.model)
     try:
         module = factory(num_classes)
@@ -265,6 +291,17 @@ def resolve(spec: Spec, num_classes: int, image_shape) -> Network:
                              f"returned {kind}, not a flax.linen Module{hint}.")
     marked = tuple(getattr(module, "initbench_params", ()) or ())
     return Network(spec.model, module, image_shape, num_classes, fingerprint, marked)
+
+
+def _mlp(spec: Spec, num_classes: int, num_features: int) -> Network:
+    """The MLP (`initbench.model`) on flat rows of `num_features`: parameters `dense_i`,
+    drawn by its module built with the initializer (flax's keys, as in every run since the
+    first), and no fingerprint (its cache keys never change)."""
+    return Network(
+        "mlp", model_lib.make_model(spec, num_classes), (num_features,), num_classes, None,
+        module_draw=lambda init_name: model_lib.cell_draw(spec, init_name, num_features,
+                                                          num_classes),
+        activation=spec.activation)
 
 
 def _computation_fingerprint(network: Network) -> str:
@@ -292,15 +329,10 @@ def _computation_fingerprint(network: Network) -> str:
     return f"{name}@sha256:{hasher.hexdigest()[:16]}"
 
 
-def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
+def make_apply(spec: Spec, num_classes: int, image_shape) -> Callable:
     """`apply(variables, x, **kwargs) -> logits` for flat rows x [N, D] of images of
-    `image_shape`: the MLP's own `apply` (unchanged), or the network's, which reshapes."""
-    if is_mlp(spec):
-        apply = model_lib.make_model(spec, num_classes).apply
-    elif image_shape is None:
-        raise ValueError(f"model {spec.model!r} needs the dataset's image_shape")
-    else:
-        apply = resolve(spec, num_classes, image_shape).apply
+    `image_shape`: the network's `apply`, which reshapes them to its inputs."""
+    apply = resolve(spec, num_classes, image_shape).apply
     if spec.dtype == "float32":
         return apply  # today's program, unchanged
     from initbench import precision
@@ -315,25 +347,21 @@ def make_apply(spec: Spec, num_classes: int, image_shape=None) -> Callable:
 
 
 def fingerprint(spec: Spec, num_classes: int, image_shape) -> str | None:
-    """What the cache key holds about a non-MLP model: the built-in's version, or for a user
-    factory a hash of its source file, its name and the lowered computation of the network
-    it builds for `num_classes` and `image_shape` (`_computation_fingerprint`); None for the
-    MLP (its keys never change)."""
-    if is_mlp(spec):
-        return None
-    if spec.model == "cnn":
-        return CNN_VERSION
-    if spec.model == "resmlp":  # --hidden, --activation and --norm are in the training key
-        return resmlp.RESMLP_VERSION
-    return _computation_fingerprint(resolve(spec, num_classes, image_shape))
+    """What the cache key holds about the model: a built-in's version (None for the MLP:
+    its keys never change; resmlp's --hidden, --activation and --norm are in the training
+    key), or for a user factory a hash of its source file, its name and the lowered
+    computation of the network it builds for `num_classes` and `image_shape`
+    (`_computation_fingerprint`)."""
+    network = resolve(spec, num_classes, image_shape)
+    if spec.model in BUILTIN_MODELS:
+        return network.fingerprint
+    return _computation_fingerprint(network)
 
 
-def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the dataset") -> Network | None:
-    """Resolve and check a non-MLP model before training: it takes a batch of
-    [1, *image_shape] images, returns logits [1, num_classes] and has a parameter an
-    initializer can draw. InitbenchError (one line) otherwise; None for the MLP."""
-    if is_mlp(spec):
-        return None
+def check(spec: Spec, num_classes: int, image_shape, dataset_name: str = "the dataset") -> Network:
+    """Resolve and check the model before training: it takes a batch of [1, *image_shape]
+    images, returns logits [1, num_classes] and has a parameter an initializer can draw.
+    InitbenchError (one line) otherwise."""
     network = resolve(spec, num_classes, image_shape)
     shape = "x".join(map(str, network.image_shape))
     try:
@@ -411,15 +439,15 @@ def _call_name(model: str) -> str:
 # ---------------------------------------------------------------- the card
 
 
-def card(spec: Spec, init_name: str, params: dict, network: Network | None = None) -> list[dict]:
+def card(spec: Spec, init_name: str, params: dict, network: Network) -> list[dict]:
     """The initialization card: one row per parameter of one cell's `params` (unstacked),
     with its path, shape, fans, the rule applied, the expected std (None where it depends
-    on the module) and the std actually drawn. For the MLP, pass `network=None`."""
+    on the module) and the std actually drawn."""
     from initbench.spec import kernel_params as accepted
 
-    rules = network.rules if network is not None else param_rules(params)
+    rules = network.rules
     flat = dict(_flatten(params))
-    layers = network.layers if network is not None else [(n,) for n in model_lib.layer_names(spec)]
+    layers = network.layers
     order = {path: i for i, path in enumerate(layers)}
     rows = []
     for rule in rules:
@@ -449,8 +477,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network | None = Non
             row["rule"] = "module's own initialization (not drawn)"
             row["expected_std"] = None
             row["kept"] = kept_values(values)
-        branch_rule = modern_inits.card_rule(initializers.base(init_name),
-                                             network.structure if network is not None else None,
+        branch_rule = modern_inits.card_rule(initializers.base(init_name), network.structure,
                                              rule.path, rule.kind, row["expected_std"])
         if branch_rule is not None:
             row["rule"], row["expected_std"] = branch_rule

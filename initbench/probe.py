@@ -21,7 +21,7 @@ from initbench.diagnostics import STATS
 from initbench.errors import InitbenchError
 from initbench.formatting import json_value
 from initbench.runtime import Runtime
-from initbench.spec import Spec
+from initbench.spec import Spec, network_title
 
 COLUMNS = ("init", "seed", "layer", *STATS)
 
@@ -88,8 +88,7 @@ def probe_run(spec: Spec, out: Path, runtime: Runtime,
     reporter.phase(f"drawing {len(spec.inits) * len(spec.seeds)} starting points and "
                    f"measuring every layer on {batch_size} examples")
     result = run_probe(spec, dataset, runtime, batch_size)
-    if network is not None:
-        result.meta["layers"] = network.layer_names()
+    result.meta["layers"] = network.layer_names()
     result.meta.update({"command": list(runtime.command), "dataset_notice": notice,
                         "num_features": int(dataset.x_train.shape[1]),
                         "num_classes": int(dataset.num_classes)})
@@ -110,7 +109,7 @@ def title(result: ProbeResult) -> str:
     if len(set(spec.hidden)) == 1 and len(spec.hidden) > 3:
         widths = f"{spec.hidden[0]}x{len(spec.hidden)}"
     net = f"{meta.get('num_features', '?')}-{widths}-{meta.get('num_classes', '?')}"
-    arch = f"MLP {net} {spec.activation}" if spec.model == "mlp" else f"model {spec.model}"
+    arch = network_title(spec.model, f"{net} {spec.activation}")
     return (f"{spec.dataset} · {arch} · at init, "
             f"{meta.get('num_examples', '?')} examples, {len(spec.seeds)} seeds")
 

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from initbench.formatting import json_value, num, pct, plural, signed_pct
 from initbench.results import RunResult
+from initbench.spec import network_title
 from initbench.summary import SummaryRow, mean_curves
 
 VERDICT_STYLES = {"better": "bold green", "worse": "bold red", "baseline": "dim"}
@@ -48,7 +49,7 @@ def title(result: RunResult) -> str:
     optimizer = "mixed optimizers" if "optimizer" in mixed else spec.optimizer
     lr = "mixed" if "lr" in mixed else ",".join(f"{x:g}" for x in spec.lr)
     batch = "mixed" if "batch_size" in mixed else spec.batch_size
-    net = f"MLP {net}" if spec.model == "mlp" else f"model {spec.model}"  # no --hidden
+    net = network_title(spec.model, net)
     return (f"{dataset} · {net} · {optimizer} lr {lr} · batch {batch} · "
             f"{spec.epochs} epochs · {len(spec.seeds)} seeds"
             + (f" × {spec.data_seeds} data orders" if spec.data_seeds > 1 else ""))

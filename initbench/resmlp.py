@@ -33,7 +33,6 @@ from initbench.errors import InitbenchError
 
 RESMLP_VERSION = "resmlp-v1"  # bump when the network changes (it is in the cache key)
 NORMS = ("none", "layer", "batch")
-BRANCH_LAYERS = 2  # m in Fixup's L^(-1/(2m-2)): dense layers per residual branch
 
 
 def _activation(name: str):
@@ -44,14 +43,16 @@ def _activation(name: str):
 
 class BatchStatsNorm(nn.Module):
     """Batch normalization with the statistics of the batch it is called on (no running
-    averages): (x - mean) / sqrt(var + 1e-5) · scale + bias, over the batch axis."""
+    averages): (x - mean) / sqrt(var + 1e-5) · scale + bias, over every axis but the
+    features' (the batch; for images, the batch and the image axes)."""
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
         bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
-        mean = jnp.mean(x, axis=0, keepdims=True)
-        var = jnp.var(x, axis=0, keepdims=True)
+        axes = tuple(range(x.ndim - 1))  # (0,) for [N, D]: the same program as axis=0
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        var = jnp.var(x, axis=axes, keepdims=True)
         return (x - mean) * jax.lax.rsqrt(var + 1e-5) * scale + bias
 
 
@@ -138,21 +139,22 @@ class Structure:
         return None
 
 
-def structure(num_blocks: int) -> Structure:
-    """The `Structure` of a `ResMLP` with `num_blocks` blocks."""
+def structure(num_blocks: int, layers: Sequence[str] = ("dense_0", "dense_1")) -> Structure:
+    """The `Structure` of `num_blocks` blocks named block_i, each branch the modules
+    `layers` (input to output): a `ResMLP`'s by default, `rescnn.ResCNN`'s with its convs."""
     return Structure(
         stem=("stem",), head=("head",),
-        branches=tuple(tuple((f"block_{i}", f"dense_{j}") for j in range(BRANCH_LAYERS))
+        branches=tuple(tuple((f"block_{i}", layer) for layer in layers)
                        for i in range(num_blocks)),
         gates=tuple((f"block_{i}", "gate") for i in range(num_blocks)))
 
 
-def blocks(hidden: Sequence[int]) -> tuple[int, int]:
-    """(width, number of blocks) of `--hidden` for resmlp: 256x50 -> (256, 50).
+def blocks(hidden: Sequence[int], model: str = "resmlp") -> tuple[int, int]:
+    """(width, number of blocks) of `--hidden` for a residual model: 256x50 -> (256, 50).
     InitbenchError when the widths differ (a skip adds a block's input to its output)."""
     widths = set(hidden)
     if len(widths) != 1:
-        raise InitbenchError(f"--model resmlp needs one width for every block (WIDTHxBLOCKS, "
+        raise InitbenchError(f"--model {model} needs one width for every block (WIDTHxBLOCKS, "
                              f"e.g. 256x50), got widths {sorted(widths)}.")
     return widths.pop(), len(hidden)
 

@@ -20,14 +20,21 @@ ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
-BUILTIN_MODELS = ("mlp", "cnn", "resmlp")  # or a user factory FILE.py:NAME / package.module:NAME
-RESIDUAL_MODELS = ("resmlp",)  # built-ins whose branches and skips the initializers know
-NORMS = ("none", "layer", "batch")  # --norm (resmlp only)
+BUILTIN_MODELS = ("mlp", "cnn", "resmlp", "rescnn")  # or a user factory FILE.py:NAME / package.module:NAME
+RESIDUAL_MODELS = ("resmlp", "rescnn")  # built-ins whose branches and skips the initializers know
+NORMS = ("none", "layer", "batch")  # --norm (the residual models only)
 DTYPES = ("float32", "bfloat16")  # --dtype: parameters and computation
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
 # `--seeds auto`: the first round trains AUTO_FIRST_ROUND seeds (sequential.FIRST_ROUND, which
 # tests check is equal; spec.py sits below sequential.py and cannot import it).
 AUTO_FIRST_ROUND = 5
+
+
+def network_title(model: str, mlp_shape: str) -> str:
+    """How titles name the network of `--model model`: "MLP " + `mlp_shape` (its widths and
+    activation, as the caller spells them) for the MLP, whose shape is --hidden; "model
+    NAME" for any other network."""
+    return f"MLP {mlp_shape}" if model == "mlp" else f"model {model}"
 DEFAULT_MAX_SEEDS = 30
 # Bounds of what each number is cast to. A seed becomes a 32-bit PRNG key (jax.random.key
 # keeps only the low 32 bits without x64, so seeds 0 and 2**32 would train identical cells);
@@ -69,7 +76,8 @@ class Spec:
     `val_fraction` defaults to DEFAULT_VAL_FRACTION: that share of the training set, fixed
     and stratified, is the validation split on which each initializer's best rate is chosen.
     `val_fraction` is hashed into `training_key` only when set, like `data_seeds`.
-    `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN) or a
+    `model` is "mlp" (`hidden`, `activation` apply), "cnn" (the built-in small CNN),
+    "resmlp" or "rescnn" (residual: `hidden` is WIDTHxBLOCKS, `norm` applies) or a
     user factory "FILE.py:NAME" / "package.module:NAME" (`initbench.networks`). Like
     `data_seeds`, it is hashed into `training_key` only when it is not "mlp"; the content of
     a user factory's source is in `cellcache.cache_key`.
@@ -326,9 +334,9 @@ def _check_residual(spec: Spec) -> None:
         raise unknown_name("norm", spec.norm, NORMS)
     if spec.dtype not in DTYPES:
         raise unknown_name("dtype", spec.dtype, DTYPES)
-    if spec.model == "resmlp" and len(set(spec.hidden)) != 1:
-        raise InitbenchError(f"--model resmlp needs one width for every block (WIDTHxBLOCKS, "
-                             f"e.g. 256x50), got widths {sorted(set(spec.hidden))}.")
+    if spec.model in RESIDUAL_MODELS and len(set(spec.hidden)) != 1:
+        raise InitbenchError(f"--model {spec.model} needs one width for every block "
+                             f"(WIDTHxBLOCKS, e.g. 256x50), got widths {sorted(set(spec.hidden))}.")
     if spec.norm != "none" and spec.model not in RESIDUAL_MODELS:
         raise InitbenchError(f"--norm {spec.norm} has no effect with --model {spec.model} "
                              f"(it is for {', '.join(RESIDUAL_MODELS)}); drop it.")
@@ -395,8 +403,8 @@ def _check_model(model) -> None:
     """A built-in model name or the FILE.py:NAME / package.module:NAME form (resolved later,
     by `networks.resolve`, which reports a missing file or attribute)."""
     if not isinstance(model, str) or not model.strip():
-        raise InitbenchError(f"--model must be mlp, cnn, FILE.py:NAME or package.module:NAME, "
-                             f"got {model!r}.")
+        raise InitbenchError(f"--model must be {', '.join(BUILTIN_MODELS)}, FILE.py:NAME or "
+                             f"package.module:NAME, got {model!r}.")
     if model in BUILTIN_MODELS:
         return
     where, sep, name = model.rpartition(":")

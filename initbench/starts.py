@@ -8,7 +8,6 @@ when it is built.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -33,15 +32,14 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     """Starting parameters of `cells` ((init, seed) pairs) for `data` (an `initbench.data.Dataset`).
 
     A cell's start depends only on its own (initializer, seed): kernels from
-    `model.init_key` (per parameter path for a non-MLP `spec.model`, `networks.draw`), LSUV
-    on the fixed `lsuv.lsuv_batch` of the training set.
+    `model.init_key` (`networks.cell_draw`), LSUV on the fixed `lsuv.lsuv_batch` of the
+    training set.
     """
     groups: dict[str, list[int]] = {}
     for name, seed, *_ in cells:  # a data order (--data-seeds) does not change the start
         groups.setdefault(name, []).append(seed)
-    network = (None if networks.is_mlp(spec)
-               else networks.resolve(spec, data.num_classes, data.image_shape))
-    draws = {name: _cell_draw(spec, data, network, name) for name in groups}
+    network = networks.resolve(spec, data.num_classes, data.image_shape)
+    draws = {name: networks.cell_draw(spec, network, name) for name in groups}
     stacked, passes = model_lib.draw_cells(draws, groups), {}
     for name in groups:
         if (hook := initializers.after_draw(name)) is not None:
@@ -71,23 +69,14 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
 def start_shapes(spec: Spec, data, num_cells: int) -> dict:
     """Shapes and dtypes (`jax.ShapeDtypeStruct`) of `cell_starts`' params for `num_cells`
     cells, without drawing anything (every initializer gives the same shapes)."""
-    network = (None if networks.is_mlp(spec)
-               else networks.resolve(spec, data.num_classes, data.image_shape))
-    one = jax.eval_shape(_cell_draw(spec, data, network, "zeros"),
+    network = networks.resolve(spec, data.num_classes, data.image_shape)
+    one = jax.eval_shape(networks.cell_draw(spec, network, "zeros"),
                          jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
     if spec.dtype != "float32":
         from initbench import precision
 
         one = jax.eval_shape(lambda tree: precision.cast_params(tree, spec.dtype), one)
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct((num_cells, *a.shape), a.dtype), one)
-
-
-def _cell_draw(spec: Spec, data, network, init_name: str):
-    """A cell's draw under `init_name`: key -> parameters (`network` None: the MLP's own
-    path, so its numbers never move)."""
-    if network is None:
-        return model_lib.cell_draw(spec, init_name, data.x_train.shape[1], data.num_classes)
-    return functools.partial(networks.draw, spec, network, init_name)
 
 
 def init_card(spec: Spec, init_name: str, seed: int, data) -> list[dict]:
@@ -118,8 +107,7 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
         precision.card_stats(rows, dict(networks._flatten(jax.tree.map(lambda a: a[0], drawn))),
                              dict(networks._flatten(start)), init_name, spec.bias_init,
                              spec.dtype)
-    lines = modern_inits.properties(base, start, other,
-                                    network.structure if network is not None else None,
+    lines = modern_inits.properties(base, start, other, network.structure,
                                     built.lsuv_passes[0])
     if spec.param != "sp":
         from initbench import parameterizations  # issue 25: multiplier and rate per layer

@@ -99,9 +99,9 @@ def cell_data(spec: Spec, data) -> CellData:
 
 
 def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
-                  image_shape: tuple[int, ...] | None = None) -> CellFns:
+                  image_shape: tuple[int, ...]) -> CellFns:
     """The pure per-cell functions for `spec` on a training set of `num_train` examples
-    (`image_shape` [H, W, C]: how a non-MLP `spec.model` sees the flat rows)."""
+    of images `image_shape` [H, W, C] (the network reshapes the flat rows to its inputs)."""
     num_steps = num_train // spec.batch_size  # the last partial batch is dropped
     tx = make_optimizer(spec)
     apply_model = networks.make_apply(spec, num_classes, image_shape)

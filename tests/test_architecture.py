@@ -128,3 +128,29 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
     assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1}
     for name in chunked.metrics:
         np.testing.assert_array_equal(chunked.metrics[name], whole.metrics[name])
+
+
+# The MLP is a `networks.Network` like the CNN and user modules: what makes it the MLP (its
+# module, names, keys, activation, title) is said in the network registry and the spec's
+# names, and nowhere else branches on it.
+MLP_BRANCHES = ("is_mlp", "network is None", "network is not None", 'model == "mlp"',
+                "model == 'mlp'")
+MLP_REGISTRY = ("networks.py", "spec.py")
+
+
+def _mlp_branches(source: str) -> list[str]:
+    return [f"{n}: {line.strip()}" for n, line in enumerate(source.splitlines(), start=1)
+            if any(pattern in line for pattern in MLP_BRANCHES)]
+
+
+def test_no_module_outside_the_registry_branches_on_the_mlp():
+    found = {path.name: hits for path in sorted(PACKAGE.rglob("*.py"))
+             if path.name not in MLP_REGISTRY and (hits := _mlp_branches(path.read_text()))}
+    assert found == {}, found
+
+
+def test_the_mlp_branch_check_can_fail():
+    """A branch of the kinds the check looks for is found (it read the old probe's)."""
+    old = '    arch = f"MLP {net}" if spec.model == "mlp" else f"model {spec.model}"\n'
+    assert _mlp_branches("x = 1\n" + old) == [f"2: {old.strip()}"]
+    assert _mlp_branches("if network is None:\n    pass\n")

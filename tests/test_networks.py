@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from cli_helpers import invoke
 
-from initbench import cellcache, data, initializers, networks, probe, progress, starts
+from initbench import cellcache, data, initializers, model, networks, probe, progress, starts
 from initbench import grid as grid_lib
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -224,3 +224,28 @@ def test_bad_models_exit_2_in_one_line(tmp_path, model, message, command):
     assert len(lines) == 1 and lines[0].startswith("error:"), result.output
     assert message in " ".join(result.output.split()), result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_the_mlp_is_a_network_with_its_own_names_keys_and_no_fingerprint(digits):
+    """`--model mlp` resolves to a `Network` on flat rows: its dense layers in order, the
+    draw of `model.init_params` (flax's keys, so its numbers and cache keys never move), no
+    fingerprint in the key, its activation for the dead-unit rule, and the card's layers."""
+    spec = Spec(inits=("he_normal",), seeds=(0,), dataset="digits", hidden=(16, 8),
+                activation="tanh")
+    network = networks.check(spec, digits.num_classes, digits.image_shape, "digits")
+    assert network.image_shape == (digits.x_train.shape[1],)
+    assert network.layer_names() == model.layer_names(spec) == ["dense_0", "dense_1", "dense_2"]
+    assert network.fingerprint is None and network.activation == "tanh"
+    assert networks.fingerprint(spec, digits.num_classes, digits.image_shape) is None
+    drawn = networks.cell_draw(spec, network, "he_normal")(model.init_key("he_normal", 3))
+    expected = model.init_params(spec, "he_normal", [3], digits.x_train.shape[1],
+                                 digits.num_classes)
+    for got, want in zip(jax.tree.leaves(drawn), jax.tree.leaves(expected)):
+        np.testing.assert_array_equal(got, want[0])
+    x = jnp.asarray(digits.x_train[:4])
+    np.testing.assert_array_equal(  # the MLP's own program: no reshape in between
+        networks.make_apply(spec, digits.num_classes, digits.image_shape)({"params": drawn}, x),
+        model.make_model(spec, digits.num_classes).apply({"params": drawn}, x))
+    rows = networks.card(spec, "he_normal", drawn, network)
+    assert [(r["path"], r["layer"]) for r in rows] == [
+        (f"dense_{i}/{leaf}", i) for i in range(3) for leaf in ("kernel", "bias")]

@@ -106,7 +106,7 @@ def test_one_adam_step_moves_each_kernel_at_its_own_rate():
     params = jax.tree.map(lambda a: a[0], starts.cell_starts(spec, [("he_normal", 0)],
                                                              data).params)
     tx = train.make_optimizer(spec)
-    apply_fn = parameterizations.wrap_apply(spec, train.networks.make_apply(spec, 10))
+    apply_fn = parameterizations.wrap_apply(spec, train.networks.make_apply(spec, 10, data.image_shape))
 
     def loss_fn(p):
         logits = apply_fn({"params": p}, jnp.asarray(data.x_train[:100]))

@@ -10,7 +10,7 @@ import optax
 import pytest
 from cli_helpers import invoke, read_csv
 
-from initbench import data, diagnostics, lsuv, probe, starts
+from initbench import data, diagnostics, lsuv, networks, probe, starts
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -60,7 +60,7 @@ def test_lsuv_one_pass_is_exact_with_zero_bias_and_zero_passes_when_already_unit
     # Layer 0: identity kernel, Var(x) = 1.5 -> one pass divides it by sqrt(1.5).
     # Layer 1: then h has variance 1, and the kernel I/sqrt(1) keeps it: zero passes.
     params = tiny_params([np.eye(2), np.eye(2)], [np.zeros(2), np.zeros(2)])
-    out, passes = lsuv.apply_lsuv(spec, params, x, 2)
+    out, passes = lsuv.apply_lsuv(spec, networks.resolve(spec, 2, (2,)), params, x)
     np.testing.assert_allclose(out["dense_0"]["kernel"][0], np.eye(2) / np.sqrt(1.5), rtol=1e-6)
     np.testing.assert_allclose(out["dense_1"]["kernel"][0], np.eye(2), rtol=1e-6)
     assert passes.tolist() == [[1, 0]]
@@ -71,7 +71,7 @@ def test_lsuv_stops_at_max_iter_when_the_bias_spread_blocks_unit_variance():
     # Bias (-3, 3) alone has variance 9 over units: no kernel scale reaches 1.
     params = tiny_params([[[1.0, 1.0]], [[1.0], [1.0]]], [[-3.0, 3.0], [0.0]])
     spec = Spec(inits=("lsuv",), seeds=(0,), hidden=(2,), activation="linear", lsuv_max_iter=5)
-    _, passes = lsuv.apply_lsuv(spec, params, x, 1)
+    _, passes = lsuv.apply_lsuv(spec, networks.resolve(spec, 1, (1,)), params, x)
     assert passes[0, 0] == 5
 
 
@@ -106,7 +106,7 @@ def test_probe_gradients_match_a_hand_written_net(activation):
     spec = Spec(inits=("xavier",), seeds=(0,), hidden=widths, activation=activation)
     params = {f"dense_{i}": {"kernel": k, "bias": b}
               for i, (k, b) in enumerate(zip(kernels, biases))}
-    stats = diagnostics.make_cell_stats(spec, num_classes)(params, x, y)
+    stats = diagnostics.make_cell_stats(spec, num_classes, x.shape[1:])(params, x, y)
 
     np.testing.assert_allclose(stats["grad_std"], [np.std(batch * g) for g in delta_grads],
                                rtol=1e-4)

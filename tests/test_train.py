@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from initbench import data, experiment, lsuv, model, progress, results, sharding, train
+from initbench import data, experiment, lsuv, model, networks, progress, results, sharding, train
 from initbench import grid as grid_lib
 from initbench.runner import Runner
 from initbench.runtime import Runtime
@@ -84,7 +84,8 @@ def reference_curves(spec, dataset, init: str, seed: int) -> dict[str, np.ndarra
     net = model.make_model(spec, dataset.num_classes)
     params = model.init_params(spec, init, [seed], dataset.x_train.shape[1], dataset.num_classes)
     if init == "lsuv":
-        params, _ = lsuv.apply_lsuv(spec, params, dataset.x_train[:1000], dataset.num_classes)
+        network = networks.resolve(spec, dataset.num_classes, dataset.image_shape)
+        params, _ = lsuv.apply_lsuv(spec, network, params, dataset.x_train[:1000])
     params = jax.tree.map(lambda a: a[0], params)
     tx = OPTAX[spec.optimizer](spec.lr[0])
     opt_state = tx.init(params)
@@ -223,7 +224,8 @@ def test_partial_batches_are_dropped(digits):
     compiled = grid(spec, digits)
     expected = reference_curves(spec, digits, "xavier", 1)
     assert_cell_matches_reference(compiled, 0, 0, expected, len(digits.x_test), "batch 1000")
-    assert train.make_cell_fns(spec, digits.num_classes, len(digits.x_train)).num_steps == 1
+    assert train.make_cell_fns(spec, digits.num_classes, len(digits.x_train),
+                              digits.image_shape).num_steps == 1
 
 
 # ------------------------------------------------------------------ train.py internals

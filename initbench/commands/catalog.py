@@ -49,7 +49,8 @@ def list_inits() -> None:
     stdout.print(table)
     stdout.print("delta is the Dirac kernel (identity; torch.nn.init.dirac_), not Xiao et al.'s "
                  "delta-orthogonal: that is delta_orthogonal. fixup and skipinit/rezero need "
-                 "residual branches (--model resmlp); zero and idinit draw no random numbers.")
+                 "residual branches (--model resmlp or rescnn); zero and idinit draw no random "
+                 "numbers; idinit(conv=patch) is IDInit's patch-maintain convolution.")
     bias = Table(title="Bias initializers (--bias-init)")
     bias.add_column("name")
     bias.add_column("formula")

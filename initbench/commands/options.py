@@ -116,12 +116,13 @@ DATASET = _spec_opt("dataset", "--dataset", str | None,
                     "full MNIST is not available offline (see `initbench datasets`).")
 MODEL = _spec_opt("model", "--model", str,
                   "mlp (--hidden, --activation apply), resmlp (residual blocks of two dense "
-                  "layers: --hidden 256x50 is 50 blocks of width 256; --norm), cnn (built-in "
-                  "small CNN), or your own "
+                  "layers: --hidden 256x50 is 50 blocks of width 256; --norm), rescnn "
+                  "(residual blocks of two 3x3 convs: --hidden 16x8 is 8 blocks of 16 "
+                  "channels; --norm), cnn (built-in small CNN), or your own "
                   "network: FILE.py:NAME or package.module:NAME, a factory taking the number of "
                   "classes and returning a flax.linen Module from images [N, H, W, C] to logits.")
 NORM = _spec_opt("norm", "--norm", str,
-                 f"With --model resmlp: normalization in every block: "
+                 f"With --model resmlp or rescnn: normalization in every block: "
                  f"{_names(spec_lib.NORMS)} (batch: the statistics of the batch seen).")
 DTYPE = _spec_opt("dtype", "--dtype", str,
                   f"Parameters and computation: {_names(spec_lib.DTYPES)}. Draws are made in "
