@@ -58,6 +58,8 @@ CSV_COLUMNS = (
     "t_table_at",
     # the floor on the step's own matrix products (`step_matmul_gflops`)
     "shape_gflops", "shape_floor_s", "shape_floor_fraction",
+    # `--setting` rows: which of the new axes (`SETTINGS`); empty for the seed's setting
+    "setting",
 )
 RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 # Runs `initbench` as its console script does, recording when the interpreter started, when
@@ -87,6 +89,45 @@ class BenchConfig:
     torch: bool = True
     torch_epochs: int = 2
     model: str = "mlp"  # or "cnn": the built-in CNN (`initbench.networks.CNN`)
+    setting: str | None = None  # a key of SETTINGS: one of the new axes instead of the seed's
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One of the new axes (width transfer, deep and residual nets, bfloat16) at one
+    representative size, for `initbench bench --setting NAME`: what initbench trains
+    (`spec`: Spec fields beyond the seed's he_normal, Adam, batch 100), the dense chain whose
+    products the FLOPs count (`widths`: input ... output; a residual add and muP's
+    multipliers are elementwise and not counted) and eager PyTorch's same network
+    (`time_torch` options)."""
+
+    summary: str
+    spec: dict
+    widths: tuple[int, ...]
+    torch: dict
+
+
+SETTING_TRAIN, SETTING_TEST = 4_000, 1_000  # mnist-5k's split, as the transfer and depth runs
+SETTINGS = {
+    "transfer": Setting(
+        "width 1024 under muP (784-1024-1024-10, relu, Adam 0.01): the widest column of "
+        "`make transfer`", {"hidden": (1024, 1024), "param": "mup"},
+        (NUM_FEATURES, 1024, 1024, NUM_CLASSES), {"hidden": (1024, 1024)}),
+    "resmlp": Setting(
+        "resmlp of 50 blocks of width 128, no normalization (Adam 0.001): `make "
+        "deep-residual`'s net", {"model": "resmlp", "hidden": (128,) * 50, "lr": (0.001,)},
+        (NUM_FEATURES, *(128,) * 101, NUM_CLASSES),
+        {"hidden": (128,), "blocks": 50, "lr": 0.001}),
+    "phase": Setting(
+        "100 tanh layers of width 32 (Adam 0.001): the deepest row of the phase diagram",
+        {"hidden": (32,) * 100, "activation": "tanh", "lr": (0.001,)},
+        (NUM_FEATURES, *(32,) * 100, NUM_CLASSES),
+        {"hidden": (32,) * 100, "activation": "tanh", "lr": 0.001}),
+    "bf16": Setting(
+        "the seed's 784-256-256-10 in bfloat16 (parameters and products; the floor stays "
+        "numpy's float32 rate)", {"dtype": "bfloat16"},
+        (NUM_FEATURES, *HIDDEN, NUM_CLASSES), {"dtype": "bfloat16"}),
+}
 
 
 # The built-in CNN as (kind, kernel h, kernel w, in, out, output positions) on 28x28x1
@@ -255,13 +296,14 @@ def load_data(choice: str = "auto", num_train: int = NUM_TRAIN):
                      f"{reason}) - speed does not depend on the pixel values")
 
 
-def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = "mlp") -> dict:
+def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = "mlp",
+                   spec_fields: dict | None = None) -> dict:
     """Train `num_models` cells with the runner `initbench compare` uses; per-epoch times.
 
     Returns the models actually trained (the grid is padded to whole device blocks, and cut
     to one chunk when memory would not hold it), the device kind and count, every epoch's
     seconds (the first includes compilation) and the peak device memory in MB where the
-    backend reports it.
+    backend reports it. `spec_fields` change the seed's settings (`SETTINGS`).
     """
     import jax
 
@@ -271,7 +313,7 @@ def time_initbench(dataset, num_models: int, epochs: int, runtime, model: str = 
 
     spec = Spec(inits=("he_normal",), seeds=tuple(range(num_models)), dataset=dataset.name,
                 epochs=epochs, batch_size=BATCH_SIZE, lr=LR, optimizer="adam", hidden=HIDDEN,
-                activation="relu", model=model)
+                activation="relu", model=model).replace(**(spec_fields or {}))
     # What `compare` would train at once: a grid bigger than memory runs chunk after chunk,
     # and one chunk times the steady state as well as all of them.
     num_models = min(num_models, sharding.cells_per_chunk(spec, dataset, num_models))
@@ -309,10 +351,14 @@ def torch_available() -> bool:
 
 def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = BATCH_SIZE,
                lr: float = LR, hidden: tuple[int, ...] = HIDDEN, seed: int = 0,
-               model: str = "mlp") -> dict:
+               model: str = "mlp", activation: str = "relu", blocks: int = 0,
+               dtype: str = "float32") -> dict:
     """Train the same MLP (or, `model="cnn"`, the same CNN: 3x3 stride-2 convs 8 and 16
     channels, padding 1, dense 64, logits) in eager PyTorch, one model after another;
-    per-epoch wall times.
+    per-epoch wall times. `activation` relu or tanh; `blocks` > 0: initbench's resmlp
+    instead (a dense stem to `hidden[0]`, `blocks` pre-activation branches of two dense
+    layers added to the stream, a head after a last activation); `dtype` "bfloat16": the
+    parameters and data in bfloat16.
 
     The same work per epoch as initbench: a fresh shuffle, whole minibatches of Adam steps,
     then the test loss and accuracy. Runs on CUDA when torch sees a GPU, else on the CPU with
@@ -325,18 +371,18 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(seed)
-    x_train = torch.from_numpy(dataset.x_train).to(device)
+    float_type = torch.bfloat16 if dtype == "bfloat16" else torch.float32
+    x_train = torch.from_numpy(dataset.x_train).to(device, float_type)
     y_train = torch.from_numpy(dataset.y_train).long().to(device)
-    x_test = torch.from_numpy(dataset.x_test).to(device)
+    x_test = torch.from_numpy(dataset.x_test).to(device, float_type)
     y_test = torch.from_numpy(dataset.y_test).long().to(device)
     num_steps = len(x_train) // batch_size
     widths = [x_train.shape[1], *hidden]
 
-    height, width, channels = dataset.image_shape
-
     def make_model():
         layers: list[nn.Module] = []
         if model == "cnn":
+            height, width, channels = dataset.image_shape
             layers = [nn.Unflatten(1, (height, width, channels)), _NHWCtoNCHW(),
                       nn.Conv2d(channels, 8, 3, stride=2, padding=1), nn.ReLU(),
                       nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
@@ -344,10 +390,31 @@ def time_torch(dataset, num_models: int = 1, epochs: int = 2, batch_size: int = 
             net = nn.Sequential(*layers).to(device)
             net(x_train[:1])  # materialize the lazy layer
             return net, torch.optim.Adam(net.parameters(), lr=lr)
-        for a, b in itertools.pairwise(widths):
-            layers += [nn.Linear(a, b), nn.ReLU()]
-        net = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes)).to(device)
+        act = nn.Tanh if activation == "tanh" else nn.ReLU
+        if blocks:
+            net = _ResMLP(widths[0], hidden[0], blocks, dataset.num_classes, act)
+        else:
+            for a, b in itertools.pairwise(widths):
+                layers += [nn.Linear(a, b), act()]
+            net = nn.Sequential(*layers, nn.Linear(widths[-1], dataset.num_classes))
+        net = net.to(device, float_type)
         return net, torch.optim.Adam(net.parameters(), lr=lr)
+
+    class _ResMLP(nn.Module):
+        def __init__(self, features, width, num_blocks, classes, act):
+            super().__init__()
+            self.stem, self.act = nn.Linear(features, width), act()
+            self.branches = nn.ModuleList(
+                nn.Sequential(act(), nn.Linear(width, width), act(), nn.Linear(width, width))
+                for _ in range(num_blocks))
+            self.gates = nn.Parameter(torch.ones(num_blocks))
+            self.head = nn.Linear(width, classes)
+
+        def forward(self, x):
+            x = self.stem(x)
+            for gate, branch in zip(self.gates, self.branches):
+                x = x + gate * branch(x)
+            return self.head(self.act(x))
 
     class _NHWCtoNCHW(nn.Module):
         def forward(self, x):
@@ -405,6 +472,11 @@ def validate(config: BenchConfig) -> None:
         raise InitbenchError(f"--data must be auto, synthetic or mnist, got '{config.data}'.")
     if config.model not in ("mlp", "cnn"):
         raise InitbenchError(f"--model must be mlp or cnn, got '{config.model}'.")
+    if config.setting is not None and config.setting not in SETTINGS:
+        raise InitbenchError(f"--setting must be one of {', '.join(SETTINGS)}, got "
+                             f"'{config.setting}'.")
+    if config.setting is not None and config.model != "mlp":
+        raise InitbenchError("--setting chooses the network itself; leave --model out.")
     if config.num_train < BATCH_SIZE:
         raise InitbenchError(f"--examples must be at least {BATCH_SIZE}, got {config.num_train}.")
 
@@ -423,11 +495,19 @@ def run_bench(config: BenchConfig, *, runtime, notice=lambda text: None) -> dict
     validate(config)
     # Each part says what it does before it starts, as a plain line: a live spinner's
     # refresh thread would share the cores being timed.
-    notice("loading the data" if config.data == "auto" else f"loading the {config.data} data")
-    dataset, data_text = load_data(config.data, config.num_train)
+    setting = SETTINGS.get(config.setting)
+    if setting is not None:  # synthetic mnist-5k-shaped data: speed does not read pixels
+        dataset = synthetic_mnist(config.num_train, SETTING_TEST)
+        data_text = (f"synthetic MNIST-shaped data ({config.num_train:,} train, "
+                     f"{SETTING_TEST:,} test) - speed does not depend on the pixel values")
+        notice(f"setting {config.setting}: {setting.summary}")
+    else:
+        notice("loading the data" if config.data == "auto" else f"loading the {config.data} data")
+        dataset, data_text = load_data(config.data, config.num_train)
     notice(f"data: {data_text}")
+    widths = setting.widths if setting is not None else (NUM_FEATURES, *HIDDEN, NUM_CLASSES)
     flops = (cnn_epoch_flops(len(dataset.x_train), len(dataset.x_test)) if config.model == "cnn"
-             else epoch_flops(len(dataset.x_train), len(dataset.x_test)))
+             else epoch_flops(len(dataset.x_train), len(dataset.x_test), widths=widths))
     import jax
 
     on_cpu = jax.default_backend() == "cpu"
@@ -435,10 +515,12 @@ def run_bench(config: BenchConfig, *, runtime, notice=lambda text: None) -> dict
         notice(f"timing numpy's float32 matmul ({MATMUL_SIZE}^3), the floor")
         rate, floor_source = matmul_gflops(), f"numpy float32 matmul {MATMUL_SIZE}^3"
         notice("timing numpy on the step's own matrix products (batch 100, the layer widths)")
-        shape_rate = step_matmul_gflops(step_matmuls(config.model))
-    notice(f"timing initbench: compiling, then {config.num_models} {config.model} models x "
+        shape_rate = step_matmul_gflops(step_matmuls(config.model, widths=widths))
+    notice(f"timing initbench: compiling, then {config.num_models} "
+           f"{config.setting or config.model} models x "
            f"{config.epochs} epochs (the first epoch includes compilation)")
-    jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime, config.model)
+    jax_run = time_initbench(dataset, config.num_models, config.epochs, runtime, config.model,
+                             setting.spec if setting is not None else None)
     if not on_cpu:
         notice("timing the device's float32 matmul, the floor")
         rate = device_matmul_gflops()
@@ -457,7 +539,8 @@ def run_bench(config: BenchConfig, *, runtime, notice=lambda text: None) -> dict
         **{name: _version(name) for name in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
         "platform": jax_run["platform"], "device_kind": jax_run["device_kind"],
         "device_count": jax_run["device_count"], "processes": jax_run["processes"],
-        "model": config.model, "data": dataset.source, "num_train": len(dataset.x_train),
+        "model": config.model, "setting": config.setting, "data": dataset.source,
+        "num_train": len(dataset.x_train),
         "num_test": len(dataset.x_test), "num_models": jax_run["num_models"],
         "epochs": config.epochs, "gflop_per_model_epoch": round(flops / 1e9, 3),
         "matmul_gflops": round(rate, 2), "floor_source": floor_source,
@@ -484,8 +567,10 @@ def run_bench(config: BenchConfig, *, runtime, notice=lambda text: None) -> dict
         row["torch_note"] = ("eager PyTorch not measured: torch is not installed "
                              "(`pip install torch==2.13.0`, the `bench` extra). ")
     else:
-        notice(f"timing eager PyTorch: 1 {config.model} model x {config.torch_epochs} epochs")
-        torch_run = time_torch(dataset, 1, config.torch_epochs, model=config.model)
+        notice(f"timing eager PyTorch: 1 {config.setting or config.model} model x "
+               f"{config.torch_epochs} epochs")
+        torch_run = time_torch(dataset, 1, config.torch_epochs, model=config.model,
+                               **(setting.torch if setting is not None else {}))
         torch_per_model = statistics.median(torch_run["epoch_s"])
         row.update({
             "torch_s_per_model_epoch": round(torch_per_model, 4),

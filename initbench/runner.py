@@ -17,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from initbench import interrupts
+from initbench import interrupts, programs
 from initbench.progress import Reporter
 from initbench.runtime import Runtime
 from initbench.spec import Spec
@@ -104,12 +104,12 @@ class Runner:
         self._data = {d: jax.tree.map(lambda a, d=d: self._place(a, d), host)
                       for d in self.devices}
         self._probe_fns: dict[int, Callable] = {}
-        self._jits: dict[str, Callable] = {}  # program -> its jitted per-block function
+        self._jits: dict[str, programs.Program] = {}  # program -> its per-block program
         self._compiling: list | None = None  # background compilations not yet awaited
         # Keys arrive as raw key data: a host array, placed without compiling anything.
         self._init_block = jax.vmap(lambda params, key_data, lr: self.cell.init(
             params, jax.random.wrap_key_data(key_data), lr))
-        self._init_fn = jax.jit(self._counted("init", self._init_block))
+        self._init_fn = self._program("init", self._init_block)
         self.init_fn = sharding.blockwise({d: lambda tree: self._init_fn(*tree)
                                            for d in self.devices}, mesh)
         self.eval_fn = self._blockwise("eval", lambda state, data: jax.vmap(
@@ -123,6 +123,22 @@ class Runner:
         import jax.numpy as jnp
 
         return jnp.asarray(array) if device is None else jax.device_put(array, device)
+
+    def _program(self, name: str, fn: Callable, donate: bool = False) -> programs.Program:
+        """`fn` jitted, its traced program kept across processes in the program cache beside
+        the persistent XLA cache (`initbench.programs`; none without that cache). Its identity
+        is the cell cache's key (every setting, the data, the model, the versions; the epoch
+        count does not shape a program) and how the model sees a row (image shape)."""
+        from initbench import cellcache
+
+        def identity_fn():
+            return {"cells": cellcache.cache_key(self.spec.replace(epochs=1), self.dataset),
+                    "image_shape": self.dataset.image_shape,
+                    "num_classes": self.dataset.num_classes}
+
+        return programs.Program(
+            name, self._counted(name, fn), programs.folder_for(self.runtime.xla_cache),
+            identity_fn, donate_argnums=(0,) if donate else ())
 
     def _counted(self, name: str, fn: Callable) -> Callable:
         def counted_fn(*args):
@@ -138,12 +154,9 @@ class Runner:
         copy of the data. The data is an argument, never closed over: closed over, it was
         embedded as a constant in every compiled program (2.3 GB more memory for a 100-cell
         grid on 55,000 examples and 2 devices, and in every persistent-cache entry)."""
-        import jax
-
         from initbench import sharding
 
-        options = {"donate_argnums": 0} if donate else {}
-        self._jits[name] = jitted = jax.jit(self._counted(name, block_fn), **options)
+        self._jits[name] = jitted = self._program(name, block_fn, donate)
         return sharding.blockwise(
             {d: lambda state, *args, data=self._data[d]: jitted(state, data, *args)
              for d in self.devices}, self.runtime.mesh)
@@ -164,7 +177,9 @@ class Runner:
         params = starts.start_shapes(self.spec, self.dataset, len(cells))
         keys = jax.eval_shape(lambda: jax.random.key_data(train.data_keys(cells)))
         lrs = jax.eval_shape(lambda: train.cell_lrs(self.spec, cells))
-        state = jax.eval_shape(self._init_block, params, keys, lrs)
+        state = self._init_fn.out_shapes(params, keys, lrs)  # read from a kept program
+        if state is None:
+            state = jax.eval_shape(self._init_block, params, keys, lrs)
 
         def on(device, tree):
             where = None if device is None else jax.sharding.SingleDeviceSharding(device)

@@ -119,6 +119,43 @@ def test_bench_rejects_bad_options(tmp_path):
     assert not (tmp_path / "b.csv").exists()
 
 
+def test_bench_setting_trains_the_new_axes_net_and_records_it(tmp_path):
+    """`bench --setting phase`: a 100-layer tanh net, its FLOPs counted on its own chain,
+    the setting in the CSV row; a bad name or --setting with --model is one line, exit 2."""
+    from typer.testing import CliRunner
+
+    from initbench.cli import app
+
+    csv_path = tmp_path / "b.csv"
+    result = CliRunner().invoke(app, ["bench", "--setting", "phase", "--models", "1",
+                                      "--examples", "200", "--no-torch", "--json",
+                                      "--csv", str(csv_path)])
+    assert result.exit_code == 0, result.output
+    row = json.loads(result.output)
+    assert row["setting"] == "phase" and row["num_train"] == 200 and row["epochs"] == 2
+    widths = (784, *(32,) * 100, 10)
+    assert row["gflop_per_model_epoch"] == round(
+        bench.epoch_flops(200, bench.SETTING_TEST, widths=widths) / 1e9, 3)
+    assert bench.SETTINGS["phase"].widths == widths
+    with open(csv_path, newline="") as handle:
+        assert next(csv.DictReader(handle))["setting"] == "phase"
+    for args, text in ((["--setting", "wide"], "--setting must be one of"),
+                       (["--setting", "bf16", "--model", "cnn"], "leave --model out")):
+        result = CliRunner().invoke(app, ["bench", *args, "--csv", str(tmp_path / "c.csv")])
+        assert result.exit_code == 2 and text in result.output, result.output
+
+
+def test_eager_pytorch_peers_of_the_new_axes_train():
+    """The resmlp, tanh and bfloat16 peers of `--setting` train (torch installed)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed (`make bench`)")
+    small = bench.synthetic_mnist(num_train=200, num_test=100)
+    for options in (bench.SETTINGS["resmlp"].torch, bench.SETTINGS["phase"].torch,
+                    bench.SETTINGS["bf16"].torch):
+        run = bench.time_torch(small, num_models=1, epochs=1, **options)
+        assert len(run["epoch_s"]) == 1 and 0 <= run["test_accuracy"][0] <= 1
+    assert torch.get_default_dtype() == torch.float32
+
+
 def test_eager_pytorch_peer_trains():
     pytest.importorskip("torch", reason="torch is not installed, so the eager PyTorch peer "
                         "is untested here; `make bench` installs it and runs this test")

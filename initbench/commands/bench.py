@@ -14,12 +14,14 @@ from initbench.runtime import Runtime
 # `initbench.bench.RACE_INITS` (not imported here: it would load NumPy for `--help`)
 RACE_INITS = "xavier,he_normal,lecun_normal,orthogonal"
 
-MODELS = o.Opt("models", ("--models",), int, 16,
-               "Models trained together (padded to whole blocks per device).")
-EPOCHS = o.EPOCHS.but(default=3, help="Epochs; the first includes compilation, the others are "
-                                      "the steady state.")
-EXAMPLES = o.Opt("examples", ("--examples",), int, 55_000,
-                 "Training examples per epoch (MNIST's seed split: 55,000).")
+MODELS = o.Opt("models", ("--models",), int | None, None,
+               "Models trained together (padded to whole blocks per device; default 16, with "
+               "--setting 4).")
+EPOCHS = o.EPOCHS.but(default=None, help="Epochs; the first includes compilation, the others "
+                                         "are the steady state (default 3, with --setting 2).")
+EXAMPLES = o.Opt("examples", ("--examples",), int | None, None,
+                 "Training examples per epoch (default MNIST's seed split, 55,000; with "
+                 "--setting mnist-5k's 4,000).")
 DATA = o.Opt("data", ("--data",), str, "auto",
              "auto (MNIST if on disk, else synthetic), synthetic or mnist.")
 DEVICES = o.Opt("devices", ("--devices",), int | None, None,
@@ -27,7 +29,12 @@ DEVICES = o.Opt("devices", ("--devices",), int | None, None,
                 "this many models; no effect on GPUs).")
 TORCH = o.Opt("torch", ("--torch/--no-torch",), bool, True,
               "Also time eager PyTorch (when installed).")
-TORCH_EPOCHS = o.Opt("torch_epochs", ("--torch-epochs",), int, 2, "Eager PyTorch epochs (one model).")
+TORCH_EPOCHS = o.Opt("torch_epochs", ("--torch-epochs",), int | None, None,
+                     "Eager PyTorch epochs (one model; default 2, with --setting 1).")
+SETTING = o.Opt("setting", ("--setting",), str | None, None,
+                "Instead of the seed's net, one of the new axes at a representative size: "
+                "transfer (width 1024, muP), resmlp (50 blocks of 128), phase (100 tanh layers "
+                "of 32) or bf16 (the seed's net in bfloat16); synthetic mnist-5k-shaped data.")
 MODEL = o.MODEL.but(default="mlp", help="mlp (784-256-256-10) or cnn (the built-in CNN of "
                                         "`--model cnn`).")
 CSV = o.Opt("csv", ("--csv",), Path, Path("results/bench.csv"), "Append one row per run to this file.")
@@ -67,10 +74,17 @@ def bench_options(values: dict[str, Any]) -> BenchOptions:
     race = (bench_lib.RaceConfig(values["race_dataset"], values["race_inits"],
                                  values["race_seeds"], values["race_epochs"], values["repeats"],
                                  values["torch"]) if values["race"] else None)
-    config = bench_lib.BenchConfig(num_models=values["models"], epochs=values["epochs"],
-                                   num_train=values["examples"], data=values["data"],
-                                   torch=values["torch"], torch_epochs=values["torch_epochs"],
-                                   model=values["model"])
+    small = values["setting"] is not None  # deep or wide nets: a smaller default run
+
+    def given(name: str, default: int, with_setting: int) -> int:
+        return values[name] if values[name] is not None else with_setting if small else default
+
+    config = bench_lib.BenchConfig(
+        num_models=given("models", 16, 4), epochs=given("epochs", 3, 2),
+        num_train=given("examples", bench_lib.NUM_TRAIN, bench_lib.SETTING_TRAIN),
+        data=values["data"], torch=values["torch"],
+        torch_epochs=given("torch_epochs", 2, 1), model=values["model"],
+        setting=values["setting"])
     devices = values["devices"]
     if race is None:
         bench_lib.validate(config)
@@ -82,8 +96,8 @@ def bench_options(values: dict[str, Any]) -> BenchOptions:
                         as_json=values["as_json"])
 
 
-@o.command_options(MODELS, EPOCHS, EXAMPLES, DATA, DEVICES, TORCH, TORCH_EPOCHS, MODEL, CSV,
-                   JSON, RACE, RACE_DATASET, RACE_INITS_OPT, RACE_SEEDS, RACE_EPOCHS, REPEATS,
+@o.command_options(MODELS, EPOCHS, EXAMPLES, DATA, DEVICES, TORCH, TORCH_EPOCHS, MODEL, SETTING,
+                   CSV, JSON, RACE, RACE_DATASET, RACE_INITS_OPT, RACE_SEEDS, RACE_EPOCHS, REPEATS,
                    typed=bench_options)
 def bench(options: BenchOptions, runtime: Runtime) -> None:
     """Time training of the seed's setting (784-256-256-10, Adam, batch 100): s per
@@ -139,9 +153,13 @@ def bench_table(row: dict):
     def mb(value) -> str:
         return "—" if value in (None, "") else f"{float(value):,.0f} MB"
 
-    net = ("built-in CNN (conv 8, conv 16, dense 64)" if row.get("model") == "cnn"
-           else "784-256-256-10 ReLU")
-    table = Table(title=f"initbench bench: {net}, Adam lr 0.01, batch 100 — "
+    from initbench import bench as bench_lib
+
+    setting = bench_lib.SETTINGS.get(row.get("setting") or "")
+    net = (f"--setting {row['setting']}: {setting.summary}" if setting is not None
+           else "built-in CNN (conv 8, conv 16, dense 64), Adam lr 0.01, batch 100"
+           if row.get("model") == "cnn" else "784-256-256-10 ReLU, Adam lr 0.01, batch 100")
+    table = Table(title=f"initbench bench: {net} — "
                         f"{row['gflop_per_model_epoch']:.1f} GFLOP per model-epoch")
     for header in ("", "s / model-epoch", "examples/s", "GFLOP/s", "of floor", "compile",
                    "peak memory"):
