@@ -39,6 +39,14 @@ def folder_for(xla_cache: Path | None) -> Path | None:
     return None if xla_cache is None else Path(xla_cache) / FOLDER
 
 
+def import_on_main_thread(folder: Path | None) -> None:
+    """Import what lowering a kept program imports (scipy.linalg, ~0.2 s) before the compile
+    threads start: an import (a dlopen) in a background thread can deadlock with one in the
+    main thread. Nothing without a program cache."""
+    if folder is not None:
+        import scipy.linalg  # noqa: F401
+
+
 @functools.cache
 def source_hash() -> str:
     """SHA-256 of initbench's own Python sources. `TRAINING_CODE_VERSION` is bumped only when

@@ -194,6 +194,7 @@ class Runner:
                                                                          1).compile())
             jobs.append(lambda d=d, data=data: self._jits["eval"].lower(on(d, state),
                                                                         data).compile())
+        programs.import_on_main_thread(programs.folder_for(self.runtime.xla_cache))
         pool = sharding.compile_pool()
         self._compiling = [pool.submit(job) for job in jobs]
         return len(jobs)

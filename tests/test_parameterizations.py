@@ -270,6 +270,8 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["transfer", "--widths", "8"], "--widths needs at least 2"),
+    (["transfer", "--widths", "8,8,16"], "--widths needs at least 2 different widths"),
+    (["coord", "--widths", "16,8,16"], "--widths needs at least 2 different widths"),
     (["transfer", "--param", "mop"], "unknown parameterization 'mop'"),
     (["transfer", "--lr", "0.01,0.1"], "--lr needs at least 3 rates"),
     (["transfer", "--metric", "accuracy"], "unknown metric"),

@@ -6,6 +6,7 @@ import json
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from typer.testing import CliRunner
@@ -157,6 +158,13 @@ def test_batch_norm_over_batch_and_image_axes():
     y = np.asarray(norm.apply(norm.init(jax.random.key(1), x), x))
     np.testing.assert_allclose(y.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=(0, 1, 2)), 1.0, rtol=1e-3)
+    # A pixel's own offset survives (statistics per pixel would remove it): the whole map
+    # shares one mean and variance per channel.
+    shifted = x + jnp.arange(16.0).reshape(1, 4, 4, 1)
+    y = np.asarray(norm.apply(norm.init(jax.random.key(1), shifted), shifted))
+    s = np.asarray(shifted)
+    expected = (s - s.mean(axis=(0, 1, 2))) / np.sqrt(s.var(axis=(0, 1, 2)) + 1e-5)
+    np.testing.assert_allclose(y, expected, atol=1e-4)
 
 
 def test_rescnn_trains_in_the_shared_grid(digits):
