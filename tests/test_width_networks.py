@@ -33,6 +33,18 @@ class OneLayer(nn.Module):
 def make_one_layer(num_classes):
     return OneLayer(num_classes)
 
+class HiddenReadout(nn.Module):  # its logits come from a parameter no initializer draws
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Dense(32, name="first")(x.reshape(x.shape[0], -1)))
+        x = nn.Dense(16, name="second")(x)
+        return x @ self.param("readout", nn.initializers.lecun_normal(), (16, self.num_classes))
+
+def make_hidden_readout(num_classes):
+    return HiddenReadout(num_classes)
+
 class Lopsided(nn.Module):
     num_classes: int
     width: int = 8
@@ -127,6 +139,7 @@ def test_roles_from_shapes_declared_and_order(digits):
 
 @pytest.mark.parametrize("factory, message", [
     ("make_one_layer", "one drawn layer"),
+    ("make_hidden_readout", "('second') does not return the 10 logits"),
     ("make_lopsided", "not in proportion to the width"),
     ("make_bad_role", "'readout'; a role is one of input, hidden, output"),
     ("make_unmatched", "gives no role to 'head/kernel'"),
@@ -135,7 +148,7 @@ def test_roles_that_cannot_be_told_are_one_line(tmp_path, factory, message):
     (tmp_path / "odd_nets.py").write_text(ODD_NETS)
     model = f"{tmp_path / 'odd_nets.py'}:{factory}"
     args = ["--dataset", "digits", "--model", model, "--param", "mup", "--seeds", "2"]
-    if factory == "make_one_layer":
+    if factory in ("make_one_layer", "make_hidden_readout"):  # no width: roles by order
         line = one_error(invoke("compare", *args, "--epochs", "1"))
     else:
         line = one_error(invoke("transfer", *args, "--widths", "8,16"))
