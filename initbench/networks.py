@@ -344,7 +344,7 @@ def make_apply(spec: Spec, num_classes: int, image_shape) -> Callable:
     `image_shape`: the network's `apply`, which reshapes them to its inputs."""
     apply = resolve(spec, num_classes, image_shape).apply
     if spec.dtype == "float32":
-        return apply  # today's program, unchanged
+        return apply  # the plain program: no wrapper, so sp's bits cannot move
     from initbench import precision
 
     dtype = precision.jax_dtype(spec.dtype)
@@ -446,7 +446,7 @@ def _call_name(model: str) -> str:
     return model.rpartition(":")[2]
 
 
-# ---------------------------------------------------------------- width (issue 25)
+# ---------------------------------------------------------------- width
 
 
 def takes_width(factory: Callable) -> bool:

@@ -21,7 +21,7 @@ Which kernel of a network is of which kind, and applying the factors to its para
 (stored, effective, per-layer rates, the card): `initbench.parameterize`. This module is
 the registry and the width arithmetic; it imports no network.
 
-- `sp`: every factor 1 (today's numbers, bitwise: `train` never wraps anything for it);
+- `sp`: every factor 1 (the numbers of a run without --param, bitwise: `train` never wraps anything for it);
 - `ntk`: stored = drawn x sqrt(fan_in), multiplier 1/sqrt(fan_in): the forward at init is
   SP's, the initializer's own scale sigma stays in the stored weight (so every initializer
   of a run shares one program), and the update of the effective kernel is 1/sqrt(fan_in)

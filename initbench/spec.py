@@ -171,7 +171,7 @@ class Spec:
                 out.pop(name)  # a default run's spec.json is as before --norm and --dtype
         if len(out["lr"]) == 1:
             out["lr"] = out["lr"][0]  # a single rate stays a number, as before --lr lists
-        if out["param"] == "sp":  # issue 25: an sp run's spec.json is as before --param
+        if out["param"] == "sp":  # an sp run's spec.json has no param keys, as before --param existed
             out.pop("param")
         if out["base_width"] is None:
             out.pop("base_width")
@@ -231,7 +231,7 @@ class Spec:
             settings["norm"] = self.norm
         if self.dtype != "float32":  # likewise
             settings["dtype"] = self.dtype
-        if self.param != "sp":  # likewise: sp keeps every key (issue 25)
+        if self.param != "sp":  # likewise: sp keeps every cache key
             settings["param"] = self.param
             settings["base_width"] = self.base_width
         if self.width is not None:  # likewise: a network at its default width keeps its keys

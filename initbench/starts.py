@@ -45,7 +45,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
         if (hook := initializers.after_draw(name)) is not None:
             params, passes[name] = hook(spec, network, stacked[name], data)
             stacked[name] = jax.tree.map(np.asarray, params)
-    if spec.param != "sp":  # stored as the parameterization keeps them (issue 25)
+    if spec.param != "sp":  # stored as the parameterization keeps them
         from initbench import parameterize
 
         stacked = {name: jax.tree.map(np.asarray, parameterize.to_stored(spec, tree, network))
@@ -110,7 +110,7 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
     lines = modern_inits.properties(base, start, other, network.structure,
                                     built.lsuv_passes[0])
     if spec.param != "sp":
-        from initbench import parameterize  # issue 25: multiplier and rate per layer
+        from initbench import parameterize  # multiplier and rate per layer
 
         rows = parameterize.card_columns(spec, rows, data.x_train.shape[1], network)
     return rows, lines

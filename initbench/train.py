@@ -72,9 +72,9 @@ def make_optimizer(spec: Spec, lr=None, network=None) -> optax.GradientTransform
     else:
         tx = optax.inject_hyperparams(OPTIMIZERS[spec.optimizer].make())(
             learning_rate=spec.lr[0] if lr is None else lr)
-    if spec.param == "sp":  # today's optimizer, untouched
+    if spec.param == "sp":  # the plain optimizer: sp's updates cannot move
         return tx
-    from initbench import parameterize  # per-layer rates (issue 25)
+    from initbench import parameterize  # per-layer rates
 
     return optax.chain(tx, parameterize.scale_rates(spec, network))
 
@@ -109,7 +109,7 @@ def make_cell_fns(spec: Spec, num_classes: int, num_train: int,
                else networks.resolve(spec, num_classes, image_shape))
     tx = make_optimizer(spec, network=network)
     apply_model = networks.make_apply(spec, num_classes, image_shape)
-    if spec.param != "sp":  # forward multipliers (issue 25); sp: today's program
+    if spec.param != "sp":  # forward multipliers; sp: the plain program
         from initbench import parameterize
 
         apply_model = parameterize.wrap_apply(spec, apply_model, network)

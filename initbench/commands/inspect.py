@@ -67,7 +67,7 @@ def card_table(document: dict):
                   caption="fans: kernel [..., in, out], receptive field = product of the "
                           "leading dims; fan_in = in x rf, fan_out = out x rf. Drawn std: over "
                           "the entries of this seed's draw.")
-    param = document.get("param")  # issue 25: a parameterization's columns
+    param = document.get("param")  # a parameterization's columns
     if param is not None:
         table.title = Text(f"{table.title} · --param {param} (base width "
                            f"{document['base_width'] or 'its own'}, --lr {document['lr']:g})")
