@@ -111,6 +111,8 @@ class Program:
         self.traced = 0
         self._jit = jax.jit(fn, donate_argnums=self.donate_argnums)
         self._calls: dict = {}  # signature -> (jitted Exported.call, output structure)
+        self._loaded: dict = {}  # (signature, device) -> (compiled, output structure)
+        self._compiling: dict = {}  # signature -> threading.Event, set when its job ends
         self._lock = threading.Lock()
 
     def __call__(self, *args):
@@ -121,6 +123,64 @@ class Program:
         leaves, treedef = jax.tree.flatten(args)
         call_fn, out_tree = self._call_for(leaves, treedef)
         return jax.tree.unflatten(out_tree, call_fn(*leaves))
+
+    def compile_job(self, devices: list, *args) -> Callable[[], None]:
+        """A job (to run in another thread) that compiles the program for `args` (arrays or
+        `jax.ShapeDtypeStruct`s, without shardings) once, for the first of `devices` (None:
+        the default device), and loads that one executable on every other host device
+        (`executables.load_on`), so that `call_on` runs it there; accelerators compile once
+        each. From now on, a `call_on` with this signature waits for the job instead of
+        compiling the program itself."""
+        import jax
+
+        leaves, treedef = jax.tree.flatten(args)
+        signature = self._signature(leaves, treedef)
+        with self._lock:
+            done = self._compiling.setdefault(signature, threading.Event())
+
+        def placed(device):
+            where = None if device is None else jax.sharding.SingleDeviceSharding(device)
+            return jax.tree.map(lambda a: jax.ShapeDtypeStruct(
+                (s := _leaf_spec(a)).shape, s.dtype, sharding=where, weak_type=s.weak_type),
+                args)
+
+        def job() -> None:
+            from initbench import executables
+
+            try:
+                first = devices[0]
+                compiled = {first: self.lower(*placed(first)).compile()}
+                for device in devices[1:]:
+                    compiled[device] = (executables.load_on(compiled[first], device)
+                                        if executables.relocatable(device)
+                                        else self.lower(*placed(device)).compile())
+                out_tree = None if self.folder is None else self._call_for(leaves, treedef)[1]
+                with self._lock:
+                    for device, program in compiled.items():
+                        self._loaded[signature, device] = (program, out_tree)
+            finally:
+                done.set()
+
+        return job
+
+    def call_on(self, device, *args):
+        """Call the program on `device`'s arrays `args`: the executable a `compile_job`
+        loaded there for this signature (waiting for that job if it is still under way in
+        another thread, rather than compiling the same program again), or else as
+        `__call__` does."""
+        import jax
+
+        leaves, treedef = jax.tree.flatten(args)
+        signature = self._signature(leaves, treedef)
+        if signature in self._compiling:
+            self._compiling[signature].wait()
+        found = self._loaded.get((signature, device))
+        if found is None:
+            return self(*args)
+        program, out_tree = found
+        if out_tree is None:  # compiled from jax.jit: takes and returns the pytrees
+            return program(*args)
+        return jax.tree.unflatten(out_tree, program(*leaves))
 
     def lower(self, *args):
         """`jax.stages.Lowered` for `args` (arrays or `jax.ShapeDtypeStruct`s, with shardings)."""
@@ -154,6 +214,11 @@ class Program:
             sort_keys=True, default=str).encode()).hexdigest()[:24]
         return self.folder / f"{self.name}-{key}{SUFFIX}"
 
+    @staticmethod
+    def _signature(leaves: list, treedef) -> tuple:
+        """The argument structure, shapes, dtypes and weak types: what one trace serves."""
+        return treedef, tuple((s.shape, s.dtype, s.weak_type) for s in map(_leaf_spec, leaves))
+
     def _call_for(self, leaves: list, treedef, with_avals: bool = False):
         specs = tuple(map(_leaf_spec, leaves))
         signature = (treedef, tuple((s.shape, s.dtype, s.weak_type) for s in specs))
@@ -177,7 +242,12 @@ class Program:
         starts = [sum(counts[:i]) for i in range(len(counts))]
         donated = tuple(j for i in self.donate_argnums
                         for j in range(starts[i], starts[i] + counts[i]))
-        return jax.jit(exported.call, donate_argnums=donated), out_tree, exported.out_avals
+
+        def call(*flat):
+            return exported.call(*flat)
+
+        call.__name__ = getattr(self.fn, "__name__", self.name)  # compile events name it
+        return jax.jit(call, donate_argnums=donated), out_tree, exported.out_avals
 
     def _export(self, treedef, specs: tuple):
         """Trace and lower `fn` once for `specs` (flat, so that no pytree node type needs

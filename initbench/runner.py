@@ -110,8 +110,8 @@ class Runner:
         self._init_block = jax.vmap(lambda params, key_data, lr: self.cell.init(
             params, jax.random.wrap_key_data(key_data), lr))
         self._init_fn = self._program("init", self._init_block)
-        self.init_fn = sharding.blockwise({d: lambda tree: self._init_fn(*tree)
-                                           for d in self.devices}, mesh)
+        self.init_fn = sharding.blockwise(
+            {d: lambda tree, d=d: self._init_fn.call_on(d, *tree) for d in self.devices}, mesh)
         self.eval_fn = self._blockwise("eval", lambda state, data: jax.vmap(
             lambda s: self.cell.evaluate(s, data))(state))
         self.epoch_fn = self._blockwise("epoch", lambda state, data, epoch: jax.vmap(
@@ -149,24 +149,29 @@ class Runner:
         return counted_fn
 
     def _blockwise(self, name: str, block_fn: Callable, donate: bool = False) -> Callable:
-        """`block_fn(state, data, *args)` jitted once (traced once, compiled per device) and
-        run over every block of the grid by `sharding.blockwise`, each device with its own
-        copy of the data. The data is an argument, never closed over: closed over, it was
-        embedded as a constant in every compiled program (2.3 GB more memory for a 100-cell
-        grid on 55,000 examples and 2 devices, and in every persistent-cache entry)."""
+        """`block_fn(state, data, *args)` jitted once (traced once, compiled once and loaded
+        on every host device by `_compile_in_background`) and run over every block of the
+        grid by `sharding.blockwise`, each device with its own copy of the data. The data
+        is an argument, never closed over: closed over, it was embedded as a constant in
+        every compiled program (2.3 GB more memory for a 100-cell grid on 55,000 examples
+        and 2 devices, and in every persistent-cache entry), and a program with constants
+        cannot be loaded on another device (`initbench.executables`)."""
         from initbench import sharding
 
         self._jits[name] = jitted = self._program(name, block_fn, donate)
         return sharding.blockwise(
-            {d: lambda state, *args, data=self._data[d]: jitted(state, data, *args)
+            {d: lambda state, *args, d=d, data=self._data[d]: jitted.call_on(d, state, data,
+                                                                             *args)
              for d in self.devices}, self.runtime.mesh)
 
     def _compile_in_background(self) -> int:
-        """Start compiling the init, evaluation and epoch programs of every device in other
-        threads while the starting parameters are drawn, so no device thread compiles on
-        its first call. Once per runner; jit's own cache then serves the calls
-        (`_await_compiled` first). On 2 cores the gain is small: compilation and the draw
-        are both CPU-bound (BENCHMARKS.md)."""
+        """Start compiling the init, evaluation and epoch programs in other threads while
+        the starting parameters are drawn, so no device thread compiles on its first call.
+        Each program is compiled once, for the first device, and that executable is loaded
+        on every other host device (`programs.Program.compile_job`); the calls then run it
+        (`_await_compiled` first; a call arriving early waits for its program). Once per
+        runner. On 2 cores the gain is small: compilation and the draw are both CPU-bound
+        (BENCHMARKS.md)."""
         if self._compiling is not None:
             return 0
         import jax
@@ -181,19 +186,10 @@ class Runner:
         if state is None:
             state = jax.eval_shape(self._init_block, params, keys, lrs)
 
-        def on(device, tree):
-            where = None if device is None else jax.sharding.SingleDeviceSharding(device)
-            return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype,
-                                                               sharding=where), tree)
-
-        jobs = []
-        for d in self.devices:
-            jobs.append(lambda d=d: self._init_fn.lower(*on(d, (params, keys, lrs))).compile())
-            data = self._data[d]
-            jobs.append(lambda d=d, data=data: self._jits["epoch"].lower(on(d, state), data,
-                                                                         1).compile())
-            jobs.append(lambda d=d, data=data: self._jits["eval"].lower(on(d, state),
-                                                                        data).compile())
+        data = self._data[self.devices[0]]  # every device's copy has the same shapes
+        jobs = [self._init_fn.compile_job(self.devices, params, keys, lrs),
+                self._jits["epoch"].compile_job(self.devices, state, data, 1),
+                self._jits["eval"].compile_job(self.devices, state, data)]
         programs.import_on_main_thread(programs.folder_for(self.runtime.xla_cache))
         pool = sharding.compile_pool()
         self._compiling = [pool.submit(job) for job in jobs]
