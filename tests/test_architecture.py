@@ -155,3 +155,34 @@ def test_the_mlp_branch_check_can_fail():
     old = '    arch = f"MLP {net}" if spec.model == "mlp" else f"model {spec.model}"\n'
     assert _mlp_branches("x = 1\n" + old) == [f"2: {old.strip()}"]
     assert _mlp_branches("if network is None:\n    pass\n")
+
+
+# Each module has one job, which the first line of its docstring states; a module over
+# about 450 lines says at its top why it is one module ("Over 450 lines: ...").
+LONG_MODULE = 450
+
+
+def _module_problems(path) -> list[str]:
+    import ast
+
+    source = path.read_text()
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    problems = [] if doc.strip() else [f"{path.name}: no docstring"]
+    if len(source.splitlines()) > LONG_MODULE and "Over 450 lines:" not in doc:
+        problems.append(f"{path.name}: {len(source.splitlines())} lines, no reason at its top")
+    return problems
+
+
+def test_every_module_states_its_job_and_a_long_one_why_it_is_long():
+    found = [p for path in sorted(PACKAGE.rglob("*.py")) if path.name != "__main__.py"
+             for p in _module_problems(path)]
+    assert found == [], found
+
+
+def test_the_module_check_can_fail(tmp_path):
+    long = tmp_path / "long.py"
+    long.write_text('"""Does one thing."""\n' + "x = 1\n" * LONG_MODULE)
+    bare = tmp_path / "bare.py"
+    bare.write_text("x = 1\n")
+    assert _module_problems(long) == [f"long.py: {LONG_MODULE + 1} lines, no reason at its top"]
+    assert _module_problems(bare) == ["bare.py: no docstring"]
