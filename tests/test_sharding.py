@@ -33,9 +33,10 @@ def _env(cache: Path, devices: int) -> dict:
 
 def _compare_in_subprocess(devices: int, out: Path, xla_cache: str = "off") -> None:
     """`initbench compare` through typer's CliRunner, in a process with `devices` devices
-    and no persistent XLA cache (or `xla_cache`, with the program cache in it). Also checks that the runner's programs (init, evaluation,
-    epoch) were each compiled once, however many host devices run them, all ahead of
-    their first call, in the compile threads (a device waits for its program)."""
+    and no persistent XLA cache (or `xla_cache`, with the program cache in it). Also
+    checks that the runner's programs (init, evaluation, epoch) were each compiled once,
+    however many host devices run them, all ahead of their first call, in the compile
+    threads (a device waits for its program)."""
     code = (
         "import sys, threading, jax\n"
         "from typer.testing import CliRunner\n"
