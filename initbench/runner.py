@@ -186,11 +186,12 @@ class Runner:
         if state is None:
             state = jax.eval_shape(self._init_block, params, keys, lrs)
 
+        programs.import_on_main_thread(programs.folder_for(self.runtime.xla_cache))
         data = self._data[self.devices[0]]  # every device's copy has the same shapes
+        # a job, once made, makes its program's calls wait for it: submit them at once
         jobs = [self._init_fn.compile_job(self.devices, params, keys, lrs),
                 self._jits["epoch"].compile_job(self.devices, state, data, 1),
                 self._jits["eval"].compile_job(self.devices, state, data)]
-        programs.import_on_main_thread(programs.folder_for(self.runtime.xla_cache))
         pool = sharding.compile_pool()
         self._compiling = [pool.submit(job) for job in jobs]
         return len(jobs)
