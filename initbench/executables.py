@@ -26,6 +26,9 @@ def relocatable(device) -> bool:
 def load_on(compiled, device):
     """`compiled` (a single-device `jax.stages.Compiled`) loaded on `device`, as a
     `jax.stages.Compiled` that takes and returns arrays on `device`; nothing is compiled.
+    None when this JAX cannot (it relies on `serialize_executable`'s format and on
+    `jax._src.compiler.get_compile_options`): the caller then compiles for `device`, and
+    tests/test_sharding.py, which counts compilations, says so.
 
     The executable travels through `jax.experimental.serialize_executable`'s format; on the
     way back it is loaded with `device` as its device assignment (the compile options'
@@ -33,18 +36,23 @@ def load_on(compiled, device):
     tuple their arguments) and every device the program names becomes `device`.
     """
     import jax
-    from jax._src import compiler
-    from jax.experimental import serialize_executable
 
     if len(compiled.runtime_executable().local_devices()) != 1:
         raise ValueError("only a single-device program can be loaded on another device")
-    payload, in_tree, out_tree = serialize_executable.serialize(compiled)
-    options = compiler.get_compile_options(num_replicas=1, num_partitions=1,
-                                           device_assignment=[device])
-    unloaded, args_info_flat, no_kwargs = _Unpickler(io.BytesIO(payload), device,
-                                                     options).load()
-    return jax.stages.Compiled(unloaded.load(), [], in_tree.unflatten(args_info_flat),
-                               out_tree, no_kwargs=no_kwargs)
+    try:
+        from jax._src import compiler
+        from jax.experimental import serialize_executable
+
+        payload, in_tree, out_tree = serialize_executable.serialize(compiled)
+        options = compiler.get_compile_options(num_replicas=1, num_partitions=1,
+                                               device_assignment=[device])
+        unloaded, args_info_flat, no_kwargs = _Unpickler(io.BytesIO(payload), device,
+                                                         options).load()
+        return jax.stages.Compiled(unloaded.load(), [], in_tree.unflatten(args_info_flat),
+                                   out_tree, no_kwargs=no_kwargs)
+    except (ImportError, AttributeError, TypeError, ValueError, NotImplementedError,
+            RuntimeError, pickle.UnpicklingError):  # another JAX's internals: compile instead
+        return None
 
 
 class _Unpickler(pickle.Unpickler):

@@ -151,9 +151,9 @@ class Program:
                 first = devices[0]
                 compiled = {first: self.lower(*placed(first)).compile()}
                 for device in devices[1:]:
-                    compiled[device] = (executables.load_on(compiled[first], device)
-                                        if executables.relocatable(device)
-                                        else self.lower(*placed(device)).compile())
+                    loaded = (executables.load_on(compiled[first], device)
+                              if executables.relocatable(device) else None)
+                    compiled[device] = loaded or self.lower(*placed(device)).compile()
                 out_tree = None if self.folder is None else self._call_for(leaves, treedef)[1]
                 with self._lock:
                     for device, program in compiled.items():
