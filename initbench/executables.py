@@ -16,6 +16,17 @@ from __future__ import annotations
 import io
 import pickle
 
+# At import, on the main thread (`programs.Program.compile_job`): `load_on` runs in the
+# compile threads, and an import there can deadlock with one in the main thread.
+import jax
+from jax.experimental import serialize_executable
+
+try:  # JAX internals; without them, `load_on` returns None and programs compile per device
+    from jax._src import compiler as _compiler
+    from jax._src.lib import xla_client as _xla_client
+except ImportError:
+    _compiler = _xla_client = None
+
 
 def relocatable(device) -> bool:
     """Whether `load_on` may move an executable to `device`: host (CPU) devices only, where
@@ -35,17 +46,12 @@ def load_on(compiled, device):
     device assignment is all that differs between two host devices' compilations; CPUs never
     tuple their arguments) and every device the program names becomes `device`.
     """
-    import jax
-
     if len(compiled.runtime_executable().local_devices()) != 1:
         raise ValueError("only a single-device program can be loaded on another device")
     try:
-        from jax._src import compiler
-        from jax.experimental import serialize_executable
-
         payload, in_tree, out_tree = serialize_executable.serialize(compiled)
-        options = compiler.get_compile_options(num_replicas=1, num_partitions=1,
-                                               device_assignment=[device])
+        options = _compiler.get_compile_options(num_replicas=1, num_partitions=1,
+                                                device_assignment=[device])
         unloaded, args_info_flat, no_kwargs = _Unpickler(io.BytesIO(payload), device,
                                                          options).load()
         return jax.stages.Compiled(unloaded.load(), [], in_tree.unflatten(args_info_flat),
@@ -64,12 +70,10 @@ class _Unpickler(pickle.Unpickler):
         self.device, self.options = device, options
 
     def persistent_load(self, pid):
-        from jax._src.lib import xla_client
-
         kind = pid[0]
         if kind == "exec":
             return self.device.client.deserialize_executable(
-                pid[1], xla_client.DeviceList((self.device,)), self.options)
+                pid[1], _xla_client.DeviceList((self.device,)), self.options)
         if kind == "device":
             return self.device
         if kind == "client":

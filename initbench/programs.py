@@ -133,6 +133,8 @@ class Program:
         compiling the program itself."""
         import jax
 
+        from initbench import executables  # here, on the main thread, not in the job
+
         leaves, treedef = jax.tree.flatten(args)
         signature = self._signature(leaves, treedef)
         with self._lock:
@@ -145,8 +147,6 @@ class Program:
                 args)
 
         def job() -> None:
-            from initbench import executables
-
             try:
                 first = devices[0]
                 compiled = {first: self.lower(*placed(first)).compile()}
