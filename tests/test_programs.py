@@ -214,3 +214,17 @@ def test_a_draw_of_a_user_registered_initializer_is_not_kept(tmp_path, monkeypat
     assert _starts(spec, [("mine", 0)], runtime)[1] == 1
     assert _starts(spec, [("mine", 0)], runtime)[1] == 1
     assert not (tmp_path / "xla" / programs.FOLDER).exists()
+
+
+def test_each_set_of_initializers_keeps_its_own_draw(tmp_path):
+    """Two grids of as many initializers (the same program shapes) in one folder: the second
+    is traced and kept on its own, never read back from the first's entry."""
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    for names in (("xavier", "orthogonal"), ("he_normal", "orthogonal")):
+        spec = SPEC.replace(inits=names)
+        cells = [(name, 0) for name in names]
+        kept, traces = _starts(spec, cells, runtime)
+        assert traces == 1
+        jax.tree.map(np.testing.assert_array_equal, kept.params,
+                     _starts(spec, cells, None)[0].params)
+    assert len(list((tmp_path / "xla" / programs.FOLDER).glob("draw-*"))) == 2
