@@ -177,13 +177,14 @@ class Runner:
             {d: lambda state, *args, data=self._data[d]: jitted(state, data, *args)
              for d in self.devices}, self.runtime.mesh)
 
-    def _compile_in_background(self, names: tuple[str, ...] = ("zeros",)) -> int:
+    def _compile_in_background(self, names: tuple[str, ...] | None = None) -> int:
         """Start compiling the init, evaluation and epoch programs of every device in other
         threads while the starting parameters are drawn, so no device thread compiles on
         its first call. Once per runner; jit's own cache then serves the calls
         (`_await_compiled` first). On 2 cores the gain is small: compilation and the draw
         are both CPU-bound (BENCHMARKS.md). `names`: the initializers of the cells about to
-        be drawn, whose draw program gives the shapes (read back from a kept program)."""
+        be drawn, whose draw program gives the shapes (read back from a kept program); None
+        when the starts are not drawn by `init_state`'s draw program (`jax.eval_shape`)."""
         if self._compiling is not None:
             return 0
         import jax
@@ -292,7 +293,10 @@ class Runner:
         padded = self.padded(cells)
         from initbench import starts
 
-        programs = self._compile_in_background(starts.init_names(padded))
+        # A subclass with its own init_state (the phase diagram's) draws no initializers:
+        # its cells' names are not initializers, and the draw program is not its start.
+        own_draw = type(self).init_state is Runner.init_state
+        programs = self._compile_in_background(starts.init_names(padded) if own_draw else None)
         reporter.phase((f"compiling {programs} programs, " if programs else "")
                        + f"drawing the starting parameters of {describe_cells(len(cells))}")
         try:

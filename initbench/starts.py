@@ -79,17 +79,17 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data,
     return Starts(jax.tree.map(lambda *leaves: np.stack(leaves), *ordered), cell_passes)
 
 
-def start_shapes(spec: Spec, data, num_cells: int, names: tuple[str, ...] = ("zeros",),
+def start_shapes(spec: Spec, data, num_cells: int, names: tuple[str, ...] | None = None,
                  draw_jit: DrawJit | None = None) -> dict:
     """Shapes and dtypes (`jax.ShapeDtypeStruct`) of `cell_starts`' params for `num_cells`
-    cells, without drawing anything (every initializer gives the same shapes). With a
-    `draw_jit` whose program has `out_shapes` (`programs.Program`), they are read from the
-    draw program of `names` that `cell_starts` then calls (not traced when it was kept);
-    otherwise `jax.eval_shape` traces the draw of `zeros`."""
+    cells, without drawing anything (every initializer gives the same shapes). Given the
+    initializers `names` about to be drawn and a `draw_jit` whose program has `out_shapes`
+    (`programs.Program`), they are read from the draw program that `cell_starts` then calls
+    (not traced when it was kept); otherwise `jax.eval_shape` traces the draw of `zeros`."""
     network = networks.resolve(spec, data.num_classes, data.image_shape)
     key = jax.eval_shape(lambda: model_lib.init_key("zeros", 0))
     one = None
-    if draw_jit is not None:
+    if names is not None and draw_jit is not None:
         draws = {name: networks.cell_draw(spec, network, name) for name in names}
         out_shapes = getattr(draw_jit(names, model_lib.draw_all(draws)), "out_shapes", None)
         kept = None if out_shapes is None else out_shapes([key] * len(names))
