@@ -526,7 +526,7 @@ def card(spec: Spec, init_name: str, params: dict, network: Network) -> list[dic
                 formula = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
                            "unit output variance (drawn std)")
             row["rule"] = formula + (f", as a {matrix} matrix" if matrix else "")
-            if matrix:  # said once: each conv kernel's matrix shape is its fans' row
+            if matrix:  # the matrix is fan_in x out, which each row shows: said once here
                 formula += ", of the kernel as a fan_in x out matrix"
             short = key
             formula += modern_inits.card_note(canonical, network.structure)
