@@ -49,7 +49,7 @@ from initbench import initializers, modern_inits, rescnn, resmlp, user_code
 from initbench import model as model_lib
 from initbench.errors import InitbenchError, unknown_name
 from initbench.parameterizations import CNN_WIDTH
-from initbench.spec import BUILTIN_MODELS, Spec, kernel_params
+from initbench.spec import BUILTIN_MODELS, HIDDEN_MODELS, Spec, kernel_params
 
 CNN_VERSION = "cnn-v1"  # bump when the built-in CNN changes (it is in the cache key)
 
@@ -468,7 +468,7 @@ def built_width(spec: Spec) -> int | None:
         return spec.width
     if spec.model == "cnn":
         return CNN_WIDTH
-    if spec.model in ("mlp", "resmlp"):
+    if spec.model in HIDDEN_MODELS:
         return None
     factory, _ = load_factory(spec.model)
     if not takes_width(factory):
