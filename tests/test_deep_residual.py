@@ -196,6 +196,43 @@ def test_the_card_shows_each_property(digits):
     assert "largest off-centre |w| 0;" in lines[0]
 
 
+@pytest.mark.parametrize("model, hidden, init", [
+    ("resmlp", (64,) * 4, "fixup"), ("rescnn", (8, 8), "fixup"), ("rescnn", (8, 8), "idinit"),
+    ("cnn", None, "identity")])
+def test_the_card_says_each_rule_once_and_fits_100_columns(digits, model, hidden, init):
+    """The rule column holds only each layer's factor on a rule said once under the table;
+    at 100 columns no line is wider and each row's rule cell sits whole on its row's line,
+    at 80 nothing is wider either; the long formulas (fixup's, IDInit's) wrap at spaces."""
+    import io
+
+    from rich.console import Console
+
+    from initbench.commands.inspect import card_renderables
+
+    spec = Spec(inits=(init,), model=model, dataset="digits",
+                **({"hidden": hidden} if hidden else {}))
+    rows, _ = starts.init_card_and_properties(spec, init, 0, digits)
+    document = {"model": model, "init": init, "seed": 0, "dataset": "digits",
+                "image_shape": list(digits.image_shape), "parameters": rows}
+    legend = {}
+    for row in rows:  # one formula per key: the column's text points at one rule
+        key, formula = row["rule_legend"]
+        assert legend.setdefault(key, formula) == formula, row["path"]
+        assert row["rule_short"].startswith(key), row  # the key, then its factor
+    for width in (100, 80):
+        console = Console(width=width, file=io.StringIO(), record=True)
+        for renderable in card_renderables(document):
+            console.print(renderable)
+        lines = console.export_text().splitlines()
+        assert max(map(len, lines)) <= width, "\n".join(lines)
+        flat = " ".join(" ".join(lines).split())
+        for key, formula in legend.items():
+            assert f"{key}: {' '.join(formula.split())}" in flat, (key, formula)
+        for row in rows:
+            assert any(f" {row['rule_short']} " in line and (width < 100 or row["path"] in line)
+                       for line in lines), (width, row)
+
+
 def test_resmlp_trains_in_the_shared_grid(digits):
     """One compiled grid: he_normal, fixup, skipinit, zero on a 2-block resmlp with batch
     norm; every cell finite, and ZerO's weight draw the same on both seeds."""
