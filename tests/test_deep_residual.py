@@ -233,6 +233,37 @@ def test_the_card_says_each_rule_once_and_fits_100_columns(digits, model, hidden
                        for line in lines), (width, row)
 
 
+@pytest.mark.parametrize("model, hidden", [("mlp", (256, 256)), ("resmlp", (64,) * 2)])
+def test_a_parameterized_card_fits_100_columns_with_whole_paths(digits, model, hidden):
+    """Under --param mup the parameterization's columns (role, stored factor, multiplier,
+    effective std, rate) are a table of their own: at 100 columns no line is wider and
+    every parameter path sits whole on one line of each table (one table holding every
+    column folded them into fragments such as 'dense' / '_0/ke' / 'rnel')."""
+    import io
+
+    from rich.console import Console
+
+    from initbench.commands.inspect import card_renderables
+
+    spec = Spec(inits=("he_normal",), model=model, hidden=hidden, dataset="digits",
+                param="mup", base_width=hidden[0] // 2)
+    rows, _ = starts.init_card_and_properties(spec, "he_normal", 0, digits)
+    document = {"model": model, "init": "he_normal", "seed": 0, "dataset": "digits",
+                "image_shape": list(digits.image_shape), "parameters": rows,
+                "param": "mup", "base_width": spec.base_width, "lr": 0.01}
+    console = Console(width=100, file=io.StringIO(), record=True)
+    tables = card_renderables(document)
+    for renderable in tables:
+        console.print(renderable)
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 100, "\n".join(lines)
+    kernels = [row for row in rows if row["path"].endswith("kernel")]
+    assert kernels and all(sum(f" {row['path']} " in line for line in lines) == 2
+                           for row in kernels), "\n".join(lines)  # whole, in both tables
+    roles = [line.split()[5] for line in lines if " output " in line or " input " in line]
+    assert "output" in roles and "input" in roles, "\n".join(lines)
+
+
 def test_resmlp_trains_in_the_shared_grid(digits):
     """One compiled grid: he_normal, fixup, skipinit, zero on a 2-block resmlp with batch
     norm; every cell finite, and ZerO's weight draw the same on both seeds."""
