@@ -417,3 +417,21 @@ def test_phase_agreement_counts_cells_below_3_and_beyond_12_xi():
     assert result.agreement() == {"below_3xi": 2, "below_3xi_trained": 1,
                                   "beyond_12xi": 2, "beyond_12xi_trained": 1}
     assert "1/2 (50%) of the cells with depth < 3 xi_c" in result.agreement_line()
+
+
+def test_a_residual_run_with_layer_tracking_reopens(tmp_path):
+    """--track-layers on resmlp writes one layers.csv row per drawn layer (stem, two per
+    block, head: 6 for 2 blocks), and the folder reopens with every layer: the count comes
+    from the rows, not from --hidden (which tells only the MLP's)."""
+    from initbench import runfolder
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["compare", "--model", "resmlp", "--hidden", "8x2",
+                                      "--inits", "xavier,fixup", "--seeds", "1", "--epochs", "1",
+                                      "--track-layers", "--dataset", "digits", "--no-cache",
+                                      "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    reopened = runfolder.read_run(out)
+    assert {k: v.shape for k, v in reopened.layer_metrics.items()} == {
+        "dead_fraction": (2, 1, 2, 6), "grad_norm": (2, 1, 2, 6)}
+    assert np.isfinite(reopened.layer_metrics["grad_norm"]).all()
