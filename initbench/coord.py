@@ -5,11 +5,10 @@ For each (parameterization, width) and seed, one compiled program (vmapped over 
 trains T minibatch steps of the spec's optimizer at its one rate, from the start training
 uses (`starts.cell_starts`) with the seed's own minibatch order (`model.data_key`, the
 order `train` draws: epoch e's permutation), and records before step 0 and after every step
-the mean absolute value of every hidden layer's pre-activation and of the logits on a fixed
-batch (the first COORD_BATCH training examples) — the quantity of microsoft/mup's
-`get_coord_data` ("l1"). For a network other than the MLP (`--model cnn`, a user factory
-that takes a width), the output of every drawn layer but the last (`Network.layers`, in the
-order the data reaches them; the last returns the logits) and the logits. A second loop
+the mean absolute value of the output of every drawn layer but the last (`Network.layers`,
+in the order the data reaches them: the MLP's hidden pre-activations, the CNN's conv
+outputs) and of the logits on a fixed batch (the first COORD_BATCH training examples) — the
+quantity of microsoft/mup's `get_coord_data` ("l1"). A second loop
 because the runner's programs report per epoch, and the check needs every step; the step
 itself is `train`'s (same loss, optimizer, order).
 
@@ -67,58 +66,36 @@ def layer_names(spec: Spec, dataset) -> tuple[str, ...]:
 
 
 def _measures(spec: Spec, dataset, batch):
-    """(sizes_fn(params) -> [layer], loss_fn(params, x, y), network or None) of the spec's
-    network on the stored parameters (the parameterization's multipliers applied)."""
+    """(sizes_fn(params) -> [layer], loss_fn(params, x, y), network) of the spec's network
+    on the stored parameters (the parameterization's multipliers applied)."""
     import jax.numpy as jnp
     import optax
 
-    from initbench import model as model_lib
     from initbench import networks, parameterize
 
-    if spec.model != "mlp":
-        network = networks.resolve(spec, dataset.num_classes, dataset.image_shape)
-        parameterize.check_network(spec, network)
-        num_layers = len(network.layers)
+    network = networks.resolve(spec, dataset.num_classes, dataset.image_shape)
+    parameterize.check_network(spec, network)
+    num_layers = len(network.layers)
 
-        def effective_fn(params):
-            return (params if spec.param == "sp"
-                    else parameterize.effective(spec, params, network))
-
-        def network_sizes_fn(params):
-            logits, _, outputs = network.run_layers(effective_fn(params), batch)
-            return jnp.stack([jnp.mean(jnp.abs(outputs[i])) for i in range(num_layers - 1)]
-                             + [jnp.mean(jnp.abs(logits))])
-
-        def network_loss_fn(params, x, y):
-            logits = network.apply({"params": effective_fn(params)}, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-
-        return network_sizes_fn, network_loss_fn, network
-
-    module = model_lib.make_model(spec, dataset.num_classes)
-
-    def forward(params, x, mutable=False):
-        if spec.param != "sp":
-            params = parameterize.effective(spec, params)
-        return module.apply({"params": params}, x, mutable=["intermediates"] if mutable else [])
+    def effective_fn(params):
+        return params if spec.param == "sp" else parameterize.effective(spec, params, network)
 
     def sizes_fn(params):
-        logits, state = forward(params, batch, mutable=True)
-        inter = state["intermediates"]
-        return jnp.stack([jnp.mean(jnp.abs(inter[f"preact_{i}"][0]))
-                          for i in range(len(spec.hidden))] + [jnp.mean(jnp.abs(logits))])
+        logits, _, outputs = network.run_layers(effective_fn(params), batch)
+        return jnp.stack([jnp.mean(jnp.abs(outputs[i])) for i in range(num_layers - 1)]
+                         + [jnp.mean(jnp.abs(logits))])
 
     def loss_fn(params, x, y):
-        logits, _ = forward(params, x)
+        logits = network.apply({"params": effective_fn(params)}, x)
         return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
 
-    return sizes_fn, loss_fn, None
+    return sizes_fn, loss_fn, network
 
 
 def coordinate_sizes(spec: Spec, dataset, steps: int) -> np.ndarray:
     """[seed, step (steps + 1), layer] mean |coordinate| of each layer of `layer_names`
-    (the MLP: each hidden pre-activation) and the logits, on the first COORD_BATCH training
-    examples, before and after each step."""
+    (every drawn layer's output but the last's) and the logits, on the first COORD_BATCH
+    training examples, before and after each step."""
     import jax
     import jax.numpy as jnp
     import optax

@@ -102,8 +102,7 @@ def network_cards(result: RunResult) -> tuple[dict[str, list[dict]], str | None]
         if spec.param != "sp":  # the stored kernels' expected std, as `starts.init_card`
             from initbench import parameterize
 
-            cards = {init: parameterize.card_columns(spec, rows, dataset.x_train.shape[1],
-                                                          network)
+            cards = {init: parameterize.card_columns(spec, rows, network)
                      for init, rows in cards.items()}
         return cards, None
     except InitbenchError as err:

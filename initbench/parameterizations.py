@@ -41,6 +41,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from initbench.builtin_models import HIDDEN_MODELS
 from initbench.errors import InitbenchError, unknown_name
 
 KINDS = ("input", "hidden", "output")
@@ -131,10 +132,10 @@ def width_of(hidden) -> int:
 
 
 def network_width(spec) -> int | None:
-    """The width the spec's network is built at: the MLP's (and resmlp's) widest hidden
+    """The width the spec's network is built at: the MLP's (and residual nets') widest hidden
     layer, `spec.width`, the built-in CNN's default; None for a user factory at its own
     default (unknown before it is loaded)."""
-    if spec.model in ("mlp", "resmlp"):
+    if spec.model in HIDDEN_MODELS:
         return width_of(spec.hidden)
     if spec.width is not None:
         return spec.width
@@ -149,21 +150,6 @@ def width_multiplier(spec) -> float:
     return width / spec.base_width
 
 
-def layer_kind(index: int, num_hidden: int) -> str:
-    """'input' for dense_0, 'output' for dense_{num_hidden}, 'hidden' in between."""
-    if index == num_hidden:
-        return "output"
-    return "input" if index == 0 else "hidden"
-
-
-def layer_scalings(spec, num_features: int) -> dict[str, Scaling]:
-    """{dense_i: Scaling} of the spec's MLP on `num_features` inputs, input to output."""
-    record, m = get(spec.param), width_multiplier(spec)
-    fans = (num_features, *spec.hidden)
-    return {f"dense_{i}": record.scale(layer_kind(i, len(spec.hidden)), fans[i], m)
-            for i in range(len(spec.hidden) + 1)}
-
-
 def check(spec) -> None:
     """InitbenchError for a parameterization or width setting that cannot apply (called by
     `spec.validate`, before anything is drawn)."""
@@ -172,7 +158,7 @@ def check(spec) -> None:
         if (not isinstance(spec.width, int) or isinstance(spec.width, bool)
                 or not 1 <= spec.width <= _MAX_WIDTH):
             raise InitbenchError(f"width must be a positive integer, got {spec.width}.")
-        if spec.model in ("mlp", "resmlp"):
+        if spec.model in HIDDEN_MODELS:
             raise InitbenchError(f"a width applies to a network whose factory takes one; "
                                  f"--model {spec.model}'s widths are --hidden.")
         if spec.model == "cnn" and spec.width % 8:

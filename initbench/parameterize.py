@@ -2,8 +2,8 @@
 parameters: each drawn kernel's role, the factor of every parameter, the stored and
 effective parameters, the per-layer rates (an optax transformation) and the card's columns.
 
-Which kernel is of which kind (`roles`): for the MLP (and resmlp) by position; for any
-other network, in this order,
+Which kernel is of which kind (`roles`), for every network (the MLP included), in this
+order,
 1. the module's `initbench_roles` attribute: globs over "/"-joined parameter paths mapped
    to kinds (`{"stem/kernel": "input", "head/*": "output", "*": "hidden"}`), the first glob
    that matches wins, and every drawn kernel must be matched;
@@ -32,10 +32,9 @@ from initbench.parameterizations import KINDS, Scaling
 
 
 def roles(spec, network) -> dict[tuple[str, ...], str]:
-    """{kernel path: kind} of every drawn kernel of a non-MLP `network` (a resolved
-    `networks.Network` of `spec`), from its `initbench_roles`, its shapes at two widths or
-    the order of its layers (the module docstring); InitbenchError (one line) when none
-    tells."""
+    """{kernel path: kind} of every drawn kernel of `network` (a resolved `networks.Network`
+    of `spec`), from its `initbench_roles`, its shapes at two widths or the order of its
+    layers (the module docstring); InitbenchError (one line) when none tells."""
     return _roles(spec, network)
 
 
@@ -45,8 +44,6 @@ def _roles(spec, network) -> dict[tuple[str, ...], str]:
     declared = getattr(network.module, "initbench_roles", None)
     if declared is not None:
         return _declared_roles(network.model, kernels, declared)
-    if spec.model == "resmlp":
-        return _order_roles(spec, network, kernels)
     width = networks.built_width(spec)
     if width is not None:
         return _shape_roles(spec, network, kernels, width)
@@ -126,19 +123,6 @@ def _order_roles(spec, network, kernels) -> dict[tuple[str, ...], str]:
 # ---------------------------------------------------------------- the factors
 
 
-def _mlp_table(spec, num_features: int) -> dict[tuple[str, ...], Scaling]:
-    record, m = parameterizations.get(spec.param), parameterizations.width_multiplier(spec)
-    num_hidden, fans = len(spec.hidden), (num_features, *spec.hidden)
-    table = {}
-    for name, s in parameterizations.layer_scalings(spec, num_features).items():
-        table[(name, "kernel")] = s
-        index = int(name[len("dense_"):])
-        kind = parameterizations.layer_kind(index, num_hidden)
-        factor = parameterizations.bias_factor(spec, record, kind, fans[index], m)
-        table[(name, "bias")] = Scaling(factor, 1.0, 1.0)
-    return table
-
-
 def _network_table(spec, network) -> dict[tuple[str, ...], Scaling]:
     record = parameterizations.get(spec.param)
     m, kinds = parameterizations.width_multiplier(spec), roles(spec, network)
@@ -153,36 +137,28 @@ def _network_table(spec, network) -> dict[tuple[str, ...], Scaling]:
     return table
 
 
-def scalings(spec, network=None, num_features: int | None = None
-             ) -> dict[tuple[str, ...], Scaling]:
-    """{parameter path: Scaling} of every drawn kernel and the bias beside it (a bias's
-    Scaling holds its stored factor, multiplier and rate 1); other parameters: factor 1.
-    The MLP needs `num_features`, any other network its resolved `network`."""
-    if spec.model == "mlp":
-        return _mlp_table(spec, num_features)
-    if network is None:
-        raise ValueError(f"model {spec.model!r}: scalings need the resolved network")
+def scalings(spec, network) -> dict[tuple[str, ...], Scaling]:
+    """{parameter path: Scaling} of every drawn kernel of the resolved `network` and the
+    bias beside it (a bias's Scaling holds its stored factor, multiplier and rate 1); other
+    parameters: factor 1."""
     return _network_table(spec, network)
 
 
 def check_network(spec, network) -> None:
-    """InitbenchError (one line) when `spec.param` needs layer roles that `network` (None:
-    the MLP) does not tell; nothing for sp. Called before anything is drawn or traced."""
-    if spec.param != "sp" and spec.model != "mlp":
+    """InitbenchError (one line) when `spec.param` needs layer roles that `network` does not
+    tell; nothing for sp. Called before anything is drawn or traced."""
+    if spec.param != "sp":
         roles(spec, network)
 
 
-def _scaled(spec, params, pick: Callable[[Scaling], float], network=None):
+def _scaled(spec, params, pick: Callable[[Scaling], float], network):
     """`params` (or updates, shaped alike) with each drawn kernel and its bias multiplied
-    by pick(its Scaling). Shapes are read from the network's rules (the MLP: from dense_0's
-    kernel, [..., features, width]), so this works on one cell's tree and on trees with
-    leading cell axes alike. Factors of 1 are skipped (the leaf is returned as is)."""
+    by pick(its Scaling). Shapes are read from the network's rules, not from the leaves, so
+    this works on one cell's tree and on trees with leading cell axes alike. Factors of 1
+    are skipped (the leaf is returned as is)."""
     import jax
-    import numpy as np
 
-    num_features = (int(np.shape(params["dense_0"]["kernel"])[-2]) if spec.model == "mlp"
-                    else None)
-    table = scalings(spec, network, num_features)
+    table = scalings(spec, network)
 
     def one(path, leaf):
         s = table.get(tuple(str(getattr(k, "key", k)) for k in path))
@@ -192,17 +168,17 @@ def _scaled(spec, params, pick: Callable[[Scaling], float], network=None):
     return jax.tree_util.tree_map_with_path(one, params)
 
 
-def to_stored(spec, params, network=None):
+def to_stored(spec, params, network):
     """Drawn (SP) parameters as the parameterization stores them (x `init`)."""
     return _scaled(spec, params, lambda s: s.init, network)
 
 
-def effective(spec, params, network=None):
+def effective(spec, params, network):
     """Stored parameters as the forward pass uses them (kernels x `multiplier`)."""
     return _scaled(spec, params, lambda s: s.multiplier, network)
 
 
-def wrap_apply(spec, apply_fn: Callable, network=None) -> Callable:
+def wrap_apply(spec, apply_fn: Callable, network) -> Callable:
     """`apply(variables, x, **kw)` that runs `apply_fn` on the effective parameters."""
     check_network(spec, network)  # here, not at trace time
 
@@ -214,7 +190,7 @@ def wrap_apply(spec, apply_fn: Callable, network=None) -> Callable:
     return apply_effective_fn
 
 
-def scale_rates(spec, network=None):
+def scale_rates(spec, network):
     """An optax transformation that multiplies each kernel's update by its `rate`
     (chained after the optimizer: a per-parameter learning rate)."""
     import optax
@@ -227,14 +203,14 @@ def scale_rates(spec, network=None):
     return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
-def card_columns(spec, rows: list[dict], num_features: int, network=None) -> list[dict]:
+def card_columns(spec, rows: list[dict], network) -> list[dict]:
     """The card's rows with the parameterization's columns: `multiplier`, `rate` (the
     learning rate of that parameter at the spec's first rate), `init_factor`, and
     `effective_std` (the std the forward pass sees: drawn std x multiplier); a drawn
-    parameter's expected std is that of the stored one. With a non-MLP `network`, `role`
-    (input, hidden, output) on each kernel's row."""
-    table, lr = scalings(spec, network, num_features), spec.lr[0]
-    kinds = roles(spec, network) if spec.model != "mlp" else {}
+    parameter's expected std is that of the stored one; `role` (input, hidden, output) on
+    each kernel's row."""
+    table, lr = scalings(spec, network), spec.lr[0]
+    kinds = roles(spec, network)
     out = []
     for row in rows:
         path = tuple(row["path"].split("/"))

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from initbench import runfolder, safeio
+from initbench import spec as spec_lib
 from initbench.diagnostics import BATCH_SIZE as DEFAULT_BATCH_SIZE
 from initbench.diagnostics import STATS
-from initbench.errors import InitbenchError
 from initbench.formatting import json_value
 from initbench.runtime import Runtime
 from initbench.spec import Spec, network_title
@@ -50,8 +50,7 @@ def run_probe(spec: Spec, data, runtime: Runtime,
     from initbench.data import check_batch_size
     from initbench.runner import Runner
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise InitbenchError(f"--batch-size must be a positive integer, got {batch_size}.")
+    spec_lib.check_positive_int("batch-size", batch_size, spec_lib.MAX_INT32)  # as training's
     check_batch_size(data, batch_size)
     runner = Runner(spec, data, runtime)
     cells = [(init, seed) for init in spec.inits for seed in spec.seeds]

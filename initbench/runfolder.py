@@ -24,7 +24,7 @@ from initbench.errors import InitbenchError
 from initbench.merges import merge_runs
 from initbench.results import LOSSES, METRICS, VAL_METRICS, RunResult, metric_names
 from initbench.safeio import write_atomic
-from initbench.spec import Spec
+from initbench.spec import Spec, known_layer_count
 
 CURVE_COLUMNS = ("dataset", "init", "bias_init", "seed", "epoch", *METRICS, "diverged")
 # A `--data-seeds K > 1` run's curves.csv has this column after `seed` (absent when K = 1).
@@ -55,6 +55,22 @@ def check_writable(folder: Path, needed_bytes: int = 0, option: str = "--out") -
     safeio.check_out_name(folder, option)
     folder = safeio.resolve_out(folder, option)
     safeio.probe_folder(folder, needed_bytes, option)
+    return folder
+
+
+def check_new_folder(folder: Path, option: str = "--out") -> Path:
+    """Refuse a folder that is a file, a run folder or a folder holding files: what writes
+    a new folder of its own (a merged run, an aggregate) never replaces anything. Returns
+    the folder to write, as `check_writable`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InitbenchError(f"{option} {folder} is a file; give a new or empty folder.")
+    if (folder / "spec.json").exists():
+        raise InitbenchError(f"{option} {folder} already holds a run; choose a new folder.")
+    folder = check_writable(folder, option=option)
+    if folder.is_dir() and any(folder.iterdir()):
+        raise InitbenchError(f"{option} {folder} already holds files; choose a new or empty "
+                             "folder.")
     return folder
 
 
@@ -283,6 +299,7 @@ def read_run(folder: Path) -> RunResult:
     spec, document = _read_spec(spec_path)
     metrics = _read_curves(curves_path, spec)
     meta = {k: v for k, v in document.items() if k not in ("spec", "training_key")}
+    _check_target(spec_path, meta.get("target"))
     result = RunResult(spec, metrics, meta)
     layers_path = folder / "layers.csv"
     if layers_path.exists():
@@ -313,6 +330,17 @@ def _read_spec(path: Path) -> tuple[Spec, dict]:
     if spec.dataset is not None and not isinstance(spec.dataset, str):
         raise InitbenchError(f"{path} is corrupted: dataset {spec.dataset!r} is not a name.")
     return spec, document
+
+
+def _check_target(path: Path, target) -> None:
+    """The recorded `--target` (a fraction: `spec.target_fraction` of the percent given) is
+    null or an accuracy in (0, 1]; anything else is a hand edit, refused naming the file."""
+    if target is None:
+        return
+    if (isinstance(target, bool) or not isinstance(target, (int, float))
+            or not 0 < target <= 1):
+        raise InitbenchError(f"{path} is corrupted: target {target!r} is not a test accuracy "
+                             "in (0, 1].")
 
 
 def _read_csv(path: Path, required: tuple[str, ...]) -> list[dict]:
@@ -437,8 +465,8 @@ def _read_layers(path: Path, spec: Spec) -> dict[str, np.ndarray]:
     rows = _read_csv(path, ("init", "seed", "epoch", "layer"))
     names = [c for c in rows[0]
              if c not in ("dataset", "init", "seed", DATA_SEED_COLUMN, "epoch", "layer")]
-    num_layers = len(spec.hidden) + 1
-    if spec.model != "mlp":  # one row per drawn layer of the network
+    num_layers = known_layer_count(spec)
+    if num_layers is None:  # one row per drawn layer of the network, which the rows tell
         num_layers = 1 + max((_int_or(row.get("layer"), -1) for row in rows), default=-1)
     shape = (len(spec.inits), len(spec.slots), spec.epochs + 1, num_layers)
     _check_rows(path, rows, int(np.prod(shape)),

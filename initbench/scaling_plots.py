@@ -8,6 +8,8 @@ import io
 
 import numpy as np
 
+from initbench.spec import depth_title
+
 
 def _figure(num_rows: int, num_cols: int, width: float, height: float):
     import matplotlib
@@ -76,8 +78,7 @@ def render_transfer(run) -> bytes:
         ax.grid(True, which="major", alpha=0.3)
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=9,
                        title="dots: best rate,\nbars: 95% interval", title_fontsize=8)
-    depth = (f"{run.depth} hidden layer{'s' * (run.depth != 1)}" if run.spec.model == "mlp"
-             else f"--model {run.spec.model}")
+    depth = depth_title(run.spec.model, run.depth)
     fig.suptitle(f"Does the best rate move with width? {run.spec.dataset}, {depth}, "
                  f"{run.spec.optimizer}, {run.spec.epochs} epoch{'s' * (run.spec.epochs != 1)}, "
                  f"{len(run.spec.seeds)} seeds"

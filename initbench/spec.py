@@ -13,6 +13,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from initbench.builtin_models import BUILTIN_MODELS, HIDDEN_MODELS, RESIDUAL_MODELS
 from initbench.errors import InitbenchError, unknown_name
 from initbench.optimizers import OPTIMIZERS
 
@@ -20,8 +21,6 @@ ACTIVATIONS = (
     "relu", "tanh", "gelu", "sigmoid", "elu", "selu", "silu", "leaky_relu", "softplus", "linear",
 )
 FAN_MODES = ("fan_in", "fan_out", "fan_avg")
-BUILTIN_MODELS = ("mlp", "cnn", "resmlp", "rescnn")  # or a user factory FILE.py:NAME / package.module:NAME
-RESIDUAL_MODELS = ("resmlp", "rescnn")  # built-ins whose branches and skips the initializers know
 NORMS = ("none", "layer", "batch")  # --norm (the residual models only)
 DTYPES = ("float32", "bfloat16")  # --dtype: parameters and computation
 DEFAULT_COMPARE_INITS = ("xavier", "he_normal", "lecun_normal", "orthogonal", "normal")
@@ -35,6 +34,23 @@ def network_title(model: str, mlp_shape: str) -> str:
     activation, as the caller spells them) for the MLP, whose shape is --hidden; "model
     NAME" for any other network."""
     return f"MLP {mlp_shape}" if model == "mlp" else f"model {model}"
+
+
+def known_layer_count(spec) -> int | None:
+    """How many drawn layers the spec's network has, where --hidden alone says (the MLP:
+    hidden layers + output); None where only the built network tells."""
+    return len(spec.hidden) + 1 if spec.model == "mlp" else None
+
+
+def depth_title(model: str, depth: int | None) -> str:
+    """How a width study's title names its network of `depth` hidden layers (blocks; None:
+    the network's own): "2 hidden layers" for the MLP, "--model resmlp, 4 blocks",
+    "--model FILE.py:NAME"."""
+    if model == "mlp":
+        return f"{depth} hidden layer{'s' * (depth != 1)}"
+    return f"--model {model}" + ("" if depth is None else f", {depth} block{'s' * (depth != 1)}")
+
+
 DEFAULT_MAX_SEEDS = 30
 # Bounds of what each number is cast to. A seed becomes a 32-bit PRNG key (jax.random.key
 # keeps only the low 32 bits without x64, so seeds 0 and 2**32 would train identical cells);
@@ -267,13 +283,13 @@ def validate(spec: Spec) -> None:
         raise InitbenchError(f"{len(spec.seeds)} seeds are too many: at most {MAX_NUM_SEEDS}.")
     if len(set(spec.seeds)) != len(spec.seeds):
         raise InitbenchError(f"seeds listed twice: {_short(spec.seeds)}.")
-    _check_positive_int("epochs", spec.epochs, MAX_EPOCHS)
-    _check_positive_int("data-seeds", spec.data_seeds, 10_000)
+    check_positive_int("epochs", spec.epochs, MAX_EPOCHS)
+    check_positive_int("data-seeds", spec.data_seeds, 10_000)
     if spec.data_seeds > 1 and spec.precision is not None:
         raise InitbenchError("--data-seeds cannot be combined with --seeds auto yet; give a "
                              "seed count (e.g. --seeds 10).")
-    _check_positive_int("batch-size", spec.batch_size, MAX_INT32)
-    _check_positive_int("lsuv-max-iter", spec.lsuv_max_iter, 10_000)
+    check_positive_int("batch-size", spec.batch_size, MAX_INT32)
+    check_positive_int("lsuv-max-iter", spec.lsuv_max_iter, 10_000)
     _check_lrs(spec.lr)
     if len(spec.lr) > 1 and spec.track_layers:
         raise InitbenchError("--track-layers cannot be combined with several --lr rates yet; "
@@ -376,7 +392,7 @@ def _check_has_effect(spec: Spec) -> None:
             raise InitbenchError(
                 f"{shown} has no effect: it is already the {option} of "
                 f"{', '.join(spec.inits)}; drop --{option}.")
-    if spec.model not in ("mlp", *RESIDUAL_MODELS):
+    if spec.model not in HIDDEN_MODELS:
         defaults = Spec()
         for option, field_name in (("--activation", "activation"), ("--hidden", "hidden")):
             if getattr(spec, field_name) != getattr(defaults, field_name):
@@ -484,7 +500,8 @@ def _parse_lr(item: str, text: str) -> float:
     return value
 
 
-def _check_positive_int(option: str, value, maximum: int) -> None:
+def check_positive_int(option: str, value, maximum: int) -> None:
+    """InitbenchError (one line) unless `--option`'s value is an integer in [1, maximum]."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InitbenchError(f"--{option} must be a positive integer, got {value}.")
     if value > maximum:

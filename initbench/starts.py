@@ -136,5 +136,5 @@ def init_card_and_properties(spec: Spec, init_name: str, seed: int,
     if spec.param != "sp":
         from initbench import parameterize  # multiplier and rate per layer
 
-        rows = parameterize.card_columns(spec, rows, data.x_train.shape[1], network)
+        rows = parameterize.card_columns(spec, rows, network)
     return rows, lines

@@ -382,8 +382,9 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
     """`summarize_all` for a reopened run: baseline, target, pairs and the equivalence
     margin (points) default to those in its meta.
 
-    Raises InitbenchError for a baseline that is not one of the run's rows, a target
-    outside (0, 1], pairs other than baseline/all or a margin that is not positive.
+    Raises InitbenchError for a baseline that is not one of the run's rows, pairs other than
+    baseline/all or a margin that is not positive (`target` is a fraction already checked:
+    `spec.target_fraction` for --target, `runfolder.read_run` for a recorded one).
     """
     from initbench.errors import InitbenchError
 
@@ -396,10 +397,8 @@ def summarize_saved(result: RunResult, baseline: str | None = None,
         raise InitbenchError(
             f"--baseline '{baseline}' is not in the run; choose one of: {', '.join(result.inits)}."
         )
-    if target is None:
+    if target is None:  # checked when the folder was read (`runfolder.read_run`)
         target = result.meta.get("target")
-    if target is not None and not 0 < target <= 1:
-        raise InitbenchError(f"--target must be an accuracy in (0, 1], got {target}.")
     pairs, margin_pt = resolve_family(
         pairs if pairs is not None else result.meta.get("pairs"),
         margin_pt if margin_pt is not None else result.meta.get("equivalence_margin"))

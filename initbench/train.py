@@ -64,8 +64,8 @@ def make_optimizer(spec: Spec, lr=None, network=None) -> optax.GradientTransform
     Without a split the rate is the constant `spec.lr[0]`, the program runs without a split
     always had: a traced
     rate changes the last bits of Adam's updates, and default runs keep their numbers.
-    `network`: the resolved non-MLP network whose layer roles set the per-layer rates of a
-    `spec.param` other than sp.
+    `network`: the resolved network whose layer roles set the per-layer rates of a
+    `spec.param` other than sp (needed only then).
     """
     if spec.val_fraction is None:
         tx = OPTIMIZERS[spec.optimizer].make()(spec.lr[0])

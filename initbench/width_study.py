@@ -19,7 +19,7 @@ import numpy as np
 
 from initbench import transfer as transfer_lib
 from initbench.errors import InitbenchError
-from initbench.spec import Spec
+from initbench.spec import HIDDEN_MODELS, Spec
 
 # metric -> whether lower is better
 METRICS = {"train_loss": True, "val_loss": True, "val_accuracy": False}
@@ -78,22 +78,20 @@ def check_widths(widths: tuple[int, ...], params: tuple[str, ...], metric: str,
 
 def width_spec(spec: Spec, param: str, width: int, depth: int | None,
                base_width: int) -> Spec:
-    """The spec of one (parameterization, width) grid: the MLP (and resmlp) with `depth`
-    hidden layers (blocks) of `width`; any other network built at `width` (`spec.width`:
-    the built-in CNN, or a user factory that takes a width)."""
+    """The spec of one (parameterization, width) grid: a network --hidden shapes (the MLP,
+    the residual nets) with `depth` hidden layers (blocks) of `width`; any other network
+    built at `width` (`spec.width`: the built-in CNN, or a user factory that takes one)."""
     base = None if param == "sp" else base_width
-    if spec.model in ("mlp", "resmlp"):
+    if spec.model in HIDDEN_MODELS:
         return spec.replace(hidden=(width,) * depth, param=param, base_width=base)
     return spec.replace(width=width, param=param, base_width=base)
 
 
 def check_networks(spec: Spec, params: tuple[str, ...], widths: tuple[int, ...],
                    depth: int | None, base_width: int, dataset) -> None:
-    """InitbenchError (one line) before anything is trained when a network other than the
-    MLP cannot be built at every width (its factory takes no width, or it does not take the
-    dataset's images) or a parameterization needs layer roles it does not tell."""
-    if spec.model == "mlp":
-        return
+    """InitbenchError (one line) before anything is trained when the network cannot be
+    built at every width (a factory takes no width, or it does not take the dataset's
+    images) or a parameterization needs layer roles it does not tell."""
     from initbench import networks, parameterize
 
     for width in widths:

@@ -18,7 +18,7 @@ import optax
 import pytest
 from typer.testing import CliRunner
 
-from initbench import coord, parameterizations, parameterize, starts, train, transfer
+from initbench import coord, networks, parameterize, starts, train, transfer
 from initbench.cli import app
 from initbench.data import load
 from initbench.spec import Spec
@@ -51,10 +51,11 @@ def test_mup_scalings_match_table_8_for_a_3_layer_mlp(width):
     base = 32
     spec = Spec(hidden=(width, width), param="mup", base_width=base)
     m = width / base
-    scalings = parameterizations.layer_scalings(spec, 64)
+    network = networks.resolve(spec, 10, (64,))
+    scalings = parameterize.scalings(spec, network)
     for name, kind in zip(("dense_0", "dense_1", "dense_2"), ("input", "hidden", "output")):
         var, multiplier, rate = table_8(kind, m)
-        got = scalings[name]
+        got = scalings[(name, "kernel")]
         assert got.init ** 2 == pytest.approx(var) and got.multiplier == pytest.approx(multiplier)
         assert got.rate == pytest.approx(rate), (name, width)
 
@@ -105,8 +106,10 @@ def test_one_adam_step_moves_each_kernel_at_its_own_rate():
     data = load("digits")
     params = jax.tree.map(lambda a: a[0], starts.cell_starts(spec, [("he_normal", 0)],
                                                              data).params)
-    tx = train.make_optimizer(spec)
-    apply_fn = parameterize.wrap_apply(spec, train.networks.make_apply(spec, 10, data.image_shape))
+    network = networks.resolve(spec, 10, data.image_shape)
+    tx = train.make_optimizer(spec, network=network)
+    apply_fn = parameterize.wrap_apply(spec, networks.make_apply(spec, 10, data.image_shape),
+                                       network)
 
     def loss_fn(p):
         logits = apply_fn({"params": p}, jnp.asarray(data.x_train[:100]))
@@ -129,7 +132,7 @@ def test_ntk_keeps_the_forward_at_init_and_scales_the_kernels():
     drawn = jax.tree.map(lambda a: a[0], starts.cell_starts(sp, [("xavier", 0)], data).params)
     np.testing.assert_allclose(stored["dense_1"]["kernel"], drawn["dense_1"]["kernel"] * 4,
                                rtol=1e-6)
-    effective = parameterize.effective(spec, stored)
+    effective = parameterize.effective(spec, stored, networks.resolve(spec, 10, data.image_shape))
     np.testing.assert_allclose(effective["dense_0"]["kernel"], drawn["dense_0"]["kernel"],
                                rtol=1e-6)
 
@@ -170,7 +173,8 @@ def test_sp_is_the_plain_optimizer():
     assert jax.tree.structure(ours.init(params)) == jax.tree.structure(plain.init(params))
     np.testing.assert_array_equal(ours.update(grads, ours.init(params))[0]["dense_0"]["kernel"],
                                   plain.update(grads, plain.init(params))[0]["dense_0"]["kernel"])
-    mup = train.make_optimizer(Spec(lr=(0.01,), param="mup", base_width=64))
+    mup_spec = Spec(lr=(0.01,), param="mup", base_width=64)
+    mup = train.make_optimizer(mup_spec, network=networks.resolve(mup_spec, 10, (784,)))
     assert jax.tree.structure(mup.init(params)) != jax.tree.structure(plain.init(params))
 
 
@@ -281,6 +285,8 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
       "examples/my_nets.py:make_net"], "--base-width needs the width"),
     (["transfer", "--model", "cnn", "--widths", "16,20"], "multiple of 8"),
     (["transfer", "--model", "cnn", "--depth", "3"], "--depth has no effect"),
+    (["transfer", "--depth", "0"], "--depth must be an integer in [1, 100]"),
+    (["coord", "--model", "resmlp", "--depth", "101"], "--depth must be an integer in [1, 100]"),
     (["run", "--base-width", "16"], "--base-width has no effect with --param sp"),
     (["inspect", "--param", "ntkk"], "unknown parameterization"),
 ])
@@ -305,6 +311,17 @@ def test_inspect_card_shows_each_layers_multiplier_and_rate():
     table = invoke("inspect", "--param", "mup", "--base-width", "8", "--hidden", "32,32",
                    "--dataset", "digits", "--init", "he_normal")
     assert table.exit_code == 0 and "multiplier" in table.stdout and "0.0025" in table.stdout
+
+
+def test_the_coordinate_check_measures_ntk_through_its_multipliers():
+    """ntk stores each kernel at sqrt(fan_in) x its draw and multiplies it by 1/sqrt(fan_in)
+    in the forward pass, so at step 0 the coordinate check sees SP's network: the same
+    sizes (measured on the stored kernels alone they would grow like sqrt(fan_in))."""
+    data = load("digits")
+    sp = Spec(inits=("xavier",), seeds=(0, 1), hidden=(32, 32), dataset="digits")
+    ntk = sp.replace(param="ntk")
+    at_init = {s.param: coord.coordinate_sizes(s, data, 1)[:, 0] for s in (sp, ntk)}
+    np.testing.assert_allclose(at_init["ntk"], at_init["sp"], rtol=1e-5)
 
 
 def test_readme_transfer_table_is_the_committed_run():

@@ -182,6 +182,13 @@ def test_bad_folders_are_one_line_errors(runs, tmp_path):
     broken = copy_run(runs["a"], tmp_path / "broken")
     (broken / "spec.json").write_text('{"spec": {"inits": ')
     assert "spec.json is corrupted" in one_error_line(invoke("export", broken))
+    for target in (97.5, 0, "high", True):  # a recorded target is a fraction in (0, 1]
+        edited = copy_run(runs["a"], tmp_path / f"target-{target}")
+        document = json.loads((edited / "spec.json").read_text())
+        document["target"] = target
+        (edited / "spec.json").write_text(json.dumps(document))
+        line = one_error_line(invoke("report", edited))
+        assert "spec.json is corrupted: target" in line and "(0, 1]" in line, line
 
 
 # ------------------------------------------------------------------ plot

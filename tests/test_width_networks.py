@@ -213,7 +213,7 @@ def test_mup_biases_keep_their_scale_across_width(digits):
     assert bias["drawn_std"] == pytest.approx(bias["expected_std"], rel=0.25)
     assert cards[64]["dense_0/bias"]["init_factor"] == 1.0  # its fan_in (features) is finite
     zeros = Spec(hidden=(64, 64), param="mup", base_width=16)
-    table = parameterize.scalings(zeros, num_features=64)
+    table = parameterize.scalings(zeros, networks.resolve(zeros, 10, (64,)))
     assert table[("dense_1", "bias")].init == table[("dense_2", "bias")].init == 1.0
 
 
@@ -227,3 +227,21 @@ def test_readme_wide_network_is_the_shipped_example():
     assert (ROOT / "examples" / "wide_nets.py").read_text() == block
     assert "initbench transfer --model examples/wide_nets.py:make_wide" in text
 
+
+
+@pytest.mark.parametrize("model", ["mlp", "resmlp", "rescnn"])
+def test_a_width_study_builds_the_networks_hidden_shapes_at_each_width(model):
+    """transfer and coord on a network --hidden shapes set its hidden widths (a residual
+    net's block width), never `spec.width`, which those networks would ignore: two widths
+    must give two networks, each at its own width (muP's multiplier)."""
+    from initbench import width_study
+
+    spec = Spec(model=model, inits=("xavier",))
+    kernels, multipliers = [], []
+    for width in (8, 16):
+        wide = width_study.width_spec(spec, "mup", width, 1, 8)
+        network = networks.resolve(wide, 10, (8, 8, 1))
+        kernels.append(sorted(r.shape for r in network.rules if r.kind == "kernel"))
+        multipliers.append(parameterizations.width_multiplier(wide))
+    assert kernels[0] != kernels[1]
+    assert multipliers == [1.0, 2.0]

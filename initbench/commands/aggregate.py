@@ -39,9 +39,11 @@ class AggregateOptions:
 def aggregate_options(values: dict[str, Any]) -> AggregateOptions:
     """The typed options of `aggregate`, checked before any reading: a bad --out costs
     nothing."""
+    from initbench import runfolder
+
     dirs, out = values["dirs"], values["out"]
     if out is not None:
-        check_out(out)
+        runfolder.check_new_folder(out)
     if len({Path(d).resolve() for d in dirs}) < len(dirs):
         from initbench.errors import InitbenchError
 
@@ -74,19 +76,6 @@ def aggregate(options: AggregateOptions, _: Runtime) -> None:
     if out is not None:
         stderr.print(f"aggregate written to {out}/ ({', '.join(FILES)})", markup=False,
                      highlight=False)
-
-
-def check_out(out: Path) -> None:
-    """Refuse an --out that is a file, a run folder or a folder holding files."""
-    from initbench import runfolder
-    from initbench.errors import InitbenchError
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InitbenchError(f"--out {out} is a file; give a new or empty folder.")
-    if out.is_dir() and any(out.iterdir()):
-        raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
-    runfolder.check_writable(out)
 
 
 def write(agg, out: Path) -> None:

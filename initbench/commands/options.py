@@ -276,7 +276,7 @@ def build_spec(values: dict[str, Any]) -> spec_lib.Spec:
             if opt is SEEDS and auto:  # the first round, set below
                 continue
             fields[opt.field] = opt.parse(value) if opt.parse is not None else value
-    if fields.get("model", "mlp") not in ("mlp", *spec_lib.RESIDUAL_MODELS):
+    if fields.get("model", "mlp") not in spec_lib.HIDDEN_MODELS:
         # A command's own MLP default (probe: 256x30) is no choice of the user's: only a
         # --hidden or --activation actually given is refused with another network.
         for opt in (HIDDEN, ACTIVATION):

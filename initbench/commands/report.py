@@ -146,11 +146,7 @@ def write_merged(summarized, out: Path) -> None:
     if result.labels is not None:
         raise InitbenchError("--out: runs of different settings are shown side by side but "
                               "cannot be saved as one run folder.")
-    if (Path(out) / "spec.json").exists():
-        raise InitbenchError(f"--out {out} already holds a run; choose a new folder.")
-    out = runfolder.check_writable(out)
-    if Path(out).is_dir() and any(Path(out).iterdir()):
-        raise InitbenchError(f"--out {out} already holds files; choose a new or empty folder.")
+    out = runfolder.check_new_folder(out)
     first = rows[0].family
     target = None if rows[0].reach is None else rows[0].reach.target
     result.meta["baseline"], result.meta["target"] = first.baseline, target
@@ -291,7 +287,7 @@ def export(options: ExportOptions, _: Runtime) -> None:
 
     result = _open(options.reading)
     summarized = _summarize(result, options.reading, options.target)
-    text = export_lib.render(summarized.view, list(summarized.rows), options.fmt)
+    text = export_lib.render_summary(summarized, options.fmt)
     if options.out is None:
         typer.echo(text, nl=False)
         return

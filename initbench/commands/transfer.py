@@ -64,7 +64,7 @@ def width_study_options(values: dict[str, Any]) -> WidthStudy:
     widths = spec_lib.parse_hidden(values["widths"])  # positive integers, as for --hidden
     width_study.check_study(widths, params, values["tolerance"])
     model, depth = values["model"], values["depth"]
-    if model in ("mlp", *spec_lib.RESIDUAL_MODELS):
+    if model in spec_lib.HIDDEN_MODELS:
         depth = 2 if depth is None else depth
         if not isinstance(depth, int) or not 1 <= depth <= 100:
             raise InitbenchError(f"--depth must be an integer in [1, 100], got {depth}.")
