@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -43,13 +44,20 @@ def check_cache_writable(root: Path) -> None:
 
 
 def cache_key(spec: Spec, dataset) -> str:
-    """The content hash of everything that changes a cell's numbers.
+    """The content hash of everything that changes a cell's numbers: `cache_key_parts`."""
+    return hashlib.sha256(json.dumps(cache_key_parts(spec, dataset),
+                                     sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_key_parts(spec: Spec, dataset) -> dict:
+    """What `cache_key` hashes.
 
     The training settings (`Spec.training_key`), the data actually used (`data.fingerprint`
     of its arrays, not its name), the platform and device kind, the cells per compiled block,
     the jax and jaxlib versions and `TRAINING_CODE_VERSION`; for a non-MLP model also
     `networks.fingerprint` (the built-in's version, or the user factory's source and lowered
-    computation).
+    computation); and the image shape where the arrays do not imply it (`implied_image_shape`):
+    the arrays are flat [N, D], and a convolution sees D features as the shape says.
     """
     import jax
     import jaxlib
@@ -66,7 +74,22 @@ def cache_key(spec: Spec, dataset) -> str:
     model = networks.fingerprint(spec, dataset.num_classes, dataset.image_shape)
     if model is not None:  # the MLP's keys never change
         parts["model"] = model
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+    shape = tuple(int(d) for d in dataset.image_shape)
+    if shape != implied_image_shape(dataset.x_train.shape[1]):
+        parts["image_shape"] = list(shape)  # absent where implied: existing keys stay
+    return parts
+
+
+def implied_image_shape(num_features: int) -> tuple[int, int, int] | None:
+    """The image shape D flat features imply: a square of one channel (s, s, 1) when D = s²,
+    else of three (s, s, 3) when D = 3s² (never both: √3 is irrational), else None. Every
+    built-in dataset's shape is the one its D implies (28x28x1, 8x8x1, 32x32x3), so the keys
+    cached before the shape was part of the key are the keys it has now."""
+    for channels in (1, 3):
+        side = math.isqrt(num_features // channels)
+        if num_features % channels == 0 and side * side * channels == num_features:
+            return (side, side, channels)
+    return None
 
 
 def _cell_path(root: Path, spec: Spec, canonical_init: str, seed: int, data_seed: int = 0,

@@ -5,7 +5,9 @@ table's one level, the final test loss, the paired difference against the baseli
 interval that decided its verdict, P(better), and the verdict; the verdict rule and a
 one-line definition of every column go with the table.
 CSV and JSON hold every column of summary.csv at full precision; markdown and LaTeX show
-accuracies in percent and differences in percentage points, rounded to 2 decimals.
+accuracies in percent and differences in percentage points, rounded to 2 decimals. With
+several rates, markdown, CSV and LaTeX hold the ranked table (each initializer at its chosen
+rate); JSON is `report --json`'s document, which adds every (initializer, rate) row.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ class Format:
     extensions: tuple[str, ...]
     render: Callable[[RunResult, list[SummaryRow]], str]
     aliases: tuple[str, ...] = ()
+    # A format that holds more than the ranked table (JSON: a multi-rate run's per-rate
+    # rows too) renders the whole `RunSummary` instead, where one is at hand.
+    render_summary: Callable[[RunSummary], str] | None = None
 
 
 FORMATS: dict[str, Format] = {}  # filled below, once the renderers exist; markdown first
@@ -63,6 +68,18 @@ def render(result: RunResult, rows: list[SummaryRow], fmt: str) -> str:
     return FORMATS[fmt].render(result, rows)
 
 
+def render_summary(summarized: RunSummary, fmt: str) -> str:
+    """`summarized` (`summary.summarize_saved`) as text in `fmt`: the format's whole-summary
+    renderer where it has one (JSON: the per-rate rows of a multi-rate run included), else
+    its ranked table of `summarized.view`."""
+    if fmt not in FORMATS:
+        raise unknown_name("export format", fmt, FORMATS)
+    entry = FORMATS[fmt]
+    if entry.render_summary is not None:
+        return entry.render_summary(summarized)
+    return entry.render(summarized.view, list(summarized.rows))
+
+
 def csv_table(result: RunResult, rows: list[SummaryRow]) -> str:
     """Every column of summary.csv at full precision."""
     return csv_text([flatten(row) for row in rows], SUMMARY_COLUMNS)
@@ -71,6 +88,14 @@ def csv_table(result: RunResult, rows: list[SummaryRow]) -> str:
 def json_text(result: RunResult, rows: list[SummaryRow]) -> str:
     """`json_document`, indented."""
     return json.dumps(json_document(result, rows), indent=2) + "\n"
+
+
+def json_summary_text(summarized: RunSummary) -> str:
+    """The run's JSON document of the whole summary (per-rate rows included), indented:
+    what `report --json` prints."""
+    from initbench import report
+
+    return json.dumps(report.result_document(summarized, None), indent=2) + "\n"
 
 
 def json_document(result: RunResult, rows: list[SummaryRow]) -> dict:
@@ -145,6 +170,7 @@ def latex(result: RunResult, rows: list[SummaryRow]) -> str:
 
 for _name, _format in (("markdown", Format((".md", ".markdown"), markdown, ("md",))),
                        ("csv", Format((".csv",), csv_table)),
-                       ("json", Format((".json",), json_text)),
+                       ("json", Format((".json",), json_text,
+                                       render_summary=json_summary_text)),
                        ("latex", Format((".tex",), latex, ("tex",)))):
     register(_name, _format)

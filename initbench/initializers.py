@@ -467,6 +467,13 @@ def register(name: str, formula: str, make: Callable[..., Initializer],
     _KERNELS[key] = _Entry(formula, make, std, dict(defaults or {}), after_draw)
 
 
+def is_builtin(name: str) -> bool:
+    """Whether initializer `name` is built by initbench's own code (not one a user's script
+    `register`ed): only then can its draw be kept across processes, keyed by initbench's
+    sources (`programs.source_hash`)."""
+    return _lookup(name)[1].make.__module__.startswith("initbench.")
+
+
 def is_data_dependent(name: str) -> bool:
     """Whether the initializer needs data after the draw (it has an after-draw hook)."""
     return _lookup(name)[1].after_draw is not None

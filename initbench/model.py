@@ -115,8 +115,15 @@ def init_params(spec: Spec, init_name: str, seeds: Sequence[int], num_features: 
     return draw_cells({init_name: draw}, {init_name: list(seeds)})[init_name]
 
 
+def draw_all(draws: dict[str, Callable[[jax.Array], dict]]) -> Callable[[list], list]:
+    """The function from one `init_key` per initializer of `draws` (in its order) to their
+    cells' parameters: the body of `draw_cells`' one program."""
+    names = list(draws)
+    return lambda keys: [draws[name](key) for name, key in zip(names, keys)]
+
+
 def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
-               seeds: dict[str, Sequence[int]]) -> dict:
+               seeds: dict[str, Sequence[int]], program: Callable | None = None) -> dict:
     """For each initializer name, `draws[name]` of each of `seeds[name]`'s `init_key`s,
     stacked on a leading [seed] axis on the host (NumPy arrays).
 
@@ -124,10 +131,11 @@ def draw_cells(draws: dict[str, Callable[[jax.Array], dict]],
     the eager draw (checked for all 14 initializers), one compilation for the whole grid
     and no forward pass. Not vmapped over seeds: jaxlib's batched QR (orthogonal, lsuv) can
     deadlock on two host devices (BENCHMARKS.md, "Why the batched QR stalled"). Shorter
-    seed lists repeat their last seed; the repeats are dropped.
+    seed lists repeat their last seed; the repeats are dropped. `program`: `draw_all(draws)`
+    jitted by the caller (the runner keeps it in its program cache); default `jax.jit`.
     """
     names = list(draws)
-    program = jax.jit(lambda keys: [draws[name](key) for name, key in zip(names, keys)])
+    program = program if program is not None else jax.jit(draw_all(draws))
     drawn: dict[str, list] = {name: [] for name in names}
     for i in range(max(len(seeds[name]) for name in names)):
         keys = [init_key(name, seeds[name][min(i, len(seeds[name]) - 1)]) for name in names]

@@ -298,29 +298,44 @@ def fixup_factor(structure) -> float:
 
 
 def card_rule(init: str, structure, path: tuple[str, ...], kind: str,
-              expected: float | None) -> tuple[str, float | None] | None:
-    """(rule, expected std) of parameter `path` of a residual network under `init`'s branch
-    rules, or None where the generic row stands."""
+              expected: float | None) -> tuple | None:
+    """(rule, expected std, short rule, legend) of parameter `path` of a residual network
+    under `init`'s branch rules, or None where the generic row stands. The short rule is the
+    card column's text: the legend's key and this layer's factor on it ("kernel ·0.5",
+    "kernel ·0" for a zeroed one); the legend
+    is (key, formula), said once under the card, or None where the generic one stands."""
     if structure is None:
         return None
     if path in structure.gates:
-        return (f"branch gate (scalar multiplier): starts at "
-                f"{0 if init == 'skipinit' else 1}", 0.0)
+        start = 0 if init == "skipinit" else 1
+        return (f"branch gate (scalar multiplier): starts at {start}", 0.0, f"gate: {start}",
+                ("gate", "a branch's scalar multiplier: the block is x + gate·F(x)"))
     role = structure.role(path[:-1])
     if kind == "bias" and init == "fixup" and role == "head":
-        return "fixup: the head's bias 0", 0.0
+        return "fixup: the head's bias 0", 0.0, "bias ·0", None
     if kind != "kernel":
         return None
     if init == "fixup" and role == "branch_inner":
         factor = fixup_factor(structure)
         return (f"fixup: N(0, 2/fan_out)·L^(-1/(2m-2)), L={structure.num_branches}, "
-                f"m={structure.branch_layers}: ·{factor:.4g}", expected * factor)
+                f"m={structure.branch_layers}: ·{factor:.4g}", expected * factor,
+                f"kernel ·{factor:.4g}", None)
     if (init in ("fixup", "zero") and role == "branch_last") or (init == "fixup" and role == "head"):
-        return f"{init}: 0 ({'the head' if role == 'head' else 'a branch’s last layer'})", 0.0
+        return (f"{init}: 0 ({'the head' if role == 'head' else 'a branch’s last layer'})", 0.0,
+                "kernel ·0", None)
     if init == "idinit" and role == "branch_last":
         return (f"idinit: IDIZ_ε = {IDINIT_EPSILON:g}·I' (a branch's last layer)",
-                expected * IDINIT_EPSILON)
+                expected * IDINIT_EPSILON, f"kernel ·{IDINIT_EPSILON:g}", None)
     return None
+
+
+def card_note(init: str, structure) -> str:
+    """What the card adds to `init`'s formula for this `structure`: fixup's L and m and
+    the factor they give ("" for any other initializer or a network without branches)."""
+    if init != "fixup" or structure is None:
+        return ""
+    return (f"; here L={structure.num_branches}, m={structure.branch_layers}: "
+            f"·{fixup_factor(structure):.4g}")
 
 
 # ---------------------------------------------------------------- the property each promises

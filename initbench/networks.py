@@ -511,30 +511,41 @@ def card(spec: Spec, init_name: str, params: dict, network: Network) -> list[dic
                "drawn_mean": float(values.mean())}
         if rule.kind == "kernel":
             canonical = initializers.base(init_name)
-            row["rule"] = f"{init_name}: {initializers.formula(init_name)}"
+            key, formula, matrix = "kernel", f"{init_name}: {initializers.formula(init_name)}", ""
             if canonical == "identity" and len(rule.shape) > 2:
-                row["rule"] = f"{init_name}: gain·Dirac (eye(in, out) at the window's centre)"
+                key = "conv kernel"
+                formula = f"{init_name}: gain·Dirac (eye(in, out) at the window's centre)"
             if canonical in ("orthogonal", "lsuv") and len(rule.shape) > 2:
-                row["rule"] += f", as a {rule.fan_in}x{rule.shape[-1]} matrix"
+                key, matrix = "conv kernel", f"{rule.fan_in}x{rule.shape[-1]}"
             row["expected_std"] = initializers.expected_kernel_std(
                 init_name, rule.shape, **accepted(spec, init_name))
             if canonical == "metainit":
-                row["rule"] = (f"{init_name}: he_normal (expected std), then its norm learned "
-                               "on data to minimize the gradient quotient (drawn std)")
+                formula = (f"{init_name}: he_normal (expected std), then its norm learned "
+                           "on data to minimize the gradient quotient (drawn std)")
             elif initializers.is_data_dependent(init_name):
-                row["rule"] = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
-                               "unit output variance (drawn std)")
+                formula = (f"{init_name}: gain·Q (expected std), then rescaled on data to "
+                           "unit output variance (drawn std)")
+            row["rule"] = formula + (f", as a {matrix} matrix" if matrix else "")
+            if matrix:  # the matrix is fan_in x out, which each row shows: said once here
+                formula += ", of the kernel as a fan_in x out matrix"
+            short = key
+            formula += modern_inits.card_note(canonical, network.structure)
         elif rule.kind == "bias":
-            row["rule"] = f"bias {spec.bias_init}: {initializers.bias_formula(spec.bias_init)}"
+            key = short = "bias"
+            formula = f"{spec.bias_init}: {initializers.bias_formula(spec.bias_init)}"
+            row["rule"] = f"bias {formula}"
             row["expected_std"] = initializers.expected_bias_std(spec.bias_init, rule.fan_in)
         else:
-            row["rule"] = "module's own initialization (not drawn)"
+            key = short = "own"
+            formula = row["rule"] = "module's own initialization (not drawn)"
             row["expected_std"] = None
             row["kept"] = kept_values(values)
         branch_rule = modern_inits.card_rule(initializers.base(init_name), network.structure,
                                              rule.path, rule.kind, row["expected_std"])
         if branch_rule is not None:
-            row["rule"], row["expected_std"] = branch_rule
+            row["rule"], row["expected_std"], short, legend = branch_rule
+            key, formula = legend or (key, formula)
+        row["rule_short"], row["rule_legend"] = short, [key, formula]
         row["layer"] = order.get(rule.path[:-1])
         rows.append(row)
     kinds = {"kernel": 0, "bias": 1, "own": 2}

@@ -105,6 +105,7 @@ class Runner:
                       for d in self.devices}
         self._probe_fns: dict[int, Callable] = {}
         self._jits: dict[str, programs.Program] = {}  # program -> its per-block program
+        self._draws: dict[tuple[str, ...], programs.Program] = {}  # initializers -> draw
         self._compiling: list | None = None  # background compilations not yet awaited
         # Keys arrive as raw key data: a host array, placed without compiling anything.
         self._init_block = jax.vmap(lambda params, key_data, lr: self.cell.init(
@@ -124,21 +125,36 @@ class Runner:
 
         return jnp.asarray(array) if device is None else jax.device_put(array, device)
 
-    def _program(self, name: str, fn: Callable, donate: bool = False) -> programs.Program:
+    def _program(self, name: str, fn: Callable, donate: bool = False, also: dict | None = None,
+                 keep: bool = True) -> programs.Program:
         """`fn` jitted, its traced program kept across processes in the program cache beside
-        the persistent XLA cache (`initbench.programs`; none without that cache). Its identity
-        is the cell cache's key (every setting, the data, the model, the versions; the epoch
-        count does not shape a program) and how the model sees a row (image shape)."""
+        the persistent XLA cache (`initbench.programs`; none without that cache or with
+        `keep` False). Its identity is the cell cache's key (every setting, the data, the
+        model, the versions; the epoch count does not shape a program), how the model sees a
+        row (image shape) and `also` (what else shapes `fn`)."""
         from initbench import cellcache
 
         def identity_fn():
             return {"cells": cellcache.cache_key(self.spec.replace(epochs=1), self.dataset),
                     "image_shape": self.dataset.image_shape,
-                    "num_classes": self.dataset.num_classes}
+                    "num_classes": self.dataset.num_classes, **(also or {})}
 
-        return programs.Program(
-            name, self._counted(name, fn), programs.folder_for(self.runtime.xla_cache),
-            identity_fn, donate_argnums=(0,) if donate else ())
+        folder = programs.folder_for(self.runtime.xla_cache) if keep else None
+        return programs.Program(name, self._counted(name, fn), folder, identity_fn,
+                                donate_argnums=(0,) if donate else ())
+
+    def _draw_program(self, names: tuple[str, ...], draw_fn: Callable) -> programs.Program:
+        """The one program drawing a cell of each initializer of `names` (`starts.DrawJit`):
+        built once per run and set of initializers, and kept across processes like the
+        others, its identity naming the initializers. Not kept when an initializer was
+        registered by a user's script: its code is not in the key (`initializers.is_builtin`)."""
+        from initbench import initializers
+
+        if names not in self._draws:
+            self._draws[names] = self._program(
+                "draw", draw_fn, also={"inits": list(names)},
+                keep=all(initializers.is_builtin(name) for name in names))
+        return self._draws[names]
 
     def _counted(self, name: str, fn: Callable) -> Callable:
         def counted_fn(*args):
@@ -164,14 +180,16 @@ class Runner:
                                                                              *args)
              for d in self.devices}, self.runtime.mesh)
 
-    def _compile_in_background(self) -> int:
+    def _compile_in_background(self, names: tuple[str, ...] | None = None) -> int:
         """Start compiling the init, evaluation and epoch programs in other threads while
         the starting parameters are drawn, so no device thread compiles on its first call.
         Each program is compiled once, for the first device, and that executable is loaded
         on every other host device (`programs.Program.compile_job`); the calls then run it
         (`_await_compiled` first; a call arriving early waits for its program). Once per
         runner. On 2 cores the gain is small: compilation and the draw are both CPU-bound
-        (BENCHMARKS.md)."""
+        (BENCHMARKS.md). `names`: the initializers of the cells about to be drawn, whose draw
+        program gives the shapes (read back from a kept program); None when the starts are
+        not drawn by `init_state`'s draw program (`jax.eval_shape`)."""
         if self._compiling is not None:
             return 0
         import jax
@@ -179,7 +197,8 @@ class Runner:
         from initbench import sharding, starts, train
 
         cells = [("zeros", 0)] * sharding.cells_per_block()  # every initializer: same shapes
-        params = starts.start_shapes(self.spec, self.dataset, len(cells))
+        params = starts.start_shapes(self.spec, self.dataset, len(cells), names,
+                                     self._draw_program)
         keys = jax.eval_shape(lambda: jax.random.key_data(train.data_keys(cells)))
         lrs = jax.eval_shape(lambda: train.cell_lrs(self.spec, cells))
         state = self._init_fn.out_shapes(params, keys, lrs)  # read from a kept program
@@ -209,7 +228,7 @@ class Runner:
 
         from initbench import sharding, starts, train
 
-        built = starts.cell_starts(self.spec, cells, self.dataset)
+        built = starts.cell_starts(self.spec, cells, self.dataset, self._draw_program)
         host = (built.params, np.asarray(jax.random.key_data(train.data_keys(cells))),
                 train.cell_lrs(self.spec, cells))
         return self.init_fn(sharding.to_blocks(host, self.runtime.mesh)), built.lsuv_passes
@@ -269,7 +288,12 @@ class Runner:
         spec, runtime = self.spec, self.runtime
         mark = timings.mark if timings is not None else lambda name: None
         padded = self.padded(cells)
-        programs = self._compile_in_background()
+        from initbench import starts
+
+        # A subclass with its own init_state (the phase diagram's) draws no initializers:
+        # its cells' names are not initializers, and the draw program is not its start.
+        own_draw = type(self).init_state is Runner.init_state
+        programs = self._compile_in_background(starts.init_names(padded) if own_draw else None)
         reporter.phase((f"compiling {programs} programs, " if programs else "")
                        + f"drawing the starting parameters of {describe_cells(len(cells))}")
         try:

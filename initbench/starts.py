@@ -8,7 +8,7 @@ when it is built.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -17,6 +17,11 @@ import numpy as np
 from initbench import initializers, networks
 from initbench import model as model_lib
 from initbench.spec import Spec
+
+# How the draw program of some initializers (names, in the draw's order) is jitted: given the
+# names and `model.draw_all`'s function, a callable like `jax.jit`'s; the runner's keeps the
+# program across processes (`programs.Program`, which also has `out_shapes`).
+DrawJit = Callable[[tuple[str, ...], Callable], Callable]
 
 
 class Starts(NamedTuple):
@@ -28,19 +33,27 @@ class Starts(NamedTuple):
     lsuv_passes: list[np.ndarray | None]
 
 
-def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
+def init_names(cells: Sequence[tuple[str, int]]) -> tuple[str, ...]:
+    """The initializers of `cells`, in order of first appearance: the draw program's order."""
+    return tuple(dict.fromkeys(name for name, *_ in cells))
+
+
+def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data,
+                draw_jit: DrawJit | None = None) -> Starts:
     """Starting parameters of `cells` ((init, seed) pairs) for `data` (an `initbench.data.Dataset`).
 
     A cell's start depends only on its own (initializer, seed): kernels from
     `model.init_key` (`networks.cell_draw`), LSUV on the fixed `lsuv.lsuv_batch` of the
-    training set.
+    training set. `draw_jit` jits the one draw program (default `jax.jit`); the numbers
+    never depend on it.
     """
     groups: dict[str, list[int]] = {}
     for name, seed, *_ in cells:  # a data order (--data-seeds) does not change the start
         groups.setdefault(name, []).append(seed)
     network = networks.resolve(spec, data.num_classes, data.image_shape)
     draws = {name: networks.cell_draw(spec, network, name) for name in groups}
-    stacked, passes = model_lib.draw_cells(draws, groups), {}
+    program = None if draw_jit is None else draw_jit(tuple(groups), model_lib.draw_all(draws))
+    stacked, passes = model_lib.draw_cells(draws, groups, program), {}
     for name in groups:
         if (hook := initializers.after_draw(name)) is not None:
             params, passes[name] = hook(spec, network, stacked[name], data)
@@ -66,12 +79,23 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data) -> Starts:
     return Starts(jax.tree.map(lambda *leaves: np.stack(leaves), *ordered), cell_passes)
 
 
-def start_shapes(spec: Spec, data, num_cells: int) -> dict:
+def start_shapes(spec: Spec, data, num_cells: int, names: tuple[str, ...] | None = None,
+                 draw_jit: DrawJit | None = None) -> dict:
     """Shapes and dtypes (`jax.ShapeDtypeStruct`) of `cell_starts`' params for `num_cells`
-    cells, without drawing anything (every initializer gives the same shapes)."""
+    cells, without drawing anything (every initializer gives the same shapes). Given the
+    initializers `names` about to be drawn and a `draw_jit` whose program has `out_shapes`
+    (`programs.Program`), they are read from the draw program that `cell_starts` then calls
+    (not traced when it was kept); otherwise `jax.eval_shape` traces the draw of `zeros`."""
     network = networks.resolve(spec, data.num_classes, data.image_shape)
-    one = jax.eval_shape(networks.cell_draw(spec, network, "zeros"),
-                         jax.eval_shape(lambda: model_lib.init_key("zeros", 0)))
+    key = jax.eval_shape(lambda: model_lib.init_key("zeros", 0))
+    one = None
+    if names is not None and draw_jit is not None:
+        draws = {name: networks.cell_draw(spec, network, name) for name in names}
+        out_shapes = getattr(draw_jit(names, model_lib.draw_all(draws)), "out_shapes", None)
+        kept = None if out_shapes is None else out_shapes([key] * len(names))
+        one = None if kept is None else kept[0]
+    if one is None:
+        one = jax.eval_shape(networks.cell_draw(spec, network, "zeros"), key)
     if spec.dtype != "float32":
         from initbench import precision
 

@@ -103,8 +103,9 @@ def test_reading_and_writing_run_folders_loads_no_jax():
 
 
 def test_a_grid_of_several_chunks_traces_each_program_once():
-    """20 cells in chunks of 8: three chunks, one runner, every program traced once and
-    the data placed once; the cells equal a one-chunk run bitwise."""
+    """20 cells in chunks of 8: three chunks, one runner, every program traced once (the
+    draw once per set of initializers) and the data placed once; the cells equal a
+    one-chunk run bitwise."""
     digits = data.load("digits")
     spec = Spec(inits=("xavier", "he_normal", "normal", "orthogonal"), seeds=tuple(range(5)),
                 dataset="digits", epochs=2, hidden=(8,))
@@ -125,7 +126,10 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
     finally:
         Runner.__init__ = original
     assert len(built) == 2  # one runner per run, not per chunk
-    assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1}
+    # the draw once per set of initializers a chunk holds: {xavier, he_normal}, {he_normal,
+    # normal, orthogonal}, {orthogonal}; the whole grid's one set once
+    assert dict(built[0].traces) == {"init": 1, "eval": 1, "epoch": 1, "draw": 3}
+    assert dict(built[1].traces) == {"init": 1, "eval": 1, "epoch": 1, "draw": 1}
     for name in chunked.metrics:
         np.testing.assert_array_equal(chunked.metrics[name], whole.metrics[name])
 

@@ -142,6 +142,8 @@ def test_inits_lists_every_initializer_with_its_std():
     for name in ("glorot_uniform", "he_normal", "orthogonal", "torch_default", "normal", "lsuv"):
         assert name in result.stdout
     assert "0.0439" in result.stdout  # glorot_uniform on 784x256: sqrt(2/1040)
+    flat = " ".join(result.stdout.replace("│", " ").split())  # cells wrap over lines
+    assert "reshaped from [in·k², out]" in flat  # a formula's brackets are text, not markup
 
 
 def write_tiny_mnist_idx(directory):

@@ -196,6 +196,74 @@ def test_the_card_shows_each_property(digits):
     assert "largest off-centre |w| 0;" in lines[0]
 
 
+@pytest.mark.parametrize("model, hidden, init", [
+    ("resmlp", (64,) * 4, "fixup"), ("rescnn", (8, 8), "fixup"), ("rescnn", (8, 8), "idinit"),
+    ("cnn", None, "identity")])
+def test_the_card_says_each_rule_once_and_fits_100_columns(digits, model, hidden, init):
+    """The rule column holds only each layer's factor on a rule said once under the table;
+    at 100 columns no line is wider and each row's rule cell sits whole on its row's line,
+    at 80 nothing is wider either; the long formulas (fixup's, IDInit's) wrap at spaces."""
+    import io
+
+    from rich.console import Console
+
+    from initbench.commands.inspect import card_renderables
+
+    spec = Spec(inits=(init,), model=model, dataset="digits",
+                **({"hidden": hidden} if hidden else {}))
+    rows, _ = starts.init_card_and_properties(spec, init, 0, digits)
+    document = {"model": model, "init": init, "seed": 0, "dataset": "digits",
+                "image_shape": list(digits.image_shape), "parameters": rows}
+    legend = {}
+    for row in rows:  # one formula per key: the column's text points at one rule
+        key, formula = row["rule_legend"]
+        assert legend.setdefault(key, formula) == formula, row["path"]
+        assert row["rule_short"].startswith(key), row  # the key, then its factor
+    for width in (100, 80):
+        console = Console(width=width, file=io.StringIO(), record=True)
+        for renderable in card_renderables(document):
+            console.print(renderable)
+        lines = console.export_text().splitlines()
+        assert max(map(len, lines)) <= width, "\n".join(lines)
+        flat = " ".join(" ".join(lines).split())
+        for key, formula in legend.items():
+            assert f"{key}: {' '.join(formula.split())}" in flat, (key, formula)
+        for row in rows:
+            assert any(f" {row['rule_short']} " in line and (width < 100 or row["path"] in line)
+                       for line in lines), (width, row)
+
+
+@pytest.mark.parametrize("model, hidden", [("mlp", (256, 256)), ("resmlp", (64,) * 2)])
+def test_a_parameterized_card_fits_100_columns_with_whole_paths(digits, model, hidden):
+    """Under --param mup the parameterization's columns (role, stored factor, multiplier,
+    effective std, rate) are a table of their own: at 100 columns no line is wider and
+    every parameter path sits whole on one line of each table (one table holding every
+    column folded them into fragments such as 'dense' / '_0/ke' / 'rnel')."""
+    import io
+
+    from rich.console import Console
+
+    from initbench.commands.inspect import card_renderables
+
+    spec = Spec(inits=("he_normal",), model=model, hidden=hidden, dataset="digits",
+                param="mup", base_width=hidden[0] // 2)
+    rows, _ = starts.init_card_and_properties(spec, "he_normal", 0, digits)
+    document = {"model": model, "init": "he_normal", "seed": 0, "dataset": "digits",
+                "image_shape": list(digits.image_shape), "parameters": rows,
+                "param": "mup", "base_width": spec.base_width, "lr": 0.01}
+    console = Console(width=100, file=io.StringIO(), record=True)
+    tables = card_renderables(document)
+    for renderable in tables:
+        console.print(renderable)
+    lines = console.export_text().splitlines()
+    assert max(map(len, lines)) <= 100, "\n".join(lines)
+    kernels = [row for row in rows if row["path"].endswith("kernel")]
+    assert kernels and all(sum(f" {row['path']} " in line for line in lines) == 2
+                           for row in kernels), "\n".join(lines)  # whole, in both tables
+    roles = [line.split()[5] for line in lines if " output " in line or " input " in line]
+    assert "output" in roles and "input" in roles, "\n".join(lines)
+
+
 def test_resmlp_trains_in_the_shared_grid(digits):
     """One compiled grid: he_normal, fixup, skipinit, zero on a 2-block resmlp with batch
     norm; every cell finite, and ZerO's weight draw the same on both seeds."""
@@ -349,3 +417,21 @@ def test_phase_agreement_counts_cells_below_3_and_beyond_12_xi():
     assert result.agreement() == {"below_3xi": 2, "below_3xi_trained": 1,
                                   "beyond_12xi": 2, "beyond_12xi_trained": 1}
     assert "1/2 (50%) of the cells with depth < 3 xi_c" in result.agreement_line()
+
+
+def test_a_residual_run_with_layer_tracking_reopens(tmp_path):
+    """--track-layers on resmlp writes one layers.csv row per drawn layer (stem, two per
+    block, head: 6 for 2 blocks), and the folder reopens with every layer: the count comes
+    from the rows, not from --hidden (which tells only the MLP's)."""
+    from initbench import runfolder
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["compare", "--model", "resmlp", "--hidden", "8x2",
+                                      "--inits", "xavier,fixup", "--seeds", "1", "--epochs", "1",
+                                      "--track-layers", "--dataset", "digits", "--no-cache",
+                                      "--quiet", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    reopened = runfolder.read_run(out)
+    assert {k: v.shape for k, v in reopened.layer_metrics.items()} == {
+        "dead_fraction": (2, 1, 2, 6), "grad_norm": (2, 1, 2, 6)}
+    assert np.isfinite(reopened.layer_metrics["grad_norm"]).all()

@@ -124,6 +124,13 @@ def test_compare_with_rates_end_to_end(tmp_path):
     assert "at lr 0.01" in again.output and "best" in again.output
     exported = invoke("export", out, "--format", "csv")
     assert exported.exit_code == 0 and "xavier" in exported.output
+    # export --format json is report --json's document: the per-rate rows included
+    reported = json.loads(invoke("report", out, "--json").stdout)
+    document = json.loads(invoke("export", out, "--format", "json").stdout)
+    assert document == reported
+    assert len(document["per_rate"]) == 2 * 3
+    assert {(row["init"], row["lr"]) for row in document["per_rate"]} == {
+        (row["init"], float(row["lr"])) for row in read_csv(out / "summary.csv")}
 
 
 def test_old_folders_without_lr_column_still_load(tmp_path):

@@ -285,6 +285,8 @@ def test_transfer_and_coord_commands_write_their_files(tmp_path):
       "examples/my_nets.py:make_net"], "--base-width needs the width"),
     (["transfer", "--model", "cnn", "--widths", "16,20"], "multiple of 8"),
     (["transfer", "--model", "cnn", "--depth", "3"], "--depth has no effect"),
+    (["transfer", "--depth", "0"], "--depth must be an integer in [1, 100]"),
+    (["coord", "--model", "resmlp", "--depth", "101"], "--depth must be an integer in [1, 100]"),
     (["run", "--base-width", "16"], "--base-width has no effect with --param sp"),
     (["inspect", "--param", "ntkk"], "unknown parameterization"),
 ])
@@ -309,6 +311,17 @@ def test_inspect_card_shows_each_layers_multiplier_and_rate():
     table = invoke("inspect", "--param", "mup", "--base-width", "8", "--hidden", "32,32",
                    "--dataset", "digits", "--init", "he_normal")
     assert table.exit_code == 0 and "multiplier" in table.stdout and "0.0025" in table.stdout
+
+
+def test_the_coordinate_check_measures_ntk_through_its_multipliers():
+    """ntk stores each kernel at sqrt(fan_in) x its draw and multiplies it by 1/sqrt(fan_in)
+    in the forward pass, so at step 0 the coordinate check sees SP's network: the same
+    sizes (measured on the stored kernels alone they would grow like sqrt(fan_in))."""
+    data = load("digits")
+    sp = Spec(inits=("xavier",), seeds=(0, 1), hidden=(32, 32), dataset="digits")
+    ntk = sp.replace(param="ntk")
+    at_init = {s.param: coord.coordinate_sizes(s, data, 1)[:, 0] for s in (sp, ntk)}
+    np.testing.assert_allclose(at_init["ntk"], at_init["sp"], rtol=1e-5)
 
 
 def test_readme_transfer_table_is_the_committed_run():

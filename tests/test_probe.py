@@ -196,3 +196,25 @@ def test_run_lsuv_with_track_layers(tmp_path, digits):
             assert float(row["grad_norm"]) == pytest.approx(
                 at_init.stats["weight_grad_norm"][0, s, layer], rel=1e-5)
             assert float(row["dead_fraction"]) == at_init.stats["dead_fraction"][0, s, layer]
+
+
+@pytest.mark.parametrize("batch_size", [2.5, True, "100", 0])
+def test_the_probe_refuses_a_batch_size_that_training_would(batch_size):
+    """The probe's --batch-size obeys training's rule (a positive integer, never coerced):
+    from Python as from the command line, one InitbenchError before anything is drawn."""
+    from initbench.errors import InitbenchError
+
+    with pytest.raises(InitbenchError, match="--batch-size must be a positive integer"):
+        probe.run_probe(Spec(inits=("xavier",), dataset="digits"), data.load("digits"),
+                        Runtime(use_cache=False), batch_size=batch_size)
+
+
+def test_the_probes_own_mlp_default_is_no_choice_against_another_network(tmp_path):
+    """probe's default --hidden (256x30) is its own, not the user's: `probe --model cnn`
+    without --hidden runs (a --hidden actually given with the CNN is refused)."""
+    result = invoke("probe", "--model", "cnn", "--inits", "xavier", "--seeds", "1",
+                    "--dataset", "digits", "--out", tmp_path / "p")
+    assert result.exit_code == 0, result.output
+    given = invoke("probe", "--model", "cnn", "--hidden", "64x2", "--inits", "xavier",
+                   "--dataset", "digits")
+    assert given.exit_code == 2 and "--hidden has no effect" in given.output

@@ -1,6 +1,7 @@
 """The program cache (initbench.programs): kept programs run bitwise as traced ones, and an
 entry that cannot be used is traced again."""
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from cli_helpers import invoke
 
-from initbench import data, programs, progress
+from initbench import data, initializers, programs, progress, starts
 from initbench import grid as grid_lib
 from initbench.runner import Runner
 from initbench.runtime import Runtime
@@ -56,9 +57,9 @@ def _same(a: dict, b: dict) -> None:
 def test_kept_programs_run_bitwise_as_traced_ones_and_are_not_traced_again(traced, tmp_path):
     runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
     exported, traces = _train(runtime)
-    assert traces == {"init": 1, "eval": 1, "epoch": 1}
+    assert traces == {"draw": 1, "init": 1, "eval": 1, "epoch": 1}
     kept = sorted(p.name.split("-")[0] for p in (tmp_path / "xla" / programs.FOLDER).iterdir())
-    assert kept == ["epoch", "eval", "init"]
+    assert kept == ["draw", "epoch", "eval", "init"]
     loaded, traces = _train(runtime)
     assert traces == {}  # read back: nothing traced
     _same(traced[0], exported)
@@ -133,3 +134,97 @@ def test_compare_curves_are_byte_identical_with_and_without_kept_programs(tmp_pa
         runs[run] = (tmp_path / run / "curves.csv").read_bytes()
     assert runs["exported"] == runs["off"] and runs["loaded"] == runs["off"]
     assert any(Path(session_cache, programs.FOLDER).glob("epoch-*" + programs.SUFFIX))
+
+
+def _starts(spec: Spec, cells: list, runtime: Runtime | None):
+    """(`cell_starts` of `cells` on digits, the draw's traces): through a fresh runner's
+    draw program (as `Runner.init_state` draws; a fresh runner is a fresh process's), or
+    through plain `jax.jit` when `runtime` is None."""
+    digits = data.load("digits")
+    if runtime is None:
+        return starts.cell_starts(spec, cells, digits), 0
+    runner = Runner(spec, digits, runtime)
+    built = starts.cell_starts(spec, cells, digits, runner._draw_program)
+    return built, runner.traces["draw"]
+
+
+def test_kept_draws_are_bitwise_the_traced_draws_and_not_traced_again(tmp_path):
+    """The starting parameters (a QR draw and LSUV's after-draw hook among them) are
+    bitwise the same with the cache off, freshly exported, read back by a second runner, and
+    called a second time by that runner, which traces the draw only in the first."""
+    spec = SPEC.replace(inits=("xavier", "orthogonal", "lsuv"), seeds=(0, 1, 2))
+    cells = [(name, seed) for name in spec.inits for seed in spec.seeds]
+    plain, _ = _starts(spec, cells, None)
+    off, traces_off = _starts(spec, cells, Runtime(use_cache=False))
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    exported, traces_exported = _starts(spec, cells, runtime)
+    digits = data.load("digits")
+    second = Runner(spec, digits, runtime)
+    loaded = starts.cell_starts(spec, cells, digits, second._draw_program)
+    again = starts.cell_starts(spec, cells, digits, second._draw_program)
+    assert (traces_off, traces_exported, second.traces["draw"]) == (1, 1, 0)
+    assert [p.name.split("-")[0] for p in (tmp_path / "xla" / programs.FOLDER).iterdir()] \
+        == ["draw"]
+    for built in (off, exported, loaded, again):
+        jax.tree.map(np.testing.assert_array_equal, built.params, plain.params)
+        assert [None if p is None else p.tolist() for p in built.lsuv_passes] \
+            == [None if p is None else p.tolist() for p in plain.lsuv_passes]
+    assert plain.lsuv_passes[-1] is not None  # the hook ran
+
+
+def test_every_builtin_initializer_draws_bitwise_through_a_kept_program(tmp_path):
+    """One kept draw program of every built-in initializer the MLP takes (uneven seeds, as
+    a padded grid draws) gives jax.jit's starts, exported and read back. (The after-draw
+    hooks run outside the draw program: LSUV's in the test above.)"""
+    names = [name for name in initializers.names()  # fixup, skipinit: residual nets only
+             if not initializers.is_data_dependent(name) and not initializers.needs_branches(name)]
+    assert {"orthogonal", "identity", "torch_default", "delta_orthogonal"} <= set(names)
+    spec = SPEC.replace(inits=tuple(names))
+    cells = [(name, seed) for i, name in enumerate(names) for seed in range(1 + i % 2)]
+    plain, _ = _starts(spec, cells, None)
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    for expected_traces in (1, 0):
+        kept, traces = _starts(spec, cells, runtime)
+        assert traces == expected_traces
+        jax.tree.map(np.testing.assert_array_equal, kept.params, plain.params)
+
+
+def test_the_draw_shapes_come_from_the_kept_program(tmp_path):
+    """`start_shapes` through a runner's draw program: the shapes `jax.eval_shape` gives,
+    read from the program `cell_starts` then calls, which is traced once in all."""
+    digits = data.load("digits")
+    names = ("xavier", "orthogonal")
+    expected = starts.start_shapes(SPEC, digits, 3)
+    runner = Runner(SPEC, digits, Runtime(use_cache=False, xla_cache=tmp_path / "xla"))
+    shapes = starts.start_shapes(SPEC, digits, 3, names, runner._draw_program)
+    assert jax.tree.map(lambda a: (a.shape, a.dtype), shapes) \
+        == jax.tree.map(lambda a: (a.shape, a.dtype), expected)
+    starts.cell_starts(SPEC, [(name, 0) for name in names], digits, runner._draw_program)
+    assert runner.traces["draw"] == 1
+
+
+def test_a_draw_of_a_user_registered_initializer_is_not_kept(tmp_path, monkeypatch):
+    """Its code is not in the entry's key, so its draw is traced in every process."""
+    entry = initializers._KERNELS["normal"]
+    monkeypatch.setitem(initializers._KERNELS, "mine", dataclasses.replace(
+        entry, make=lambda **params: entry.make(**params)))  # made here, not in initbench
+    assert not initializers.is_builtin("mine") and initializers.is_builtin("normal")
+    spec = SPEC.replace(inits=("mine",))
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    assert _starts(spec, [("mine", 0)], runtime)[1] == 1
+    assert _starts(spec, [("mine", 0)], runtime)[1] == 1
+    assert not (tmp_path / "xla" / programs.FOLDER).exists()
+
+
+def test_each_set_of_initializers_keeps_its_own_draw(tmp_path):
+    """Two grids of as many initializers (the same program shapes) in one folder: the second
+    is traced and kept on its own, never read back from the first's entry."""
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    for names in (("xavier", "orthogonal"), ("he_normal", "orthogonal")):
+        spec = SPEC.replace(inits=names)
+        cells = [(name, 0) for name in names]
+        kept, traces = _starts(spec, cells, runtime)
+        assert traces == 1
+        jax.tree.map(np.testing.assert_array_equal, kept.params,
+                     _starts(spec, cells, None)[0].params)
+    assert len(list((tmp_path / "xla" / programs.FOLDER).glob("draw-*"))) == 2

@@ -3,6 +3,7 @@ with fabricated cells (no training): `--seeds auto` stopping, learning-rate cach
 data fingerprint and the validation split."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -130,6 +131,27 @@ def test_data_fingerprint_and_cache_key_cover_the_test_arrays():
     assert len(set(prints.values())) == 3
     keys = {cellcache.cache_key(spec, d) for d in (base, *variants.values())}
     assert len(keys) == 4
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_the_cache_key_covers_the_image_shape_where_the_arrays_do_not_imply_it(model):
+    """The same flat arrays seen as 8x8x1 and as 4x16x1 (a user .npz reshaped: another
+    input to a convolution) are two keys; a shape the arrays imply adds nothing, so the
+    keys cached before stay (every registered dataset's shape is the implied one)."""
+    spec = Spec(inits=("xavier",), seeds=(0,), dataset="digits", epochs=1, model=model,
+                **({"hidden": (4,)} if model == "mlp" else {}))
+    base, _ = data.load_data(spec)
+    wide = dataclasses.replace(base, image_shape=(4, 16, 1))
+    assert data.fingerprint(wide) == data.fingerprint(base)  # the arrays alone are equal
+    assert cellcache.cache_key(spec, wide) != cellcache.cache_key(spec, base)
+    tall = dataclasses.replace(base, image_shape=(16, 4, 1))
+    assert len({cellcache.cache_key(spec, d) for d in (base, wide, tall)}) == 3
+    assert "image_shape" not in cellcache.cache_key_parts(spec, base)
+    for name in data.names():
+        shape = data.info(name).image_shape
+        assert cellcache.implied_image_shape(math.prod(shape)) == shape, name
+    assert cellcache.implied_image_shape(3 * 17 * 17) == (17, 17, 3)
+    assert cellcache.implied_image_shape(10) is None
 
 
 def test_validation_split_is_stratified_by_class():

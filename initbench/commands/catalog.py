@@ -29,6 +29,7 @@ PARAMETERS_NOTE = (
 def list_inits() -> None:
     """List every initializer, its formula and the std it gives a 784x256 kernel."""
     from rich.table import Table
+    from rich.text import Text
 
     from initbench import initializers, modern_inits
     from initbench.console import stdout
@@ -43,7 +44,7 @@ def list_inits() -> None:
     for name in initializers.names():
         params = ", ".join(f"{k}={v}" for k, v in initializers.params(name).items())
         table.add_row(name, ", ".join(sorted(by_target.get(name, []))),
-                      initializers.formula(name),
+                      Text(initializers.formula(name)),  # "[in·k², out]" is no markup
                       f"{initializers.expected_std(name, 784, 256):.4f}", params or "—",
                       modern_inits.CITATIONS.get(name, "—"))
     stdout.print(table)
@@ -55,7 +56,7 @@ def list_inits() -> None:
     bias.add_column("name")
     bias.add_column("formula")
     for name in initializers.BIAS_NAMES:
-        bias.add_row(name, initializers.bias_formula(name))
+        bias.add_row(name, Text(initializers.bias_formula(name)))
     stdout.print(bias)
 
 

@@ -287,7 +287,7 @@ def export(options: ExportOptions, _: Runtime) -> None:
 
     result = _open(options.reading)
     summarized = _summarize(result, options.reading, options.target)
-    text = export_lib.render(summarized.view, list(summarized.rows), options.fmt)
+    text = export_lib.render_summary(summarized, options.fmt)
     if options.out is None:
         typer.echo(text, nl=False)
         return
