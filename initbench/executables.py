@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import threading
 
 # At import, on the main thread (`programs.Program.compile_job`): `load_on` runs in the
 # compile threads, and an import there can deadlock with one in the main thread.
@@ -26,6 +27,30 @@ try:  # JAX internals; without them, `load_on` returns None and programs compile
     from jax._src.lib import xla_client as _xla_client
 except ImportError:
     _compiler = _xla_client = None
+
+
+# Persistent-cache hits of the thread that records them (JAX calls its event listeners
+# synchronously, in the thread that compiles), so each compile job sees its own.
+_this_thread = threading.local()
+
+
+def _count_cache_hits(event: str, **kwargs) -> None:
+    if event == "/jax/compilation_cache/cache_hits":
+        _this_thread.hits = getattr(_this_thread, "hits", 0) + 1
+
+
+jax.monitoring.register_event_listener(_count_cache_hits)
+
+
+def compile_fresh(lower_fn):
+    """(`lower_fn().compile()`, whether XLA compiled it here rather than reading it from the
+    persistent cache). Only a freshly compiled executable may be moved by `load_on`: one read
+    back from the cache serializes without its kernels, and its copy on another device fails
+    when run ("Function wrapped_broadcast not found"), so the caller compiles for that device
+    instead (its own cache entry, read back from then on)."""
+    before = getattr(_this_thread, "hits", 0)
+    compiled = lower_fn().compile()
+    return compiled, getattr(_this_thread, "hits", 0) == before
 
 
 def relocatable(device) -> bool:

@@ -149,10 +149,11 @@ class Program:
         def job() -> None:
             try:
                 first = devices[0]
-                compiled = {first: self.lower(*placed(first)).compile()}
+                program, fresh = executables.compile_fresh(lambda: self.lower(*placed(first)))
+                compiled = {first: program}
                 for device in devices[1:]:
-                    loaded = (executables.load_on(compiled[first], device)
-                              if executables.relocatable(device) else None)
+                    loaded = (executables.load_on(program, device)
+                              if fresh and executables.relocatable(device) else None)
                     compiled[device] = loaded or self.lower(*placed(device)).compile()
                 out_tree = None if self.folder is None else self._call_for(leaves, treedef)[1]
                 with self._lock:
