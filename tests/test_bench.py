@@ -238,3 +238,24 @@ def test_race_defaults_agree():
     from initbench.commands import bench as command
 
     assert command.RACE_INITS == bench.RACE_INITS == bench.RaceConfig().inits
+
+
+def test_the_readme_race_is_the_last_race_row_of_the_committed_record():
+    """The README's "Today's ratio" quotes the last race row of results/bench.csv: its
+    revision, both wall clocks (0.1 s) and the speed-up."""
+    import csv
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    with open(root / "results/bench.csv", newline="") as handle:
+        row = [r for r in csv.DictReader(handle) if r["mode"] == "race"][-1]
+    readme = (root / "README.md").read_text()
+    quoted = re.search(r"Today's ratio \([^)]*git (\w+);.*?\*\*([\d.]+)x\*\*: initbench "
+                       r"([\d.]+) s against eager PyTorch's ([\d.]+) s", readme, re.S)
+    assert quoted, "the README's Speed section no longer quotes the race"
+    revision, ratio, ours, theirs = quoted.groups()
+    assert row["git_revision"].startswith(revision)
+    assert float(ratio) == round(float(row["race_speedup"]), 2)
+    assert float(ours) == round(float(row["initbench_wall_s"]), 1)
+    assert float(theirs) == round(float(row["torch_wall_s"]), 1)

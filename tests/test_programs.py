@@ -228,3 +228,50 @@ def test_each_set_of_initializers_keeps_its_own_draw(tmp_path):
         jax.tree.map(np.testing.assert_array_equal, kept.params,
                      _starts(spec, cells, None)[0].params)
     assert len(list((tmp_path / "xla" / programs.FOLDER).glob("draw-*"))) == 2
+
+
+def test_a_draw_of_initializers_out_of_order_gives_each_its_own_starts(tmp_path):
+    """The runner first reads the draw's shapes, then draws: with initializers listed out of
+    alphabetical order each cell still gets its own initializer's start, bitwise jax.jit's."""
+    digits = data.load("digits")
+    names = ("orthogonal", "he_normal", "xavier")
+    spec = SPEC.replace(inits=names)
+    cells = [(name, seed) for name in names for seed in (0, 1)]
+    runner = Runner(spec, digits, Runtime(use_cache=False, xla_cache=tmp_path / "xla"))
+    starts.start_shapes(spec, digits, len(cells), starts.init_names(cells),
+                        runner._draw_program)
+    kept = starts.cell_starts(spec, cells, digits, runner._draw_program)
+    jax.tree.map(np.testing.assert_array_equal, kept.params,
+                 starts.cell_starts(spec, cells, digits).params)
+
+
+def test_a_draw_mixing_user_and_builtin_initializers_is_not_kept(tmp_path, monkeypatch):
+    """One initializer whose code is not initbench's (a user's script, or a --model or
+    --dataset file loaded as a module named initbench_user_...) keeps the whole draw out."""
+    entry = initializers._KERNELS["normal"]
+
+    def made_elsewhere(**params):
+        return entry.make(**params)
+
+    made_elsewhere.__module__ = "initbench_user_0123abcd"  # how a --model file is loaded
+    monkeypatch.setitem(initializers._KERNELS, "mine", dataclasses.replace(
+        entry, make=made_elsewhere))
+    assert not initializers.is_builtin("mine")
+    spec = SPEC.replace(inits=("normal", "mine"))
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    cells = [("normal", 0), ("mine", 0)]
+    assert _starts(spec, cells, runtime)[1] == 1
+    assert _starts(spec, cells, runtime)[1] == 1
+    assert not (tmp_path / "xla" / programs.FOLDER).exists()
+
+
+def test_an_entry_of_other_code_or_settings_is_not_read_back(tmp_path, monkeypatch):
+    """A kept program's key holds what shapes it beyond its settings (initbench's sources,
+    the JAX versions and settings): changed sources are traced again, into a new entry."""
+    runtime = Runtime(use_cache=False, xla_cache=tmp_path / "xla")
+    cells = [("xavier", 0)]
+    assert _starts(SPEC, cells, runtime)[1] == 1
+    assert _starts(SPEC, cells, runtime)[1] == 0
+    monkeypatch.setattr(programs, "source_hash", lambda: "edited sources")
+    assert _starts(SPEC, cells, runtime)[1] == 1
+    assert len(list((tmp_path / "xla" / programs.FOLDER).glob("draw-*"))) == 2
