@@ -157,8 +157,8 @@ class Program:
                     compiled[device] = loaded or self.lower(*placed(device)).compile()
                 out_tree = None if self.folder is None else self._call_for(leaves, treedef)[1]
                 with self._lock:
-                    for device, program in compiled.items():
-                        self._loaded[signature, device] = (program, out_tree)
+                    for device, executable in compiled.items():
+                        self._loaded[signature, device] = (executable, out_tree)
             finally:
                 done.set()
 

@@ -52,7 +52,7 @@ def cell_starts(spec: Spec, cells: Sequence[tuple[str, int]], data,
         groups.setdefault(name, []).append(seed)
     network = networks.resolve(spec, data.num_classes, data.image_shape)
     draws = {name: networks.cell_draw(spec, network, name) for name in groups}
-    program = None if draw_jit is None else draw_jit(tuple(groups), model_lib.draw_all(draws))
+    program = None if draw_jit is None else draw_jit(init_names(cells), model_lib.draw_all(draws))
     stacked, passes = model_lib.draw_cells(draws, groups, program), {}
     for name in groups:
         if (hook := initializers.after_draw(name)) is not None:

@@ -1,8 +1,9 @@
 """Helpers the tests share: run the CLI in-process, read a CSV it wrote, take its one error
-line."""
+line, see the runners a run built."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 
 from typer.testing import CliRunner
@@ -46,3 +47,21 @@ def error_line(result, code: int = 2) -> str:
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.output
     return lines[0]
+
+
+@contextlib.contextmanager
+def runners_built():
+    """Every `Runner` built inside the block, in order (its traces say what it traced)."""
+    from initbench.runner import Runner
+
+    built, original = [], Runner.__init__
+
+    def spy(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        built.append(self)
+
+    Runner.__init__ = spy
+    try:
+        yield built
+    finally:
+        Runner.__init__ = original

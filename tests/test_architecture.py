@@ -4,10 +4,10 @@ import ast
 from pathlib import Path
 
 import numpy as np
+from cli_helpers import runners_built
 
 from initbench import data, progress
 from initbench import grid as grid_lib
-from initbench.runner import Runner
 from initbench.runtime import Runtime
 from initbench.spec import Spec
 
@@ -110,21 +110,11 @@ def test_a_grid_of_several_chunks_traces_each_program_once():
     spec = Spec(inits=("xavier", "he_normal", "normal", "orthogonal"), seeds=tuple(range(5)),
                 dataset="digits", epochs=2, hidden=(8,))
     runtime = Runtime(use_cache=False)
-    built = []
-    original = Runner.__init__
-
-    def spy(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        built.append(self)
-
-    Runner.__init__ = spy
-    try:
+    with runners_built() as built:
         chunked = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
-                                        max_cells_per_chunk=8)
+                                      max_cells_per_chunk=8)
         whole = grid_lib.train_grid(spec, digits, runtime, progress.SilentReporter(),
-                                      max_cells_per_chunk=128)
-    finally:
-        Runner.__init__ = original
+                                    max_cells_per_chunk=128)
     assert len(built) == 2  # one runner per run, not per chunk
     # the draw once per set of initializers a chunk holds: {xavier, he_normal}, {he_normal,
     # normal, orthogonal}, {orthogonal}; the whole grid's one set once

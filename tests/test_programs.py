@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from cli_helpers import invoke
+from cli_helpers import invoke, runners_built
 
 from initbench import data, initializers, programs, progress, starts
 from initbench import grid as grid_lib
@@ -26,19 +26,9 @@ COMPARE = ["compare", "--dataset", "digits", "--inits", "he_normal,lsuv", "--see
 
 def _train(runtime: Runtime):
     """(metrics, the runner's traces) of SPEC on digits through `runtime`."""
-    built = []
-    original = Runner.__init__
-
-    def spy(self, *args, **kwargs):
-        original(self, *args, **kwargs)
-        built.append(self)
-
-    Runner.__init__ = spy
-    try:
+    with runners_built() as built:
         grid = grid_lib.train_grid(SPEC, data.load("digits"), runtime,
                                    progress.SilentReporter())
-    finally:
-        Runner.__init__ = original
     return grid.metrics, dict(built[0].traces)
 
 
